@@ -1,0 +1,90 @@
+"""`falco-probes` / `python -m builder`: one subcommand per stage.
+
+Each stage lives in `builder/commands/<name>.py` with `register(subparsers)`
+that adds its parser and sets `func`. This module only wires them up and is
+the one place that catches ProbesError: `error:` and `hint:` on stderr and
+the error's exit code; a traceback only with --debug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import EXIT_INTERRUPTED, ProbesError, ProblemsError
+from .ui import console_err
+
+# Order is the order of `--help`: the pipeline first, consumers last.
+COMMANDS = ("kernels", "plan", "build", "publish", "catalog", "audit",
+            "find", "verify", "mirror", "demo")
+
+EPILOG = """\
+pipeline:  kernels -> plan -> build -> publish -> catalog merge -> mkdocs build
+consumers: find, verify, mirror
+
+exit codes: 0 ok, 1 negative answer (not found, problems found, mismatch),
+            2 bad input, 3 conflict, 4 store or network error, 5 build could not start,
+            130 interrupted. See docs/cli.md.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="falco-probes",
+        description="Build, publish, catalog and find pre-compiled Falco eBPF probes.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show tracebacks for errors (default: one-line error and hint)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"builder.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"builder.commands.{name}":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = args.debug or bool(os.environ.get("FALCO_PROBES_DEBUG"))
+    try:
+        code = args.func(args)
+        return int(code or 0)
+    except ProblemsError as exc:
+        for problem in exc.problems:
+            console_err.print(f"error: {problem}", markup=False, highlight=False)
+        _hint(exc.hint)
+        if debug:
+            raise
+        return exc.exit_code
+    except ProbesError as exc:
+        console_err.print(f"error: {exc.message}", markup=False, highlight=False)
+        _hint(exc.hint)
+        if debug:
+            raise
+        return exc.exit_code
+    except KeyboardInterrupt:
+        console_err.print("interrupted", markup=False)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `falco-probes find --json | head`: the reader went away; not our error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _hint(hint: str | None) -> None:
+    if hint:
+        console_err.print(f"hint: {hint}", markup=False, highlight=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

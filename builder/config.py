@@ -1,0 +1,259 @@
+"""probes.yaml: what we want built, for whom, from where, and where it goes.
+
+Loaded with safe YAML, validated field by field with messages that name the
+file, line and key, and turned into frozen records. See docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import Problem, ProblemsError
+from .records import ARCHES, check_driver_version, check_ref, check_target
+from .schema import Field, Schema, Where, each, matches, one_of, positive
+from .versions import FalcoVersion, builtin_driver_version
+from .yamlio import compose_with_lines, read_text
+
+DEFAULT_MIN_KERNEL = {"x86_64": "4.14", "aarch64": "4.17"}
+SOURCE_KINDS = ("libs-archive", "debian-package", "directory")
+STORE_KINDS = ("directory", "github")
+DEFAULT_LIBS_ARCHIVE = "https://github.com/falcosecurity/libs/archive/{ref}.tar.gz"
+DEFAULT_BACKOFF_HOURS = (24, 72, 168)
+
+
+@dataclass(frozen=True, slots=True)
+class DriverSource:
+    kind: str                # libs-archive | debian-package | directory
+    url: str = ""            # libs-archive: URL template with {ref}
+    package: str = ""        # debian-package: binary package with the driver source
+    path: str = ""           # directory: a libs checkout (or its driver/ folder)
+
+
+@dataclass(frozen=True, slots=True)
+class DriverVersion:
+    version: str
+    ref: str
+    falco: tuple[str, ...]
+    source: DriverSource
+
+    def falco_versions(self) -> tuple[FalcoVersion, ...]:
+        return tuple(FalcoVersion.parse(f) for f in self.falco)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    name: str
+    kernels: str                          # apt | apt:<sources file> | kernel-crawler:<path|url>
+    arch: tuple[str, ...] = ("x86_64",)
+    min_kernel: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_MIN_KERNEL))
+    include: str = ""                     # regex on uname -r
+    exclude: str = ""
+    latest: int = 0                       # only the N newest kernels per arch (0 = all)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    kind: str = "directory"
+    path: str = "store"
+    repository: str = ""
+    max_assets_per_release: int = 900
+    immutable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BuildConfig:
+    jobs: int = 2
+    timeout: int = 900
+    backoff_hours: tuple[int, ...] = DEFAULT_BACKOFF_HOURS
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: str
+    site_url: str
+    driver_versions: tuple[DriverVersion, ...]
+    targets: tuple[Target, ...]
+    store: StoreConfig
+    build: BuildConfig
+
+    def driver(self, version: str) -> DriverVersion | None:
+        return next((d for d in self.driver_versions if d.version == version), None)
+
+    def target(self, name: str) -> Target | None:
+        return next((t for t in self.targets if t.name == name), None)
+
+    def driver_for_falco(self, falco: FalcoVersion) -> str | None:
+        """The driver version a Falco release loads: probes.yaml first, then the built-in facts."""
+        for driver in self.driver_versions:
+            if falco in driver.falco_versions():
+                return driver.version
+        return builtin_driver_version(falco)
+
+    def falco_for_driver(self, version: str) -> tuple[FalcoVersion, ...]:
+        driver = self.driver(version)
+        return driver.falco_versions() if driver else ()
+
+
+def _regex(value: Any) -> str | None:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        return f"is not a valid regular expression: {exc}"
+    return None
+
+
+def _kernel_source(value: Any) -> str | None:
+    if value == "apt" or value.startswith(("apt:", "kernel-crawler:")):
+        return None
+    return (f"{value!r} is not a kernel source; use 'apt', 'apt:<sources file>' or "
+            "'kernel-crawler:<path or URL>'")
+
+
+def _min_kernel(value: Any) -> str | None:
+    for arch, version in value.items():
+        if arch not in ARCHES:
+            return f"unknown arch {arch!r}; use {' or '.join(ARCHES)}"
+        if not re.fullmatch(r"\d+\.\d+", str(version)):
+            return f"{arch}: {version!r} is not a kernel version like 4.14"
+    return None
+
+
+def _falco_list(value: Any) -> str | None:
+    for item in value:
+        if not re.fullmatch(r"\d+\.\d+\.\d+", str(item)):
+            return f"{item!r} is not a Falco version like 0.36.2"
+    return None
+
+
+TOP_SCHEMA = Schema("probes.yaml", [
+    Field("schema_version", int, check=one_of(1)),  # type: ignore[arg-type]
+    Field("site_url", str, required=False, default="",
+          check=matches(r"https?://\S+", "an http(s) URL")),
+    Field("driver_versions", list),
+    Field("targets", list),
+    Field("store", dict, required=False, default={}),
+    Field("build", dict, required=False, default={}),
+])
+DRIVER_SCHEMA = Schema("driver version", [
+    Field("version", str, check=check_driver_version, coerce_str=True),
+    Field("ref", str, required=False, check=check_ref, coerce_str=True),
+    Field("falco", list, required=False, default=[], check=_falco_list),
+    Field("source", dict),
+])
+SOURCE_SCHEMA = Schema("driver source", [
+    Field("kind", str, check=one_of(*SOURCE_KINDS)),
+    Field("url", str, required=False, default="",
+          check=matches(r"(https?|file)://\S+", "an http(s) or file URL template")),
+    Field("package", str, required=False, default="",
+          check=matches(r"[a-z0-9][a-z0-9.+-]*", "a Debian package name")),
+    Field("path", str, required=False, default=""),
+])
+TARGET_SCHEMA = Schema("target", [
+    Field("name", str, check=check_target),
+    Field("kernels", str, check=_kernel_source),
+    Field("arch", list, required=False, default=["x86_64"], check=each(one_of(*ARCHES))),
+    Field("min_kernel", dict, required=False, default=dict(DEFAULT_MIN_KERNEL),
+          check=_min_kernel),
+    Field("include", str, required=False, default="", check=_regex),
+    Field("exclude", str, required=False, default="", check=_regex),
+    Field("latest", int, required=False, default=0),
+])
+STORE_SCHEMA = Schema("store", [
+    Field("kind", str, required=False, default="directory", check=one_of(*STORE_KINDS)),
+    Field("path", str, required=False, default="store"),
+    Field("repository", str, required=False, default="",
+          check=matches(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", "owner/name")),
+    Field("max_assets_per_release", int, required=False, default=900,
+          check=lambda v: None if 1 <= v <= 1000 else "must be between 1 and 1000 "
+                                                     "(GitHub refuses more than 1,000 assets)"),
+    Field("immutable", bool, required=False, default=False),
+])
+BUILD_SCHEMA = Schema("build", [
+    Field("jobs", int, required=False, default=2, check=positive),
+    Field("timeout", int, required=False, default=900, check=positive),
+    Field("backoff_hours", list, required=False, default=list(DEFAULT_BACKOFF_HOURS),
+          check=each(lambda v: None if isinstance(v, int) and v > 0
+                     else f"{v!r} is not a positive number of hours")),
+])
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate probes.yaml; raise ProblemsError listing every problem."""
+    text = read_text(path)
+    data, key_lines, node_lines = compose_with_lines(text, str(path))
+    problems: list[Problem] = []
+    name = str(path)
+    top = TOP_SCHEMA.parse(data, Where(name, 1), problems, key_lines.get(id(data)))
+    if top is None:
+        raise ProblemsError(problems, hint="see docs/configuration.md for every key")
+
+    def where(item: object, label: str) -> tuple[Where, Mapping[str, int]]:
+        return Where(name, node_lines.get(id(item)), label), key_lines.get(id(item), {})
+
+    drivers = []
+    for i, raw in enumerate(top["driver_versions"]):
+        w, lines = where(raw, f"driver_versions[{i}]")
+        clean = DRIVER_SCHEMA.parse(raw, w, problems, lines)
+        if clean is None:
+            continue
+        src_raw = clean["source"]
+        sw, slines = where(src_raw, f"driver_versions[{i}].source")
+        src = SOURCE_SCHEMA.parse(src_raw, sw, problems, slines)
+        if src is None:
+            continue
+        source = DriverSource(**src)
+        needed = {"debian-package": "package", "directory": "path"}.get(source.kind)
+        if needed and not getattr(source, needed):
+            problems.append(sw.problem(f"source kind {source.kind!r} needs {needed!r}", needed))
+            continue
+        if source.kind == "libs-archive" and not source.url:
+            source = DriverSource(source.kind, url=DEFAULT_LIBS_ARCHIVE)
+        drivers.append(DriverVersion(clean["version"], clean["ref"] or clean["version"],
+                                     tuple(str(f) for f in clean["falco"]), source))
+    _check_unique(drivers, "version", name, problems)
+    _check_falco_claims(drivers, name, problems)
+
+    targets = []
+    for i, raw in enumerate(top["targets"]):
+        w, lines = where(raw, f"targets[{i}]")
+        clean = TARGET_SCHEMA.parse(raw, w, problems, lines)
+        if clean is None:
+            continue
+        min_kernel = {**DEFAULT_MIN_KERNEL, **{k: str(v) for k, v in clean["min_kernel"].items()}}
+        targets.append(Target(clean["name"], clean["kernels"], tuple(clean["arch"]),
+                              min_kernel, clean["include"], clean["exclude"], clean["latest"]))
+    _check_unique(targets, "name", name, problems)
+
+    sw, slines = where(top["store"], "store")
+    store = STORE_SCHEMA.parse(top["store"], sw, problems, slines)
+    bw, blines = where(top["build"], "build")
+    build = BUILD_SCHEMA.parse(top["build"], bw, problems, blines)
+    if problems or store is None or build is None:
+        raise ProblemsError(problems, hint="see docs/configuration.md for every key")
+    return Config(name, top["site_url"], tuple(drivers), tuple(targets), StoreConfig(**store),
+                  BuildConfig(build["jobs"], build["timeout"], tuple(build["backoff_hours"])))
+
+
+def _check_unique(items: list[Any], attr: str, path: str, problems: list[Problem]) -> None:
+    seen: set[str] = set()
+    for item in items:
+        value = getattr(item, attr)
+        if value in seen:
+            problems.append(Problem(path, f"{value!r} is listed twice", field=attr))
+        seen.add(value)
+
+
+def _check_falco_claims(drivers: list[DriverVersion], path: str, problems: list[Problem]) -> None:
+    """A Falco release loads exactly one driver version by default."""
+    owner: dict[str, str] = {}
+    for driver in drivers:
+        for falco in driver.falco:
+            if falco in owner and owner[falco] != driver.version:
+                problems.append(Problem(path, f"Falco {falco} is claimed by both "
+                                        f"{owner[falco]!r} and {driver.version!r}",
+                                        field="falco"))
+            owner[falco] = driver.version

@@ -1,0 +1,336 @@
+"""The records every stage passes around, and the one place they are validated.
+
+Records are frozen dataclasses. Raw mappings (from YAML, JSON, the command
+line) become records only through the `*_from_mapping` factories, which use
+the schemas below; code that builds records from trusted parts calls the
+constructors directly and `validate_name_parts` guards what goes into paths.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import InputError, Problem
+from .schema import Field, Schema, Where, each, matches, one_of, positive
+
+ARCHES = ("x86_64", "aarch64")
+# driverkit and Debian call them amd64/arm64; the loader sends `uname -m`.
+ARCH_ALIASES = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
+PROBE_PREFIX = "falco"
+
+# Name parts end up in file names, URLs and folder names. Each pattern admits
+# what real hosts produce and nothing that could escape a folder or a page:
+# no "/", no NUL or control characters, no whitespace, no HTML metacharacters.
+_SAFE = r"[A-Za-z0-9][A-Za-z0-9._+~-]*"
+TARGET_RE = r"[a-z0-9][a-z0-9._-]*"
+KERNEL_RELEASE_RE = _SAFE
+KERNEL_VERSION_RE = r"[A-Za-z0-9][A-Za-z0-9._+~-]*"
+DRIVER_VERSION_RE = _SAFE
+SHA256_RE = r"[0-9a-f]{64}"
+COMMIT_RE = r"[0-9a-f]{7,64}"
+TIMESTAMP_RE = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+URL_RE = r"(https?|file)://[^\s<>\"'`\x00-\x1f\x7f]+"
+TAG_RE = r"[A-Za-z0-9][A-Za-z0-9._+-]*"
+FILE_RE = r"[A-Za-z0-9][A-Za-z0-9._+~-]*\.o"
+REF_RE = r"[A-Za-z0-9][A-Za-z0-9._+~/-]*"
+FORTY_HEX = re.compile(r"[0-9a-fA-F]{40}")
+
+
+def _no_dotdot(check_pattern: str, what: str, max_len: int) -> Any:
+    base = matches(check_pattern, what, max_len)
+
+    def check(value: Any) -> str | None:
+        wrong = base(value)
+        if wrong is None and isinstance(value, str) and ".." in value:
+            return f"{value!r} is not allowed: must not contain '..'"
+        return wrong
+
+    return check
+
+
+check_target = _no_dotdot(TARGET_RE, "lowercase letters, digits, '.', '_' and '-'", 64)
+check_kernel_release = _no_dotdot(
+    KERNEL_RELEASE_RE, "letters, digits and . _ + ~ - (as `uname -r` prints)", 128)
+check_kernel_version = _no_dotdot(
+    KERNEL_VERSION_RE, "letters, digits and . _ + ~ - (the digits after # in `uname -v`)", 64)
+check_driver_version = _no_dotdot(
+    DRIVER_VERSION_RE, "a libs driver version such as 6.0.1+driver or a commit hash", 128)
+check_arch = one_of(*ARCHES)
+check_sha256 = matches(SHA256_RE, "64 lowercase hex digits")
+check_commit = matches(COMMIT_RE, "a git commit hash in lowercase hex", 64)
+check_timestamp = matches(TIMESTAMP_RE, "UTC time as YYYY-MM-DDTHH:MM:SSZ", 20)
+check_url = matches(URL_RE, "an http, https or file URL without spaces or quotes", 2048)
+check_ref = _no_dotdot(REF_RE, "a git ref: letters, digits and . _ + ~ / -", 200)
+check_file = _no_dotdot(FILE_RE, "a probe file name such as falco_debian_6.1.0-1-amd64_1.o", 300)
+
+
+def check_tag(value: Any) -> str | None:
+    wrong = _no_dotdot(TAG_RE, "letters, digits and . _ + -", 200)(value)
+    if wrong is None and FORTY_HEX.fullmatch(value):
+        return f"{value!r} is not allowed: GitHub rejects 40-hex tags (they look like commits)"
+    return wrong
+
+
+def check_log(value: Any) -> str | None:
+    return None if value == "" else check_url(value)
+
+
+def probe_file_name(target: str, kernel_release: str, kernel_version: str) -> str:
+    """The loader's file name: falco_<TARGET_ID>_<KERNEL_RELEASE>_<KERNEL_VERSION>.o."""
+    return f"{PROBE_PREFIX}_{target}_{kernel_release}_{kernel_version}.o"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ProbeName:
+    """The name parts the loader computes; never parsed back out of a file name."""
+
+    target: str
+    kernel_release: str
+    kernel_version: str
+    arch: str
+
+    @property
+    def file(self) -> str:
+        return probe_file_name(self.target, self.kernel_release, self.kernel_version)
+
+
+def validate_name_parts(target: str, kernel_release: str, kernel_version: str, arch: str,
+                        driver_version: str | None = None) -> list[str]:
+    """Problems with name parts that are about to become paths; empty when safe."""
+    checks = [("target", check_target, target),
+              ("kernel_release", check_kernel_release, kernel_release),
+              ("kernel_version", check_kernel_version, kernel_version),
+              ("arch", check_arch, arch)]
+    if driver_version is not None:
+        checks.append(("driver_version", check_driver_version, driver_version))
+    out = []
+    for name, check, value in checks:
+        wrong = check(value)
+        if wrong:
+            out.append(f"{name}: {wrong}")
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeRecord:
+    """One published probe, as one catalog line."""
+
+    driver_version: str
+    arch: str
+    target: str
+    kernel_release: str
+    kernel_version: str
+    sha256: str
+    size: int
+    url: str
+    release: str = ""
+    built: str = ""
+    log: str = ""
+    commit: str = ""
+    driver_ref: str = ""
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> ProbeName:
+        return ProbeName(self.target, self.kernel_release, self.kernel_version, self.arch)
+
+    @property
+    def file(self) -> str:
+        return probe_file_name(self.target, self.kernel_release, self.kernel_version)
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str]:
+        return (self.driver_version, self.arch, self.target, self.kernel_release,
+                self.kernel_version)
+
+    def all_files(self) -> tuple[str, ...]:
+        """Every file name a supported loader may request for this probe."""
+        return (self.file, *self.aliases)
+
+
+@dataclass(frozen=True, slots=True)
+class FailureRecord:
+    """A probe we tried to build or publish and could not; kept with its log."""
+
+    driver_version: str
+    arch: str
+    target: str
+    kernel_release: str
+    kernel_version: str
+    step: str
+    reason: str
+    log: str = ""
+    attempts: int = 1
+    last_attempt: str = ""
+    commit: str = ""
+    driver_ref: str = ""
+
+    @property
+    def file(self) -> str:
+        return probe_file_name(self.target, self.kernel_release, self.kernel_version)
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str]:
+        return (self.driver_version, self.arch, self.target, self.kernel_release,
+                self.kernel_version)
+
+
+FAILURE_STEPS = ("download", "extract", "source", "compile", "check", "publish", "skip")
+
+# Keys kept in the catalog file header rather than on every line.
+FILE_KEYS = ("driver_version", "arch", "target")
+
+_NAME_FIELDS = [
+    Field("driver_version", str, check=check_driver_version),
+    Field("arch", str, check=check_arch),
+    Field("target", str, check=check_target),
+    Field("kernel_release", str, check=check_kernel_release, coerce_str=True),
+    Field("kernel_version", str, check=check_kernel_version, coerce_str=True),
+]
+_SOURCE_FIELDS = [
+    Field("commit", str, required=False, default="",
+          check=lambda v: None if v == "" else check_commit(v)),
+    Field("driver_ref", str, required=False, default="",
+          check=lambda v: None if v == "" else check_ref(v)),
+]
+
+PROBE_SCHEMA = Schema("probe record", [
+    *_NAME_FIELDS,
+    Field("file", str, required=False, check=check_file),
+    Field("sha256", str, check=check_sha256),
+    Field("size", int, check=positive),
+    Field("url", str, check=check_url),
+    Field("release", str, required=False, default="",
+          check=lambda v: None if v == "" else check_tag(v)),
+    Field("built", str, required=False, default="",
+          check=lambda v: None if v == "" else check_timestamp(v)),
+    Field("log", str, required=False, default="", check=check_log),
+    *_SOURCE_FIELDS,
+    Field("aliases", list, required=False, default=[], check=each(check_file)),
+])
+
+FAILURE_SCHEMA = Schema("failure record", [
+    *_NAME_FIELDS,
+    Field("file", str, required=False, check=check_file),
+    Field("step", str, check=one_of(*FAILURE_STEPS)),
+    Field("reason", str, check=matches(r"[^\x00]+", "non-empty text without NUL", 2000)),
+    Field("log", str, required=False, default="", check=check_log),
+    Field("attempts", int, required=False, default=1, check=positive),
+    Field("last_attempt", str, required=False, default="",
+          check=lambda v: None if v == "" else check_timestamp(v)),
+    *_SOURCE_FIELDS,
+])
+
+
+def _label(raw: Mapping[str, Any]) -> str:
+    parts = [str(raw.get(k, "?")) for k in ("kernel_release", "kernel_version")]
+    return "/".join(parts)[:120]
+
+
+def probe_from_mapping(raw: object, where: Where, problems: list[Problem],
+                       lines: Mapping[str, int] | None = None) -> ProbeRecord | None:
+    """Build a ProbeRecord from untrusted data; report every problem in `problems`."""
+    if isinstance(raw, dict) and where.record is None:
+        where = Where(where.path, where.line, _label(raw))
+    clean = PROBE_SCHEMA.parse(raw, where, problems, lines)
+    if clean is None:
+        return None
+    aliases = tuple(sorted(set(clean.pop("aliases")) - {clean.get("file")}))
+    stated_file = clean.pop("file")
+    record = ProbeRecord(**clean, aliases=aliases)
+    if stated_file is not None and stated_file != record.file:
+        problems.append(where.problem(
+            f"file {stated_file!r} does not match its name parts (expected {record.file!r})",
+            "file", (lines or {}).get("file")))
+        return None
+    return record
+
+
+def failure_from_mapping(raw: object, where: Where, problems: list[Problem],
+                         lines: Mapping[str, int] | None = None) -> FailureRecord | None:
+    if isinstance(raw, dict) and where.record is None:
+        where = Where(where.path, where.line, _label(raw))
+    clean = FAILURE_SCHEMA.parse(raw, where, problems, lines)
+    if clean is None:
+        return None
+    stated_file = clean.pop("file")
+    record = FailureRecord(**clean)
+    if stated_file is not None and stated_file != record.file:
+        problems.append(where.problem(
+            f"file {stated_file!r} does not match its name parts (expected {record.file!r})",
+            "file", (lines or {}).get("file")))
+        return None
+    return record
+
+
+def record_to_dict(record: ProbeRecord | FailureRecord) -> dict[str, Any]:
+    """All fields, in declaration order, plus `file` right after the name parts."""
+    data = asdict(record)
+    if isinstance(record, ProbeRecord):
+        data["aliases"] = list(record.aliases)
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out[key] = value
+        if key == "kernel_version":
+            out["file"] = record.file
+    return out
+
+
+def require_name_parts(target: str, kernel_release: str, kernel_version: str, arch: str,
+                       source: str) -> None:
+    """Raise InputError when computed name parts are unsafe (hostile host input)."""
+    wrong = validate_name_parts(target, kernel_release, kernel_version, arch)
+    if wrong:
+        raise InputError(f"{source}: " + "; ".join(wrong),
+                         hint="name parts become file names and URLs; see docs/catalog.md")
+
+
+# --- kernels: what the builder compiles against -------------------------------
+
+@dataclass(frozen=True, slots=True)
+class HostFacts:
+    """What falco-driver-loader / falcoctl read on a host to name the probe."""
+
+    os_id: str
+    uname_r: str
+    uname_v: str
+    uname_m: str
+    version_id: str = ""
+    variant_id: str = ""
+    etc_version: str | None = None  # content of <HOST_ROOT>/etc/VERSION (minikube)
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderPackage:
+    """One package (deb, rpm or tarball) needed to build against a kernel."""
+
+    name: str
+    url: str
+    sha256: str = ""  # empty when the source does not publish one
+    size: int = 0
+    kind: str = "deb"  # deb | rpm | tar
+
+
+@dataclass(frozen=True, slots=True)
+class Kernel:
+    """A kernel we can build for: the loader's view of it and its header packages."""
+
+    target: str           # target family in probes.yaml (debian, ubuntu, amazonlinux2 ...)
+    host: HostFacts
+    headers: tuple[HeaderPackage, ...] = ()
+    source: str = ""      # where it was discovered: apt, kernel-crawler:<path>
+    flavor: str = ""      # Debian/Ubuntu flavor (amd64, cloud-amd64, rt-amd64, aws ...)
+    package_version: str = ""  # distro package version (the one in `uname -v` on Debian)
+    kernelconfigdata: str = field(default="", repr=False)
+
+    @property
+    def arch(self) -> str:
+        return ARCH_ALIASES.get(self.host.uname_m, self.host.uname_m)
+
+    @property
+    def key(self) -> str:
+        """Stable identity for grouping jobs: one header set per key."""
+        return f"{self.target}/{self.arch}/{self.host.uname_r}/{self.package_version}"
