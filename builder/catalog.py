@@ -34,6 +34,7 @@ from .yamlio import (
     block,
     compose_with_lines,
     iter_json_lines,
+    YamlSyntaxError,
     load_text,
     read_text,
 )
@@ -145,8 +146,8 @@ def catalog_files(root: Path) -> list[Path]:
 def load_catalog(root: Path, *, only: Iterable[tuple[str, str]] | None = None) -> Catalog:
     """Load every catalog file (or those under the given (driver_version, arch) folders).
 
-    Fast path: libyaml without line numbers. If anything is wrong, the
-    offending file is re-read with line numbers and a ProblemsError raised.
+    Fast path: libyaml without line numbers. If anything is wrong, the whole
+    catalog is re-checked with line numbers and a ProblemsError raised.
     """
     wanted = set(only) if only is not None else None
     catalog = Catalog(root)
@@ -155,61 +156,65 @@ def load_catalog(root: Path, *, only: Iterable[tuple[str, str]] | None = None) -
         if wanted is not None and tuple(rel.parts[:2]) not in wanted:
             continue
         problems: list[Problem] = []
-        cat_file = parse_file(path, rel, read_text(path), problems, with_lines=False)
+        try:
+            cat_file = parse_file(path, rel, read_text(path), problems, with_lines=False)
+        except InputError:
+            cat_file = None
         if problems or cat_file is None:
-            problems = check_file(path, rel)
-            raise ProblemsError(problems or [Problem(str(path), "invalid catalog file")],
-                                hint="run `falco-probes catalog check` for the full list")
+            located = check_catalog(root) or [Problem(str(path), "invalid catalog file")]
+            raise ProblemsError(located, hint="run `falco-probes catalog check` to list "
+                                              "every problem; nothing was written")
         catalog.files[cat_file.key] = cat_file
     return catalog
-
-
-def check_file(path: Path, rel: Path) -> list[Problem]:
-    problems: list[Problem] = []
-    try:
-        parse_file(path, rel, read_text(path), problems, with_lines=True)
-    except InputError as exc:
-        problems.append(Problem(str(path), exc.message))
-    return problems
 
 
 def check_catalog(root: Path) -> list[Problem]:
     """Every problem in the catalog, each with its file and line."""
     problems: list[Problem] = []
     names: dict[tuple[str, str], dict[str, tuple[str, str]]] = defaultdict(dict)
+    record_lines: dict[RecordKey, int | None] = {}
     for path in catalog_files(root):
-        rel = path.relative_to(root)
-        before = len(problems)
         try:
-            cat_file = parse_file(path, rel, read_text(path), problems, with_lines=True)
+            cat_file = parse_file(path, path.relative_to(root), read_text(path), problems,
+                                  with_lines=True, record_lines=record_lines)
+        except YamlSyntaxError as exc:
+            problems.append(exc.problem)
+            continue
         except InputError as exc:
             problems.append(Problem(str(path), exc.message))
             continue
-        if cat_file is None or len(problems) > before:
-            continue
-        _check_names_unique(cat_file, str(path), names, problems)
+        if cat_file is not None:
+            _check_names_unique(cat_file, str(path), names, problems, record_lines)
     return problems
 
 
 def _check_names_unique(cat_file: CatalogFile, path: str,
                         names: dict[tuple[str, str], dict[str, tuple[str, str]]],
-                        problems: list[Problem]) -> None:
+                        problems: list[Problem],
+                        record_lines: Mapping[RecordKey, int | None]) -> None:
     """No two probes of one driver version and arch may answer the same file name."""
     seen = names[(cat_file.driver_version, cat_file.arch)]
     for record in cat_file.probes:
+        label = f"{record.kernel_release} #{record.kernel_version}"
         for name in record.all_files():
             owner = seen.get(name)
-            label = f"{record.kernel_release}/{record.kernel_version}"
-            if owner is not None:
+            if owner is not None and owner[1] != label:
                 problems.append(Problem(path, f"file name {name!r} is also answered by "
-                                        f"{owner[1]} in {owner[0]}", record=label))
+                                        f"{owner[1]} in {owner[0]}",
+                                        record_lines.get(record.key), record=label))
             else:
                 seen[name] = (path, label)
 
 
 def parse_file(path: Path, rel: Path, text: str, problems: list[Problem],
-               *, with_lines: bool) -> CatalogFile | None:
-    """Validate one catalog file; append problems; return the file when it is clean."""
+               *, with_lines: bool,
+               record_lines: dict[RecordKey, int | None] | None = None) -> CatalogFile | None:
+    """Validate one catalog file, appending problems.
+
+    Returns the file with its valid records (so cross-file checks still run),
+    or None when its header is unusable. Callers that need a clean file must
+    also check that no problem was appended.
+    """
     name = str(path)
     expected = _expected_key(rel, name, problems)
     if with_lines:
@@ -236,11 +241,11 @@ def parse_file(path: Path, rel: Path, text: str, problems: list[Problem],
                       key_lines, node_lines)
     failures = _records(data.get("failures") or [], head, name, "failure", problems,
                         key_lines, node_lines)
-    _check_duplicates(probes, failures, name, node_lines, data, problems)
-    if len(problems) > before:
-        return None
+    probes, failures = _drop_duplicates(probes, failures, name, problems)
+    if record_lines is not None:
+        record_lines.update((r.key, line) for r, line in probes)
     return CatalogFile(head["driver_version"], head["arch"], head["target"],
-                       tuple(probes), tuple(failures))  # type: ignore[arg-type]
+                       tuple(r for r, _ in probes), tuple(r for r, _ in failures))
 
 
 def _expected_key(rel: Path, name: str, problems: list[Problem]) -> FileKey | None:
@@ -283,38 +288,47 @@ def _check_top(data: dict[str, Any], name: str, lines: Mapping[str, int],
             problems.append(Problem(name, f"{key} must be a list", lines.get(key), field=key))
 
 
+Located = tuple[Any, int | None]  # a record and its line
+
+
 def _records(items: list[Any], head: dict[str, str], name: str, kind: str,
              problems: list[Problem], key_lines: dict[int, dict[str, int]],
-             node_lines: dict[int, int]) -> list[ProbeRecord | FailureRecord]:
+             node_lines: dict[int, int]) -> list[Located]:
     factory = probe_from_mapping if kind == "probe" else failure_from_mapping
-    out: list[ProbeRecord | FailureRecord] = []
+    out: list[Located] = []
     for raw in items:
         line = node_lines.get(id(raw))
         lines = key_lines.get(id(raw))
         if isinstance(raw, dict):
-            clashes = [k for k in FILE_KEYS if k in raw]
-            if clashes:
-                problems.append(Problem(name, f"{clashes[0]} belongs in the file header, not "
-                                        "in a record", line, field=clashes[0]))
-                continue
-            raw = {**head, **raw}
+            for key in FILE_KEYS:
+                if key in raw:
+                    problems.append(Problem(name, f"{key} belongs in the file header, not "
+                                            "in a record", (lines or {}).get(key) or line,
+                                            field=key))
+            raw = {**raw, **head}
         record = factory(raw, Where(name, line), problems, lines)
         if record is not None:
-            out.append(record)
+            out.append((record, line))
     return out
 
 
-def _check_duplicates(probes: list[Any], failures: list[Any], name: str,
-                      node_lines: dict[int, int], data: dict[str, Any],
-                      problems: list[Problem]) -> None:
-    seen: dict[RecordKey, str] = {}
+def _drop_duplicates(probes: list[Located], failures: list[Located], name: str,
+                     problems: list[Problem]) -> tuple[list[Located], list[Located]]:
+    """Report records whose name parts repeat; keep the first of each."""
+    seen: dict[RecordKey, tuple[str, int | None]] = {}
+    kept: dict[str, list[Located]] = {"probe": [], "failure": []}
     for kind, records in (("probe", probes), ("failure", failures)):
-        for record in records:
-            label = f"{record.kernel_release}/{record.kernel_version}"
+        for record, line in records:
+            label = f"{record.kernel_release} #{record.kernel_version}"
             if record.key in seen:
-                problems.append(Problem(name, f"duplicate {kind} for {record.file} (also a "
-                                        f"{seen[record.key]})", record=label))
-            seen[record.key] = kind
+                other_kind, other_line = seen[record.key]
+                problems.append(Problem(name, f"duplicate {kind} for {record.file} (already a "
+                                        f"{other_kind} at line {other_line})", line,
+                                        record=label))
+                continue
+            seen[record.key] = (kind, line)
+            kept[kind].append((record, line))
+    return kept["probe"], kept["failure"]
 
 
 # --- fragments and merging ------------------------------------------------------

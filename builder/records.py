@@ -226,8 +226,9 @@ FAILURE_SCHEMA = Schema("failure record", [
 
 
 def _label(raw: Mapping[str, Any]) -> str:
-    parts = [str(raw.get(k, "?")) for k in ("kernel_release", "kernel_version")]
-    return "/".join(parts)[:120]
+    release, version = (str(raw.get(k, "?")) for k in ("kernel_release", "kernel_version"))
+    label = f"{release} #{version}"
+    return label[:120] if label.isprintable() else repr(label)[:120]
 
 
 def probe_from_mapping(raw: object, where: Where, problems: list[Problem],

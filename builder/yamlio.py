@@ -4,14 +4,13 @@ Loading only ever uses the safe loaders (libyaml's C one when present).
 Writing does not go through PyYAML's emitter: catalog lines are flow
 mappings we format ourselves so that one probe is one greppable line and the
 same records always give the same bytes. Every scalar is written plain only
-when YAML would read it back as the same string; otherwise it is written as a
-JSON string, which YAML reads as a double-quoted scalar.
+when YAML would read it back as the same string; otherwise it is written as an
+ASCII double-quoted scalar with escapes.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import tempfile
@@ -29,6 +28,7 @@ except AttributeError:  # pragma: no cover - depends on how PyYAML was built
     SafeLoader = yaml.SafeLoader
 
 _PLAIN_OK = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+~/-]*")
+_QUOTE_AS_IS = re.compile(r'[\x20-\x21\x23-\x5b\x5d-\x7e]*')  # printable ASCII but " and \\
 _resolver = yaml.resolver.Resolver()
 
 
@@ -50,7 +50,23 @@ def scalar(value: Any) -> str:
     text = str(value)
     if _plain_is_string(text):
         return text
-    return json.dumps(text, ensure_ascii=True)
+    return quoted(text)
+
+
+def _escape(char: str) -> str:
+    if char == '"' or char == "\\":
+        return "\\" + char
+    code = ord(char)
+    if 0x20 <= code < 0x7F:
+        return char
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def quoted(text: str) -> str:
+    """A double-quoted YAML scalar in plain ASCII; non-BMP characters as \\U escapes."""
+    if _QUOTE_AS_IS.fullmatch(text):
+        return f'"{text}"'
+    return '"' + "".join(_escape(c) for c in text) + '"'
 
 
 def flow(value: Any) -> str:
@@ -74,13 +90,20 @@ def block(header_comment: str, top: Mapping[str, Any],
     return "\n".join(out) + "\n"
 
 
+class YamlSyntaxError(InputError):
+    """Malformed YAML; `problem` says where."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(str(problem), hint="fix the YAML syntax at that line")
+        self.problem = problem
+
+
 def load_text(text: str, path: str) -> Any:
-    """Parse YAML text safely; raise InputError naming the file and line."""
+    """Parse YAML text safely; raise YamlSyntaxError naming the file and line."""
     try:
-        return yaml.load(text, Loader=SafeLoader)  # noqa: S506 - SafeLoader only
+        return yaml.load(text, Loader=SafeLoader)
     except yaml.YAMLError as exc:
-        raise InputError(_yaml_problem(exc, path).__str__(),
-                         hint="fix the YAML syntax at that line") from exc
+        raise YamlSyntaxError(_yaml_problem(exc, path)) from exc
 
 
 def load_file(path: Path) -> Any:
@@ -118,9 +141,9 @@ def compose_with_lines(text: str, path: str) -> tuple[Any, dict[int, dict[str, i
     path for big catalogs is `load_text`.
     """
     try:
-        node = yaml.compose(text, Loader=SafeLoader)  # noqa: S506 - SafeLoader only
+        node = yaml.compose(text, Loader=SafeLoader)
     except yaml.YAMLError as exc:
-        raise InputError(str(_yaml_problem(exc, path)), hint="fix the YAML syntax") from exc
+        raise YamlSyntaxError(_yaml_problem(exc, path)) from exc
     if node is None:
         return None, {}, {}
     key_lines: dict[int, dict[str, int]] = {}
@@ -135,11 +158,11 @@ def compose_with_lines(text: str, path: str) -> tuple[Any, dict[int, dict[str, i
             for key_node, value_node in n.value:
                 key = build(key_node)
                 if not isinstance(key, str | int | float | bool) and key is not None:
-                    raise InputError(str(Problem(path, "mapping keys must be scalars",
-                                                 key_node.start_mark.line + 1)))
+                    raise YamlSyntaxError(Problem(path, "mapping keys must be scalars",
+                                                  key_node.start_mark.line + 1))
                 if key in out:
-                    raise InputError(str(Problem(path, f"duplicate key {key!r}",
-                                                 key_node.start_mark.line + 1)))
+                    raise YamlSyntaxError(Problem(path, f"duplicate key {key!r}",
+                                                  key_node.start_mark.line + 1))
                 out[key] = build(value_node)
                 lines[str(key)] = key_node.start_mark.line + 1
             key_lines[id(out)] = lines
@@ -154,7 +177,7 @@ def compose_with_lines(text: str, path: str) -> tuple[Any, dict[int, dict[str, i
     try:
         data = build(node)
     except yaml.YAMLError as exc:
-        raise InputError(str(_yaml_problem(exc, path))) from exc
+        raise YamlSyntaxError(_yaml_problem(exc, path)) from exc
     return data, key_lines, node_lines
 
 

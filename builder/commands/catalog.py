@@ -1,0 +1,67 @@
+"""`falco-probes catalog check|merge`: validate the catalog, fold fragments into it."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..catalog import check_catalog, merge_into
+from ..errors import EXIT_NEGATIVE, EXIT_OK
+from ..ui import emit, emit_json, info
+from .common import add_catalog_option, add_json_option, catalog_dir
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("catalog", help="check the catalog or merge fragments into it",
+                            description="Validate the YAML catalog or merge publish/build "
+                                        "fragments into it. See docs/catalog.md.")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    check = actions.add_parser("check", help="validate every catalog file",
+                               description="Validate every file; print path:line: message for "
+                                           "each problem. Exit 1 if any.")
+    check.add_argument("path", nargs="?", type=Path, default=None,
+                       help="catalog folder (default: --catalog, $FALCO_PROBES_CATALOG or "
+                            "./catalog)")
+    add_catalog_option(check)
+    add_json_option(check)
+    check.set_defaults(func=run_check)
+
+    merge = actions.add_parser(
+        "merge", help="merge fragment files into the catalog",
+        description="Merge JSON Lines fragments (from `publish` and `build`) into the "
+                    "catalog: idempotent; a probe with another digest is a conflict (exit 3) "
+                    "and nothing is written; only changed files are rewritten.")
+    merge.add_argument("fragments", nargs="+", type=Path, metavar="FRAGMENT")
+    add_catalog_option(merge)
+    add_json_option(merge)
+    merge.set_defaults(func=run_merge)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    root = args.path or catalog_dir(args)
+    problems = check_catalog(root)
+    if args.json:
+        emit_json({"catalog": str(root), "ok": not problems,
+                   "problems": [{"path": p.path, "line": p.line, "record": p.record,
+                                 "field": p.field, "message": p.message} for p in problems]})
+    else:
+        for problem in problems:
+            emit(str(problem))
+        info(f"{root}: {len(problems)} problem(s)" if problems else f"{root}: ok")
+    return EXIT_NEGATIVE if problems else EXIT_OK
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    root = catalog_dir(args)
+    report = merge_into(root, args.fragments)
+    if args.json:
+        emit_json(report.as_dict())
+    else:
+        for path in report.files_written:
+            emit(f"wrote {path}")
+        info(f"merged: {report.added} added, {report.updated} updated, {report.unchanged} "
+             f"unchanged, {report.failures_recorded} failures recorded, "
+             f"{report.failures_cleared} failures cleared; {len(report.files_written)} "
+             "file(s) written")
+    return EXIT_OK

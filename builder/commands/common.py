@@ -1,0 +1,47 @@
+"""Options and helpers shared by several subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from ..config import Config, load_config
+
+CATALOG_ENV = "FALCO_PROBES_CATALOG"
+CONFIG_ENV = "FALCO_PROBES_CONFIG"
+
+
+def default_catalog() -> Path:
+    """The catalog folder: $FALCO_PROBES_CATALOG, else ./catalog (the repo's, run from its root)."""
+    return Path(os.environ.get(CATALOG_ENV) or "catalog")
+
+
+def default_config() -> Path:
+    return Path(os.environ.get(CONFIG_ENV) or "probes.yaml")
+
+
+def add_catalog_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--catalog", type=Path, default=None, metavar="DIR",
+                        help=f"catalog folder (default: ${CATALOG_ENV} or ./catalog)")
+
+
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=None, metavar="FILE",
+                        help=f"probes.yaml to use (default: ${CONFIG_ENV} or ./probes.yaml)")
+
+
+def add_json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true",
+                        help="print machine-readable JSON on stdout")
+
+
+def catalog_dir(args: argparse.Namespace) -> Path:
+    return args.catalog if args.catalog is not None else default_catalog()
+
+
+def config_from(args: argparse.Namespace, *, required: bool = True) -> Config | None:
+    path = args.config if getattr(args, "config", None) is not None else default_config()
+    if not required and not path.exists():
+        return None
+    return load_config(path)

@@ -1,0 +1,277 @@
+"""The YAML catalog: format, check, merge, and every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from builder.catalog import (
+    CatalogFile,
+    check_catalog,
+    fragment_line,
+    load_catalog,
+    merge_into,
+    render,
+)
+from builder.cli import main
+from builder.errors import ConflictError, ProblemsError
+from builder.records import FailureRecord, ProbeRecord
+from builder.yamlio import scalar
+
+DATA = Path(__file__).parent / "data"
+H1 = "a" * 64
+H2 = "b" * 64
+
+
+def probe(release: str = "6.1.0-1-amd64", sha: str = H1, **kw: object) -> ProbeRecord:
+    base = dict(driver_version="5.0.1+driver", arch="x86_64", target="debian",
+                kernel_release=release, kernel_version="1", sha256=sha, size=100,
+                url=f"https://example.org/r/falco_debian_{release}_1.o",
+                release="probes-5.0.1-driver-x86_64-debian-1", built="2026-11-25T08:00:00Z",
+                commit="abcdef1", driver_ref="5.0.1+driver")
+    base.update(kw)
+    return ProbeRecord(**base)  # type: ignore[arg-type]
+
+
+def failure(release: str = "6.12.1+deb12-amd64", attempts: int = 1) -> FailureRecord:
+    return FailureRecord("5.0.1+driver", "x86_64", "debian", release, "1", "compile",
+                         "error: <b>bad</b>", attempts=attempts,
+                         last_attempt=f"2026-11-2{attempts}T08:00:00Z")
+
+
+def write_fragment(path: Path, records: list[ProbeRecord | FailureRecord]) -> Path:
+    path.write_text("".join(json.dumps(fragment_line(r)) + "\n" for r in records))
+    return path
+
+
+# --- the hand-broken catalog: every problem, with its line ---------------------------
+
+BROKEN_EXPECTED = [
+    ("5.0.1+driver/aarch64/debian.yaml:3", "says arch 'x86_64' but its path says 'aarch64'"),
+    ("5.0.1+driver/aarch64/ubuntu-generic.yaml:7", "invalid YAML: did not find expected ','"),
+    ("5.0.1+driver/x86_64/debian.yaml:8", "unknown key 'sizee' in probe record; did you mean "
+                                          "'size'?"),
+    ("5.0.1+driver/x86_64/debian.yaml:9", "field 'size': must be an integer, got a string"),
+    ("5.0.1+driver/x86_64/debian.yaml:10", "'../../etc/passwd' is not allowed"),
+    ("5.0.1+driver/x86_64/debian.yaml:11", "'6.1.0-5 amd64' is not allowed"),
+    ("5.0.1+driver/x86_64/debian.yaml:12", "'6.1.0-6<script>' is not allowed"),
+    ("5.0.1+driver/x86_64/debian.yaml:13", "'6.1.0-7\\x00' is not allowed"),
+    ("5.0.1+driver/x86_64/debian.yaml:14", "GitHub rejects 40-hex tags"),
+    ("5.0.1+driver/x86_64/debian.yaml:16", "file 'falco_ubuntu_6.1.0-10-amd64_1.o' does not "
+                                           "match its name parts"),
+    ("5.0.1+driver/x86_64/debian.yaml:17", "field 'sha256': 'ABC' is not allowed"),
+    ("5.0.1+driver/x86_64/debian.yaml:17", "field 'url': 'javascript:alert(1)' is not allowed"),
+    ("5.0.1+driver/x86_64/debian.yaml:19", "target belongs in the file header"),
+    ("5.0.1+driver/x86_64/debian.yaml:19", "missing required key 'sha256'"),
+    ("5.0.1+driver/x86_64/debian.yaml:21", "'cooking' is not allowed; use one of: download"),
+    ("5.0.1+driver/x86_64/debian.yaml:15", "duplicate probe for falco_debian_6.1.0-1-amd64_1.o "
+                                           "(already a probe at line 7)"),
+    ("5.0.1+driver/x86_64/debian.yaml:18", "file name 'falco_debian_6.1.0-1-amd64_1.o' is also "
+                                           "answered by 6.1.0-1-amd64 #1"),
+    ("bad<dv>/x86_64/debian.yaml", "folder or file name is not a valid driver_version"),
+    ("bad<dv>/x86_64/debian.yaml:2", "'bad<dv>' is not allowed"),
+]
+
+
+def test_check_lists_every_problem_with_its_line() -> None:
+    root = DATA / "broken-catalog"
+    got = [str(p).replace(f"{root}/", "") for p in check_catalog(root)]
+    assert len(got) == len(BROKEN_EXPECTED), "\n".join(got)
+    for line, (where, what) in zip(got, BROKEN_EXPECTED, strict=True):
+        assert line.startswith(where + ":"), line
+        assert what in line, line
+
+
+def test_check_cli_prints_path_line_and_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["catalog", "check", str(DATA / "broken-catalog")])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 1
+    assert len(out) == len(BROKEN_EXPECTED)
+    assert all(":" in line and "broken-catalog/" in line for line in out)
+
+
+def test_check_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["catalog", "check", "--json", str(DATA / "broken-catalog")]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] is False
+    assert {"path", "line", "record", "field", "message"} <= set(doc["problems"][0])
+
+
+def test_loading_a_broken_catalog_raises_with_locations(tmp_path: Path) -> None:
+    with pytest.raises(ProblemsError) as info:
+        load_catalog(DATA / "broken-catalog")
+    assert len(info.value.problems) == len(BROKEN_EXPECTED)
+
+
+def test_missing_catalog_is_empty(tmp_path: Path) -> None:
+    assert list(load_catalog(tmp_path / "nope").probes()) == []
+    assert check_catalog(tmp_path / "nope") == []
+
+
+# --- format ------------------------------------------------------------------------
+
+def test_render_is_one_probe_per_line_sorted_and_greppable(tmp_path: Path) -> None:
+    releases = ["6.1.0-10-amd64", "6.1.0-9-amd64", "6.1.0-47-cloud-amd64"]
+    cat = CatalogFile("5.0.1+driver", "x86_64", "debian",
+                      tuple(probe(r) for r in releases), (failure(),))
+    text = render(cat)
+    lines = text.splitlines()
+    probe_lines = lines[lines.index("probes:") + 1: lines.index("failures:")]
+    assert [line.split(",")[0] for line in probe_lines] == [
+        "- {kernel_release: 6.1.0-9-amd64", "- {kernel_release: 6.1.0-10-amd64",
+        "- {kernel_release: 6.1.0-47-cloud-amd64"]
+    for line in probe_lines:  # grep shows file, digest and URL on the same line
+        assert "file: falco_debian_" in line and f"sha256: {H1}" in line and "url: " in line
+    assert render(cat) == text  # deterministic
+    shuffled = replace(cat, probes=tuple(reversed(cat.probes)))
+    assert render(shuffled) == text
+    assert yaml.safe_load(text)["probes"][0]["kernel_version"] == "1"  # quoted, stays a string
+
+
+@given(st.text(max_size=40))
+def test_scalars_round_trip_through_safe_yaml(value: str) -> None:
+    doc = f"k: {scalar(value)}\n"
+    assert yaml.safe_load(doc) == {"k": value}
+
+
+@pytest.mark.parametrize("value", ["1", "5.10", "1_1", "yes", "null", "~", "0x1f", "1e3",
+                                   "2026-11-25", "12:30", "-", "a: b", "#x", "'q'", "@x",
+                                   "<script>", "6.12.48+deb12-amd64", "37~20.04.1"])
+def test_tricky_scalars_round_trip(value: str) -> None:
+    assert yaml.safe_load(f"- {{k: {scalar(value)}}}\n") == [{"k": value}]
+
+
+# --- merge -------------------------------------------------------------------------
+
+def test_merge_adds_and_is_idempotent(tmp_path: Path) -> None:
+    frag = write_fragment(tmp_path / "f.jsonl", [probe("6.1.0-1-amd64"), probe("6.1.0-2-amd64"),
+                                                 failure()])
+    root = tmp_path / "catalog"
+    first = merge_into(root, [frag])
+    assert (first.added, first.failures_recorded, len(first.files_written)) == (2, 1, 1)
+    path = root / "5.0.1+driver/x86_64/debian.yaml"
+    before = path.read_bytes()
+    mtime = path.stat().st_mtime_ns
+    second = merge_into(root, [frag, frag])
+    assert (second.added, second.files_written) == (0, [])
+    assert path.read_bytes() == before and path.stat().st_mtime_ns == mtime
+    assert len(list(load_catalog(root).probes())) == 2
+
+
+def test_merge_same_record_twice_in_one_run_is_a_noop(tmp_path: Path) -> None:
+    frag = write_fragment(tmp_path / "f.jsonl", [probe(), probe()])
+    report = merge_into(tmp_path / "c", [frag])
+    assert (report.added, report.unchanged) == (1, 1)
+
+
+def test_conflicting_digest_fails_and_writes_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "catalog"
+    merge_into(root, [write_fragment(tmp_path / "a.jsonl", [probe()])])
+    path = root / "5.0.1+driver/x86_64/debian.yaml"
+    before = path.read_bytes()
+    bad = write_fragment(tmp_path / "b.jsonl", [probe("6.1.0-9-amd64"), probe(sha=H2)])
+    with pytest.raises(ConflictError, match="catalog has sha256 a+, fragment has sha256|"
+                                            "catalog has sha256"):
+        merge_into(root, [bad])
+    assert path.read_bytes() == before
+    assert main(["catalog", "merge", "--catalog", str(root), str(bad)]) == 3
+
+
+def test_conflict_inside_fragments_fails(tmp_path: Path) -> None:
+    frag = write_fragment(tmp_path / "f.jsonl", [probe(), probe(sha=H2)])
+    with pytest.raises(ConflictError):
+        merge_into(tmp_path / "c", [frag])
+    assert not (tmp_path / "c").exists()
+
+
+def test_alias_answered_by_two_probes_is_a_conflict(tmp_path: Path) -> None:
+    a = probe("6.1.0-1-amd64", aliases=("falco_debian_shared_1.o",))
+    b = probe("6.1.0-2-amd64", sha=H2, aliases=("falco_debian_shared_1.o",))
+    with pytest.raises(ConflictError, match="answered by two probes"):
+        merge_into(tmp_path / "c", [write_fragment(tmp_path / "f.jsonl", [a, b])])
+
+
+def test_probe_clears_failure_and_failure_never_hides_probe(tmp_path: Path) -> None:
+    root = tmp_path / "c"
+    merge_into(root, [write_fragment(tmp_path / "1.jsonl", [failure("6.1.0-5-amd64")])])
+    fixed = probe("6.1.0-5-amd64")
+    report = merge_into(root, [write_fragment(tmp_path / "2.jsonl", [fixed])])
+    assert report.failures_cleared == 1
+    stale = merge_into(root, [write_fragment(tmp_path / "3.jsonl", [failure("6.1.0-5-amd64")])])
+    assert stale.failures_ignored == 1
+    catalog = load_catalog(root)
+    assert list(catalog.failures()) == [] and len(list(catalog.probes())) == 1
+
+
+def test_newer_failure_attempt_replaces_older(tmp_path: Path) -> None:
+    root = tmp_path / "c"
+    merge_into(root, [write_fragment(tmp_path / "1.jsonl", [failure(attempts=2)])])
+    merge_into(root, [write_fragment(tmp_path / "2.jsonl", [failure(attempts=1)])])
+    assert [f.attempts for f in load_catalog(root).failures()] == [2]
+    merge_into(root, [write_fragment(tmp_path / "3.jsonl", [failure(attempts=3)])])
+    assert [f.attempts for f in load_catalog(root).failures()] == [3]
+
+
+def test_merge_unions_aliases(tmp_path: Path) -> None:
+    root = tmp_path / "c"
+    merge_into(root, [write_fragment(tmp_path / "1.jsonl", [probe(aliases=("falco_x_1.o",))])])
+    report = merge_into(root, [write_fragment(tmp_path / "2.jsonl",
+                                              [probe(aliases=("falco_y_1.o",))])])
+    assert report.updated == 1
+    (record,) = load_catalog(root).probes()
+    assert record.aliases == ("falco_x_1.o", "falco_y_1.o")
+    assert load_catalog(root).lookup("5.0.1+driver", "x86_64", "falco_y_1.o") == record
+
+
+BAD_FRAGMENT_LINES = [
+    ('{"kind": "probe"', "invalid JSON"),
+    ('["not", "an", "object"]', "\"kind\": \"probe\" or \"failure\""),
+    ('{"kind": "probe", "driver_version": "5.0.1+driver"}', "missing required key 'arch'"),
+    (json.dumps({**fragment_line(probe()), "kernel_release": "a/b"}), "'a/b' is not allowed"),
+    (json.dumps({**fragment_line(probe()), "kernel_release": ".."}), "'..' is not allowed"),
+    (json.dumps({**fragment_line(probe()), "target": "<img src=x>"}), "is not allowed"),
+    (json.dumps({**fragment_line(probe()), "kernel_version": "1\u0000"}), "is not allowed"),
+    (json.dumps({**fragment_line(probe()), "release": "f" * 40}), "40-hex"),
+    (json.dumps({**fragment_line(probe()), "size": "big"}), "must be an integer"),
+    (json.dumps({**fragment_line(probe()), "sha265": H1}), "did you mean 'sha256'"),
+]
+
+
+@pytest.mark.parametrize(("line", "message"), BAD_FRAGMENT_LINES)
+def test_bad_fragment_line_is_refused_and_nothing_written(tmp_path: Path, line: str,
+                                                          message: str,
+                                                          capsys: pytest.CaptureFixture[str]
+                                                          ) -> None:
+    good = json.dumps(fragment_line(probe("6.1.0-99-amd64")))
+    frag = tmp_path / "f.jsonl"
+    frag.write_text(good + "\n" + line + "\n")
+    code = main(["catalog", "merge", "--catalog", str(tmp_path / "c"), str(frag)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"{frag}:2" in err and message in err
+    assert not (tmp_path / "c").exists()
+
+
+def test_merge_into_broken_catalog_refuses(tmp_path: Path) -> None:
+    root = tmp_path / "c"
+    shutil.copytree(DATA / "broken-catalog", root)
+    frag = write_fragment(tmp_path / "f.jsonl", [probe("6.1.0-77-amd64")])
+    snapshot = {p: p.read_bytes() for p in root.rglob("*.yaml")}
+    with pytest.raises(ProblemsError):
+        merge_into(root, [frag])
+    assert {p: p.read_bytes() for p in root.rglob("*.yaml")} == snapshot
+
+
+def test_merge_leaves_no_temp_files(tmp_path: Path) -> None:
+    root = tmp_path / "c"
+    merge_into(root, [write_fragment(tmp_path / "f.jsonl", [probe()])])
+    assert [p.name for p in root.rglob("*") if p.is_file()] == ["debian.yaml"]
+    assert not any(name.startswith(".") for _, _, files in os.walk(root) for name in files)
