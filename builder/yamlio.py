@@ -11,6 +11,7 @@ ASCII double-quoted scalar with escapes.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import tempfile
