@@ -30,11 +30,11 @@ from .records import (
 )
 from .schema import Where
 from .yamlio import (
+    YamlSyntaxError,
     atomic_write,
     block,
     compose_with_lines,
     iter_json_lines,
-    YamlSyntaxError,
     load_text,
     read_text,
 )
@@ -461,7 +461,8 @@ def _name_collisions(probes: Mapping[FileKey, Mapping[RecordKey, ProbeRecord]]) 
 def merge_into(root: Path, fragment_paths: list[Path]) -> MergeReport:
     """Merge fragments into the catalog at `root`, writing only changed files."""
     fragment = read_fragments(fragment_paths)
-    folders = {(r.driver_version, r.arch) for r in (*fragment.probes, *fragment.failures)}
+    records: list[ProbeRecord | FailureRecord] = [*fragment.probes, *fragment.failures]
+    folders = {(r.driver_version, r.arch) for r in records}
     catalog = load_catalog(root, only=folders)
     merged, report = merge_records(catalog.files, fragment)
     rendered = {key: render(cat_file) for key, cat_file in merged.items()}

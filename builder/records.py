@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import InputError, Problem
-from .schema import Field, Schema, Where, each, matches, one_of, positive
+from .schema import Check, Field, Schema, Where, each, matches, one_of, positive
 
 ARCHES = ("x86_64", "aarch64")
 # driverkit and Debian call them amd64/arm64; the loader sends `uname -m`.
@@ -39,7 +39,7 @@ REF_RE = r"[A-Za-z0-9][A-Za-z0-9._+~/-]*"
 FORTY_HEX = re.compile(r"[0-9a-fA-F]{40}")
 
 
-def _no_dotdot(check_pattern: str, what: str, max_len: int) -> Any:
+def _no_dotdot(check_pattern: str, what: str, max_len: int) -> Check:
     base = matches(check_pattern, what, max_len)
 
     def check(value: Any) -> str | None:
@@ -301,7 +301,11 @@ class HostFacts:
     uname_m: str
     version_id: str = ""
     variant_id: str = ""
+    build_id: str = ""              # os-release BUILD_ID (falcoctl requires it on COS)
     etc_version: str | None = None  # content of <HOST_ROOT>/etc/VERSION (minikube)
+    # With no os-release (os_id ""), which legacy file the host has instead:
+    # "debian" (/etc/debian_version), "centos" (/etc/centos-release), "rhel" (/etc/redhat-release).
+    fallback: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,3 +339,68 @@ class Kernel:
     def key(self) -> str:
         """Stable identity for grouping jobs: one header set per key."""
         return f"{self.target}/{self.arch}/{self.host.uname_r}/{self.package_version}"
+
+
+_HOST_SCHEMA = Schema("host facts", [
+    Field("os_id", str, check=lambda v: None if v == "" else matches(
+        r"[A-Za-z0-9._-]+", "an os-release ID", 64)(v)),
+    Field("uname_r", str, check=check_kernel_release, coerce_str=True),
+    Field("uname_v", str, check=matches(r"[^\x00-\x1f\x7f]+", "printable text", 256)),
+    Field("uname_m", str, check=one_of(*ARCH_ALIASES)),
+    Field("version_id", str, required=False, default="", coerce_str=True,
+          check=lambda v: None if v == "" else matches(r"[A-Za-z0-9._~+-]+",
+                                                       "an os-release VERSION_ID", 64)(v)),
+    Field("variant_id", str, required=False, default="",
+          check=lambda v: None if v == "" else matches(r"[A-Za-z0-9._-]+",
+                                                       "an os-release VARIANT_ID", 64)(v)),
+    Field("build_id", str, required=False, default="", coerce_str=True,
+          check=lambda v: None if v == "" else matches(r"[A-Za-z0-9._~+-]+",
+                                                       "an os-release BUILD_ID", 64)(v)),
+    Field("etc_version", str, required=False, default=None,
+          check=matches(r"[^\x00]*", "text without NUL", 256)),
+    Field("fallback", str, required=False, default="",
+          check=lambda v: None if v == "" else one_of("debian", "centos", "rhel")(v)),
+])
+_HEADER_SCHEMA = Schema("header package", [
+    Field("name", str, check=matches(r"[A-Za-z0-9][A-Za-z0-9._+~-]*", "a package file name",
+                                     256)),
+    Field("url", str, check=check_url),
+    Field("sha256", str, required=False, default="",
+          check=lambda v: None if v == "" else check_sha256(v)),
+    Field("size", int, required=False, default=0),
+    Field("kind", str, required=False, default="deb", check=one_of("deb", "rpm", "tar")),
+])
+_KERNEL_SCHEMA = Schema("kernel", [
+    Field("target", str, check=check_target),
+    Field("host", dict),
+    Field("headers", list, required=False, default=[]),
+    Field("source", str, required=False, default=""),
+    Field("flavor", str, required=False, default=""),
+    Field("package_version", str, required=False, default="", coerce_str=True),
+    Field("kernelconfigdata", str, required=False, default=""),
+])
+
+
+def kernel_to_dict(kernel: Kernel) -> dict[str, Any]:
+    data = asdict(kernel)
+    data["headers"] = [asdict(h) for h in kernel.headers]
+    return data
+
+
+def kernel_from_mapping(raw: object, path: str, label: str,
+                        problems: list[Problem]) -> Kernel | None:
+    """A Kernel from untrusted data (a plan file, a cache); problems name the record."""
+    where = Where(path, None, label)
+    clean = _KERNEL_SCHEMA.parse(raw, where, problems)
+    if clean is None:
+        return None
+    host = _HOST_SCHEMA.parse(clean["host"], Where(path, None, f"{label}.host"), problems)
+    headers = []
+    for i, item in enumerate(clean["headers"]):
+        header = _HEADER_SCHEMA.parse(item, Where(path, None, f"{label}.headers[{i}]"), problems)
+        if header is not None:
+            headers.append(HeaderPackage(**header))
+    if host is None or len(headers) != len(clean["headers"]):
+        return None
+    return Kernel(clean["target"], HostFacts(**host), tuple(headers), clean["source"],
+                  clean["flavor"], clean["package_version"], clean["kernelconfigdata"])

@@ -36,7 +36,7 @@ _resolver = yaml.resolver.Resolver()
 def _plain_is_string(text: str) -> bool:
     if _PLAIN_OK.fullmatch(text) is None:
         return False
-    tag = _resolver.resolve(yaml.ScalarNode, text, (True, False))
+    tag = _resolver.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
     return bool(tag == "tag:yaml.org,2002:str")
 
 
@@ -102,7 +102,7 @@ class YamlSyntaxError(InputError):
 def load_text(text: str, path: str) -> Any:
     """Parse YAML text safely; raise YamlSyntaxError naming the file and line."""
     try:
-        return yaml.load(text, Loader=SafeLoader)
+        return yaml.load(text, Loader=SafeLoader)  # noqa: S506 - SafeLoader (C or pure)
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(_yaml_problem(exc, path)) from exc
 
@@ -135,7 +135,10 @@ def _yaml_problem(exc: yaml.YAMLError, path: str) -> Problem:
     return Problem(path, message, line)
 
 
-def compose_with_lines(text: str, path: str) -> tuple[Any, dict[int, dict[str, int]], dict[int, int]]:
+LineMaps = tuple[Any, dict[int, dict[str, int]], dict[int, int]]
+
+
+def compose_with_lines(text: str, path: str) -> LineMaps:
     """Load YAML and remember lines: per mapping (by id) its keys' lines, per node its line.
 
     Used where we must point at a line (catalog check, probes.yaml); the fast
@@ -173,7 +176,7 @@ def compose_with_lines(text: str, path: str) -> tuple[Any, dict[int, dict[str, i
             seq = [build(v) for v in n.value]
             node_lines[id(seq)] = n.start_mark.line + 1
             return seq
-        return constructor.construct_object(n, deep=True)  # type: ignore[no-untyped-call]
+        return constructor.construct_object(n, deep=True)
 
     try:
         data = build(node)
