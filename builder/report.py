@@ -1,0 +1,151 @@
+"""The build report: one JSON line per probe built or failed, the contract between
+`falco-probes build` and `falco-probes publish`.
+
+A build writes, under its output folder:
+    report.jsonl                       one BuildResult per line
+    probes/<driver_version>/<arch>/<file>   the checked probe files
+    logs/<driver_version>/<arch>/<file>.log the full compiler log of every attempt
+Paths in the report are relative to the folder holding report.jsonl.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError, Problem, ProblemsError
+from .records import (
+    FAILURE_STEPS,
+    ProbeName,
+    check_arch,
+    check_driver_version,
+    check_file,
+    check_kernel_release,
+    check_kernel_version,
+    check_sha256,
+    check_target,
+    check_timestamp,
+)
+from .schema import Field, Schema, Where, each, one_of
+from .yamlio import iter_json_lines
+
+REPORT_NAME = "report.jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class BuildResult:
+    """One probe: built (ok) or not, with everything needed to rebuild or publish it."""
+
+    ok: bool
+    driver_version: str
+    arch: str
+    target: str
+    kernel_release: str
+    kernel_version: str
+    aliases: tuple[str, ...] = ()
+    path: str = ""          # the probe file, relative to the report folder (ok only)
+    sha256: str = ""
+    size: int = 0
+    built: str = ""         # UTC time of the build
+    log: str = ""           # the compiler log, relative to the report folder
+    step: str = ""          # failures: which step failed
+    reason: str = ""        # failures: one line
+    attempts: int = 1
+    driver_ref: str = ""
+    driver_source_sha256: str = ""
+    compiler: dict[str, str] = field(default_factory=dict)    # clang, llc versions
+    headers: tuple[dict[str, str], ...] = ()                  # name, sha256 per package
+    kernel_key: str = ""
+    duration: float = 0.0
+
+    @property
+    def name(self) -> ProbeName:
+        return ProbeName(self.target, self.kernel_release, self.kernel_version, self.arch)
+
+    @property
+    def file(self) -> str:
+        return self.name.file
+
+
+_SCHEMA = Schema("build result", [
+    Field("ok", bool),
+    Field("driver_version", str, check=check_driver_version),
+    Field("arch", str, check=check_arch),
+    Field("target", str, check=check_target),
+    Field("kernel_release", str, check=check_kernel_release),
+    Field("kernel_version", str, check=check_kernel_version),
+    Field("file", str, required=False, check=check_file),
+    Field("aliases", list, required=False, default=[], check=each(check_file)),
+    Field("path", str, required=False, default=""),
+    Field("sha256", str, required=False, default="",
+          check=lambda v: None if v == "" else check_sha256(v)),
+    Field("size", int, required=False, default=0),
+    Field("built", str, required=False, default="",
+          check=lambda v: None if v == "" else check_timestamp(v)),
+    Field("log", str, required=False, default=""),
+    Field("step", str, required=False, default="",
+          check=lambda v: None if v == "" else one_of(*FAILURE_STEPS)(v)),
+    Field("reason", str, required=False, default=""),
+    Field("attempts", int, required=False, default=1),
+    Field("driver_ref", str, required=False, default=""),
+    Field("driver_source_sha256", str, required=False, default=""),
+    Field("compiler", dict, required=False, default={}),
+    Field("headers", list, required=False, default=[]),
+    Field("kernel_key", str, required=False, default=""),
+    Field("duration", float, required=False, default=0.0),
+])
+
+
+def result_to_dict(result: BuildResult) -> dict[str, Any]:
+    data = asdict(result)
+    data["file"] = result.file
+    data["aliases"] = list(result.aliases)
+    data["headers"] = list(result.headers)
+    return data
+
+
+def write_result(handle: Any, result: BuildResult) -> None:
+    """Append one line and flush it: a killed build keeps every finished result."""
+    handle.write(json.dumps(result_to_dict(result), sort_keys=True) + "\n")
+    handle.flush()
+
+
+def read_report(path: Path) -> list[BuildResult]:
+    """Every result of a report; all problems reported at once, nothing half-read."""
+    problems: list[Problem] = []
+    results: list[BuildResult] = []
+    for number, raw in iter_json_lines(path):
+        clean = _SCHEMA.parse(raw, Where(str(path), number), problems)
+        if clean is None:
+            continue
+        stated = clean.pop("file")
+        clean["aliases"] = tuple(clean["aliases"])
+        clean["headers"] = tuple(clean["headers"])
+        clean["duration"] = float(clean["duration"])
+        result = BuildResult(**clean)
+        if stated is not None and stated != result.file:
+            problems.append(Problem(str(path), f"file {stated!r} does not match its name parts",
+                                    number, field="file"))
+            continue
+        if result.ok and not (result.path and result.sha256 and result.size > 0):
+            problems.append(Problem(str(path), "a successful result needs path, sha256 and "
+                                    "size", number))
+            continue
+        results.append(result)
+    if problems:
+        raise ProblemsError(problems, hint="the report is written by `falco-probes build`")
+    return results
+
+
+def iter_reports(paths: Iterable[Path]) -> Iterator[tuple[Path, BuildResult]]:
+    """(folder of the report, result) for each report file or folder holding report.jsonl."""
+    for given in paths:
+        report = given / REPORT_NAME if given.is_dir() else given
+        if not report.exists():
+            raise InputError(f"{given}: no build report ({REPORT_NAME}) found",
+                             hint="pass the folder `falco-probes build --out` wrote")
+        for result in read_report(report):
+            yield report.parent, result
