@@ -1,0 +1,305 @@
+"""Compile one Falco eBPF probe with kbuild, reproducibly, and say exactly how.
+
+`compile_probe` copies the prepared driver source into a fresh work folder and
+runs `make -C <headers build dir> M=<work>/driver/bpf` with clang and llc, in a
+process group that a timeout kills whole. A compile error is a result
+(ok=False, step "compile", a one-line reason and the full log), never an
+exception: one kernel's failure must not stop the others. Only what stops
+every compile raises BuildError: a missing toolchain, a folder that is not a
+kernel headers build folder, unusable work folders.
+
+Reproducibility: the object's debug info and BTF record file names, so the
+same source and headers built in two folders would differ. We pass
+`-ffile-prefix-map` (debug info, BTF, __FILE__) for the work folder and the
+kernel headers root through KCPPFLAGS, which kbuild appends to
+KBUILD_CPPFLAGS and every Falco bpf Makefile since 0.26 passes to clang.
+They map to /falco-probes/driver and /falco-probes/kernel. The environment is
+reduced to a fixed minimum (locale, time zone, SOURCE_DATE_EPOCH) so nothing
+from the caller's shell (MAKEFLAGS, ARCH, CROSS_COMPILE, ccache) leaks in.
+kbuild writes nothing into the headers folder, so one sysroot serves
+concurrent compiles.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .driversrc import PreparedSource
+from .errors import BuildError
+from .records import HeaderPackage
+
+CANONICAL_DRIVER = "/falco-probes/driver"
+CANONICAL_KERNEL = "/falco-probes/kernel"
+SOURCE_DATE_EPOCH = 1577836800  # 2020-01-01T00:00:00Z; clang >= 16 uses it for __DATE__
+TOOLCHAIN_HINT = "install the toolchain: apt-get install clang llvm make libelf-dev"
+PROBE_OBJECT = "probe.o"
+_REASON_MAX = 300
+_INCLUDE_RE = re.compile(r"^\s*-?include\s+([^$\s]+)\s*$", re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class Toolchain:
+    """The programs a compile runs, as named to make, and their versions."""
+
+    clang: str
+    llc: str
+    make: str
+    clang_version: str    # first line of `clang --version`
+    llc_version: str      # the "LLVM version" line of `llc --version`
+    make_version: str     # first line of `make --version`
+
+
+@dataclass(frozen=True, slots=True)
+class CompileResult:
+    """One compile: the probe or why not, and everything needed to do it again."""
+
+    ok: bool
+    probe: Path | None
+    duration: float
+    command: tuple[str, ...]           # exactly what ran
+    canonical_command: str             # the same, with canonical folders, as shell words
+    toolchain: Toolchain
+    log: str                           # full make/clang/llc output, canonical folders
+    step: str = ""                     # "compile" when ok is False
+    reason: str = ""                   # one line: first `error:` line, or the timeout
+    timed_out: bool = False
+    sha256: str = ""
+    size: int = 0
+    driver_version: str = ""
+    driver_ref: str = ""
+    source_digest: str = ""
+    source_provider: str = ""
+    headers: tuple[HeaderPackage, ...] = ()
+    kernel_dir: str = ""               # canonical headers build dir passed to make -C
+    source_date_epoch: int = SOURCE_DATE_EPOCH
+    environment: tuple[tuple[str, str], ...] = ()  # what the build ran with, but PATH
+
+    def compiler_info(self) -> dict[str, str]:
+        """The toolchain and the exact command, for the build report's `compiler`."""
+        return {"clang": self.toolchain.clang_version, "llc": self.toolchain.llc_version,
+                "make": self.toolchain.make_version, "command": self.canonical_command,
+                "kernel_dir": self.kernel_dir,
+                "environment": " ".join(f"{k}={v}" for k, v in self.environment)}
+
+    def report_fields(self) -> dict[str, Any]:
+        """The BuildResult (builder.report) fields this compile knows, ready for **kwargs."""
+        fields: dict[str, Any] = {
+            "ok": self.ok, "sha256": self.sha256, "size": self.size,
+            "driver_ref": self.driver_ref, "driver_source_sha256": self.source_digest,
+            "compiler": self.compiler_info(),
+            "headers": tuple({"name": h.name, "sha256": h.sha256} for h in self.headers),
+            "duration": round(self.duration, 3),
+        }
+        if not self.ok:
+            fields.update(step=self.step, reason=self.reason)
+        return fields
+
+
+def find_toolchain(clang: str = "clang", llc: str = "llc", make: str = "make") -> Toolchain:
+    """Locate clang, llc and make and read their versions; BuildError if one is missing."""
+    path = os.environ.get("PATH", os.defpath)
+    return _toolchain(clang, llc, make, path)
+
+
+@functools.lru_cache(maxsize=16)
+def _toolchain(clang: str, llc: str, make: str, path: str) -> Toolchain:
+    found = {name: shutil.which(name, path=path) for name in (clang, llc, make)}
+    missing = [name for name, where in found.items() if where is None]
+    if missing:
+        raise BuildError(f"{', '.join(missing)} not found on PATH", hint=TOOLCHAIN_HINT)
+    llc_lines = _version_lines(llc)
+    llc_version = next((line for line in llc_lines if "LLVM version" in line),
+                       llc_lines[0] if llc_lines else "")
+    return Toolchain(clang, llc, make, _first(_version_lines(clang)), llc_version,
+                     _first(_version_lines(make)))
+
+
+def _version_lines(program: str) -> list[str]:
+    try:
+        done = subprocess.run([program, "--version"], capture_output=True, text=True,
+                              timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BuildError(f"{program} --version failed: {exc}", hint=TOOLCHAIN_HINT) from exc
+    return [line.strip() for line in done.stdout.splitlines() if line.strip()]
+
+
+def _first(lines: list[str]) -> str:
+    return lines[0] if lines else ""
+
+
+def kernel_root_of(build_dir: Path) -> Path:
+    """The folder holding everything the headers build dir refers to.
+
+    Debian's build dir includes the -common headers' Makefile (make reads a
+    relative include from the -C folder) and links scripts/ and tools/ into
+    linux-kbuild; their common ancestor (the sysroot's usr/) is what we map to
+    the canonical kernel folder.
+    """
+    build = build_dir.resolve()
+    places = [build]
+    for entry in build.iterdir():
+        if entry.is_symlink() and entry.exists():
+            places.append(entry.resolve())
+    makefile = build / "Makefile"
+    if makefile.is_file():
+        for match in _INCLUDE_RE.finditer(makefile.read_text(errors="replace")):
+            included = build / match.group(1)
+            if included.exists():
+                places.append(included.resolve().parent)
+    root = Path(os.path.commonpath(places))
+    return build if root == Path(root.anchor) else root
+
+
+def compile_probe(build_dir: Path, source: PreparedSource, out_dir: Path, *, timeout: float,
+                  clang: str = "clang", llc: str = "llc", jobs: int = 1,
+                  headers: Sequence[HeaderPackage] = (), kernel_root: Path | None = None,
+                  work_root: Path | None = None, keep_work: bool = False) -> CompileResult:
+    """Compile `source` against the headers in `build_dir`; the probe lands in out_dir/probe.o.
+
+    `headers` (the packages the sysroot came from, with digests) and the
+    source's ref and digest are recorded in the result for the build report.
+    `kernel_root` defaults to kernel_root_of(build_dir).
+    """
+    toolchain = find_toolchain(clang, llc)
+    build = build_dir.resolve()
+    if not (build / "Makefile").is_file():
+        raise BuildError(f"{build_dir}: no Makefile, not a kernel headers build folder",
+                         hint="pass the folder that `make -C` needs (lib/modules/<uname -r>/build)")
+    root = (kernel_root or kernel_root_of(build)).resolve()
+    work = Path(tempfile.mkdtemp(prefix="falco-probe-", dir=work_root)).resolve()
+    try:
+        _check_folders(work, root)
+        _copy_tree(source.driver_dir, work / "driver")
+        bpf = work / "driver" / source.bpf_dir.relative_to(source.driver_dir)
+        maps = {work / "driver": CANONICAL_DRIVER, root: CANONICAL_KERNEL}
+        command = _make_command(toolchain, build, bpf, maps, jobs)
+        env = _environment()
+        started = time.monotonic()
+        returncode, output, timed_out = _run(command, work, env, timeout)
+        duration = time.monotonic() - started
+        base = CompileResult(
+            False, None, duration, tuple(command), _canonical(shlex.join(command), maps),
+            toolchain, _canonical(output, maps), driver_version=source.driver_version,
+            driver_ref=source.ref, source_digest=source.digest, source_provider=source.provider,
+            headers=tuple(headers), kernel_dir=_canonical(str(build), maps),
+            environment=tuple(sorted((k, v) for k, v in env.items() if k != "PATH")))
+        built = bpf / PROBE_OBJECT
+        if timed_out:
+            return replace(base, step="compile", timed_out=True,
+                           reason=f"timed out after {timeout:g} s")
+        if returncode != 0 or not built.is_file():
+            return replace(base, step="compile", reason=_failure_reason(base.log, returncode))
+        probe, digest, size = _deliver(built, out_dir)
+        return replace(base, ok=True, probe=probe, sha256=digest, size=size)
+    finally:
+        if not keep_work:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _check_folders(work: Path, root: Path) -> None:
+    # clang 14 applies the first matching prefix map in sorted order, so nested
+    # folders would be mapped by the shorter prefix; make splits flags on blanks.
+    if work.is_relative_to(root) or root.is_relative_to(work):
+        raise BuildError(f"work folder {work} and kernel headers {root} are nested",
+                         hint="put the work folder (--work-dir) outside the sysroot")
+    for folder in (work, root):
+        if re.search(r"\s", str(folder)):
+            raise BuildError(f"{folder}: folder names with blanks break kbuild flags",
+                             hint="use a cache or work folder whose path has no spaces")
+
+
+def _make_command(toolchain: Toolchain, build: Path, bpf: Path, maps: dict[Path, str],
+                  jobs: int) -> list[str]:
+    prefix_maps = " ".join(f"-ffile-prefix-map={real}={canonical}"
+                           for real, canonical in maps.items())
+    return [toolchain.make, "-C", str(build), f"M={bpf}", f"-j{max(1, jobs)}",
+            f"CLANG={toolchain.clang}", f"LLC={toolchain.llc}", f"KCPPFLAGS={prefix_maps}"]
+
+
+def _environment() -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "HOME": "/nonexistent",
+        "LC_ALL": "C",
+        "TZ": "UTC",
+        "SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH),
+    }
+
+
+def _run(command: list[str], cwd: Path, env: dict[str, str],
+         timeout: float) -> tuple[int, str, bool]:
+    """Run in a new session; on timeout (or interrupt) kill the whole process group."""
+    proc = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+        return proc.returncode, out.decode("utf-8", "replace"), False
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        try:
+            out, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:  # a straggler kept the pipe open
+            out = b""
+        return proc.returncode if proc.returncode is not None else -9, \
+            out.decode("utf-8", "replace"), True
+    except BaseException:
+        _kill_group(proc)
+        proc.wait()
+        raise
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _copy_tree(src: Path, dest: Path) -> None:
+    """Copy regular files with fresh, writable modes (the prepared source is read-only)."""
+    for folder, dirs, files in os.walk(src):
+        rel = Path(folder).relative_to(src)
+        (dest / rel).mkdir(parents=True, exist_ok=True)
+        dirs.sort()
+        for name in files:
+            shutil.copyfile(Path(folder) / name, dest / rel / name)
+
+
+def _canonical(text: str, maps: dict[Path, str]) -> str:
+    for real, canonical in sorted(maps.items(), key=lambda item: -len(str(item[0]))):
+        text = text.replace(str(real), canonical)
+    return text
+
+
+def _failure_reason(log: str, returncode: int) -> str:
+    lines = log.splitlines()
+    line = next((x for x in lines if "error:" in x), None) \
+        or next((x for x in lines if "***" in x), None) \
+        or (f"make exited with status {returncode}" if returncode
+            else f"make succeeded but produced no {PROBE_OBJECT}")
+    line = line.strip()
+    return line if len(line) <= _REASON_MAX else line[:_REASON_MAX - 3] + "..."
+
+
+def _deliver(built: Path, out_dir: Path) -> tuple[Path, str, int]:
+    """Copy the probe to out_dir atomically; return its path, sha256 and size."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / PROBE_OBJECT
+    tmp = out_dir / f".{PROBE_OBJECT}.{os.getpid()}.tmp"
+    shutil.copyfile(built, tmp)
+    os.replace(tmp, target)
+    data = target.read_bytes()
+    return target, hashlib.sha256(data).hexdigest(), len(data)

@@ -1,0 +1,95 @@
+"""Real driver source, real headers and one real compile, shared by the build tests.
+
+Everything here is cached: downloads and prepared sources in the test cache
+folder (FALCO_PROBES_TEST_CACHE, else ~/.cache/falco-probes-tests), the
+sysroots and the compiled probe once per test process, so the suite pays for
+one ~5 s compile no matter how many tests look at the probe.
+"""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from realkernel import cache_dir, debian_headers_or_skip
+
+from builder.config import DriverSource, DriverVersion
+from builder.driversrc import PreparedSource, prepare_source
+from builder.fetch import sha256_file
+from builder.kbuild import CompileResult, compile_probe
+from builder.kernels.apt import AptArchive
+from builder.records import HeaderPackage
+from builder.sysroot import prepare_sysroot
+
+DKMS_PACKAGE = "falcosecurity-scap-dkms"
+DKMS_DRIVER_VERSION = "0.1.1dev+git20220316.e5c53d64"
+DKMS_REF = "e5c53d64"
+COMPILE_TIMEOUT = 300.0
+
+
+def shared_cache() -> Path:
+    """The suite's download cache (FALCO_PROBES_TEST_CACHE or ~/.cache/falco-probes-tests)."""
+    folder = cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def dkms_driver(kind: str = "debian-package", **where: str) -> DriverVersion:
+    """The driver version that Debian's falcosecurity-scap-dkms ships, from any provider."""
+    source = DriverSource(kind, package=DKMS_PACKAGE if kind == "debian-package" else "",
+                          **where)
+    return DriverVersion(DKMS_DRIVER_VERSION, DKMS_REF, (), source)
+
+
+@functools.cache
+def apt_archive() -> AptArchive:
+    apt = AptArchive(shared_cache() / "apt")
+    apt.update()
+    return apt
+
+
+@functools.cache
+def debian_source() -> PreparedSource:
+    """The Debian-packaged Falco driver source (libs e5c53d64), prepared once."""
+    return prepare_source(dkms_driver(), shared_cache() / "driversrc", apt=apt_archive())
+
+
+@dataclass(frozen=True)
+class RealKernel:
+    uname_r: str
+    package_version: str
+    packages: tuple[Path, ...]
+    headers: tuple[HeaderPackage, ...]
+
+
+@functools.cache
+def real_kernel() -> RealKernel:
+    """One real Debian 6.1 kernel's header packages (downloaded once, cached)."""
+    uname_r, version, packages = debian_headers_or_skip(shared_cache())
+    headers = tuple(HeaderPackage(p.name, p.as_uri(), sha256_file(p), p.stat().st_size)
+                    for p in packages)
+    return RealKernel(uname_r, version, tuple(packages), headers)
+
+
+@functools.cache
+def sysroot(base: Path, name: str) -> Path:
+    """A sysroot of the real kernel in base/<name> (made once); returns its headers build dir.
+
+    `base` is the session's pytest temp folder (tmp_path_factory.getbasetemp()),
+    so pytest removes old sysroots as it removes old temp folders.
+    """
+    kernel = real_kernel()
+    dest = Path(tempfile.mkdtemp(prefix=f"sysroot-{name}-", dir=base))
+    return prepare_sysroot(list(kernel.packages), dest).build_dir(kernel.uname_r)
+
+
+@functools.cache
+def compiled_probe(base: Path) -> CompileResult:
+    """The Debian driver source compiled against the real headers, once per test session."""
+    out = Path(tempfile.mkdtemp(prefix="probe-out-", dir=base))
+    result = compile_probe(sysroot(base, "a"), debian_source(), out, timeout=COMPILE_TIMEOUT,
+                           headers=real_kernel().headers)
+    assert result.ok, result.reason + "\n" + result.log[-3000:]
+    return result

@@ -1,0 +1,192 @@
+"""builder.kbuild: real compiles of the Debian-packaged Falco driver against real Debian headers.
+
+One good compile per session (tests/realprobe.py), plus a deliberately broken
+probe.c and a timeout, which fail fast. Toolchain and folder errors are
+checked without compiling.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from realprobe import (
+    DKMS_DRIVER_VERSION,
+    compiled_probe,
+    debian_source,
+    dkms_driver,
+    real_kernel,
+    sysroot,
+)
+
+from builder.driversrc import PreparedSource, prepare_source
+from builder.elfcheck import check_probe
+from builder.errors import BuildError
+from builder.kbuild import (
+    CANONICAL_DRIVER,
+    CANONICAL_KERNEL,
+    TOOLCHAIN_HINT,
+    compile_probe,
+    find_toolchain,
+    kernel_root_of,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.getbasetemp()
+
+
+@pytest.fixture(scope="module")
+def broken_source(tmp_path_factory: pytest.TempPathFactory) -> PreparedSource:
+    """The Debian driver source with a syntax error added at the end of probe.c."""
+    folder = tmp_path_factory.mktemp("broken") / "driver"
+    shutil.copytree(debian_source().driver_dir, folder, copy_function=shutil.copyfile)
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    with (folder / "bpf" / "probe.c").open("a") as probe:
+        probe.write("\nint deliberately_broken = ;\n")
+    return prepare_source(dkms_driver("directory", path=str(folder)),
+                          tmp_path_factory.mktemp("broken-cache"))
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(f"{pid}: {cmdline[:200]}")
+    return found
+
+
+def test_compile_real_probe(base: Path) -> None:
+    result = compiled_probe(base)
+    kernel = real_kernel()
+    assert result.ok and result.probe is not None
+    assert (result.step, result.reason, result.timed_out) == ("", "", False)
+    assert result.probe.name == "probe.o"
+    data = result.probe.read_bytes()
+    assert result.size == len(data) > 1_000_000
+    import hashlib
+    assert result.sha256 == hashlib.sha256(data).hexdigest()
+    checked = check_probe(result.probe, kernel_release=kernel.uname_r,
+                          driver_version=DKMS_DRIVER_VERSION)
+    assert checked.ok, checked.reason
+    assert {"raw_tracepoint/sys_enter", "raw_tracepoint/sys_exit",
+            "raw_tracepoint/sched_switch"} <= set(checked.programs)
+    assert {"maps", "license", "kernel_version", "probe_version"} <= set(checked.sections)
+    assert checked.license == "GPL"
+
+
+def test_compile_records_how_to_rebuild(base: Path) -> None:
+    result = compiled_probe(base)
+    source = debian_source()
+    assert result.command[:2] == ("make", "-C")
+    assert result.canonical_command.startswith(f"make -C {CANONICAL_KERNEL}/src/linux-headers-")
+    assert f"M={CANONICAL_DRIVER}/bpf" in result.canonical_command
+    assert "CLANG=clang LLC=llc" in result.canonical_command
+    assert str(base) not in result.canonical_command + result.log + result.kernel_dir
+    assert result.kernel_dir == f"{CANONICAL_KERNEL}/src/linux-headers-{real_kernel().uname_r}"
+    assert result.toolchain.clang_version.split()[-3:-1] == ["clang", "version"]
+    assert "LLVM version" in result.toolchain.llc_version
+    assert result.toolchain.make_version.startswith("GNU Make")
+    assert dict(result.environment)["SOURCE_DATE_EPOCH"] == str(result.source_date_epoch)
+    assert (result.driver_version, result.driver_ref, result.source_digest,
+            result.source_provider) == (source.driver_version, source.ref, source.digest,
+                                        "debian-package")
+    fields = result.report_fields()
+    assert fields["driver_source_sha256"] == source.digest
+    assert [h["name"] for h in fields["headers"]] == [h.name for h in real_kernel().headers]
+    assert all(len(h["sha256"]) == 64 for h in fields["headers"])
+    assert fields["compiler"]["command"] == result.canonical_command
+    assert "clang" in result.log and "probe.c" in result.log
+    assert result.duration > 0
+
+
+def test_compile_error_is_a_result(base: Path, broken_source: PreparedSource,
+                                   tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = compile_probe(sysroot(base, "a"), broken_source, out, timeout=300)
+    assert not result.ok and result.probe is None
+    assert result.step == "compile"
+    assert result.reason.startswith(f"{CANONICAL_DRIVER}/bpf/probe.c:")
+    assert "error: expected expression" in result.reason
+    assert result.reason in result.log
+    assert "Error 1" in result.log  # make's own account is kept in the full log
+    assert not (out / "probe.o").exists()
+    assert result.report_fields()["reason"] == result.reason
+
+
+def test_timeout_kills_the_whole_build(base: Path, tmp_path: Path) -> None:
+    work_root = tmp_path / "work"
+    work_root.mkdir()
+    result = compile_probe(sysroot(base, "a"), debian_source(), tmp_path / "out", timeout=0.5,
+                           work_root=work_root)
+    assert not result.ok and result.timed_out
+    assert (result.step, result.reason) == ("compile", "timed out after 0.5 s")
+    assert result.duration < 30
+    assert _processes_mentioning(str(work_root)) == []
+    assert list(work_root.iterdir()) == []
+
+
+@pytest.mark.parametrize(("tools", "missing"), [
+    ({"clang": "clang-does-not-exist"}, "clang-does-not-exist"),
+    ({"llc": "llc-does-not-exist"}, "llc-does-not-exist"),
+])
+def test_missing_toolchain_raises(tools: dict[str, str], missing: str, tmp_path: Path) -> None:
+    with pytest.raises(BuildError) as caught:
+        compile_probe(tmp_path, debian_source(), tmp_path / "out", timeout=10, **tools)  # type: ignore[arg-type]
+    assert caught.value.message == f"{missing} not found on PATH"
+    assert caught.value.hint == TOOLCHAIN_HINT == (
+        "install the toolchain: apt-get install clang llvm make libelf-dev")
+
+
+def test_toolchain_versions() -> None:
+    toolchain = find_toolchain()
+    assert toolchain.clang_version and toolchain.llc_version and toolchain.make_version
+
+
+def test_not_a_build_dir(tmp_path: Path) -> None:
+    with pytest.raises(BuildError, match="no Makefile, not a kernel headers build folder"):
+        compile_probe(tmp_path, debian_source(), tmp_path / "out", timeout=10)
+
+
+def test_work_folder_inside_the_kernel_folder_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "Makefile").write_text("all:\n")
+    (tmp_path / "work").mkdir()
+    with pytest.raises(BuildError, match="are nested"):
+        compile_probe(tmp_path, debian_source(), tmp_path / "out", timeout=10,
+                      work_root=tmp_path / "work")
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+def _debian_layout(root: Path, include: str) -> Path:
+    build = root / "usr/src/linux-headers-6.1.0-1-amd64"
+    common = root / "usr/src/linux-headers-6.1.0-1-common"
+    kbuild = root / "usr/lib/linux-kbuild-6.1/scripts"
+    for folder in (build, common, kbuild):
+        folder.mkdir(parents=True)
+    (common / "Makefile").write_text("# kernel\n")
+    (build / "scripts").symlink_to("../../lib/linux-kbuild-6.1/scripts")
+    (build / "Makefile").write_text(include.format(common=common) + "\n")
+    return build
+
+
+@pytest.mark.parametrize(("case", "include", "expected"), [
+    ("relative include", "include ../linux-headers-6.1.0-1-common/Makefile", "usr"),
+    ("absolute include", "include {common}/Makefile", "usr"),
+    ("variable include", "include $(srctree)/Makefile", "usr"),  # the symlink still counts
+    ("nothing outside", "# standalone", "usr/src/linux-headers-6.1.0-1-amd64"),
+])
+def test_kernel_root_of(tmp_path: Path, case: str, include: str, expected: str) -> None:
+    build = _debian_layout(tmp_path, include)
+    if case == "nothing outside":
+        (build / "scripts").unlink()
+    assert kernel_root_of(build) == tmp_path / expected
