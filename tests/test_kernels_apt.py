@@ -1,0 +1,283 @@
+"""Kernels from apt archives: the machine's real Debian archive, a hand-made Ubuntu-style
+archive served from a folder, and every kind of bad sources input."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+from debian import deb822
+
+from builder.errors import InputError, StoreError
+from builder.kernels.apt import AptArchive, read_sources_file
+from builder.records import Kernel
+
+CACHE = Path(os.environ.get("FALCO_PROBES_TEST_CACHE")
+             or Path.home() / ".cache" / "falco-probes-tests") / "apt"
+HAS_APT = subprocess.run(["which", "apt-get"], capture_output=True).returncode == 0
+needs_apt = pytest.mark.skipif(not HAS_APT, reason="apt-get is not installed")
+
+
+# --- the real archive this machine's apt points at --------------------------------------
+
+@pytest.fixture(scope="module")
+def debian() -> tuple[AptArchive, list[Kernel]]:
+    archive = AptArchive(CACHE)
+    archive.update()
+    return archive, archive.kernels()
+
+
+@needs_apt
+@pytest.mark.slow
+def test_real_archive_lists_every_debian_kernel(debian: tuple[AptArchive, list[Kernel]]
+                                                ) -> None:
+    archive, kernels = debian
+    assert archive.problems == []
+    assert len(kernels) >= 30
+    assert {k.flavor for k in kernels} >= {"amd64", "cloud-amd64", "rt-amd64"}
+    assert any("+deb12-" in k.host.uname_r for k in kernels)  # 6.12 from bookworm
+    for kernel in kernels:
+        host = kernel.host
+        assert (kernel.target, kernel.source, host.os_id, host.uname_m) == (
+            "debian", "apt", "debian", "x86_64")
+        assert kernel.arch == "x86_64" and host.version_id.isdigit()
+        assert host.uname_r.endswith(f"-{kernel.flavor}")
+        assert host.uname_v.startswith("#1 SMP ")
+        assert host.uname_v.endswith(f" Debian {kernel.package_version}")
+        assert ("PREEMPT_RT" in host.uname_v) == kernel.flavor.startswith("rt-")
+
+
+@needs_apt
+@pytest.mark.slow
+def test_real_archive_headers_follow_the_real_depends(
+        debian: tuple[AptArchive, list[Kernel]]) -> None:
+    """headers = [the flavor's package, its -common(-rt), linux-kbuild-X.Y], as Depends say."""
+    archive, kernels = debian
+    for kernel in kernels:
+        flavor_pkg, common, kbuild = kernel.headers
+        abi = kernel.host.uname_r.removesuffix(f"-{kernel.flavor}")
+        suffix = "-common-rt" if kernel.flavor.startswith("rt-") else "-common"
+        assert flavor_pkg.name.startswith(f"linux-headers-{kernel.host.uname_r}_")
+        assert common.name.startswith(f"linux-headers-{abi}{suffix}_")
+        assert re.match(r"linux-kbuild-\d+\.\d+[^_]*_", kbuild.name)
+        for header in kernel.headers:
+            assert header.kind == "deb" and header.size > 0
+            assert re.fullmatch(r"[0-9a-f]{64}", header.sha256)
+            assert header.url.endswith("/" + header.name)
+    # apt itself agrees on every URL, size and hash (it resolves the same versions).
+    wanted = {h.name: h for k in kernels for h in k.headers}
+    specs = sorted({"=".join(h.name.split("_")[:2]) for h in wanted.values()})
+    printed = archive._apt("download", "--print-uris", *specs)
+    assert printed.returncode == 0, printed.stderr
+    seen = {}
+    for line in printed.stdout.splitlines():
+        url, name, size, digest = line.split()
+        # apt writes ~ and + as %7e and %2b in URLs; the archive serves both spellings.
+        seen[name] = (urllib.parse.unquote(url.strip("'")), int(size),
+                      digest.removeprefix("SHA256:"))
+    assert seen == {n: (h.url, h.size, h.sha256) for n, h in wanted.items()}
+
+
+@needs_apt
+@pytest.mark.slow
+def test_package_gives_any_binary_package_with_a_verified_url(
+        debian: tuple[AptArchive, list[Kernel]]) -> None:
+    archive, _ = debian
+    dkms = archive.package("falcosecurity-scap-dkms")
+    assert dkms.name.startswith("falcosecurity-scap-dkms_") and dkms.name.endswith("_all.deb")
+    with urllib.request.urlopen(dkms.url, timeout=60) as response:  # 100 kB, the real thing
+        data = response.read()
+    assert (len(data), hashlib.sha256(data).hexdigest()) == (dkms.size, dkms.sha256)
+    with pytest.raises(InputError, match="is not in the archive"):
+        archive.package("no-such-package-at-all")
+    with pytest.raises(InputError, match="not a Debian package name"):
+        archive.package("../etc/passwd")
+
+
+@needs_apt
+@pytest.mark.slow
+def test_one_line_sources_file_for_the_same_archive(
+        tmp_path: Path, debian: tuple[AptArchive, list[Kernel]]) -> None:
+    """--sources in the one-line format, rebuilt from the machine's deb822 entries."""
+    archive, kernels = debian
+    lines = []
+    for source in archive.sources:
+        if not source.name.endswith(".sources"):
+            lines += [line for line in source.text.splitlines() if line.startswith("deb ")]
+            continue
+        for entry in deb822.Deb822.iter_paragraphs(source.text.splitlines()):
+            signed = f" [signed-by={entry['Signed-By']}]" if "Signed-By" in entry else ""
+            lines += [f"deb{signed} {uri} {suite} {entry.get('Components', '')}"
+                      for uri in entry["URIs"].split() for suite in entry["Suites"].split()]
+    sources = tmp_path / "archive.list"
+    sources.write_text("# rebuilt by the test\n" + "\n".join(lines) + "\n")
+    other = AptArchive(CACHE, sources=sources)
+    assert other.root != archive.root
+    other.update()
+    assert [k.key for k in other.kernels()] == [k.key for k in kernels]
+
+
+# --- bad sources input --------------------------------------------------------------------
+
+BAD_SOURCES = [
+    ("missing", None, "no such sources file"),
+    ("garbage.list", "this is not a sources line\n", "garbage.list:1: 'this is not a sources"),
+    ("no-uri.list", "deb bookworm main\n", "no-uri.list:1:"),
+    ("no-uris.sources", "Types: deb\nSuites: bookworm\nComponents: main\n",
+     "record entry 1 field 'URIs': missing 'URIs'"),
+    ("only-src.list", "deb-src http://archive.example/debian bookworm main\n",
+     "no 'deb' entries"),
+    ("sniffed-deb822", "Types: deb\nURIs: http://archive.example/debian\n",
+     "field 'Suites': missing 'Suites'"),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "message"), BAD_SOURCES,
+                         ids=[c[0] for c in BAD_SOURCES])
+def test_bad_sources_file_is_refused_before_apt_runs(tmp_path: Path, name: str,
+                                                     text: str | None, message: str) -> None:
+    path = tmp_path / name
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(InputError, match=re.escape(message)) as caught:
+        AptArchive(tmp_path / "cache", sources=path)
+    assert str(path) in caught.value.message
+    assert not (tmp_path / "cache").exists()  # nothing written
+
+
+def test_missing_keyring_is_refused(tmp_path: Path) -> None:
+    sources = tmp_path / "x.list"
+    sources.write_text("deb http://archive.example/debian bookworm main\n")
+    with pytest.raises(InputError, match="no such keyring"):
+        AptArchive(tmp_path / "cache", sources=sources, keyring=tmp_path / "nope.gpg")
+
+
+def test_unknown_arch_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="unknown architecture 'riscv64'"):
+        AptArchive(tmp_path, arch="riscv64")
+
+
+@needs_apt
+def test_unreachable_archive_is_a_store_error_naming_it(tmp_path: Path) -> None:
+    sources = tmp_path / "dead.list"  # (a dead http host costs apt's retries: seconds)
+    sources.write_text(f"deb file:{tmp_path}/no-archive bookworm main\n")
+    archive = AptArchive(tmp_path / "cache", sources=sources)
+    with pytest.raises(StoreError, match=f"{tmp_path}/no-archive"):
+        archive.update()
+
+
+@needs_apt
+def test_malformed_entry_apt_refuses_names_the_users_file(tmp_path: Path) -> None:
+    # Passes our quick check (the URI looks like one) but apt refuses the option list.
+    sources = tmp_path / "odd.list"
+    sources.write_text("deb [arch] http://archive.example/debian bookworm main\n")
+    archive = AptArchive(tmp_path / "cache", sources=sources)
+    with pytest.raises(InputError, match=re.escape(str(sources))):
+        archive.update()
+
+
+# --- an Ubuntu-style archive in a folder: the whole path without the network ----------------
+
+UBUNTU_PACKAGES = [
+    ("linux-headers-5.15.0-100-generic", "5.15.0-100.110", "amd64",
+     "linux-headers-5.15.0-100, libc6 (>= 2.34), libelf1 (>= 0.142), zlib1g (>= 1:1.2.3.3)",
+     "pool/main/l/linux/linux-headers-5.15.0-100-generic_5.15.0-100.110_amd64.deb"),
+    ("linux-headers-5.15.0-100", "5.15.0-100.110", "all", "",
+     "pool/main/l/linux/linux-headers-5.15.0-100_5.15.0-100.110_all.deb"),
+    ("linux-headers-5.15.0-1009-aws", "5.15.0-1009.11", "amd64",
+     "linux-aws-headers-5.15.0-1009, libc6 (>= 2.34)",
+     "pool/main/l/linux-aws/linux-headers-5.15.0-1009-aws_5.15.0-1009.11_amd64.deb"),
+    ("linux-aws-headers-5.15.0-1009", "5.15.0-1009.11", "all", "",
+     "pool/main/l/linux-aws/linux-aws-headers-5.15.0-1009_5.15.0-1009.11_all.deb"),
+    ("linux-headers-generic", "5.15.0.100.97", "amd64", "linux-headers-5.15.0-100-generic",
+     "pool/main/l/linux-meta/linux-headers-generic_5.15.0.100.97_amd64.deb"),
+    # Its -common package is missing from the archive: reported, not listed.
+    ("linux-headers-5.15.0-101-generic", "5.15.0-101.111", "amd64", "linux-headers-5.15.0-101",
+     "pool/main/l/linux/linux-headers-5.15.0-101-generic_5.15.0-101.111_amd64.deb"),
+    # A Filename that climbs out of the archive: reported, not listed.
+    ("linux-headers-5.15.0-100-lowlatency", "5.15.0-100.110", "amd64",
+     "linux-headers-5.15.0-100", "pool/../../etc/linux-headers_5.15.0-100.110_amd64.deb"),
+]
+
+
+def _stanza(name: str, version: str, arch: str, depends: str, filename: str) -> str:
+    digest = hashlib.sha256(filename.encode()).hexdigest()
+    lines = [f"Package: {name}", "Source: linux", f"Version: {version}",
+             f"Architecture: {arch}", *([f"Depends: {depends}"] if depends else []),
+             f"Filename: {filename}", "Size: 12345", f"SHA256: {digest}"]
+    return "\n".join(lines) + "\n"
+
+
+def make_archive(root: Path, origin: str, version: str, suite: str) -> None:
+    packages = "\n".join(_stanza(*p) for p in UBUNTU_PACKAGES)
+    index = root / "dists" / suite / "main" / "binary-amd64" / "Packages"
+    index.parent.mkdir(parents=True)
+    index.write_text(packages)
+    digest = hashlib.sha256(packages.encode()).hexdigest()
+    (root / "dists" / suite / "Release").write_text(
+        f"Origin: {origin}\nLabel: {origin}\nSuite: {suite}\nVersion: {version}\n"
+        f"Codename: {suite}\nDate: Tue, 25 Nov 2025 00:00:00 UTC\nArchitectures: amd64\n"
+        f"Components: main\nSHA256:\n {digest} {len(packages.encode())} "
+        "main/binary-amd64/Packages\n")
+
+
+@needs_apt
+def test_ubuntu_archive_in_a_folder(tmp_path: Path) -> None:
+    make_archive(tmp_path / "archive", "Ubuntu", "22.04", "jammy")
+    sources = tmp_path / "ubuntu.sources"
+    sources.write_text(f"Types: deb\nURIs: file:{tmp_path / 'archive'}\nSuites: jammy\n"
+                       "Components: main\nTrusted: yes\n")  # the test archive is unsigned
+    archive = AptArchive(tmp_path / "cache", sources=sources)
+    archive.update()
+    kernels = archive.kernels()
+    got = [(k.target, k.flavor, k.package_version, k.host.os_id, k.host.version_id,
+            k.host.uname_r, k.host.uname_v, [h.name for h in k.headers]) for k in kernels]
+    assert got == [
+        ("ubuntu-aws", "aws", "5.15.0-1009.11", "ubuntu", "22.04", "5.15.0-1009-aws",
+         "#11-Ubuntu SMP", ["linux-headers-5.15.0-1009-aws_5.15.0-1009.11_amd64.deb",
+                            "linux-aws-headers-5.15.0-1009_5.15.0-1009.11_all.deb"]),
+        ("ubuntu-generic", "generic", "5.15.0-100.110", "ubuntu", "22.04",
+         "5.15.0-100-generic", "#110-Ubuntu SMP",
+         ["linux-headers-5.15.0-100-generic_5.15.0-100.110_amd64.deb",
+          "linux-headers-5.15.0-100_5.15.0-100.110_all.deb"]),
+    ]
+    header = kernels[1].headers[0]
+    assert header.url == (f"file://{tmp_path}/archive/pool/main/l/linux/"
+                          "linux-headers-5.15.0-100-generic_5.15.0-100.110_amd64.deb")
+    assert header.sha256 == hashlib.sha256(
+        b"pool/main/l/linux/linux-headers-5.15.0-100-generic_5.15.0-100.110_amd64.deb"
+    ).hexdigest()
+    assert [(p.record, p.message) for p in archive.problems] == [
+        ("linux-headers-5.15.0-100-lowlatency 5.15.0-100.110",
+         "unusable Filename 'pool/../../etc/linux-headers_5.15.0-100.110_amd64.deb' in "
+         f"{Path(archive.index_files()[0].path).name}"),
+        ("linux-headers-5.15.0-101-generic 5.15.0-101.111",
+         "depends on linux-headers-5.15.0-101, which is not in the archive"),
+    ]
+
+
+@needs_apt
+def test_a_changed_index_fails_apts_hash_check(tmp_path: Path) -> None:
+    make_archive(tmp_path / "archive", "Ubuntu", "22.04", "jammy")
+    index = tmp_path / "archive" / "dists" / "jammy" / "main" / "binary-amd64" / "Packages"
+    index.write_text(index.read_text().replace("12345", "99999"))
+    sources = tmp_path / "ubuntu.list"
+    sources.write_text(f"deb [trusted=yes] file:{tmp_path / 'archive'} jammy main\n")
+    with pytest.raises(StoreError, match="Hash Sum mismatch|hash"):
+        AptArchive(tmp_path / "cache", sources=sources).update()
+
+
+def test_read_sources_file_keeps_the_format(tmp_path: Path) -> None:
+    one = tmp_path / "a"
+    one.write_text("# comment\ndeb http://archive.example/debian bookworm main\n")
+    many = tmp_path / "b"
+    many.write_text("# comment\nTypes: deb\nURIs: http://archive.example/debian\n"
+                    "Suites: bookworm\nComponents: main\n")
+    assert read_sources_file(one).name == "custom.list"
+    assert read_sources_file(many).name == "custom.sources"
