@@ -1,0 +1,186 @@
+"""`falco-probes find`: the probe this node (or each node of an inventory) needs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..catalog import Catalog, load_catalog
+from ..config import Config
+from ..errors import EXIT_BAD_INPUT, EXIT_NEGATIVE, EXIT_OK, InputError, ProbesError
+from ..find import FindResult, find, resolve_versions
+from ..naming import host_from_inputs
+from ..records import HostFacts
+from ..ui import emit, emit_json, info
+from .common import add_catalog_option, add_config_option, catalog_dir, config_from
+
+FALLBACK_FILES = (("debian_version", "debian"), ("centos-release", "centos"),
+                  ("redhat-release", "rhel"))
+BATCH_KEYS = {"falco_version", "driver_version", "os_release", "etc_version", "uname_r",
+              "uname_v", "uname_m", "id"}
+
+DESCRIPTION = """\
+Compute the probe file name and request path that falco-driver-loader (Falco 0.26-0.36)
+or falcoctl (Falco 0.37-0.43) asks for on a node, and look it up in the catalog.
+
+With no options it reads this node: /etc/os-release (or <--host-root>/etc/os-release,
+like the loader's HOST_ROOT), /etc/VERSION when present (minikube) and uname.
+
+exit codes: 0 the probe is in the catalog; 1 it is not (not built, failed, kernel too
+old, or the loader requests nothing); 2 bad input. With --batch: 0 if every line was
+found, 1 if any was not, 2 if any line was bad input (each bad line still gets a result
+line with "error").
+"""
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("find", help="which probe a node needs, and where it is",
+                            description=DESCRIPTION,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    node = parser.add_argument_group("the node (default: this machine)")
+    node.add_argument("--host-root", type=Path, default=None, metavar="DIR",
+                      help="read etc/os-release and etc/VERSION under DIR (the loader's HOST_ROOT)")
+    node.add_argument("--os-release", type=Path, metavar="FILE", help="an os-release file")
+    node.add_argument("--etc-version", type=Path, metavar="FILE",
+                      help="the node's /etc/VERSION (minikube)")
+    node.add_argument("--uname-r", metavar="RELEASE", help="`uname -r` of the node")
+    node.add_argument("--uname-v", metavar="VERSION", help="`uname -v` of the node")
+    node.add_argument("--uname-m", metavar="MACHINE", help="`uname -m` of the node")
+    which = parser.add_argument_group("which loader")
+    which.add_argument("--falco-version", metavar="V",
+                       help="the node's Falco version (default: the newest known)")
+    which.add_argument("--driver-version", metavar="D",
+                       help="the driver version (default: the one that Falco version loads; "
+                            "with --falco-version it acts like the loader's DRIVER_VERSION)")
+    parser.add_argument("--batch", metavar="FILE",
+                        help="JSON lines, one node per line ('-' for stdin): keys falco_version "
+                             "or driver_version, os_release (text), etc_version (optional "
+                             "text), uname_r, uname_v, uname_m; one JSON result per line out")
+    add_catalog_option(parser)
+    add_config_option(parser)
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from(args, required=args.config is not None)
+    catalog = load_catalog(catalog_dir(args))
+    if args.batch:
+        return _run_batch(args.batch, catalog, config)
+    host = _node(args)
+    falco, driver = resolve_versions(args.falco_version, args.driver_version, config)
+    if args.falco_version is None:
+        info(f"assuming Falco {falco} (pass --falco-version to choose)")
+    result = find(host, falco, driver, catalog, config, source="this node")
+    if args.json:
+        emit_json(result.as_dict())
+    else:
+        _print(result)
+    return EXIT_OK if result.available else EXIT_NEGATIVE
+
+
+def _read(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read {what}: {exc.strerror}") from exc
+
+
+def _node(args: argparse.Namespace) -> HostFacts:
+    root = args.host_root if args.host_root is not None else Path(
+        os.environ.get("HOST_ROOT") or "/")
+    etc = root / "etc"
+    os_release_path = args.os_release or etc / "os-release"
+    os_release = _read(os_release_path, "os-release") if os_release_path.exists() else None
+    if args.os_release is not None and os_release is None:
+        raise InputError(f"{args.os_release}: no such file")
+    version_path = args.etc_version or etc / "VERSION"
+    etc_version = _read(version_path, "/etc/VERSION") if version_path.exists() else None
+    fallback = next((name for file, name in FALLBACK_FILES if (etc / file).exists()), "")
+    uname = os.uname()
+    return host_from_inputs(os_release, args.uname_r or uname.release,
+                            args.uname_v or uname.version, args.uname_m or uname.machine,
+                            etc_version, fallback)
+
+
+def _print(result: FindResult) -> None:
+    name = result.name
+    if name is not None:
+        emit(f"file:          {name.file}")
+        emit(f"request path:  {result.request_path}   ({result.client}, Falco "
+             f"{result.falco_version})")
+        if result.falcoctl_request_path != result.request_path:
+            emit(f"falcoctl path: {result.falcoctl_request_path}")
+    if result.available:
+        emit(f"url:           {result.url}")
+        emit(f"sha256:        {result.sha256}")
+        emit(f"size:          {result.size}")
+    else:
+        emit(f"not available: {result.reason}")
+        if result.log:
+            emit(f"build log:     {result.log}")
+
+
+def _open_batch(name: str) -> TextIO:
+    if name == "-":
+        return sys.stdin
+    try:
+        return open(name, encoding="utf-8")  # noqa: SIM115 - closed by the caller
+    except OSError as exc:
+        raise InputError(f"{name}: cannot read: {exc.strerror}") from exc
+
+
+def _run_batch(name: str, catalog: Catalog, config: Config | None) -> int:
+    worst = EXIT_OK
+    source = _open_batch(name)
+    try:
+        for number, line in enumerate(source, 1):
+            if not line.strip():
+                continue
+            out, code = _batch_line(line, number, name, catalog, config)
+            emit_json(out)
+            worst = max(worst, code)
+    finally:
+        if source is not sys.stdin:
+            source.close()
+    return worst
+
+
+def _batch_line(line: str, number: int, name: str, catalog: Catalog,
+                config: Config | None) -> tuple[dict[str, Any], int]:
+    where = f"{name}:{number}"
+    try:
+        raw = json.loads(line)
+        host, falco, driver = _batch_inputs(raw, where, config)
+        result = find(host, falco, driver, catalog, config, source=where)
+    except json.JSONDecodeError as exc:
+        return {"line": number, "error": f"{where}: invalid JSON: {exc.msg}"}, EXIT_BAD_INPUT
+    except ProbesError as exc:
+        return {"line": number, "error": exc.message}, EXIT_BAD_INPUT
+    out = {"line": number, **({"id": raw["id"]} if "id" in raw else {}), **result.as_dict()}
+    return out, EXIT_OK if result.available else EXIT_NEGATIVE
+
+
+def _batch_inputs(raw: object, where: str, config: Config | None) -> tuple[HostFacts, Any, str]:
+    if not isinstance(raw, dict):
+        raise InputError(f"{where}: each line must be a JSON object")
+    unknown = sorted(set(raw) - BATCH_KEYS)
+    if unknown:
+        raise InputError(f"{where}: unknown key {unknown[0]!r} (allowed: "
+                         f"{', '.join(sorted(BATCH_KEYS))})")
+    for key in ("uname_r", "uname_v", "uname_m"):
+        if not isinstance(raw.get(key), str) or not raw[key]:
+            raise InputError(f"{where}: {key!r} is required and must be a string")
+    for key in ("os_release", "etc_version", "falco_version", "driver_version"):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise InputError(f"{where}: {key!r} must be a string")
+    if raw.get("falco_version") is None and raw.get("driver_version") is None:
+        raise InputError(f"{where}: give falco_version or driver_version")
+    host = host_from_inputs(raw.get("os_release"), raw["uname_r"], raw["uname_v"],
+                            raw["uname_m"], raw.get("etc_version"))
+    falco, driver = resolve_versions(raw.get("falco_version"), raw.get("driver_version"), config)
+    return host, falco, driver
