@@ -4,6 +4,7 @@ archive served from a folder, and every kind of bad sources input."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from debian import deb822
 
+from builder.cli import main
 from builder.errors import InputError, StoreError
 from builder.kernels.apt import AptArchive, read_sources_file
 from builder.records import Kernel
@@ -281,3 +283,38 @@ def test_read_sources_file_keeps_the_format(tmp_path: Path) -> None:
                     "Suites: bookworm\nComponents: main\n")
     assert read_sources_file(one).name == "custom.list"
     assert read_sources_file(many).name == "custom.sources"
+
+
+# --- the command, on the real archive -------------------------------------------------------
+
+@needs_apt
+@pytest.mark.slow
+def test_cli_lists_the_real_archive_as_json(capsys: pytest.CaptureFixture[str],
+                                            debian: tuple[AptArchive, list[Kernel]]) -> None:
+    _, kernels = debian
+    code = main(["kernels", "--source", "apt", "--cache", str(CACHE), "--json"])
+    out, err = capsys.readouterr()
+    rows = json.loads(out)
+    assert code == 0
+    assert [r["key"] for r in rows] == [k.key for k in kernels]
+    assert all(len(r["headers"]) == 3 and all(len(h["sha256"]) == 64 for h in r["headers"])
+               for r in rows)
+    assert f"listed {len(kernels)} kernels, skipped 0, 0 junk entries left out" in err
+    code = main(["kernels", "--source", "apt", "--cache", str(CACHE), "--latest", "1",
+                 "--exclude=-rt-"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert sorted(line.split()[2].rsplit("-", 1)[-1] for line in out.splitlines()) == [
+        "amd64", "amd64"]  # the newest amd64 and cloud-amd64 kernels
+    assert "by exclude" in err and "by latest" in err
+
+
+@needs_apt
+def test_cli_bad_sources_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                      ) -> None:
+    bad = tmp_path / "bad.list"
+    bad.write_text("deb\n")
+    code = main(["kernels", "--source", f"apt:{bad}", "--cache", str(tmp_path / "c")])
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert f"error: {bad}:1: 'deb' is not a sources.list line" in err
