@@ -22,7 +22,7 @@ from .naming import (
     probe_name,
     request_path,
 )
-from .records import HostFacts, ProbeName
+from .records import ARCHES, HostFacts, ProbeName
 from .versions import KNOWN_RELEASES, FalcoVersion, builtin_driver_version, check_supported
 
 # What `status` can say; exit code 0 only for "available".
@@ -31,6 +31,7 @@ NOT_BUILT = "not_built"
 FAILED = "failed"
 TOO_OLD = "kernel_too_old"
 NOT_REQUESTED = "not_requested"
+UNSUPPORTED_ARCH = "unsupported_arch"
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,10 @@ def find(host: HostFacts, falco: FalcoVersion, driver_version: str, catalog: Cat
         return FindResult(**base, status=NOT_REQUESTED, name=name, **paths,
                           reason=f"{client} cannot parse kernel release {host.uname_r!r} and "
                                  f"requests {name.file}, which names no kernel")
+    if name.arch not in ARCHES:
+        return FindResult(**base, status=UNSUPPORTED_ARCH, name=name, **paths,
+                          reason=f"probes are built for {' and '.join(ARCHES)} only, "
+                                 f"not {name.arch}")
     checked(name, source)
     record = catalog.lookup(driver_version, name.arch, name.file)
     if record is not None:

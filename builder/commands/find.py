@@ -21,7 +21,7 @@ from .common import add_catalog_option, add_config_option, catalog_dir, config_f
 FALLBACK_FILES = (("debian_version", "debian"), ("centos-release", "centos"),
                   ("redhat-release", "rhel"))
 BATCH_KEYS = {"falco_version", "driver_version", "os_release", "etc_version", "uname_r",
-              "uname_v", "uname_m", "id"}
+              "uname_v", "uname_m", "fallback", "id"}
 
 DESCRIPTION = """\
 Compute the probe file name and request path that falco-driver-loader (Falco 0.26-0.36)
@@ -59,7 +59,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--batch", metavar="FILE",
                         help="JSON lines, one node per line ('-' for stdin): keys falco_version "
                              "or driver_version, os_release (text), etc_version (optional "
-                             "text), uname_r, uname_v, uname_m; one JSON result per line out")
+                             "text), uname_r, uname_v, uname_m, optional fallback (debian, "
+                             "centos or rhel: the legacy file of a node without os-release) "
+                             "and id (echoed); one JSON result per line out")
     add_catalog_option(parser)
     add_config_option(parser)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -153,16 +155,19 @@ def _run_batch(name: str, catalog: Catalog, config: Config | None) -> int:
 def _batch_line(line: str, number: int, name: str, catalog: Catalog,
                 config: Config | None) -> tuple[dict[str, Any], int]:
     where = f"{name}:{number}"
+    head: dict[str, Any] = {"line": number}
     try:
         raw = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return {**head, "error": f"{where}: invalid JSON: {exc.msg}"}, EXIT_BAD_INPUT
+    if isinstance(raw, dict) and "id" in raw:
+        head["id"] = raw["id"]
+    try:
         host, falco, driver = _batch_inputs(raw, where, config)
         result = find(host, falco, driver, catalog, config, source=where)
-    except json.JSONDecodeError as exc:
-        return {"line": number, "error": f"{where}: invalid JSON: {exc.msg}"}, EXIT_BAD_INPUT
     except ProbesError as exc:
-        return {"line": number, "error": exc.message}, EXIT_BAD_INPUT
-    out = {"line": number, **({"id": raw["id"]} if "id" in raw else {}), **result.as_dict()}
-    return out, EXIT_OK if result.available else EXIT_NEGATIVE
+        return {**head, "error": exc.message}, EXIT_BAD_INPUT
+    return {**head, **result.as_dict()}, EXIT_OK if result.available else EXIT_NEGATIVE
 
 
 def _batch_inputs(raw: object, where: str, config: Config | None) -> tuple[HostFacts, Any, str]:
@@ -175,12 +180,15 @@ def _batch_inputs(raw: object, where: str, config: Config | None) -> tuple[HostF
     for key in ("uname_r", "uname_v", "uname_m"):
         if not isinstance(raw.get(key), str) or not raw[key]:
             raise InputError(f"{where}: {key!r} is required and must be a string")
-    for key in ("os_release", "etc_version", "falco_version", "driver_version"):
+    for key in ("os_release", "etc_version", "falco_version", "driver_version", "fallback"):
         if raw.get(key) is not None and not isinstance(raw[key], str):
             raise InputError(f"{where}: {key!r} must be a string")
     if raw.get("falco_version") is None and raw.get("driver_version") is None:
         raise InputError(f"{where}: give falco_version or driver_version")
+    if raw.get("fallback") not in (None, "debian", "centos", "rhel"):
+        raise InputError(f"{where}: fallback must be debian, centos or rhel (the legacy file "
+                         "the node has instead of os-release)")
     host = host_from_inputs(raw.get("os_release"), raw["uname_r"], raw["uname_v"],
-                            raw["uname_m"], raw.get("etc_version"))
+                            raw["uname_m"], raw.get("etc_version"), raw.get("fallback") or "")
     falco, driver = resolve_versions(raw.get("falco_version"), raw.get("driver_version"), config)
     return host, falco, driver
