@@ -459,7 +459,7 @@ class _Writer:
         """The member's path under root ('' for root itself), or a refusal."""
         name = member
         while name.startswith("./"):
-            name = name[2:]
+            name = name[2:].lstrip("/")  # ".//x" is "./x", not "/x"
         if name.startswith("/"):
             raise self.refuse(member, "has an absolute path")
         parts = [part for part in name.split("/") if part not in ("", ".")]
@@ -651,9 +651,11 @@ def _check_merge(writer: _Writer, staging: Path, dest: Path, rel: str) -> None:
                                             f"already in {dest}")
         if ours_dir and stat.S_ISDIR(existing):
             _check_merge(writer, staging, dest, path)
-        elif ours_dir or stat.S_ISDIR(existing):
-            raise writer.refuse(path, f"conflicts with {path!r} already in {dest} "
-                                      "(a directory and a non-directory)")
+        elif ours_dir:
+            raise writer.refuse(path + "/", f"is a directory but {dest} already has a file "
+                                            "there")
+        elif stat.S_ISDIR(existing):
+            raise writer.refuse(path, f"would replace a directory already in {dest}")
 
 
 def _merge(staging: Path, dest: Path, rel: str) -> None:

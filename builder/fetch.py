@@ -162,11 +162,14 @@ def _task(progress: Progress | None, name: str, total: int | None,
 
 
 def _copy(src: IO[bytes], out: IO[bytes], progress: Progress | None,
-          task: TaskID | None) -> None:
+          task: TaskID | None) -> int:
+    copied = 0
     while block := src.read(CHUNK):
         out.write(block)
+        copied += len(block)
         if progress is not None and task is not None:
             progress.advance(task, len(block))
+    return copied
 
 
 class _Retry(Exception):
@@ -205,7 +208,8 @@ def _fetch_http(url: str, part: Path, size: int, progress: Progress | None,
             return
         except _Retry as exc:
             last = str(exc)
-    raise StoreError(f"{target.url}: download failed after {attempts} attempts: {last}",
+    tries = f"{attempts} attempts" if attempts > 1 else "1 attempt"
+    raise StoreError(f"{target.url}: download failed after {tries}: {last}",
                      hint="check the network and the archive, then run again; "
                           "the partial file is kept and resumed")
 
@@ -225,7 +229,8 @@ def _attempt(target: _Target, part: Path, size: int, progress: Progress | None,
         with urllib.request.urlopen(request, timeout=timeout) as response:
             status = response.status
             start = _resume_offset(response, have) if status == 206 else 0
-            total = _expected_total(response, start, size)
+            declared = _declared_total(response, start)
+            total = declared or size
             if task is None:
                 task = _task(progress, Path(urllib.parse.urlsplit(target.url).path).name,
                              total, start)
@@ -234,7 +239,9 @@ def _attempt(target: _Target, part: Path, size: int, progress: Progress | None,
             with part.open("r+b" if start else "wb") as out:
                 out.seek(start)
                 out.truncate()
-                _copy(response, out, progress, task)
+                got = _copy(response, out, progress, task)
+            if declared and start + got < declared:  # urllib does not notice a short body
+                raise _Retry(f"the connection closed after {start + got} of {declared} bytes")
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and have:  # our partial is stale or already complete
             if size and have == size:
@@ -269,11 +276,12 @@ def _resume_offset(response: http.client.HTTPResponse, have: int) -> int:
     return have
 
 
-def _expected_total(response: http.client.HTTPResponse, start: int, size: int) -> int:
+def _declared_total(response: http.client.HTTPResponse, start: int) -> int:
+    """The file's full size as the answer's Content-Length tells it, 0 if unknown."""
     length = response.headers.get("Content-Length")
     if length and length.isdigit():
         return start + int(length)
-    return size
+    return 0
 
 
 @dataclass(frozen=True, slots=True)
