@@ -265,8 +265,13 @@ def _prepare(driver: DriverVersion, provider: str, origin: str, found: Path, cac
         if not (final / MANIFEST_FILE).is_file():
             _write_manifest(staging / MANIFEST_FILE, prepared)
             _make_read_only(staging / "driver")
-            shutil.rmtree(final, ignore_errors=True)  # a half-made one from a crash
-            os.replace(staging, final)
+            if final.exists():  # no manifest: not ours to trust
+                _remove(final)
+            try:
+                os.replace(staging, final)
+            except OSError:
+                if not (final / MANIFEST_FILE).is_file():  # else another build was faster
+                    raise
     finally:
         if staging.exists():
             _remove(staging)

@@ -36,7 +36,7 @@ from builder.driversrc import (
     tree_digest,
 )
 from builder.elfcheck import check_probe
-from builder.errors import BuildError
+from builder.errors import BuildError, ProbesError
 from builder.kbuild import compile_probe
 
 pytestmark = pytest.mark.slow
@@ -311,3 +311,11 @@ def test_tree_digest_covers_names_and_bytes(tmp_path: Path) -> None:
     (b / "bpf" / "probe2.c").rename(b / "bpf" / "probe.c")
     (b / "bpf" / "probe.c").write_bytes(io.BytesIO(b"/* probe! */\n").getvalue())
     assert tree_digest(a) != tree_digest(b)
+
+
+def test_unknown_ref_names_the_url(http_base: str, tmp_path: Path) -> None:
+    template = http_base + "/archive/{ref}.tar.gz"
+    with pytest.raises(ProbesError) as caught:
+        prepare_source(libs_driver(template, ref="no-such-ref"), tmp_path)
+    assert f"{http_base}/archive/no-such-ref.tar.gz" in caught.value.message
+    assert not list(tmp_path.rglob("*.h"))  # nothing prepared
