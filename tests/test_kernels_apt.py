@@ -17,7 +17,13 @@ from debian import deb822
 
 from builder.cli import main
 from builder.errors import InputError, StoreError
-from builder.kernels.apt import AptArchive, read_sources_file
+from builder.kernels.apt import (
+    AptArchive,
+    _apt_config_paths,
+    host_keyrings,
+    host_sources,
+    read_sources_file,
+)
 from builder.records import Kernel
 
 CACHE = Path(os.environ.get("FALCO_PROBES_TEST_CACHE")
@@ -123,6 +129,67 @@ def test_one_line_sources_file_for_the_same_archive(
     assert other.root != archive.root
     other.update()
     assert [k.key for k in other.kernels()] == [k.key for k in kernels]
+
+
+# --- the machine's own sources: exactly the files apt reads ---------------------------------
+
+def test_host_sources_and_keyrings_are_the_files_apt_reads(tmp_path: Path) -> None:
+    etc = tmp_path / "etc"
+    (etc / "sources.list.d").mkdir(parents=True)
+    (etc / "trusted.gpg.d").mkdir()
+    (etc / "sources.list").write_text("deb http://archive.example/debian bookworm main\n")
+    for name in ("a.list", "b.sources", "c.list.disabled-by-farm", "d.list.save",
+                 "bad name.list", "e.sources.dpkg-old"):
+        (etc / "sources.list.d" / name).write_text("deb http://archive.example/x y z\n")
+    for name in ("k.gpg", "k.asc", "k.txt", "k.gpg~"):
+        (etc / "trusted.gpg.d" / name).write_bytes(b"key")
+    paths = {"SL": etc / "sources.list", "SP": etc / "sources.list.d",
+             "TR": etc / "trusted.gpg", "TP": etc / "trusted.gpg.d"}
+    assert [(s.name, s.origin) for s in host_sources(paths)] == [
+        ("00-sources.list", str(etc / "sources.list")),
+        ("01-a.list", str(etc / "sources.list.d" / "a.list")),
+        ("02-b.sources", str(etc / "sources.list.d" / "b.sources"))]
+    assert host_keyrings(paths) == [etc / "trusted.gpg.d" / "k.asc",
+                                    etc / "trusted.gpg.d" / "k.gpg"]
+
+
+@needs_apt
+def test_apt_config_says_where_the_host_sources_are() -> None:
+    paths = _apt_config_paths()
+    assert set(paths) == {"SL", "SP", "TR", "TP"}
+    assert paths["SP"].name == "sources.list.d"
+
+
+def _one_line_without_signed_by(archive: AptArchive, path: Path) -> Path:
+    entries = [p for s in archive.sources if s.name.endswith(".sources")
+               for p in deb822.Deb822.iter_paragraphs(s.text.splitlines())]
+    path.write_text("".join(f"deb {uri} {suite} {e.get('Components', '')}\n"
+                            for e in entries for uri in e["URIs"].split()
+                            for suite in e["Suites"].split()))
+    return path
+
+
+DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+OTHER_KEY = Path("/etc/apt/trusted.gpg.d/debian-archive-bullseye-stable.asc")
+
+
+@needs_apt
+@pytest.mark.slow
+@pytest.mark.skipif(not (DEBIAN_KEYRING.is_file() and OTHER_KEY.is_file()),
+                    reason="needs Debian's archive keyrings")
+def test_keyring_is_what_apt_checks_signatures_with(
+        tmp_path: Path, debian: tuple[AptArchive, list[Kernel]]) -> None:
+    archive, kernels = debian
+    if not any(s.name.endswith(".sources") for s in archive.sources):
+        pytest.skip("this machine's sources are not deb822")
+    sources = _one_line_without_signed_by(archive, tmp_path / "plain.list")
+    good = AptArchive(CACHE, sources=sources, keyring=DEBIAN_KEYRING)
+    good.update()
+    assert len(good.kernels()) == len(kernels)
+    wrong = AptArchive(tmp_path / "cache", sources=sources, keyring=OTHER_KEY)
+    with pytest.raises(StoreError, match="not signed|NO_PUBKEY") as caught:
+        wrong.update()
+    assert caught.value.hint is not None and "--keyring" in caught.value.hint
 
 
 # --- bad sources input --------------------------------------------------------------------
