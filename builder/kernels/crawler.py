@@ -382,9 +382,9 @@ def kernel_from_entry(entry: Entry, source: str) -> Kernel | Refusal:
                   kernelconfigdata=entry.kernelconfigdata)
 
 
-def _label(key: str, index: int) -> str:
-    shown = key if _SAFE_NAME.fullmatch(key) else short(key, 40)
-    return f"{shown}[{index}]"
+def _shown(key: str) -> str:
+    """A distro key as messages show it (quoted and cut when it is not a plain name)."""
+    return key if _SAFE_NAME.fullmatch(key) else short(key, 40)
 
 
 def parse_crawler_data(data: object, path: str, arch: str = DEFAULT_ARCH) -> CrawlerList:
@@ -404,11 +404,11 @@ def parse_crawler_data(data: object, path: str, arch: str = DEFAULT_ARCH) -> Cra
     for key, items in data.items():
         if not isinstance(items, list):
             problems.append(Problem(path, f"must be a list of kernels, got {short(items)}",
-                                    record=_label(str(key), 0).removesuffix("[0]")))
+                                    record=_shown(key)))
             continue
         for index, raw in enumerate(items):
             count += 1
-            where = Where(path, None, _label(str(key), index))
+            where = Where(path, None, f"{_shown(key)}[{index}]")
             entry = entry_from_mapping(raw, where, arch, problems, notes)
             if entry is None:
                 continue
