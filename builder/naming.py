@@ -25,6 +25,10 @@ CLIENT_FALCOCTL = "falcoctl"
 FIRST_FALCOCTL = v("0.37.0")
 # The newest rules: used for driver versions that no Falco release loads by default.
 LATEST_RULES = v("0.43.0")
+# A driver version no release loads by default is reached with DRIVER_VERSION (0.33+)
+# or falcoctl's driver version setting: one release of each naming era from 0.33 on.
+OVERRIDE_RELEASES = tuple(v(x) for x in ("0.33.0", "0.34.0", "0.35.0", "0.35.1", "0.36.0",
+                                         "0.37.0", "0.37.1", "0.38.0", "0.39.0", "0.43.0"))
 
 # Minimum kernels for legacy eBPF probes (driverkit; enforced by falcoctl >= 0.8).
 MIN_KERNEL = {"x86_64": (4, 14, 0), "aarch64": (4, 17, 0)}
@@ -361,10 +365,11 @@ def names_for_driver(host: HostFacts, falco_versions: Iterable[FalcoVersion],
     """The canonical name (newest Falco release served) and every other name requested.
 
     A driver version that no Falco release loads by default is named with the
-    newest rules. Names a loader cannot really use (it requests nothing, or a
-    name without a kernel release) are not aliases.
+    newest rules, and aliased for every release that can be pointed at it
+    (OVERRIDE_RELEASES). Names a loader cannot really use (it requests nothing,
+    or a name without a kernel release) are not aliases.
     """
-    versions = sorted(set(falco_versions)) or [LATEST_RULES]
+    versions = sorted(set(falco_versions)) or list(OVERRIDE_RELEASES)
     names: list[ProbeName] = []
     for falco in reversed(versions):
         try:

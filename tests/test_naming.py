@@ -102,11 +102,13 @@ def test_ubuntu_aliases_across_three_eras() -> None:
                        "falco_ubuntu-aws_5.4.0-1109-aws-fips_118.o")
 
 
-def test_driver_version_without_falco_release_uses_newest_rules() -> None:
-    host = host_from_inputs("ID=debian\n", "6.1.0-47-amd64",
+def test_driver_version_without_falco_release_uses_newest_rules_and_override_aliases() -> None:
+    host = host_from_inputs("ID=debian\n", "6.1.0-47-cloud-amd64",
                             "#1 SMP PREEMPT_DYNAMIC Debian 6.1.158-1 (2025-11-09)", "x86_64")
     name, aliases = names_for_driver(host, [])
-    assert (name.file, aliases) == ("falco_debian_6.1.158-1-amd64_1.o", ())
+    assert name.file == "falco_debian_6.1.158-1-cloud-amd64_1.o"
+    # DRIVER_VERSION=<it> on Falco 0.33-0.34, and 0.35.0's rt/cloud-dropping rule
+    assert aliases == ("falco_debian_6.1.0-47-cloud-amd64_1.o", "falco_debian_6.1.158-1-amd64_1.o")
 
 
 def test_kernel_too_old_for_falcoctl_is_no_request() -> None:

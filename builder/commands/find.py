@@ -131,7 +131,7 @@ def _open_batch(name: str) -> TextIO:
     if name == "-":
         return sys.stdin
     try:
-        return open(name, encoding="utf-8")  # noqa: SIM115 - closed by the caller
+        return open(name, encoding="utf-8")
     except OSError as exc:
         raise InputError(f"{name}: cannot read: {exc.strerror}") from exc
 

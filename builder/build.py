@@ -1,0 +1,245 @@
+"""Build: for each planned kernel, fetch and extract its headers once, then compile,
+check and name every driver version it needs. Writes the build report (report.py).
+
+A failure is a result, never an exception: it is written with its step, a
+one-line reason and the full log, and the other kernels go on. Only a
+missing toolchain (BuildError) stops the run before it starts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from rich.progress import Progress
+
+from .config import Config, DriverVersion
+from .driversrc import PreparedSource, prepare_source
+from .elfcheck import check_probe
+from .errors import ProbesError
+from .fetch import Cache
+from .kbuild import compile_probe as kbuild_compile
+from .kbuild import find_toolchain
+from .naming import names_for_driver
+from .plan import Job
+from .records import Kernel, ProbeName
+from .report import REPORT_NAME, BuildResult, write_result
+from .sysroot import Sysroot, prepare_sysroot
+
+
+@dataclass
+class BuildSummary:
+    built: int = 0
+    failed: int = 0
+    by_step: dict[str, int] = field(default_factory=dict)
+    report: Path | None = None
+
+    def add(self, result: BuildResult) -> None:
+        if result.ok:
+            self.built += 1
+        else:
+            self.failed += 1
+            self.by_step[result.step] = self.by_step.get(result.step, 0) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class BuildOptions:
+    out: Path
+    cache: Path
+    jobs: int = 2
+    timeout: float = 900
+    base_dir: Path = Path(".")  # where relative driver source folders are resolved
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class _Sources:
+    """Driver sources prepared once per run and shared by every kernel (thread-safe)."""
+
+    def __init__(self, config: Config, options: BuildOptions) -> None:
+        self._config = config
+        self._options = options
+        self._lock = threading.Lock()
+        self._prepared: dict[str, PreparedSource | ProbesError] = {}
+
+    def get(self, version: str) -> PreparedSource:
+        with self._lock:
+            if version not in self._prepared:
+                driver = self._driver(version)
+                try:
+                    self._prepared[version] = prepare_source(
+                        driver, self._options.cache, base_dir=self._options.base_dir)
+                except ProbesError as exc:
+                    self._prepared[version] = exc
+            found = self._prepared[version]
+        if isinstance(found, ProbesError):
+            raise found
+        return found
+
+    def _driver(self, version: str) -> DriverVersion:
+        driver = self._config.driver(version)
+        if driver is None:
+            raise ProbesError(f"driver version {version!r} is not in {self._config.path}")
+        return driver
+
+
+class _Report:
+    """The report file, appended line by line from several threads."""
+
+    def __init__(self, handle: IO[str], summary: BuildSummary,
+                 on_result: Callable[[BuildResult], None]) -> None:
+        self._handle = handle
+        self._summary = summary
+        self._lock = threading.Lock()
+        self._on_result = on_result
+
+    def write(self, result: BuildResult) -> None:
+        with self._lock:
+            write_result(self._handle, result)
+            self._summary.add(result)
+            self._on_result(result)
+
+
+def build(jobs: Sequence[Job], config: Config, options: BuildOptions,
+          progress: Progress | None = None) -> BuildSummary:
+    """Run every job; results go to <out>/report.jsonl as they finish."""
+    find_toolchain()  # fail fast, before any download, when clang/llc/make are missing
+    options.out.mkdir(parents=True, exist_ok=True)
+    report_path = options.out / REPORT_NAME
+    summary = BuildSummary(report=report_path)
+    sources = _Sources(config, options)
+    downloads = Cache(options.cache / "downloads")
+    total = sum(job.weight for job in jobs)
+    task = progress.add_task("compiling probes", total=total) if progress else None
+
+    def advance(result: BuildResult) -> None:
+        if progress is not None and task is not None:
+            progress.advance(task)
+            state = "ok" if result.ok else f"failed at {result.step}: {result.reason[:80]}"
+            progress.console.print(f"{result.driver_version} {result.file}: {state}",
+                                   markup=False, highlight=False)
+
+    with open(report_path, "a", encoding="utf-8") as handle:
+        report = _Report(handle, summary, advance)
+        with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
+            for future in [pool.submit(_build_kernel, job, config, options, sources, downloads,
+                                       report, progress) for job in jobs]:
+                future.result()
+    return summary
+
+
+def _build_kernel(job: Job, config: Config, options: BuildOptions, sources: _Sources,
+                  downloads: Cache, report: _Report, progress: Progress | None) -> None:
+    kernel = job.kernel
+    started = utc_now()
+    step = "download"
+    try:
+        packages = _download(kernel, downloads, progress)
+        step = "extract"
+        build_dir = _sysroot(kernel, packages, options).build_dir(kernel.host.uname_r)
+    except ProbesError as exc:
+        for version, attempt in zip(job.driver_versions, job.attempts, strict=True):
+            report.write(_failure(kernel, config, version, attempt, step, exc.message, started,
+                                  options))
+        return
+    for version, attempt in zip(job.driver_versions, job.attempts, strict=True):
+        report.write(_compile_one(kernel, config, version, attempt, build_dir, sources,
+                                  options))
+
+
+def _download(kernel: Kernel, downloads: Cache, progress: Progress | None) -> list[Path]:
+    if not kernel.headers:
+        raise ProbesError(f"{kernel.key}: the kernel source lists no header packages")
+    return [downloads.fetch(h.url, sha256=h.sha256, size=h.size, progress=progress)
+            for h in kernel.headers]
+
+
+def _sysroot(kernel: Kernel, packages: list[Path], options: BuildOptions) -> Sysroot:
+    """One sysroot per header set, shared by every driver version (and every run)."""
+    key = hashlib.sha256("\n".join(f"{h.name} {h.sha256}" for h in kernel.headers)
+                         .encode()).hexdigest()[:20]
+    return prepare_sysroot(packages, options.cache / "sysroots" / key)
+
+
+def _names(kernel: Kernel, config: Config, version: str) -> tuple[ProbeName, tuple[str, ...]]:
+    driver = config.driver(version)
+    return names_for_driver(kernel.host, driver.falco_versions() if driver else ())
+
+
+def _paths(options: BuildOptions, version: str, name: ProbeName) -> tuple[Path, Path]:
+    probe = options.out / "probes" / version / name.arch / name.file
+    log = options.out / "logs" / version / name.arch / f"{name.file}.log"
+    return probe, log
+
+
+def _base(kernel: Kernel, config: Config, version: str, attempt: int,
+          started: str) -> dict[str, Any]:
+    name, aliases = _names(kernel, config, version)
+    return {"driver_version": version, "arch": name.arch, "target": name.target,
+            "kernel_release": name.kernel_release, "kernel_version": name.kernel_version,
+            "aliases": aliases, "attempts": attempt, "built": started,
+            "kernel_key": kernel.key,
+            "headers": tuple({"name": h.name, "sha256": h.sha256} for h in kernel.headers)}
+
+
+def _failure(kernel: Kernel, config: Config, version: str, attempt: int, step: str,
+             reason: str, started: str, options: BuildOptions, log: str = "") -> BuildResult:
+    base = _base(kernel, config, version, attempt, started)
+    name = ProbeName(base["target"], base["kernel_release"], base["kernel_version"],
+                     base["arch"])
+    _, log_path = _paths(options, version, name)
+    _write_text(log_path, log or reason + "\n")
+    return BuildResult(ok=False, step=step, reason=_one_line(reason),
+                       log=str(log_path.relative_to(options.out)), **base)
+
+
+def _compile_one(kernel: Kernel, config: Config, version: str, attempt: int, build_dir: Path,
+                 sources: _Sources, options: BuildOptions) -> BuildResult:
+    started = utc_now()
+    try:
+        source = sources.get(version)
+    except ProbesError as exc:
+        return _failure(kernel, config, version, attempt, "source", exc.message, started, options)
+    work_out = options.out / ".work" / hashlib.sha256(f"{kernel.key}|{version}".encode()
+                                                      ).hexdigest()[:16]
+    result = kbuild_compile(build_dir, source, work_out, timeout=options.timeout,
+                            headers=kernel.headers)
+    if not result.ok or result.probe is None:
+        return _failure(kernel, config, version, attempt, result.step or "compile",
+                        result.reason, started, options, result.log)
+    expected = kernel.host.uname_r if kernel.source == "apt" else None
+    check = check_probe(result.probe, kernel_release=expected)
+    if not check.ok:
+        return _failure(kernel, config, version, attempt, "check", check.reason, started,
+                        options, result.log)
+    base = _base(kernel, config, version, attempt, started)
+    name = ProbeName(base["target"], base["kernel_release"], base["kernel_version"],
+                     base["arch"])
+    probe_path, log_path = _paths(options, version, name)
+    probe_path.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(result.probe, probe_path)
+    _write_text(log_path, result.log)
+    fields = result.report_fields()
+    fields.pop("ok")
+    fields["headers"] = base.pop("headers")
+    return BuildResult(ok=True, path=str(probe_path.relative_to(options.out)),
+                       log=str(log_path.relative_to(options.out)), **base, **fields)
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(text.split())
+    return line[:300] or "unknown error"

@@ -1,0 +1,143 @@
+"""`falco-probes build`: compile and check probes, from a plan file or for chosen kernels."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+from ..build import BuildOptions, build
+from ..catalog import Catalog, load_catalog
+from ..errors import EXIT_NEGATIVE, EXIT_OK, InputError
+from ..plan import make_plan, plan_from_dict, shard_jobs
+from ..ui import emit_json, info, progress
+from ..yamlio import read_text
+from .common import add_catalog_option, add_config_option, catalog_dir, config_from
+from .plan import gather_kernels
+
+DESCRIPTION = """\
+Compile Falco eBPF probes with kbuild (clang, llc), check each one (ELF, EM_BPF, program
+sections), name it as every supported loader requests it, and write under --out:
+  report.jsonl                              one result per probe, built or failed
+  probes/<driver_version>/<arch>/<file>     the checked probes
+  logs/<driver_version>/<arch>/<file>.log   the full compiler log of each
+Header packages are downloaded once into the cache and extracted once per kernel.
+
+Either --plan FILE [--shard N] (from `falco-probes plan`), or pick kernels of a
+probes.yaml target with --target and --release.
+
+exit codes: 0 the run finished (failed probes are in the report), 1 with --strict when a
+probe failed or when nothing matched, 2 bad input, 5 the toolchain is missing.
+"""
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("build", help="compile, check and name probes",
+                            description=DESCRIPTION,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--plan", type=Path, metavar="FILE", help="a plan from `plan --out`")
+    parser.add_argument("--shard", type=int, metavar="N", help="only shard N of the plan")
+    parser.add_argument("--target", action="append", default=[], metavar="NAME",
+                        help="without --plan: kernels of this probes.yaml target (repeatable)")
+    parser.add_argument("--release", metavar="REGEX",
+                        help="without --plan: only kernels whose `uname -r` matches REGEX")
+    parser.add_argument("--driver-version", action="append", default=[], metavar="D",
+                        help="without --plan: only these driver versions (repeatable)")
+    parser.add_argument("--limit", type=int, default=0, metavar="N",
+                        help="without --plan: at most N kernels")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="without --plan: build even what the catalog already has")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="output folder (report.jsonl, probes/, logs/)")
+    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+                        help="kernels built in parallel (default: build.jobs in probes.yaml)")
+    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                        help="per compile (default: build.timeout in probes.yaml)")
+    parser.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                        help="downloads, sysroots and driver sources "
+                             "(default: $XDG_CACHE_HOME/falco-probes)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 if any probe failed")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_config_option(parser)
+    add_catalog_option(parser)
+    parser.set_defaults(func=run)
+
+
+def default_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "falco-probes"
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from(args)
+    assert config is not None
+    if args.plan is not None:
+        if args.target or args.release or args.driver_version or args.limit:
+            raise InputError("--plan already says what to build; drop --target, --release, "
+                             "--driver-version and --limit")
+        jobs = shard_jobs(plan_from_dict(_read_plan(args.plan), str(args.plan)), args.shard)
+    else:
+        if args.shard is not None:
+            raise InputError("--shard needs --plan")
+        jobs = _pick(args, config)
+    options = BuildOptions(out=args.out, cache=args.cache or default_cache(),
+                           jobs=args.jobs or config.build.jobs,
+                           timeout=args.timeout or config.build.timeout,
+                           base_dir=Path(config.path).resolve().parent)
+    info(f"building {sum(j.weight for j in jobs)} probe(s) for {len(jobs)} kernel(s) "
+         f"into {args.out}")
+    with progress() as bar:
+        summary = build(jobs, config, options, bar)
+    steps = ", ".join(f"{n} at {s}" for s, n in sorted(summary.by_step.items()))
+    info(f"built {summary.built}, failed {summary.failed}" + (f" ({steps})" if steps else "")
+         + f"; report: {summary.report}")
+    if args.json:
+        emit_json({"built": summary.built, "failed": summary.failed,
+                   "failed_by_step": summary.by_step, "report": str(summary.report)})
+    if not jobs:
+        return EXIT_NEGATIVE
+    return EXIT_NEGATIVE if args.strict and summary.failed else EXIT_OK
+
+
+def _read_plan(path: Path) -> dict[str, object]:
+    try:
+        doc = json.loads(read_text(path))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from exc
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: not a falco-probes plan")
+    return doc
+
+
+def _pick(args: argparse.Namespace, config: object) -> tuple:  # type: ignore[type-arg]
+    from ..config import Config
+
+    assert isinstance(config, Config)
+    if not args.target:
+        raise InputError("say what to build: --plan FILE, or --target NAME [--release REGEX]")
+    kernels, skipped = gather_kernels(config, args.target, None)
+    if args.release:
+        import re
+
+        try:
+            pattern = re.compile(args.release)
+        except re.error as exc:
+            raise InputError(f"--release {args.release!r} is not a regular expression: "
+                             f"{exc}") from exc
+        kernels = [k for k in kernels if pattern.search(k.host.uname_r)]
+    for item in skipped:
+        if not args.release or args.release in item.kernel_release:
+            info(f"skipped {item.target} {item.kernel_release}: {item.reason}")
+    catalog = Catalog(Path("-")) if args.rebuild else load_catalog(catalog_dir(args))
+    now = dt.datetime.now(dt.UTC)
+    plan = make_plan(config, kernels, catalog, now,
+                     driver_versions=args.driver_version or None)
+    jobs = plan.jobs[: args.limit] if args.limit else plan.jobs
+    for left in plan.left_out:
+        info(f"not building {left.driver_version} {left.kernel_release}: {left.reason}")
+    if not jobs:
+        info("nothing to build: no kernel matched, or the catalog has every probe "
+             "(--rebuild to build anyway)")
+    return jobs

@@ -1,0 +1,132 @@
+"""`falco-probes plan`: what to build next, grouped by kernel, sharded for a CI matrix."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from ..catalog import load_catalog
+from ..config import Config
+from ..errors import EXIT_NEGATIVE, EXIT_OK, InputError
+from ..kernels import discover
+from ..kernels.select import filters_for_target, select_kernels
+from ..plan import Left, make_plan, matrix, plan_to_dict, shard
+from ..records import Kernel
+from ..ui import emit_json, info
+from ..yamlio import atomic_write
+from .common import add_catalog_option, add_config_option, catalog_dir, config_from
+
+DESCRIPTION = """\
+Desired probes (probes.yaml: driver versions x targets x their kernels) minus what the
+catalog holds, minus failures still backing off. Jobs are grouped by kernel: its headers
+are fetched once and every missing driver version is compiled against them.
+
+exit codes: 0 there is work, 1 nothing to build, 2 bad input.
+"""
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("plan", help="compute what to build (and shard it for CI)",
+                            description=DESCRIPTION,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_option(parser)
+    add_catalog_option(parser)
+    parser.add_argument("--target", action="append", default=[], metavar="NAME",
+                        help="only these probes.yaml targets (repeatable)")
+    parser.add_argument("--driver-version", action="append", default=[], metavar="D",
+                        help="only these driver versions (repeatable)")
+    parser.add_argument("--shards", type=int, default=1, metavar="N",
+                        help="split the jobs over N CI legs (1 to 256; default 1)")
+    parser.add_argument("--limit", type=int, default=0, metavar="N",
+                        help="at most N kernels (the first N in plan order; 0 = all)")
+    parser.add_argument("--out", type=Path, default=None, metavar="FILE",
+                        help="write the plan (what `build --plan` reads) to FILE")
+    parser.add_argument("--matrix-out", type=Path, default=None, metavar="FILE",
+                        help="write the GitHub Actions matrix JSON to FILE")
+    parser.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                        help="cache folder for apt indices")
+    parser.add_argument("--now", default=None, metavar="TIME",
+                        help="pretend it is TIME (UTC, YYYY-MM-DDTHH:MM:SSZ) for retry backoff; "
+                             "makes a plan reproducible")
+    parser.add_argument("--json", action="store_true",
+                        help="print the whole plan as JSON on stdout")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from(args)
+    assert config is not None
+    unknown = sorted(set(args.driver_version) - {d.version for d in config.driver_versions})
+    if unknown:
+        raise InputError(f"driver version {unknown[0]!r} is not in {config.path}",
+                         hint="list it under driver_versions first")
+    now = _now(args.now)
+    kernels, skipped = gather_kernels(config, args.target, args.cache)
+    catalog = load_catalog(catalog_dir(args))
+    plan = make_plan(config, kernels, catalog, now, driver_versions=args.driver_version or None)
+    if args.limit:
+        plan = type(plan)(plan.jobs[: args.limit], plan.left_out)
+    plan = shard(plan, args.shards)
+    plan = type(plan)(plan.jobs, (*skipped, *plan.left_out), plan.shards)
+    doc = plan_to_dict(plan)
+    if args.out is not None:
+        atomic_write(args.out, json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    if args.matrix_out is not None:
+        atomic_write(args.matrix_out, json.dumps(matrix(plan), sort_keys=True) + "\n")
+    summary = doc["summary"]
+    info(f"plan: {summary['kernels']} kernels, {summary['compiles']} compiles in "
+         f"{summary['shards']} shard(s); {summary['left_out']} left out"
+         + (f"; written to {args.out}" if args.out else ""))
+    for reason, count in _reasons(plan.left_out).items():
+        info(f"  left out {count}x: {reason}")
+    if args.json:
+        emit_json(doc)
+    return EXIT_OK if plan.jobs else EXIT_NEGATIVE
+
+
+def gather_kernels(config: Config, only: list[str], cache: Path | None,
+                   ) -> tuple[list[Kernel], list[Left]]:
+    """Kernels of every (selected) target, each source read once; skips keep their reason."""
+    names = {t.name for t in config.targets}
+    missing = sorted(set(only) - names)
+    if missing:
+        raise InputError(f"target {missing[0]!r} is not in {config.path}",
+                         hint=f"targets: {', '.join(sorted(names))}")
+    discovered: dict[tuple[str, tuple[str, ...]], Any] = {}
+    kernels: list[Kernel] = []
+    left: list[Left] = []
+    for target in config.targets:
+        if only and target.name not in only:
+            continue
+        key = (target.kernels, tuple(target.arch))
+        if key not in discovered:
+            discovered[key] = discover(target.kernels, arches=target.arch, cache_dir=cache)
+            for problem in discovered[key].problems[:20]:
+                info(f"  {target.kernels}: {problem}")
+        selection = select_kernels(discovered[key].kernels,
+                                   filters_for_target(target, by_target=True))
+        kernels += selection.kept
+        left += [Left(s.kernel.target, s.kernel.arch, s.kernel.host.uname_r, "*", s.reason)
+                 for s in selection.skipped if s.rule != "target"]
+    return kernels, left
+
+
+def _now(text: str | None) -> dt.datetime:
+    if text is None:
+        return dt.datetime.now(dt.UTC).replace(microsecond=0)
+    try:
+        return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    except ValueError as exc:
+        raise InputError(f"--now {text!r} is not a UTC time like 2026-11-25T03:00:00Z") from exc
+
+
+def _reasons(left: tuple[Left, ...]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in left:
+        generic = item.reason.split(":")[0] if "older than" not in item.reason else \
+            "kernel older than the eBPF minimum"
+        counts[generic] = counts.get(generic, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1])[:8])
