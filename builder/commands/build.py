@@ -6,12 +6,14 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 from pathlib import Path
 
 from ..build import BuildOptions, build
 from ..catalog import Catalog, load_catalog
+from ..config import Config
 from ..errors import EXIT_NEGATIVE, EXIT_OK, InputError
-from ..plan import make_plan, plan_from_dict, shard_jobs
+from ..plan import Job, make_plan, plan_from_dict, shard_jobs
 from ..ui import emit_json, info, progress
 from ..yamlio import read_text
 from .common import add_catalog_option, add_config_option, catalog_dir, config_from
@@ -111,16 +113,11 @@ def _read_plan(path: Path) -> dict[str, object]:
     return doc
 
 
-def _pick(args: argparse.Namespace, config: object) -> tuple:  # type: ignore[type-arg]
-    from ..config import Config
-
-    assert isinstance(config, Config)
+def _pick(args: argparse.Namespace, config: Config) -> tuple[Job, ...]:
     if not args.target:
         raise InputError("say what to build: --plan FILE, or --target NAME [--release REGEX]")
     kernels, skipped = gather_kernels(config, args.target, None)
     if args.release:
-        import re
-
         try:
             pattern = re.compile(args.release)
         except re.error as exc:
