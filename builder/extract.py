@@ -107,12 +107,17 @@ def extract(archive: Path, dest: Path, *, kind: str | None = None) -> ExtractRep
                          hint="extract into a new or existing directory")
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extract-", dir=dest.parent))
+    writer = _Writer(archive, staging)
     try:
-        writer = _Writer(archive, staging)
         with _open_archive(archive) as handle, _corruption_as_input_error(archive, kind):
             _READERS[kind](archive, handle, writer)
         writer.finish()
         _place(writer, staging, dest)
+    except OSError as exc:  # disk full, name too long, permissions: say which member
+        raise InputError(f"archive {archive}: member {writer.current!r} could not be written "
+                         f"into {dest}: {exc.strerror or exc}",
+                         hint="check the free space and permissions of the destination") \
+            from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ExtractReport(archive=archive, kind=kind, **writer.report_counts,
@@ -301,6 +306,7 @@ def _read_deb(archive: Path, handle: IO[bytes], writer: _Writer) -> None:
 
 
 def _reason(exc: BaseException, handle: IO[bytes]) -> str:
+    """Why python-debian refused it; for a file that is no ar archive, what it is."""
     handle.seek(0)
     head = handle.read(40)
     if not head.startswith(_DEB_MAGIC):
@@ -309,9 +315,9 @@ def _reason(exc: BaseException, handle: IO[bytes]) -> str:
 
 
 def _read_rpm(archive: Path, handle: IO[bytes], writer: _Writer) -> None:
-    if handle.read(4) != _RPM_MAGIC:
-        raise InputError(f"archive {archive}: not a .rpm ({_reason(OSError(), handle)})",
-                         hint=_HINT)
+    head = handle.read(40)
+    if not head.startswith(_RPM_MAGIC):
+        raise InputError(f"archive {archive}: not a .rpm ({_starts(head)})", hint=_HINT)
     handle.seek(0)
     try:
         rpm = rpmfile.RPMFile(fileobj=handle)
@@ -445,6 +451,7 @@ class _Writer:
         self.symlinks: dict[str, str] = {}  # relative path -> target as in the archive
         self.rerooted: set[str] = set()     # symlinks whose absolute target we rewrote
         self.files = self.hardlinks = self.bytes = 0
+        self.current = ""  # the member being written, for error messages
 
     @property
     def report_counts(self) -> dict[str, int]:
@@ -457,6 +464,7 @@ class _Writer:
 
     def relative(self, member: str) -> str:
         """The member's path under root ('' for root itself), or a refusal."""
+        self.current = member
         name = member
         while name.startswith("./"):
             name = name[2:].lstrip("/")  # ".//x" is "./x", not "/x"

@@ -178,21 +178,28 @@ class _Retry(Exception):
 
 @dataclass(frozen=True, slots=True)
 class _Target:
-    """The URL to request, without credentials, and the headers that carry them."""
+    """The URL to request, without credentials, and the basic auth that carries them."""
 
     url: str
-    headers: dict[str, str]
+    authorization: str = ""
 
     @classmethod
     def of(cls, url: str) -> _Target:
         parts = urllib.parse.urlsplit(url)
-        headers = {"User-Agent": USER_AGENT}
-        if parts.username is not None:
-            user = urllib.parse.unquote(parts.username)
-            password = urllib.parse.unquote(parts.password or "")
-            token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-            headers["Authorization"] = f"Basic {token}"
-        return cls(redact(url), headers)
+        if parts.username is None:
+            return cls(url)
+        user = urllib.parse.unquote(parts.username)
+        password = urllib.parse.unquote(parts.password or "")
+        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        return cls(redact(url), f"Basic {token}")
+
+    def request(self, offset: int) -> urllib.request.Request:
+        request = urllib.request.Request(self.url, headers={"User-Agent": USER_AGENT})
+        if offset:
+            request.add_header("Range", f"bytes={offset}-")
+        if self.authorization:  # never follows a redirect to another server
+            request.add_unredirected_header("Authorization", self.authorization)
+        return request
 
 
 def _fetch_http(url: str, part: Path, size: int, progress: Progress | None,
@@ -221,14 +228,9 @@ def _attempt(target: _Target, part: Path, size: int, progress: Progress | None,
     if size and have > size:  # not a prefix of the file we want
         part.unlink()
         have = 0
-    headers = dict(target.headers)
-    if have:
-        headers["Range"] = f"bytes={have}-"
-    request = urllib.request.Request(target.url, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            status = response.status
-            start = _resume_offset(response, have) if status == 206 else 0
+        with urllib.request.urlopen(target.request(have), timeout=timeout) as response:
+            start = _resume_offset(response, have, part) if response.status == 206 else 0
             declared = _declared_total(response, start)
             total = declared or size
             if task is None:
@@ -255,7 +257,7 @@ def _attempt(target: _Target, part: Path, size: int, progress: Progress | None,
                               "(refresh the package lists)") from exc
     except (urllib.error.URLError, http.client.HTTPException, ConnectionError,
             TimeoutError) as exc:
-        reason = getattr(exc, "reason", None) or exc.__class__.__name__
+        reason = getattr(exc, "reason", None) or str(exc) or exc.__class__.__name__
         if isinstance(exc, urllib.error.URLError) and _is_permanent(exc):
             raise InputError(f"{target.url}: {reason}") from exc
         raise _Retry(str(reason)) from exc
@@ -267,11 +269,12 @@ def _is_permanent(exc: urllib.error.URLError) -> bool:
     return isinstance(exc.reason, socket.gaierror) and exc.reason.errno == socket.EAI_NONAME
 
 
-def _resume_offset(response: http.client.HTTPResponse, have: int) -> int:
+def _resume_offset(response: http.client.HTTPResponse, have: int, part: Path) -> int:
     """Where a 206 answer starts; it must be exactly where our partial file ends."""
     match = re.fullmatch(r"bytes (\d+)-\d+/(\d+|\*)",
                          (response.headers.get("Content-Range") or "").strip())
     if match is None or int(match.group(1)) != have:
+        part.unlink(missing_ok=True)  # start over rather than ask the same again
         raise _Retry("the server answered a range we did not ask for")
     return have
 

@@ -113,18 +113,27 @@ def _read_marker(dest: Path) -> dict[str, object] | None:
 
 
 def _install(tmp: Path, dest: Path, wanted: list[dict[str, object]]) -> None:
-    """Swap the new tree in; if a concurrent run installed the same, keep theirs."""
+    """Swap the new tree in. The old one comes back if that fails; one that a
+    concurrent run installed from the same packages meanwhile is kept as is."""
+    if _marker_packages(dest) == wanted:
+        return
     old = dest.with_name(f"{dest.name}.old-{os.getpid()}")
-    if dest.exists():
+    had_old = dest.exists()
+    if had_old:
         os.rename(dest, old)
     try:
         os.rename(tmp, dest)
     except OSError:
-        marker = _read_marker(dest)
-        if marker is None or marker.get("packages") != wanted:
+        if had_old and not dest.exists():
+            os.rename(old, dest)
+        if _marker_packages(dest) != wanted:
             raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _marker_packages(dest: Path) -> object:
+    marker = _read_marker(dest)
+    return None if marker is None else marker.get("packages")
 
 
 def _fix_absolute_includes(root: Path) -> list[str]:

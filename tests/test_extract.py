@@ -88,6 +88,8 @@ HOSTILE = [
             "member 'd' would replace a directory"),
     Hostile("file-as-parent", [a.file("f"), a.file("f/x")],
             "member 'f/x' needs 'f' to be a directory, but the archive made it a file"),
+    Hostile("name-too-long", [a.file("d/" + "x" * 300)],
+            f"member 'd/{'x' * 300}' could not be written into {{dest}}: File name too long"),
 ]
 
 
@@ -107,7 +109,7 @@ def test_hostile_member_is_refused_and_nothing_is_left(tmp_path: Path, case: Hos
     before = listing(tmp_path)
     with pytest.raises(InputError) as refused:
         extract(archive, dest)
-    assert refused.value.message == f"archive {archive}: {case.message}"
+    assert refused.value.message == f"archive {archive}: {case.message.format(dest=dest)}"
     assert not dest.exists()
     # no staging folder left, nothing written next to or above the destination
     assert listing(tmp_path) - before <= {"out", "out/sub"}

@@ -46,6 +46,12 @@ class Handler(BaseHTTPRequestHandler):
                            "agent": self.headers.get("User-Agent", ""),
                            "auth": self.headers.get("Authorization", "")})
         action = script.actions.pop(0) if script.actions else "ok"
+        if action.startswith("redirect:"):
+            self.send_response(302)
+            self.send_header("Location", action.removeprefix("redirect:"))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if action == "hang":
             script.release.wait(10)
             return
@@ -268,3 +274,31 @@ def test_cache_shares_one_download(server: Server, tmp_path: Path,
     by_url = cache.cache_path_for(f"{server.url}/a%20b/../x.deb?x=1")
     assert by_url.parent.parent == cache.root / "url" and by_url.name == "x.deb"
     assert cache.cache_path_for("http://h/") .name == "download"
+
+
+def test_redirect_does_not_carry_credentials(server: Server, tmp_path: Path) -> None:
+    """A redirect may lead to another server: the password stays with the first."""
+    server.script.actions = [f"redirect:{server.url}/pkg.deb"]
+    with_auth = server.url.replace("http://", "http://user:s3cret@")
+    download(f"{with_auth}/private/pkg.deb", tmp_path / "pkg.deb", sha256=DIGEST)
+    assert [(e["path"], e["auth"]) for e in server.script.log] == [
+        ("/private/pkg.deb", AUTH), ("/pkg.deb", "")]
+
+
+def test_parallel_downloads_share_one_request(server: Server, tmp_path: Path) -> None:
+    dest = tmp_path / "pkg.deb"
+    errors: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            download(f"{server.url}/pkg.deb", dest, sha256=DIGEST)
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fetch) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == [] and dest.read_bytes() == PAYLOAD
+    assert len(server.script.log) == 1
