@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from .errors import InputError
-from .records import HostFacts, ProbeName, validate_name_parts
+from .records import HostFacts, ProbeName, check_kernel_release, validate_name_parts
 from .versions import FalcoVersion, v
 
 CLIENT_SHELL = "falco-driver-loader"
@@ -67,6 +67,14 @@ def parse_os_release(text: str) -> dict[str, str]:
 def host_from_inputs(os_release: str | None, uname_r: str, uname_v: str, uname_m: str,
                      etc_version: str | None = None, fallback: str = "") -> HostFacts:
     """HostFacts from the texts the loader reads (os_release None: the file is missing)."""
+    for field, value, wrong in (("uname -r", uname_r, check_kernel_release(uname_r.strip())),
+                                ("uname -m", uname_m, None if re.fullmatch(
+                                    r"[A-Za-z0-9_]{1,32}", uname_m.strip()) else "not allowed"),
+                                ("uname -v", uname_v, None if uname_v.isprintable() and
+                                 len(uname_v) < 512 else "must be one printable line")):
+        if wrong:
+            raise InputError(f"{field} {value!r}: {wrong}",
+                             hint="pass the exact output of uname on the node")
     values = parse_os_release(os_release) if os_release is not None else {}
     if os_release is not None and not values.get("ID"):
         raise InputError("os-release has no ID= line",

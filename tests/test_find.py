@@ -105,7 +105,7 @@ def test_batch_keeps_order_and_reports_bad_lines(tmp_path: Path,
     assert [r["line"] for r in results] == [1, 2, 3, 4, 5, 6, 7]
     assert results[0]["status"] == "not_built" and results[6]["status"] == "not_built"
     assert "invalid JSON" in results[1]["error"]
-    assert "not a safe file name" in results[2]["error"]
+    assert "'6.1/../x' is not allowed" in results[2]["error"]
     assert "unknown key 'kernel'" in results[3]["error"]
     assert "outside the supported range" in results[4]["error"]
     assert "'uname_v' is required" in results[5]["error"]
@@ -199,8 +199,11 @@ def test_minikube_and_fallback_files_from_host_root(tmp_path: Path,
 @pytest.mark.parametrize(("args", "message"), [
     (["--falco-version", "0.25.0"], "outside the supported range"),
     (["--falco-version", "banana"], "is not a version"),
-    (["--uname-r", "6.1.0<script>"], "not a safe file name"),
-    (["--uname-r", "a b"], "not a safe file name"),
+    (["--uname-r", "6.1.0<script>"], "uname -r '6.1.0<script>': '6.1.0<script>' is not allowed"),
+    (["--uname-r", "a b"], "uname -r 'a b'"),
+    (["--uname-r", "6.1..0"], "must not contain '..'"),
+    (["--uname-v", "#1\x00"], "uname -v"),
+    (["--uname-m", "x86/64"], "uname -m"),
     (["--os-release", "/nonexistent/os-release"], "no such file"),
 ])
 def test_bad_input_exits_2_with_a_clear_message(tmp_path: Path,
