@@ -1,0 +1,95 @@
+"""`falco-probes mirror DEST`: catalogued probes into a folder any web server can serve."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..catalog import load_catalog
+from ..errors import EXIT_NEGATIVE, EXIT_OK, EXIT_STORE, InputError
+from ..mirror import Filters, mirror, select
+from ..records import ARCHES
+from ..stores import falco_versions_for
+from ..stores.directory import DirectoryStore
+from ..ui import emit, emit_json, info, progress
+from ..versions import FalcoVersion, builtin_driver_version
+from .common import (
+    add_catalog_option,
+    add_config_option,
+    add_json_option,
+    catalog_dir,
+    config_from,
+)
+
+DESCRIPTION = """\
+Download probes listed in the catalog (from their http, https or file URLs), check each
+sha256, and write them into DEST in the loader's layout: DEST/<driver_version>/<arch>/
+<file>, every alias, the no-arch path old loaders use, and both + and %2B spellings.
+Serve DEST with any static web server and point DRIVERS_REPO (falco-driver-loader) or
+FALCOCTL_DRIVER_REPOS (falcoctl) at it. Resumable: probes already in DEST with the
+right digest are not downloaded again.
+
+exit codes: 0 every selected probe is in DEST, 1 no probe matches the filters,
+2 bad input, 4 some downloads failed (run again to resume).
+"""
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("mirror", help="copy probes into a local folder to serve",
+                            description=DESCRIPTION,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dest", type=Path, metavar="DEST", help="folder to write (created)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--driver-version", action="append", default=None, metavar="D",
+                       help="only this driver version (repeatable)")
+    which.add_argument("--falco-version", action="append", default=None, metavar="V",
+                       help="only the driver version this Falco release loads (repeatable)")
+    parser.add_argument("--target", default=None, metavar="T",
+                        help="only this target (ubuntu-generic, debian, cos, ...)")
+    parser.add_argument("--arch", default=None, choices=ARCHES, help="only this arch")
+    parser.add_argument("--jobs", type=int, default=4, metavar="N",
+                        help="parallel downloads (default 4)")
+    add_catalog_option(parser)
+    add_config_option(parser)
+    add_json_option(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from(args, required=args.config is not None)
+    if args.jobs < 1:
+        raise InputError("--jobs must be 1 or more")
+    drivers: set[str] | None = set(args.driver_version) if args.driver_version else None
+    if args.falco_version:
+        drivers = set()
+        for text in args.falco_version:
+            falco = FalcoVersion.parse(text)
+            driver = (config.driver_for_falco(falco) if config is not None
+                      else builtin_driver_version(falco))
+            if driver is None:
+                raise InputError(f"no driver version is known for Falco {falco}",
+                                 hint="pass --driver-version, or list the release in "
+                                      "probes.yaml")
+            drivers.add(driver)
+    catalog = load_catalog(catalog_dir(args))
+    records = select(catalog, Filters(frozenset(drivers) if drivers is not None else None,
+                                      args.target, args.arch))
+    if not records:
+        info("no catalogued probe matches the filters")
+        if args.json:
+            emit_json({"dest": str(args.dest), "selected": 0, "downloaded": 0, "present": 0,
+                       "failed": [], "complete": True})
+        return EXIT_NEGATIVE
+    store = DirectoryStore(args.dest, lambda dv: falco_versions_for(dv, config))
+    info(f"mirroring {len(records)} probe(s) into {args.dest}")
+    with progress() as bar:
+        task = bar.add_task("mirror", total=len(records))
+        summary = mirror(records, store, jobs=args.jobs, on_done=lambda _r: bar.advance(task))
+    if args.json:
+        emit_json({"dest": str(args.dest), "selected": len(records), **summary.as_dict()})
+    else:
+        for probe, reason in summary.failed:
+            emit(f"FAILED  {probe}: {reason}")
+    info(f"{summary.downloaded} downloaded, {summary.present} already present, "
+         f"{len(summary.failed)} failed; serve {args.dest} and point DRIVERS_REPO at it")
+    return EXIT_STORE if summary.failed else EXIT_OK

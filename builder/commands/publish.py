@@ -1,0 +1,203 @@
+"""`falco-probes publish`: built probes into a store, and a catalog fragment for `catalog merge`.
+
+Also home of the store options shared with `audit` (`add_store_options`,
+`open_store`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import time
+from pathlib import Path
+
+from ..config import Config, StoreConfig
+from ..errors import EXIT_OK, ConflictError, InputError
+from ..publish import (
+    FragmentFile,
+    Provenance,
+    PublishSummary,
+    ci_log_url,
+    current_commit,
+    load_reports,
+    publish,
+)
+from ..records import ProbeRecord
+from ..stores import Budget, Store, falco_versions_for
+from ..stores.directory import DirectoryStore
+from ..stores.github import ReleaseText, github_settings, open_github_store
+from ..ui import emit, emit_json, info, progress
+from ..versions import FalcoVersion
+from .common import add_config_option, add_json_option, config_from
+
+DESCRIPTION = """\
+Publish the probes of one or more build reports into a store (a directory in the
+loader's layout, or GitHub Releases) and append one JSON line per probe to the
+fragment as soon as the store confirms it; failures in the reports become failure
+lines. Merge the fragment with `falco-probes catalog merge`. Reruns are safe: what
+the fragment or the store already holds is recorded, never uploaded twice.
+
+GitHub: the API URL comes from --api-url, else GITHUB_API_URL, else
+https://api.github.com; the repository from --repository, else store.repository in
+probes.yaml, else GITHUB_REPOSITORY; the token from --token-file, else GITHUB_TOKEN
+(never from a flag, so it stays out of shell history and `ps`).
+
+exit codes: 0 done, or stopped cleanly at --max-uploads / --deadline (the summary
+says "stopped" and how many are left; --json: "complete": false); 2 bad input
+(a probe file missing or not matching its report: nothing is published);
+3 conflict (the store or fragment holds other bytes under a probe's name; the other
+probes are still published); 4 store or network error (everything confirmed before
+it is in the fragment). See docs/publishing.md.
+"""
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("publish", help="publish built probes into a store",
+                            description=DESCRIPTION,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("reports", nargs="+", type=Path, metavar="REPORT",
+                        help="a build output folder (holding report.jsonl) or a report file")
+    parser.add_argument("--fragment", type=Path, required=True, metavar="FILE",
+                        help="catalog fragment to append to (created if missing; a rerun "
+                             "with the same file skips what it records)")
+    add_store_options(parser)
+    run_group = parser.add_argument_group("limits of one run")
+    run_group.add_argument("--max-uploads", type=int, default=None, metavar="N",
+                           help="stop cleanly after uploading N probes (default: no limit; "
+                                "github.com allows about 500 writes per hour)")
+    run_group.add_argument("--deadline", default=None, metavar="MINUTES|TIME",
+                           help="stop cleanly after MINUTES minutes, or at TIME "
+                                "(ISO 8601 such as 2025-01-31T04:00:00Z)")
+    prov = parser.add_argument_group("provenance recorded with each probe")
+    prov.add_argument("--job-id", default=os.environ.get("FALCO_PROBES_JOB_ID", ""),
+                      metavar="ID",
+                      help="the job's check-run id for the log link (default: "
+                           "$FALCO_PROBES_JOB_ID; Actions: ${{ job.check_run_id }})")
+    prov.add_argument("--commit", default=None, metavar="SHA",
+                      help="this repository's commit (default: GITHUB_SHA, else "
+                           "`git rev-parse HEAD`)")
+    add_config_option(parser)
+    add_json_option(parser)
+    parser.set_defaults(func=run)
+
+
+def add_store_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("store (defaults from `store:` in probes.yaml)")
+    group.add_argument("--store", choices=("directory", "github"), default=None,
+                       help="which store (default: store.kind, else directory)")
+    group.add_argument("--path", type=Path, default=None, metavar="DIR",
+                       help="directory store: its root folder (default: store.path)")
+    group.add_argument("--base-url", default="", metavar="URL",
+                       help="directory store: the URL the folder is served at, recorded in "
+                            "the catalog (default: a file:// URL of the folder)")
+    group.add_argument("--repository", default=None, metavar="OWNER/NAME",
+                       help="GitHub repository (default: store.repository, else "
+                            "$GITHUB_REPOSITORY)")
+    group.add_argument("--api-url", default=None, metavar="URL",
+                       help="GitHub API base URL (default: $GITHUB_API_URL, else "
+                            "https://api.github.com; Enterprise: https://HOST/api/v3)")
+    group.add_argument("--token-file", type=Path, default=None, metavar="FILE",
+                       help="read the GitHub token from FILE (default: $GITHUB_TOKEN)")
+    group.add_argument("--max-assets-per-release", type=int, default=None, metavar="N",
+                       help="GitHub: assets per release before a new one is opened, 1-1000 "
+                            "(default: store.max_assets_per_release, else 900)")
+    group.add_argument("--immutable", action="store_true", default=None,
+                       help="GitHub: create releases as drafts, upload, then publish them "
+                            "(for repositories with immutable releases)")
+    group.add_argument("--write-interval", type=float, default=1.0, metavar="SECONDS",
+                       help="GitHub: pause between write requests (default 1; GitHub asks "
+                            "for at least 1 s; 0 disables pacing, for tests)")
+    group.add_argument("--retry-delay", type=float, default=2.0, metavar="SECONDS",
+                       help="GitHub: first backoff after a 5xx or dropped connection, doubled "
+                            "on each retry (default 2)")
+
+
+def open_store(args: argparse.Namespace, config: Config | None, budget: Budget,
+               env: dict[str, str] | None = None) -> Store:
+    env = dict(os.environ) if env is None else env
+    stored = config.store if config is not None else StoreConfig()
+    kind = args.store or stored.kind
+
+    def versions(driver_version: str) -> tuple[FalcoVersion, ...]:
+        return falco_versions_for(driver_version, config)
+
+    if kind == "directory":
+        root = args.path if args.path is not None else Path(stored.path)
+        return DirectoryStore(root, versions, base_url=args.base_url, budget=budget)
+    cap = args.max_assets_per_release or stored.max_assets_per_release
+    immutable = stored.immutable if args.immutable is None else args.immutable
+    settings = github_settings(env, api_url=args.api_url, repository=args.repository,
+                               config_repository=stored.repository, token_file=args.token_file,
+                               write_interval=max(0.0, args.write_interval),
+                               retry_delay=max(0.0, args.retry_delay))
+    text = ReleaseText(site_url=config.site_url if config else "", falco_versions=versions,
+                       cap=cap)
+    return open_github_store(settings, budget, cap=cap, immutable=immutable, text=text)
+
+
+def parse_deadline(text: str | None, now: float) -> float | None:
+    """Minutes from now, or an ISO 8601 time (UTC unless it has an offset), as epoch seconds."""
+    if text is None:
+        return None
+    try:
+        minutes = float(text)
+    except ValueError:
+        pass
+    else:
+        if minutes <= 0:
+            raise InputError(f"--deadline {text}: must be a positive number of minutes")
+        return now + minutes * 60
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"--deadline {text!r} is neither minutes nor an ISO 8601 time",
+                         hint="for example --deadline 50 or --deadline 2025-01-31T04:00:00Z"
+                         ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.timestamp()
+
+
+def run(args: argparse.Namespace) -> int:
+    env = dict(os.environ)
+    config = config_from(args, required=args.config is not None)
+    if args.max_uploads is not None and args.max_uploads < 0:
+        raise InputError("--max-uploads must be 0 or more")
+    commit = (args.commit or "").lower() or current_commit(env)
+    provenance = Provenance(log=ci_log_url(env, str(args.job_id or "")), commit=commit)
+    artifacts, failures = load_reports(args.reports, provenance)
+    budget = Budget(args.max_uploads, parse_deadline(args.deadline, time.time()))
+    store = open_store(args, config, budget, env)
+
+    def on_probe(record: ProbeRecord, uploaded: bool) -> None:
+        line = f"{'published' if uploaded else 'present'}  {record.sha256}  {record.url}"
+        if args.json:
+            info(line)
+        else:
+            emit(line)
+
+    info(f"publishing {len(artifacts)} probe(s) and {len(failures)} failure(s) to "
+         f"{store.description}")
+    with FragmentFile(args.fragment) as fragment, progress() as bar:
+        task = bar.add_task("publish", total=len(artifacts))
+        summary = publish(artifacts, failures, store, fragment, on_probe=on_probe,
+                          on_step=lambda: bar.advance(task))
+    _report(summary, args)
+    if summary.conflicts:
+        raise ConflictError(f"{len(summary.conflicts)} conflict(s): "
+                            + "; ".join(summary.conflicts[:3])
+                            + (" ..." if len(summary.conflicts) > 3 else ""),
+                            hint="every other probe was published and recorded; see "
+                                 "`falco-probes audit` and docs/publishing.md")
+    return EXIT_OK
+
+
+def _report(summary: PublishSummary, args: argparse.Namespace) -> None:
+    if args.json:
+        emit_json({"fragment": str(args.fragment), **summary.as_dict()})
+    text = (f"{summary.uploaded} uploaded, {summary.present} already in the store, "
+            f"{summary.skipped} already in the fragment, {summary.failures} failure(s) recorded")
+    if summary.stopped:
+        text += f"; stopped at the {summary.stopped}, {summary.left} left for the next run"
+    info(text)

@@ -1,0 +1,65 @@
+"""`falco-probes verify FILE...`: are these the probes the catalog lists?"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..catalog import load_catalog
+from ..errors import EXIT_NEGATIVE, EXIT_OK, InputError
+from ..records import ARCHES
+from ..ui import emit, emit_json, info
+from ..verify import index_from_catalog, load_index, verify_files
+from .common import add_catalog_option, add_json_option, catalog_dir
+
+DESCRIPTION = """\
+Check each probe file's sha256 against the catalog (or a site index) and check that it
+is a Falco eBPF object. A file is found by its name (file name, alias or GitHub asset
+name) or by its digest, in any driver version and arch unless --driver-version or
+--arch narrow the search.
+
+exit codes: 0 every file matches, 1 any file is unknown, different or not a probe,
+2 bad input (unreadable catalog or index).
+"""
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("verify", help="check probe files against the catalog",
+                            description=DESCRIPTION,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="probe files")
+    add_catalog_option(parser)
+    parser.add_argument("--index", default=None, metavar="URL_OR_PATH",
+                        help="check against a JSON index (the site's api/index.json, a path, "
+                             "file:// or http(s) URL) instead of the catalog")
+    parser.add_argument("--driver-version", default=None, metavar="D",
+                        help="only accept probes of this driver version")
+    parser.add_argument("--arch", default=None, choices=ARCHES,
+                        help="only accept probes of this arch")
+    add_json_option(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.index is not None and args.catalog is not None:
+        raise InputError("pass --catalog or --index, not both")
+    if args.index is not None:
+        index = load_index(args.index)
+    else:
+        root = catalog_dir(args)
+        if not root.is_dir():
+            raise InputError(f"{root}: no catalog folder",
+                             hint="pass --catalog DIR or --index URL_OR_PATH")
+        index = index_from_catalog(load_catalog(root))
+    verdicts = verify_files(args.files, index, driver_version=args.driver_version,
+                            arch=args.arch)
+    bad = [v for v in verdicts if not v.ok]
+    if args.json:
+        emit_json({"ok": not bad, "index": index.source,
+                   "files": [v.as_dict() for v in verdicts]})
+    else:
+        for verdict in verdicts:
+            emit(f"{verdict.status.upper()}  {verdict.path}: {verdict.message}")
+        info(f"{len(verdicts) - len(bad)} of {len(verdicts)} file(s) verified against "
+             f"{index.source}")
+    return EXIT_NEGATIVE if bad else EXIT_OK

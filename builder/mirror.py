@@ -1,0 +1,110 @@
+"""Mirror: copy catalogued probes into a directory store, for air-gapped sites.
+
+Each probe is downloaded from its catalog URL (http, https or file) into a
+hidden staging folder with `builder.fetch.download` (resumable, retried,
+size and sha256 checked), then moved into place by the directory store,
+which writes the same layout `publish` does (aliases, no-arch path, `%2B`
+spellings). A probe already in place with its digest is not downloaded
+again, so an interrupted mirror simply runs again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .catalog import Catalog, natural_key
+from .errors import ProbesError
+from .fetch import download, sha256_file
+from .records import ProbeRecord
+from .stores.directory import DirectoryStore, canonical_path
+
+STAGING = ".partial"
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    driver_versions: frozenset[str] | None = None
+    target: str | None = None
+    arch: str | None = None
+
+
+def select(catalog: Catalog, filters: Filters) -> list[ProbeRecord]:
+    """The catalogued probes the filters keep, in a stable order."""
+    out = [p for p in catalog.probes()
+           if (filters.driver_versions is None or p.driver_version in filters.driver_versions)
+           and (filters.target is None or p.target == filters.target)
+           and (filters.arch is None or p.arch == filters.arch)]
+    return sorted(out, key=lambda p: (natural_key(p.driver_version), p.arch, p.target,
+                                      natural_key(p.kernel_release), p.kernel_version))
+
+
+@dataclass
+class MirrorSummary:
+    downloaded: int = 0
+    present: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)   # (probe, reason)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"downloaded": self.downloaded, "present": self.present,
+                "failed": [{"probe": p, "reason": r} for p, r in self.failed],
+                "complete": not self.failed}
+
+
+def mirror(records: Iterable[ProbeRecord], store: DirectoryStore, *, jobs: int = 4,
+           on_done: Callable[[ProbeRecord], None] | None = None) -> MirrorSummary:
+    summary = MirrorSummary()
+
+    def one(record: ProbeRecord) -> None:
+        label = f"{record.driver_version}/{record.arch}/{record.file}"
+        try:
+            fetched = _mirror_one(record, store)
+        except ProbesError as exc:
+            with summary.lock:
+                summary.failed.append((label, exc.message))
+        except OSError as exc:
+            with summary.lock:
+                summary.failed.append((label, f"{exc.strerror or exc}"))
+        else:
+            with summary.lock:
+                if fetched:
+                    summary.downloaded += 1
+                else:
+                    summary.present += 1
+        if on_done is not None:
+            on_done(record)
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for _ in pool.map(one, records):
+            pass
+    if not summary.failed:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(store.root / STAGING)
+    return summary
+
+
+def _mirror_one(record: ProbeRecord, store: DirectoryStore) -> bool:
+    """Place one probe; True if it had to be downloaded."""
+    real = store.root / canonical_path(record)
+    if _has(real, record):
+        store.place(real, record)  # (re)creates aliases and spellings
+        return False
+    staging = store.root / STAGING / canonical_path(record)
+    download(record.url, staging, sha256=record.sha256, size=record.size)
+    store.place(staging, record, consume=True)
+    return True
+
+
+def _has(path: Path, record: ProbeRecord) -> bool:
+    try:
+        return bool(path.stat().st_size == record.size and sha256_file(path) == record.sha256)
+    except OSError:
+        return False
+

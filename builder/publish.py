@@ -1,0 +1,319 @@
+"""Publish: probes from build reports into a store, recorded in a catalog fragment.
+
+Never lose a probe: the fragment (JSON Lines, `catalog merge` reads it) gets
+one line per probe as soon as the store confirms it, written with one
+`write` and fsynced, so a SIGKILL loses nothing that was confirmed. A rerun
+skips what the fragment already records and asks the store about the rest;
+the store records what it already holds instead of uploading it again.
+Failures from the build reports become failure lines in the same fragment.
+
+Everything is checked before anything is written: each probe file exists
+inside its report folder, has the size and sha256 the report states, and
+passes the ELF check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import subprocess
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .catalog import fragment_line, natural_key, read_fragments
+from .elfcheck import check_probe
+from .errors import ConflictError, InputError, Problem, ProblemsError
+from .fetch import sha256_file
+from .records import (
+    FAILURE_STEPS,
+    FailureRecord,
+    ProbeRecord,
+    check_commit,
+    check_file,
+    check_ref,
+    check_url,
+)
+from .report import BuildResult, iter_reports
+from .stores import Artifact, Placed, Stop, Store
+from .ui import info
+
+RecordKey = tuple[str, str, str, str, str]
+MAX_REASON = 2000
+
+
+# --- provenance: log link and commit --------------------------------------------------
+
+def ci_log_url(env: Mapping[str, str], job_id: str = "") -> str:
+    """The Actions run (or job) page, from the variables Actions sets; "" outside Actions."""
+    server = env.get("GITHUB_SERVER_URL", "").rstrip("/")
+    repository = env.get("GITHUB_REPOSITORY", "")
+    run_id = env.get("GITHUB_RUN_ID", "")
+    if not (server and repository and run_id):
+        return ""
+    url = f"{server}/{repository}/actions/runs/{run_id}"
+    if job_id:
+        if not job_id.isdigit():
+            raise InputError(f"job id {job_id!r} is not a number",
+                             hint="pass the job's check-run id (Actions: job.check_run_id)")
+        url += f"/job/{job_id}"
+    wrong = check_url(url)
+    if wrong:
+        raise InputError(f"log link from GITHUB_SERVER_URL/GITHUB_REPOSITORY/GITHUB_RUN_ID: "
+                         f"{wrong}")
+    return url
+
+
+def current_commit(env: Mapping[str, str], cwd: Path | None = None) -> str:
+    """This repository's commit: GITHUB_SHA, else `git rev-parse HEAD`, else ""."""
+    sha = env.get("GITHUB_SHA", "").strip().lower()
+    if not sha:
+        try:
+            sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+                                 text=True, timeout=10, check=True).stdout.strip().lower()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    return sha if check_commit(sha) is None else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    log: str = ""
+    commit: str = ""
+
+
+# --- reading and checking the build reports ---------------------------------------------
+
+def load_reports(paths: Iterable[Path], provenance: Provenance,
+                 ) -> tuple[list[Artifact], list[FailureRecord]]:
+    """Artifacts and failures of the reports; every problem reported at once, nothing used."""
+    problems: list[Problem] = []
+    artifacts: dict[RecordKey, Artifact] = {}
+    failures: dict[RecordKey, FailureRecord] = {}
+    for folder, result in iter_reports(paths):
+        where = str(folder / "report.jsonl")
+        if result.ok:
+            artifact = _artifact(folder, result, provenance, where, problems)
+            if artifact is None:
+                continue
+            key = artifact.probe.key
+            other = artifacts.get(key)
+            if other is not None and other.probe.sha256 != artifact.probe.sha256:
+                problems.append(Problem(where, f"{result.file} is built twice with different "
+                                        f"bytes ({other.path} and {artifact.path})",
+                                        record=result.file))
+                continue
+            artifacts[key] = artifact
+        else:
+            failure = _failure(result, provenance)
+            failures[failure.key] = failure
+    if problems:
+        raise ProblemsError(problems, hint="nothing was published; rebuild the probes or pass "
+                                           "the folder `falco-probes build --out` wrote")
+    return list(artifacts.values()), [f for k, f in failures.items() if k not in artifacts]
+
+
+def _artifact(folder: Path, result: BuildResult, provenance: Provenance, where: str,
+              problems: list[Problem]) -> Artifact | None:
+    def problem(message: str, field_name: str | None = None) -> None:
+        problems.append(Problem(where, message, record=result.file, field=field_name))
+
+    path = (folder / result.path).resolve()
+    if not path.is_relative_to(folder.resolve()):
+        problem(f"path {result.path!r} points outside the report folder", "path")
+        return None
+    if not path.is_file():
+        problem(f"probe file {result.path} is missing", "path")
+        return None
+    size = path.stat().st_size
+    if size != result.size:
+        problem(f"{result.path} has {size} bytes, the report says {result.size}", "size")
+        return None
+    sha256 = sha256_file(path)
+    if sha256 != result.sha256:
+        problem(f"{result.path} has sha256 {sha256}, the report says {result.sha256}", "sha256")
+        return None
+    checked = check_probe(path)
+    if not checked.ok:
+        problem(f"{result.path} is not a valid probe: {checked.reason}", "path")
+        return None
+    aliases = tuple(sorted(set(result.aliases) - {result.file}))
+    bad = [a for a in aliases if check_file(a)]
+    if bad:
+        problem(f"alias {bad[0]!r} is not a probe file name", "aliases")
+        return None
+    driver_ref = result.driver_ref if result.driver_ref and not check_ref(result.driver_ref) \
+        else ""
+    probe = ProbeRecord(result.driver_version, result.arch, result.target, result.kernel_release,
+                        result.kernel_version, sha256, size, url="", release="",
+                        built=result.built, log=provenance.log, commit=provenance.commit,
+                        driver_ref=driver_ref, aliases=aliases)
+    return Artifact(probe, path)
+
+
+def _failure(result: BuildResult, provenance: Provenance) -> FailureRecord:
+    reason = " ".join((result.reason or "the build failed without a reason").split())
+    driver_ref = result.driver_ref if result.driver_ref and not check_ref(result.driver_ref) \
+        else ""
+    return FailureRecord(result.driver_version, result.arch, result.target,
+                         result.kernel_release, result.kernel_version,
+                         step=result.step if result.step in FAILURE_STEPS else "compile",
+                         reason=reason[:MAX_REASON], log=provenance.log,
+                         attempts=max(1, result.attempts), last_attempt=result.built,
+                         commit=provenance.commit, driver_ref=driver_ref)
+
+
+# --- the fragment ------------------------------------------------------------------------
+
+class FragmentFile:
+    """The fragment publish appends to; reopened by reruns to skip what it records."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        created = not path.exists()
+        self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise InputError(f"{path}: another publish is writing this fragment",
+                             hint="wait for it, or give each run its own --fragment") from None
+        if created:
+            _fsync_dir(path.parent)
+        self._drop_partial_line()
+        existing = read_fragments([path])
+        self.probes: dict[RecordKey, ProbeRecord] = {r.key: r for r in existing.probes}
+        self.failures: set[RecordKey] = {r.key for r in existing.failures}
+
+    def _drop_partial_line(self) -> None:
+        """A run killed mid-write can leave a last line without newline: it was never
+        confirmed to anyone, so drop it (the store still has the probe; a rerun records it)."""
+        size = os.fstat(self._fd).st_size
+        if size == 0:
+            return
+        data = self.path.read_bytes()
+        keep = data.rfind(b"\n") + 1
+        if keep != len(data):
+            info(f"{self.path}: dropping an unfinished last line left by an interrupted run")
+            os.ftruncate(self._fd, keep)
+            os.fsync(self._fd)
+
+    def append(self, record: ProbeRecord | FailureRecord) -> None:
+        data = (json.dumps(fragment_line(record), separators=(", ", ": ")) + "\n").encode()
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        os.fsync(self._fd)
+        if isinstance(record, ProbeRecord):
+            self.probes[record.key] = record
+        else:
+            self.failures.add(record.key)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+
+    def __enter__(self) -> FragmentFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# --- publishing ---------------------------------------------------------------------------
+
+@dataclass
+class PublishSummary:
+    uploaded: int = 0       # written to the store by this run
+    present: int = 0        # already in the store: recorded without uploading
+    skipped: int = 0        # already recorded in the fragment
+    failures: int = 0       # failure lines written
+    left: int = 0           # not published because the run stopped (budget, deadline)
+    stopped: str = ""       # "", "budget" or "deadline"
+    conflicts: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"uploaded": self.uploaded, "present": self.present, "skipped": self.skipped,
+                "failures": self.failures, "left": self.left, "stopped": self.stopped or None,
+                "complete": self.left == 0 and not self.conflicts,
+                "conflicts": list(self.conflicts)}
+
+
+OnProbe = Callable[[ProbeRecord, bool], None]
+
+
+def publish_order(artifact: Artifact) -> tuple[Any, ...]:
+    """Family by family (each family's releases are listed once), oldest kernel first."""
+    probe = artifact.probe
+    return (natural_key(probe.driver_version), probe.arch, probe.target,
+            natural_key(probe.kernel_release), natural_key(probe.kernel_version))
+
+
+def publish(artifacts: Iterable[Artifact], failures: Iterable[FailureRecord], store: Store,
+            fragment: FragmentFile, *, on_probe: OnProbe | None = None,
+            on_step: Callable[[], None] | None = None) -> PublishSummary:
+    """Put every artifact into the store and record it; returns what happened.
+
+    Conflicts (the store or the fragment holds other bytes under the name)
+    are collected and the run goes on with the other probes.
+    """
+    summary = PublishSummary()
+    for failure in failures:
+        if failure.key not in fragment.failures and failure.key not in fragment.probes:
+            fragment.append(failure)
+            summary.failures += 1
+    todo: list[Artifact] = []
+    for artifact in sorted(artifacts, key=publish_order):
+        recorded = fragment.probes.get(artifact.probe.key)
+        if recorded is None:
+            todo.append(artifact)
+        elif recorded.sha256 == artifact.probe.sha256:
+            summary.skipped += 1
+        else:
+            summary.conflicts.append(f"{artifact.file}: {fragment.path} records sha256 "
+                                     f"{recorded.sha256}, the build report {artifact.probe.sha256}")
+
+    done: set[RecordKey] = set()
+
+    def confirm(artifact: Artifact, placed: Placed) -> None:
+        record = replace(artifact.probe, url=placed.url, release=placed.release)
+        fragment.append(record)
+        done.add(record.key)
+        if placed.uploaded:
+            summary.uploaded += 1
+        else:
+            summary.present += 1
+        if on_probe is not None:
+            on_probe(record, placed.uploaded)
+
+    conflicted = 0
+    try:
+        for artifact in todo:
+            try:
+                store.publish(artifact, confirm)
+            except ConflictError as exc:
+                summary.conflicts.append(exc.message)
+                conflicted += 1
+            if on_step is not None:
+                on_step()
+    except Stop as stop:
+        summary.stopped = stop.reason
+    try:
+        store.finish(confirm)
+    except Stop as stop:
+        summary.stopped = summary.stopped or stop.reason
+    summary.left = len(todo) - len(done) - conflicted
+    return summary

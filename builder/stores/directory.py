@@ -1,0 +1,247 @@
+"""The directory store: the loader's own layout, so any static web server is a DRIVERS_REPO.
+
+The probe's bytes live once at `<root>/<driver_version>/<arch>/<file>`. Every
+other path a supported loader requests for it is a hard link to that file:
+
+* every alias (another Falco release of the same driver version names the
+  probe differently),
+* the no-arch path `<root>/<driver_version>/<file>` when a Falco release
+  before 0.32.2 loads the driver version (commit-hash versions, 2.0.0+driver);
+  x86_64 probes only, because such a loader cannot say which arch it wants
+  and x86_64 is what upstream served there,
+* both spellings of `+`: the shell loader sends `%2B` for every `+`, falcoctl
+  only in the driver version. Servers that decode the path (python -m
+  http.server, nginx, GitHub Pages) look for a literal `+`; servers that map
+  the raw path to a file name (some object stores and proxies) look for a
+  literal `%2B`. Both exist on disk, as links to one file.
+
+The request paths come from `builder.naming` (the same functions `find`
+uses), so this module never restates a naming rule. Writes are atomic (temp
+name + rename) and idempotent; a path that holds different bytes is a
+conflict and is never overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import threading
+import urllib.parse
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from ..errors import ConflictError, InputError, StoreError
+from ..fetch import sha256_file
+from ..naming import (
+    OVERRIDE_RELEASES,
+    falcoctl_request_path,
+    shell_request_path,
+)
+from ..records import ProbeRecord, validate_name_parts
+from ..versions import FalcoVersion
+from . import Artifact, Budget, Confirm, Placed, StoredItem
+
+NO_ARCH_SERVED = "x86_64"  # the only arch answered at <driver_version>/<file>
+_LINK_FALLBACK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
+
+FalcoVersions = Callable[[str], Sequence[FalcoVersion]]
+
+
+def request_paths(probe: ProbeRecord, falco_versions: Sequence[FalcoVersion]) -> set[str]:
+    """Every URL path (relative to DRIVERS_REPO) a supported loader sends for this probe.
+
+    naming computes the folder each loader uses for the probe's canonical
+    name and how it spells the file; aliases are requested in the same
+    folders with the same spelling.
+    """
+    name = probe.name  # naming's own fallback: a driver version no release loads by default
+    folders: set[tuple[str, bool]] = set()  # (folder, file name sent with %2B)
+    for falco in falco_versions or OVERRIDE_RELEASES:
+        shell = shell_request_path(probe.driver_version, name, falco)
+        folders.add((_folder(shell, name.file.replace("+", "%2B")), True))
+        folders.add((_folder(falcoctl_request_path(probe.driver_version, name), name.file), False))
+    paths = set()
+    for folder, encoded in folders:
+        for file in probe.all_files():
+            paths.add(f"{folder}/{file.replace('+', '%2B') if encoded else file}")
+    return paths
+
+
+def _folder(path: str, sent_file: str) -> str:
+    if not path.endswith("/" + sent_file):  # pragma: no cover - naming changed its contract
+        raise AssertionError(f"request path {path!r} does not end with {sent_file!r}")
+    return path[: -len(sent_file) - 1]
+
+
+def disk_paths(probe: ProbeRecord, falco_versions: Sequence[FalcoVersion]) -> list[str]:
+    """Relative paths that must exist on disk; the first holds the bytes, the rest link to it."""
+    canonical = canonical_path(probe)
+    out = {canonical}
+    for path in request_paths(probe, falco_versions):
+        if path.count("/") == 1 and probe.arch != NO_ARCH_SERVED:
+            continue
+        out.add(path)                          # servers that look up the raw path
+        out.add(urllib.parse.unquote(path))    # servers that decode %2B to +
+    return [canonical, *sorted(out - {canonical})]
+
+
+def canonical_path(probe: ProbeRecord) -> str:
+    return f"{probe.driver_version}/{probe.arch}/{probe.file}"
+
+
+class DirectoryStore:
+    """A folder served as DRIVERS_REPO; also what `mirror` writes."""
+
+    def __init__(self, root: Path, falco_versions: FalcoVersions, *, base_url: str = "",
+                 budget: Budget | None = None) -> None:
+        self.root = root
+        self.falco_versions = falco_versions
+        self.base_url = base_url.rstrip("/")
+        self.budget = budget or Budget()
+        self.description = f"directory {root}"
+
+    # --- the Store protocol --------------------------------------------------------
+
+    def publish(self, artifact: Artifact, confirm: Confirm) -> None:
+        confirm(artifact, self.place(artifact.path, artifact.probe))
+
+    def finish(self, confirm: Confirm) -> None:
+        """Nothing is pending: every probe is final as soon as it is written."""
+
+    def expected_keys(self, probe: ProbeRecord) -> tuple[str, ...]:
+        return tuple(disk_paths(probe, self.falco_versions(probe.driver_version)))
+
+    def inventory(self) -> Iterator[StoredItem]:
+        """Every regular file under the root (hidden temp files and folders skipped)."""
+        digests: dict[tuple[int, int], str] = {}
+        if not self.root.is_dir():
+            return
+        for folder, dirs, files in os.walk(self.root):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(files):
+                if name.startswith("."):
+                    continue
+                path = Path(folder, name)
+                stat = path.stat()
+                inode = (stat.st_dev, stat.st_ino)
+                if inode not in digests:
+                    digests[inode] = sha256_file(path)
+                rel = path.relative_to(self.root).as_posix()
+                yield StoredItem(rel, self.url_for_path(rel), digests[inode])
+
+    # --- writing -------------------------------------------------------------------
+
+    def url_for_path(self, rel: str) -> str:
+        quoted = urllib.parse.quote(rel, safe="/~")
+        if self.base_url:
+            return f"{self.base_url}/{quoted}"
+        return f"{self.root.resolve().as_uri()}/{quoted}"
+
+    def place(self, source: Path, probe: ProbeRecord, *, consume: bool = False) -> Placed:
+        """Put `source` (bytes with digest probe.sha256) at every path of the probe.
+
+        `consume` moves a staging file (mirror downloads) instead of copying it.
+        Returns uploaded=False when the store already held these bytes.
+        """
+        _require_safe(probe)
+        paths = disk_paths(probe, self.falco_versions(probe.driver_version))
+        real = self.root / paths[0]
+        wrote = self._write_real(source, real, probe.sha256, consume)
+        for rel in paths[1:]:
+            self._link(real, self.root / rel, probe.sha256)
+        return Placed(self.url_for_path(paths[0]), uploaded=wrote)
+
+    def _write_real(self, source: Path, real: Path, sha256: str, consume: bool) -> bool:
+        if real.exists():
+            _require_same(real, sha256, source)
+            if consume and not _same_file(source, real):
+                source.unlink()
+            return False
+        self.budget.take_upload()
+        real.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _temp_name(real)
+        try:
+            if consume:
+                _link_or_copy(source, tmp)
+            else:
+                shutil.copyfile(source, tmp)
+            _fsync(tmp)
+            got = sha256_file(tmp)
+            if got != sha256:
+                raise InputError(f"{source}: sha256 is {got}, expected {sha256}",
+                                 hint="the file changed after it was checked; rebuild it")
+            os.replace(tmp, real)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        if consume:
+            with contextlib.suppress(FileNotFoundError):
+                source.unlink()
+        return True
+
+    def _link(self, real: Path, dest: Path, sha256: str) -> None:
+        if dest.exists() or dest.is_symlink():
+            if not _same_file(real, dest):
+                _require_same(dest, sha256, real)
+            return
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _temp_name(dest)
+        try:
+            _link_or_copy(real, tmp)
+            os.replace(tmp, dest)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+
+def _require_safe(probe: ProbeRecord) -> None:
+    wrong = validate_name_parts(probe.target, probe.kernel_release, probe.kernel_version,
+                                probe.arch, probe.driver_version)
+    if wrong:
+        raise InputError(f"{probe.file}: " + "; ".join(wrong),
+                         hint="name parts become paths in the store")
+
+
+def _require_same(path: Path, sha256: str, source: Path) -> None:
+    try:
+        got = sha256_file(path)
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    if got != sha256:
+        raise ConflictError(f"{path} already holds other bytes (sha256 {got}); refusing to "
+                            f"replace it with {source.name} (sha256 {sha256})",
+                            hint="the same file name was published with different bytes; "
+                                 "run `falco-probes audit` and keep the catalogued one")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _temp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+
+
+def _link_or_copy(source: Path, dest: Path) -> None:
+    """A hard link (one copy of the bytes); a copy where the filesystem refuses links."""
+    try:
+        os.link(source, dest)
+    except OSError as exc:
+        if exc.errno not in _LINK_FALLBACK:
+            raise
+        shutil.copyfile(source, dest)
+        _fsync(dest)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+

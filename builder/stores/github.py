@@ -1,0 +1,735 @@
+"""The GitHub Releases store, through PyGithub.
+
+Layout (see docs/publishing.md):
+
+* one set of releases per (driver version, arch, target), sharded so none
+  holds more than the cap (default 900, at most 1,000): tag
+  `probes-<driver version slug>-<arch>-<target>-<NNN>`, NNN = 001, 002 ...;
+  the slug replaces characters git refs refuse (`+`, `~`) with `-`; the
+  prefix means a tag is never 40 hex characters. The release body carries a
+  marker `<!-- falco-probes: {...} -->` naming its driver version, arch and
+  target; a release whose marker names anything else is never used, so two
+  driver versions never share a release even if their slugs collide;
+* asset name = the probe's file name when GitHub keeps it unchanged, else
+  GitHub's renamed form with `-<8 hex of sha256(file name)>` before `.o`
+  (GitHub turns `~` and `+` into `.`; the hash keeps names distinct). The
+  label is the real file name; the catalog records the exact URL.
+
+Each run lists the repository's releases once and each release's assets
+once (when its family is first needed); an asset already there with the same
+digest is recorded, not uploaded; another digest is a conflict; a `starter`
+asset left by a failed upload is deleted and the upload retried.
+
+Retries live in one place, `GitHubApi.call`: PyGithub runs with `retry=None`
+so that every wait is ours, honours `Retry-After` and `X-RateLimit-Reset`,
+and stops at the run's deadline. Non-idempotent calls (upload, create) pass a
+`reconcile` function that looks at the store before retrying, so a request
+whose answer was lost is never repeated blindly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+import unicodedata
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+from github import Auth, Github, GithubException
+from github.GithubObject import GithubObject
+from github.GitRelease import GitRelease
+from github.GitReleaseAsset import GitReleaseAsset
+from github.Repository import Repository
+
+from .. import __version__
+from ..errors import ConflictError, InputError, StoreError
+from ..records import ProbeRecord, check_tag
+from ..ui import info
+from ..versions import FalcoVersion
+from . import Artifact, Budget, Confirm, FamilyKey, Placed, StoredItem
+
+DEFAULT_API_URL = "https://api.github.com"
+GITHUB_MAX_ASSETS = 1000
+CONTENT_TYPE = "application/octet-stream"
+TAG_PREFIX = "probes"
+_UNSAFE_RUN = re.compile(r"[^A-Za-z0-9._-]+")
+_MARKER_RE = re.compile(r"<!--\s*falco-probes:\s*(\{[^\n]*?\})\s*-->")
+_SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+T = TypeVar("T")
+
+
+# --- names ------------------------------------------------------------------------
+
+def github_renamed(name: str) -> str:
+    """The name GitHub stores for an upload named `name`.
+
+    Letters with accents lose them; each run of characters outside
+    [A-Za-z0-9._-] becomes one "."; leading and trailing dots are dropped.
+    """
+    decomposed = unicodedata.normalize("NFKD", name)
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return _UNSAFE_RUN.sub(".", plain).strip(".")
+
+
+def asset_name(file: str) -> str:
+    """The asset name for a probe file: itself if GitHub keeps it, else renamed + 8 hex."""
+    renamed = github_renamed(file)
+    if renamed == file:
+        return file
+    tag = hashlib.sha256(file.encode()).hexdigest()[:8]
+    return f"{renamed.removesuffix('.o')}-{tag}.o"
+
+
+def tag_slug(driver_version: str) -> str:
+    """A driver version as a tag part: `6.0.1+driver` -> `6.0.1-driver`."""
+    return _SLUG_UNSAFE.sub("-", driver_version)
+
+
+def release_tag(family: FamilyKey, number: int) -> str:
+    driver_version, arch, target = family
+    return f"{TAG_PREFIX}-{tag_slug(driver_version)}-{arch}-{target}-{number:03d}"
+
+
+def family_tag_pattern(family: FamilyKey) -> re.Pattern[str]:
+    driver_version, arch, target = family
+    prefix = f"{TAG_PREFIX}-{tag_slug(driver_version)}-{arch}-{target}-"
+    return re.compile(re.escape(prefix) + r"(\d{3,})")
+
+
+def marker_fields(family: FamilyKey) -> dict[str, str]:
+    return dict(zip(("driver_version", "arch", "target"), family, strict=True))
+
+
+def marker_line(family: FamilyKey) -> str:
+    return f"<!-- falco-probes: {json.dumps(marker_fields(family), sort_keys=True)} -->"
+
+
+def parse_marker(body: str | None) -> dict[str, Any] | None:
+    match = _MARKER_RE.search(body or "")
+    if match is None:
+        return None
+    try:
+        data = json.loads(match.group(1))
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def marker_family(body: str | None) -> FamilyKey | None:
+    data = parse_marker(body)
+    if data is None:
+        return None
+    values = tuple(data.get(k) for k in ("driver_version", "arch", "target"))
+    if not all(isinstance(v, str) for v in values):
+        return None
+    return (str(values[0]), str(values[1]), str(values[2]))
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseText:
+    """Release names and bodies: what a human sees on the releases page."""
+
+    site_url: str = ""
+    falco_versions: Callable[[str], Sequence[FalcoVersion]] = lambda _dv: ()
+    cap: int = 900
+
+    def title(self, family: FamilyKey, number: int) -> str:
+        driver_version, arch, target = family
+        return f"Falco eBPF probes {driver_version} {target} {arch} (part {number})"
+
+    def body(self, family: FamilyKey, number: int) -> str:
+        driver_version, arch, target = family
+        falco = ", ".join(str(f) for f in self.falco_versions(driver_version))
+        loaded = (f"Loaded by Falco {falco}." if falco else
+                  "No Falco release loads this driver version by default; select it with "
+                  "DRIVER_VERSION or FALCOCTL_DRIVER_VERSION.")
+        site = (f"Find the probe for your kernel, its sha256 and its exact URL at "
+                f"{self.site_url} ." if self.site_url else
+                "The catalog (catalog/ in the repository) lists every probe's sha256 and URL.")
+        return "\n\n".join([
+            f"Pre-compiled Falco eBPF probes for driver version `{driver_version}`, target "
+            f"`{target}`, architecture `{arch}`: part {number} of this set (at most "
+            f"{self.cap} probes per release).",
+            loaded,
+            site,
+            "Asset names are the probe file names; names with characters GitHub renames "
+            "(`~`, `+`) carry a short hash instead, and the label shows the real name.",
+            marker_line(family),
+        ]) + "\n"
+
+
+# --- settings and the API wrapper --------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class GitHubSettings:
+    api_url: str
+    repository: str
+    token: str = field(repr=False)
+    write_interval: float = 1.0     # seconds between writes; GitHub asks for >= 1 s
+    retry_delay: float = 2.0        # first backoff; doubles up to max_delay
+    max_delay: float = 120.0
+    attempts: int = 6               # tries per call on 5xx and dropped connections
+    rate_waits: int = 10            # rate-limit waits per call
+    max_rate_wait: float = 3600.0   # longest wait for a primary rate-limit reset
+    timeout: int = 60
+
+
+def github_settings(env: Mapping[str, str], *, api_url: str | None, repository: str | None,
+                    config_repository: str = "", token_file: Path | None = None,
+                    write_interval: float = 1.0, retry_delay: float = 2.0) -> GitHubSettings:
+    """Settings from flags, then probes.yaml, then the Actions environment."""
+    repo = repository or config_repository or env.get("GITHUB_REPOSITORY", "")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", repo or ""):
+        raise InputError(f"GitHub repository {repo!r} is not owner/name" if repo else
+                         "no GitHub repository given",
+                         hint="pass --repository OWNER/NAME, set store.repository in "
+                              "probes.yaml, or set GITHUB_REPOSITORY")
+    api = (api_url or env.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
+    if not re.fullmatch(r"https?://\S+", api):
+        raise InputError(f"GitHub API URL {api!r} is not an http(s) URL",
+                         hint="GitHub Enterprise: https://HOST/api/v3")
+    return GitHubSettings(api, repo, read_token(env, token_file),
+                          write_interval=write_interval, retry_delay=retry_delay)
+
+
+def read_token(env: Mapping[str, str], token_file: Path | None) -> str:
+    """The token from --token-file or GITHUB_TOKEN; never from a flag value."""
+    if token_file is not None:
+        try:
+            token = token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise InputError(f"{token_file}: cannot read the token file: "
+                             f"{exc.strerror or exc}") from None
+        if not token:
+            raise InputError(f"{token_file}: the token file is empty")
+        return token
+    token = env.get("GITHUB_TOKEN", "").strip()
+    if not token:
+        raise InputError("no GitHub token: GITHUB_TOKEN is not set",
+                         hint="set GITHUB_TOKEN (Actions: ${{ secrets.GITHUB_TOKEN }} with "
+                              "contents: write) or pass --token-file FILE")
+    return token
+
+
+def _raw(obj: GithubObject) -> dict[str, Any]:
+    """The JSON PyGithub received, without its lazy completion (which would cost a request)."""
+    data: dict[str, Any] = GithubObject.raw_data.fget(obj)  # type: ignore[attr-defined]
+    return data
+
+
+def _message(exc: GithubException) -> str:
+    data = exc.data if isinstance(exc.data, dict) else {}
+    return str(data.get("message") or "")
+
+
+def _error_codes(exc: GithubException) -> list[str]:
+    data = exc.data if isinstance(exc.data, dict) else {}
+    errors = data.get("errors") or []
+    return [str(e.get("code", "")) for e in errors if isinstance(e, dict)]
+
+
+def _error_text(exc: GithubException) -> str:
+    data = exc.data if isinstance(exc.data, dict) else {}
+    parts = [_message(exc)]
+    for error in data.get("errors") or []:
+        if isinstance(error, dict):
+            parts.append(str(error.get("message") or error.get("code") or ""))
+    return "; ".join(p for p in parts if p)
+
+
+def describe(exc: GithubException) -> str:
+    return f"HTTP {exc.status} {_error_text(exc)}".strip()
+
+
+class GitHubApi:
+    """PyGithub plus our one retry loop, pacing and deadline."""
+
+    def __init__(self, settings: GitHubSettings, budget: Budget, *,
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.budget = budget
+        self.sleep = sleep
+        self.clock = clock
+        pacing = settings.write_interval or None
+        self.gh = Github(base_url=settings.api_url, auth=Auth.Token(settings.token), retry=None,
+                         per_page=100, timeout=settings.timeout,
+                         user_agent=f"falco-probes/{__version__}",
+                         seconds_between_requests=pacing / 4 if pacing else None,
+                         seconds_between_writes=pacing)
+        self._repo: Repository | None = None
+
+    @property
+    def repo(self) -> Repository:
+        if self._repo is None:
+            name = self.settings.repository
+            self._repo = self.call(f"open repository {name}", lambda: self.gh.get_repo(name))
+        return self._repo
+
+    def call(self, what: str, fn: Callable[[], T], *,
+             reconcile: Callable[[], T | None] | None = None) -> T:
+        """Run `fn`, retrying transient failures; other GitHub errors propagate.
+
+        `reconcile` (for calls that are not idempotent) runs before each retry
+        and on 422 already_exists: it returns the result if the store shows the
+        call took effect, or None to try again.
+        """
+        delay = self.settings.retry_delay
+        failures = rate_waits = 0
+        while True:
+            try:
+                return fn()
+            except GithubException as exc:
+                if exc.status == 401:
+                    raise StoreError(f"GitHub rejected the token ({describe(exc)}) while trying "
+                                     f"to {what}",
+                                     hint="check GITHUB_TOKEN or --token-file: it must be valid "
+                                          f"for {self.settings.api_url} and have contents: "
+                                          "write on the repository") from None
+                if exc.status == 422 and reconcile and "already_exists" in _error_codes(exc):
+                    found = reconcile()
+                    if found is not None:
+                        return found
+                    failures += 1
+                    if failures >= self.settings.attempts:
+                        raise
+                    continue
+                wait = self._rate_wait(exc, delay)
+                if wait is not None:
+                    rate_waits += 1
+                    if rate_waits > self.settings.rate_waits:
+                        raise StoreError(f"GitHub kept rate-limiting us while trying to {what}",
+                                         hint="lower the pace (--write-interval) or the "
+                                              "budget (--max-uploads) and run again") from None
+                    seconds, reason = wait
+                elif exc.status >= 500:
+                    failures += 1
+                    seconds, reason = delay, describe(exc)
+                else:
+                    raise
+            except (requests.ConnectionError, requests.Timeout,
+                    requests.exceptions.ChunkedEncodingError) as exc:
+                failures += 1
+                seconds, reason = delay, f"connection failed ({exc.__class__.__name__})"
+            if failures >= self.settings.attempts:
+                raise StoreError(f"GitHub: could not {what} after {failures} attempts: {reason}",
+                                 hint="GitHub or the network is failing; run again later, "
+                                      "nothing confirmed is lost")
+            self.budget.may_wait(seconds)
+            info(f"GitHub: {what}: {reason}; retrying in {seconds:.0f}s")
+            self.sleep(seconds)
+            delay = min(delay * 2, self.settings.max_delay)
+            if reconcile is not None:
+                found = reconcile()
+                if found is not None:
+                    return found
+
+    def _rate_wait(self, exc: GithubException, delay: float) -> tuple[float, str] | None:
+        """How long a rate-limited request must wait, or None if it is not rate-limited."""
+        if exc.status not in (403, 429):
+            return None
+        headers = {k.lower(): str(v) for k, v in (exc.headers or {}).items()}
+        retry_after = headers.get("retry-after", "")
+        if retry_after.isdigit():
+            return max(1.0, float(retry_after)), f"rate limited (Retry-After {retry_after}s)"
+        reset = headers.get("x-ratelimit-reset", "")
+        if headers.get("x-ratelimit-remaining") == "0" and reset.isdigit():
+            seconds = max(1.0, float(reset) - self.clock() + 1)
+            self.budget.may_wait(seconds)
+            if seconds > self.settings.max_rate_wait:
+                stamp = time.strftime("%H:%M UTC", time.gmtime(float(reset)))
+                raise StoreError(f"GitHub API rate limit exhausted until {stamp}",
+                                 hint="run again after the reset, or pass --deadline so the "
+                                      "run stops cleanly instead")
+            return seconds, "API rate limit exhausted; waiting for its reset"
+        lowered = _message(exc).lower()
+        if exc.status == 429 or "secondary rate limit" in lowered or "abuse" in lowered:
+            return max(delay, 60.0), "secondary rate limit"
+        return None
+
+
+# --- the store ----------------------------------------------------------------------------
+
+@dataclass
+class _Asset:
+    name: str
+    state: str
+    sha256: str     # "" when GitHub gave no digest
+    url: str
+    obj: GitReleaseAsset
+
+    @classmethod
+    def of(cls, obj: GitReleaseAsset) -> _Asset:
+        data = _raw(obj)
+        digest = str(data.get("digest") or "")
+        return cls(str(data["name"]), str(data.get("state") or "uploaded"),
+                   digest.removeprefix("sha256:") if digest.startswith("sha256:") else "",
+                   str(data.get("browser_download_url") or ""), obj)
+
+
+@dataclass
+class _Shard:
+    number: int
+    release: GitRelease
+    assets: dict[str, _Asset]
+    pending: list[tuple[Artifact, str, bool]] = field(default_factory=list)
+    full: bool = False      # GitHub said file_count although we counted room
+    sealed: bool = False    # GitHub refused an upload: the release became immutable
+
+    @property
+    def tag(self) -> str:
+        return str(_raw(self.release)["tag_name"])
+
+    @property
+    def draft(self) -> bool:
+        return bool(_raw(self.release).get("draft"))
+
+    @property
+    def closed(self) -> bool:
+        """A published immutable release takes no more assets."""
+        return self.sealed or (not self.draft and bool(_raw(self.release).get("immutable")))
+
+
+@dataclass
+class _Family:
+    key: FamilyKey
+    shards: list[_Shard]
+
+    def find(self, name: str) -> tuple[_Shard, _Asset] | None:
+        for shard in self.shards:
+            asset = shard.assets.get(name)
+            if asset is not None:
+                return shard, asset
+        return None
+
+
+class GitHubStore:
+    """Probes as release assets, sharded per (driver version, arch, target)."""
+
+    def __init__(self, api: GitHubApi, *, cap: int = 900, immutable: bool = False,
+                 text: ReleaseText | None = None) -> None:
+        if not 1 <= cap <= GITHUB_MAX_ASSETS:
+            raise InputError(f"max assets per release {cap} is not between 1 and "
+                             f"{GITHUB_MAX_ASSETS}",
+                             hint="GitHub refuses more than 1,000 assets per release")
+        self.api = api
+        self.cap = cap
+        self.immutable = immutable
+        self.text = text or ReleaseText(cap=cap)
+        self.description = f"GitHub releases of {api.settings.repository}"
+        self._releases: list[GitRelease] | None = None
+        self._families: dict[FamilyKey, _Family] = {}
+
+    # --- the Store protocol --------------------------------------------------------
+
+    def publish(self, artifact: Artifact, confirm: Confirm) -> None:
+        name = asset_name(artifact.file)
+        if github_renamed(name) != name:  # pragma: no cover - asset_name guarantees it
+            raise StoreError(f"{artifact.file}: GitHub would rename asset {name!r}")
+        try:
+            self._publish(artifact, name, confirm)
+        except GithubException as exc:
+            raise self._error(f"publish {artifact.file}", exc) from None
+
+    def finish(self, confirm: Confirm) -> None:
+        try:
+            for family in self._families.values():
+                for shard in family.shards:
+                    if shard.draft and shard.pending:
+                        self._publish_shard(shard, confirm)
+        except GithubException as exc:
+            raise self._error("publish draft releases", exc) from None
+
+    def expected_keys(self, probe: ProbeRecord) -> tuple[str, ...]:
+        return (f"{probe.driver_version}/{probe.arch}/{probe.target}/{asset_name(probe.file)}",)
+
+    def inventory(self) -> Iterator[StoredItem]:
+        """Every asset of every release carrying a falco-probes marker."""
+        try:
+            self._releases = None
+            for release in self._all_releases():
+                family = marker_family(_raw(release).get("body"))
+                if family is None:
+                    continue
+                tag = str(_raw(release)["tag_name"])
+                draft = bool(_raw(release).get("draft"))
+                for asset in self._list_assets(release).values():
+                    state = asset.state if asset.state != "uploaded" else (
+                        "draft" if draft else "ok")
+                    yield StoredItem("/".join((*family, asset.name)), asset.url, asset.sha256,
+                                     state, tag)
+        except GithubException as exc:
+            raise self._error("list releases", exc) from None
+
+    # --- publishing ----------------------------------------------------------------
+
+    def _publish(self, artifact: Artifact, name: str, confirm: Confirm) -> None:
+        family = self._family(artifact.family)
+        for _ in range(6):
+            found = family.find(name)
+            if found is not None:
+                shard, asset = found
+                if asset.state != "uploaded":
+                    self._delete_starter(shard, asset)
+                    continue
+                self._require_digest(artifact, shard, asset)
+                self._settle(shard, artifact, name, False, confirm)
+                return
+            shard = self._open_shard(family)
+            uploaded = self._upload(shard, artifact, name)
+            if uploaded is None:  # the shard turned out full or closed: pick another
+                continue
+            self._settle(shard, artifact, name, True, confirm)
+            return
+        raise StoreError(f"{artifact.file}: could not find a release to hold it",
+                         hint="run `falco-probes audit` to see the state of the releases")
+
+    def _settle(self, shard: _Shard, artifact: Artifact, name: str, uploaded: bool,
+                confirm: Confirm) -> None:
+        if not shard.draft:
+            confirm(artifact, Placed(shard.assets[name].url, shard.tag, uploaded))
+            return
+        shard.pending.append((artifact, name, uploaded))
+        if len(shard.assets) >= self.cap:
+            self._publish_shard(shard, confirm)
+
+    def _require_digest(self, artifact: Artifact, shard: _Shard, asset: _Asset) -> None:
+        sha256 = asset.sha256 or self._download_digest(asset)
+        if sha256 != artifact.probe.sha256:
+            raise ConflictError(
+                f"{artifact.file}: release {shard.tag} already has asset {asset.name} with "
+                f"sha256 {sha256}, the build report says {artifact.probe.sha256}",
+                hint="the same probe was built twice with different bytes; keep the published "
+                     "one (run `falco-probes audit --repair` with the build report that "
+                     "produced it) or delete the asset and publish again")
+
+    def _download_digest(self, asset: _Asset) -> str:
+        """Assets uploaded before GitHub computed digests: hash the bytes ourselves."""
+        def fetch() -> str:
+            digest = hashlib.sha256()
+            _status, _headers, chunks = asset.obj.download_asset(chunk_size=1 << 16)
+            for chunk in chunks or ():
+                digest.update(chunk)
+            return digest.hexdigest()
+        return self.api.call(f"download {asset.name} to check its digest", fetch)
+
+    def _open_shard(self, family: _Family) -> _Shard:
+        """The lowest-numbered shard with room that this mode may append to, or a new one."""
+        for shard in sorted(family.shards, key=lambda s: s.number):
+            if shard.closed or shard.full or len(shard.assets) >= self.cap:
+                continue
+            if self.immutable and not shard.draft:
+                continue  # immutable mode never changes a published release
+            return shard
+        return self._create_shard(family)
+
+    def _upload(self, shard: _Shard, artifact: Artifact, name: str) -> _Asset | None:
+        self.api.budget.take_upload()
+        size = artifact.path.stat().st_size
+
+        def attempt() -> GitReleaseAsset:
+            with artifact.path.open("rb") as handle:
+                return shard.release.upload_asset_from_memory(
+                    handle, size, name, content_type=CONTENT_TYPE, label=artifact.file)
+
+        def reconcile() -> GitReleaseAsset | None:
+            self._refresh_assets(shard)
+            there = shard.assets.get(name)
+            if there is None:
+                return None
+            if there.state != "uploaded":
+                self._delete_starter(shard, there)
+                return None
+            self._require_digest(artifact, shard, there)
+            return there.obj
+
+        try:
+            obj = self.api.call(f"upload {artifact.file} to {shard.tag}", attempt,
+                                reconcile=reconcile)
+        except GithubException as exc:
+            if exc.status != 422:
+                raise
+            if "file_count" in _error_codes(exc):
+                shard.full = True
+                return None
+            if "immutable" in _error_text(exc).lower():
+                if not self.immutable:
+                    raise StoreError(f"release {shard.tag} is immutable and takes no more "
+                                     "assets: the repository makes releases immutable",
+                                     hint="publish with --immutable (or store.immutable: true "
+                                          "in probes.yaml)") from None
+                shard.sealed = True
+                return None
+            raise
+        asset = _Asset.of(obj)
+        if asset.name != name:
+            raise StoreError(f"{artifact.file}: GitHub stored the asset as {asset.name!r}, not "
+                             f"{name!r}", hint="GitHub changed its renaming rules; see "
+                                               "docs/publishing.md (asset names)")
+        if asset.sha256 and asset.sha256 != artifact.probe.sha256:
+            raise StoreError(f"{artifact.file}: GitHub computed sha256 {asset.sha256} for the "
+                             f"upload, expected {artifact.probe.sha256}",
+                             hint="the upload was corrupted; delete the asset and run again")
+        shard.assets[name] = asset
+        return asset
+
+    def _delete_starter(self, shard: _Shard, asset: _Asset) -> None:
+        info(f"GitHub: deleting {asset.name} (state {asset.state}) left in {shard.tag} by a "
+             "failed upload")
+
+        def delete() -> bool:
+            try:
+                asset.obj.delete_asset()
+            except GithubException as exc:
+                if exc.status != 404:  # already gone: what we wanted
+                    raise
+            return True
+
+        self.api.call(f"delete {asset.name} from {shard.tag}", delete)
+        shard.assets.pop(asset.name, None)
+
+    def _create_shard(self, family: _Family) -> _Shard:
+        number = max((s.number for s in family.shards), default=0) + 1
+        for _ in range(10):
+            tag = release_tag(family.key, number)
+            wrong = check_tag(tag)
+            if wrong:
+                raise InputError(f"release tag {tag!r}: {wrong}",
+                                 hint="driver version and target become the tag; see "
+                                      "docs/publishing.md")
+            try:
+                release = self._create_release(family, tag, number)
+            except GithubException as exc:
+                if exc.status == 422 and "immutable" in _error_text(exc).lower():
+                    number += 1  # the tag belonged to a deleted immutable release
+                    continue
+                raise
+            if not self.immutable and _raw(release).get("immutable") \
+                    and not _raw(release).get("draft"):
+                raise StoreError(f"release {tag} was created immutable: the repository makes "
+                                 "releases immutable, so assets cannot be added after creation",
+                                 hint="publish with --immutable (or store.immutable: true)")
+            shard = _Shard(number, release, {})
+            if _raw(release).get("assets"):  # found again after a lost answer
+                self._refresh_assets(shard)
+            family.shards.append(shard)
+            info(f"GitHub: created {'draft ' if shard.draft else ''}release {tag}")
+            return shard
+        raise StoreError(f"no free release tag for {'/'.join(family.key)}")
+
+    def _create_release(self, family: _Family, tag: str, number: int) -> GitRelease:
+        title = self.text.title(family.key, number)
+        body = self.text.body(family.key, number)
+
+        def attempt() -> GitRelease:
+            return self.api.repo.create_git_release(tag, title, body, draft=self.immutable,
+                                                    prerelease=False)
+
+        def reconcile() -> GitRelease | None:
+            self._releases = None
+            for release in self._all_releases():
+                if _raw(release)["tag_name"] == tag:
+                    self._require_marker(release, family.key)
+                    return release
+            return None
+
+        return self.api.call(f"create release {tag}", attempt, reconcile=reconcile)
+
+    def _publish_shard(self, shard: _Shard, confirm: Confirm) -> None:
+        title = str(_raw(shard.release).get("name") or "")
+        body = str(_raw(shard.release).get("body") or "")
+        tag = shard.tag
+        shard.release = self.api.call(
+            f"publish release {tag}",
+            lambda: shard.release.update_release(title, body, draft=False, tag_name=tag))
+        info(f"GitHub: published release {tag}")
+        self._refresh_assets(shard)  # draft download URLs change on publish
+        pending, shard.pending = shard.pending, []
+        for artifact, name, uploaded in pending:
+            asset = shard.assets.get(name)
+            if asset is None or asset.state != "uploaded":
+                raise StoreError(f"{artifact.file}: asset {name} vanished from {tag} while it "
+                                 "was published", hint="run again; it will be uploaded again")
+            confirm(artifact, Placed(asset.url, tag, uploaded))
+
+    # --- reading the store ---------------------------------------------------------
+
+    def _all_releases(self) -> list[GitRelease]:
+        """Every release, drafts included (we are authenticated); listed once per run."""
+        if self._releases is None:
+            repo = self.api.repo
+            self._releases = self.api.call(f"list releases of {self.api.settings.repository}",
+                                           lambda: list(repo.get_releases()))
+        return self._releases
+
+    def _list_assets(self, release: GitRelease) -> dict[str, _Asset]:
+        tag = _raw(release)["tag_name"]
+        assets = self.api.call(f"list assets of {tag}", lambda: list(release.get_assets()))
+        return {a.name: a for a in map(_Asset.of, assets)}
+
+    def _refresh_assets(self, shard: _Shard) -> None:
+        shard.assets = self._list_assets(shard.release)
+
+    def _family(self, key: FamilyKey) -> _Family:
+        family = self._families.get(key)
+        if family is not None:
+            return family
+        pattern = family_tag_pattern(key)
+        shards: dict[int, _Shard] = {}
+        for release in self._all_releases():
+            match = pattern.fullmatch(str(_raw(release)["tag_name"]))
+            if match is None:
+                continue
+            self._require_marker(release, key)
+            number = int(match.group(1))
+            if number in shards:
+                raise ConflictError(f"two releases use tag {_raw(release)['tag_name']} "
+                                    f"(ids {shards[number].release.id} and {release.id})",
+                                    hint="delete the one without assets on GitHub, then run "
+                                         "again")
+            shards[number] = _Shard(number, release, self._list_assets(release))
+        family = _Family(key, sorted(shards.values(), key=lambda s: s.number))
+        self._families[key] = family
+        self._check_unique_names(family)
+        return family
+
+    @staticmethod
+    def _require_marker(release: GitRelease, key: FamilyKey) -> None:
+        found = marker_family(_raw(release).get("body"))
+        if found != key:
+            tag = _raw(release)["tag_name"]
+            says = "has no falco-probes marker" if found is None else \
+                f"is marked for {'/'.join(found)}"
+            raise ConflictError(f"release {tag} {says}, not {'/'.join(key)}; refusing to use it",
+                                hint="two driver versions or targets map to the same tag, or "
+                                     "someone edited the release body; restore its marker "
+                                     "line or rename the release")
+
+    @staticmethod
+    def _check_unique_names(family: _Family) -> None:
+        seen: dict[str, str] = {}
+        for shard in family.shards:
+            for name, asset in shard.assets.items():
+                if asset.state == "uploaded" and name in seen:
+                    raise ConflictError(f"asset {name} is in both {seen[name]} and {shard.tag}",
+                                        hint="delete one copy; run `falco-probes audit`")
+                seen[name] = shard.tag
+
+    def _error(self, what: str, exc: GithubException) -> StoreError:
+        hints = {403: "the token may lack contents: write on the repository",
+                 404: "check --repository / GITHUB_REPOSITORY and that the token can see it"}
+        return StoreError(f"GitHub: could not {what}: {describe(exc)}",
+                          hint=hints.get(exc.status, "run `falco-probes audit` to see the "
+                                                     "state of the releases"))
+
+
+def open_github_store(settings: GitHubSettings, budget: Budget, *, cap: int, immutable: bool,
+                      text: ReleaseText) -> GitHubStore:
+    return GitHubStore(GitHubApi(settings, budget), cap=cap, immutable=immutable, text=text)
+

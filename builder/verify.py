@@ -1,0 +1,195 @@
+"""Verify: is a probe file on disk the one the catalog (or the site's index) lists?
+
+A file is looked up by name (its file name, an alias, or the GitHub asset
+name) and by digest, across every driver version and arch unless they are
+given. It passes when a listed probe has its sha256 and the ELF check finds
+a Falco eBPF object.
+
+The index may be the catalog or a JSON document such as the site's
+`api/index.json`: any JSON whose probe entries are objects with `sha256` and
+`file` (optionally `aliases`, `url`, and `driver_version`/`arch`, on the
+entry or on an enclosing object) is understood.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .catalog import Catalog
+from .elfcheck import check_probe
+from .errors import InputError
+from .fetch import redact, sha256_file
+from .records import SHA256_RE, check_file
+from .stores.github import asset_name
+
+_SHA256 = re.compile(SHA256_RE)
+
+OK = "ok"
+MISMATCH = "mismatch"
+UNKNOWN = "unknown"
+NOT_A_PROBE = "not_a_probe"
+UNREADABLE = "unreadable"
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """One listed probe: where it belongs, its names and its digest."""
+
+    driver_version: str
+    arch: str
+    file: str
+    sha256: str
+    url: str = ""
+    aliases: tuple[str, ...] = ()
+
+    def names(self) -> set[str]:
+        names = {self.file, *self.aliases}
+        return names | {asset_name(n) for n in names}
+
+    def as_dict(self) -> dict[str, str]:
+        return {"driver_version": self.driver_version, "arch": self.arch, "file": self.file,
+                "sha256": self.sha256, "url": self.url}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    path: str
+    status: str
+    message: str
+    sha256: str = ""
+    matches: tuple[Known, ...] = ()
+    elf_reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "ok": self.ok, "status": self.status,
+                "message": self.message, "sha256": self.sha256 or None,
+                "elf_ok": not self.elf_reason, "elf_reason": self.elf_reason or None,
+                "matches": [k.as_dict() for k in self.matches]}
+
+
+@dataclass
+class Index:
+    """Listed probes by digest and by every name they answer to."""
+
+    source: str
+    by_sha: dict[str, list[Known]] = field(default_factory=lambda: defaultdict(list))
+    by_name: dict[str, list[Known]] = field(default_factory=lambda: defaultdict(list))
+    size: int = 0
+
+    def add(self, known: Known) -> None:
+        self.size += 1
+        self.by_sha[known.sha256].append(known)
+        for name in known.names():
+            self.by_name[name].append(known)
+
+
+def index_from_catalog(catalog: Catalog) -> Index:
+    index = Index(f"catalog {catalog.root}")
+    for probe in catalog.probes():
+        index.add(Known(probe.driver_version, probe.arch, probe.file, probe.sha256, probe.url,
+                        probe.aliases))
+    return index
+
+
+def load_index(source: str) -> Index:
+    """A JSON index from a path, a file:// URL or an http(s) URL."""
+    data = _read_json(source)
+    index = Index(redact(source))
+    for known in _entries(data, {}):
+        index.add(known)
+    if index.size == 0:
+        raise InputError(f"{redact(source)}: no probe entries (objects with sha256 and file)",
+                         hint="pass the site's api/index.json, or use --catalog")
+    return index
+
+
+def _read_json(source: str) -> Any:
+    scheme = urllib.parse.urlsplit(source).scheme.lower()
+    try:
+        if scheme in ("http", "https"):
+            request = urllib.request.Request(source,
+                                             headers={"User-Agent": f"falco-probes/{__version__}"})
+            with urllib.request.urlopen(request, timeout=60) as response:
+                raw = response.read()
+        else:
+            path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(source).path)) \
+                if scheme == "file" else Path(source)
+            raw = path.read_bytes()
+    except (OSError, urllib.error.URLError) as exc:
+        raise InputError(f"{redact(source)}: cannot read the index: "
+                         f"{getattr(exc, 'reason', None) or exc}") from None
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise InputError(f"{redact(source)}: not JSON: {exc}") from None
+
+
+def _entries(node: Any, inherited: dict[str, str]) -> Iterator[Known]:
+    if isinstance(node, list):
+        for item in node:
+            yield from _entries(item, inherited)
+        return
+    if not isinstance(node, dict):
+        return
+    context = dict(inherited)
+    for key in ("driver_version", "arch"):
+        if isinstance(node.get(key), str):
+            context[key] = node[key]
+    sha256, file = node.get("sha256"), node.get("file")
+    if isinstance(sha256, str) and _SHA256.fullmatch(sha256) and isinstance(file, str) \
+            and check_file(file) is None:
+        aliases = tuple(a for a in node.get("aliases") or () if isinstance(a, str))
+        url = node.get("url") if isinstance(node.get("url"), str) else ""
+        yield Known(context.get("driver_version", ""), context.get("arch", ""), file, sha256,
+                    str(url), aliases)
+        return
+    for value in node.values():
+        if isinstance(value, dict | list):
+            yield from _entries(value, context)
+
+
+def verify_files(paths: Iterable[Path], index: Index, *, driver_version: str | None = None,
+                 arch: str | None = None) -> list[Verdict]:
+    return [verify_file(p, index, driver_version=driver_version, arch=arch) for p in paths]
+
+
+def verify_file(path: Path, index: Index, *, driver_version: str | None = None,
+                arch: str | None = None) -> Verdict:
+    def wanted(known: Known) -> bool:
+        return (driver_version is None or known.driver_version == driver_version) and \
+            (arch is None or known.arch == arch)
+
+    try:
+        sha256 = sha256_file(path)
+    except OSError as exc:
+        return Verdict(str(path), UNREADABLE, f"cannot read: {exc.strerror or exc}")
+    named = [k for k in index.by_name.get(path.name, ()) if wanted(k)]
+    same = [k for k in index.by_sha.get(sha256, ()) if wanted(k)]
+    elf = check_probe(path)
+    if named and not any(k.sha256 == sha256 for k in named):
+        listed = ", ".join(sorted({f"{k.sha256} ({k.driver_version} {k.arch})" for k in named}))
+        return Verdict(str(path), MISMATCH, f"sha256 {sha256} does not match the listed "
+                       f"{listed}", sha256, tuple(named), elf.reason)
+    matches = [k for k in named if k.sha256 == sha256] or same
+    if not matches:
+        return Verdict(str(path), UNKNOWN, f"{index.source} lists no probe named {path.name} "
+                       f"or with sha256 {sha256}", sha256, (), elf.reason)
+    if not elf.ok:
+        return Verdict(str(path), NOT_A_PROBE, f"digest listed, but the ELF check fails: "
+                       f"{elf.reason}", sha256, tuple(matches), elf.reason)
+    where = ", ".join(sorted({f"{k.driver_version} {k.arch} {k.file}" for k in matches}))
+    return Verdict(str(path), OK, f"matches {where}", sha256, tuple(matches))
