@@ -7,6 +7,7 @@ command module reads the node (os-release, uname) and prints.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from .catalog import Catalog
@@ -106,50 +107,46 @@ def resolve_versions(falco: str | None, driver: str | None,
 def find(host: HostFacts, falco: FalcoVersion, driver_version: str, catalog: Catalog,
          config: Config | None, source: str = "input") -> FindResult:
     client = client_for(falco)
-    base = {"falco_version": str(falco), "driver_version": driver_version, "client": client}
+    result = partial(FindResult, str(falco), driver_version, client)
     try:
         name = probe_name(host, falco)
     except NoRequest as exc:
-        return FindResult(**base, status=NOT_REQUESTED, name=exc.name, reason=exc.reason)
-    paths = {"request_path": request_path(driver_version, name, falco),
-             "falcoctl_request_path": falcoctl_request_path(driver_version, name)}
+        return result(NOT_REQUESTED, exc.name, reason=exc.reason)
+    found = partial(result, name=name, request_path=request_path(driver_version, name, falco),
+                    falcoctl_request_path=falcoctl_request_path(driver_version, name))
     if not name.kernel_release:
-        return FindResult(**base, status=NOT_REQUESTED, name=name, **paths,
-                          reason=f"{client} cannot parse kernel release {host.uname_r!r} and "
-                                 f"requests {name.file}, which names no kernel")
+        return found(NOT_REQUESTED, reason=f"{client} cannot parse kernel release "
+                                           f"{host.uname_r!r} and requests {name.file}, "
+                                           "which names no kernel")
     if name.arch not in ARCHES:
-        return FindResult(**base, status=UNSUPPORTED_ARCH, name=name, **paths,
-                          reason=f"probes are built for {' and '.join(ARCHES)} only, "
-                                 f"not {name.arch}")
+        return found(UNSUPPORTED_ARCH, reason=f"probes are built for {' and '.join(ARCHES)} "
+                                              f"only, not {name.arch}")
     checked(name, source)
     record = catalog.lookup(driver_version, name.arch, name.file)
     if record is not None:
-        return FindResult(**base, status=AVAILABLE, name=name, **paths, url=record.url,
-                          sha256=record.sha256, size=record.size)
-    return _why_missing(host, falco, driver_version, name, catalog, config, base, paths)
+        return found(AVAILABLE, url=record.url, sha256=record.sha256, size=record.size)
+    status, reason, log = _why_missing(host, falco, driver_version, name, catalog, config)
+    return found(status, reason=reason, log=log)
 
 
 def _why_missing(host: HostFacts, falco: FalcoVersion, driver_version: str, name: ProbeName,
-                 catalog: Catalog, config: Config | None, base: dict[str, str],
-                 paths: dict[str, str]) -> FindResult:
+                 catalog: Catalog, config: Config | None) -> tuple[str, str, str]:
+    """(status, reason, log link) for a probe the catalog does not have."""
     minimum = MIN_KERNEL.get(name.arch)
     numbers = _release_numbers(host.uname_r)
     if minimum is not None and numbers is not None and numbers < minimum:
         need = ".".join(map(str, minimum[:2]))
-        return FindResult(**base, status=TOO_OLD, name=name, **paths,
-                          reason=f"kernel {host.uname_r} is too old: legacy eBPF probes need "
-                                 f"kernel {need} or newer on {name.arch}; use the kernel module")
+        return (TOO_OLD, f"kernel {host.uname_r} is too old: legacy eBPF probes need kernel "
+                         f"{need} or newer on {name.arch}; use the kernel module", "")
     served = config.falco_for_driver(driver_version) if config else ()
     canonical, _ = names_for_driver(host, served or [falco])
-    for file in {name.file, canonical.file}:
+    for file in sorted({name.file, canonical.file}):
         failure = catalog.failure_for(driver_version, name.arch, file)
         if failure is not None:
-            return FindResult(**base, status=FAILED, name=name, **paths, log=failure.log,
-                              reason=f"the build failed at {failure.step} "
-                                     f"({failure.attempts}x): {failure.reason}")
-    return FindResult(**base, status=NOT_BUILT, name=name, **paths,
-                      reason=f"no probe for {name.file} in the catalog for driver "
-                             f"{driver_version} ({name.arch}): not built yet")
+            return (FAILED, f"the build failed at {failure.step} ({failure.attempts}x): "
+                            f"{failure.reason}", failure.log)
+    return (NOT_BUILT, f"no probe for {name.file} in the catalog for driver {driver_version} "
+                       f"({name.arch}): not built yet", "")
 
 
 def _release_numbers(release: str) -> tuple[int, int, int] | None:
