@@ -101,7 +101,7 @@ def fragment_records(path: Path) -> tuple[list[ProbeRecord], list[FailureRecord]
     return list(fragment.probes), list(fragment.failures)
 
 
-# --- bad input ---------------------------------------------------------------------------
+# --- bad input -------------------------------------------------------------------------------
 
 def _change_digest(folder: Path, results: list[BuildResult]) -> None:
     results[1] = replace(results[1], sha256="f" * 64)
@@ -174,7 +174,7 @@ def test_missing_report_is_bad_input(tmp_path: Path) -> None:
         load_reports([tmp_path], Provenance())
 
 
-# --- publishing into a directory store -------------------------------------------------
+# --- publishing into a directory store -------------------------------------------------------
 
 def test_publish_records_each_probe_once_and_failures(tmp_path: Path) -> None:
     folder = tmp_path / "build"
@@ -251,7 +251,7 @@ def test_deadline_stops_cleanly(tmp_path: Path) -> None:
     assert (summary.uploaded, summary.left, summary.stopped) == (0, 3, "deadline")
 
 
-# --- the fragment file ---------------------------------------------------------------------
+# --- the fragment file -----------------------------------------------------------------------
 
 def test_partial_last_line_is_dropped(tmp_path: Path, capsys: pytest.CaptureFixture[str]
                                       ) -> None:
@@ -275,7 +275,7 @@ def test_one_writer_per_fragment(tmp_path: Path) -> None:
         FragmentFile(tmp_path / "f.jsonl")
 
 
-# --- provenance and options ---------------------------------------------------------------
+# --- provenance and options ------------------------------------------------------------------
 
 @pytest.mark.parametrize(("env", "job", "expected"), [
     ({}, "", ""),

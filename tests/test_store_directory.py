@@ -198,7 +198,7 @@ def test_budget_stops_before_writing(tmp_path: Path) -> None:
     assert not (tmp_path / "store" / store.expected_keys(second)[0]).exists()
 
 
-# --- served by python -m http.server ------------------------------------------------------
+# --- served by python -m http.server ---------------------------------------------------------
 
 @contextlib.contextmanager
 def http_server(folder: Path) -> Iterator[str]:

@@ -322,7 +322,7 @@ class GitHubApi:
                                  hint="GitHub or the network is failing; run again later, "
                                       "nothing confirmed is lost")
             self.budget.may_wait(seconds)
-            info(f"GitHub: {what}: {reason}; retrying in {seconds:.0f}s")
+            info(f"GitHub: {what}: {reason}; retrying in {seconds:.3g}s")
             self.sleep(seconds)
             delay = min(delay * 2, self.settings.max_delay)
             if reconcile is not None:
@@ -482,10 +482,10 @@ class GitHubStore:
                 self._settle(shard, artifact, name, False, confirm)
                 return
             shard = self._open_shard(family)
-            uploaded = self._upload(shard, artifact, name)
-            if uploaded is None:  # the shard turned out full or closed: pick another
+            done = self._upload(shard, artifact, name)
+            if done is None:  # the shard turned out full or closed: pick another
                 continue
-            self._settle(shard, artifact, name, True, confirm)
+            self._settle(shard, artifact, name, done[1], confirm)
             return
         raise StoreError(f"{artifact.file}: could not find a release to hold it",
                          hint="run `falco-probes audit` to see the state of the releases")
@@ -529,9 +529,12 @@ class GitHubStore:
             return shard
         return self._create_shard(family)
 
-    def _upload(self, shard: _Shard, artifact: Artifact, name: str) -> _Asset | None:
+    def _upload(self, shard: _Shard, artifact: Artifact, name: str) -> tuple[_Asset, bool] | None:
+        """Upload into `shard`: (asset, True), or (asset, False) when GitHub turned out to
+        hold it already (a lost answer, a parallel run); None if the shard cannot take it."""
         self.api.budget.take_upload()
         size = artifact.path.stat().st_size
+        found: list[bool] = []
 
         def attempt() -> GitReleaseAsset:
             with artifact.path.open("rb") as handle:
@@ -547,6 +550,7 @@ class GitHubStore:
                 self._delete_starter(shard, there)
                 return None
             self._require_digest(artifact, shard, there)
+            found.append(True)
             return there.obj
 
         try:
@@ -577,7 +581,7 @@ class GitHubStore:
                              f"upload, expected {artifact.probe.sha256}",
                              hint="the upload was corrupted; delete the asset and run again")
         shard.assets[name] = asset
-        return asset
+        return asset, not found
 
     def _delete_starter(self, shard: _Shard, asset: _Asset) -> None:
         info(f"GitHub: deleting {asset.name} (state {asset.state}) left in {shard.tag} by a "
