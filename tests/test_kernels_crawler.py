@@ -378,11 +378,11 @@ FILTER_CASES: list[tuple[str, dict[str, Any], dict[str, str]]] = [
       "6.12.48+deb12-amd64": "include"}),
     ("exclude", {"exclude": "rt-", "targets": ("debian",)},
      {**{r: "target" for r in ALL if not r.startswith("6.")}, "6.1.0-50-rt-amd64": "exclude"}),
-    ("latest per target, arch and flavor", {"latest": 1, "targets": ("debian",)},
+    ("latest per target, arch, flavor and series", {"latest": 1, "targets": ("debian",)},
      {**{r: "target" for r in ALL if not r.startswith("6.")},
-      "6.1.0-47-amd64": "latest", "6.1.0-50-amd64": "latest"}),
+      "6.1.0-47-amd64": "latest"}),
     ("latest 2", {"latest": 2, "targets": ("debian",)},
-     {**{r: "target" for r in ALL if not r.startswith("6.")}, "6.1.0-47-amd64": "latest"}),
+     {r: "target" for r in ALL if not r.startswith("6.")}),
 ]
 
 
@@ -403,7 +403,7 @@ def test_skip_reasons_say_why() -> None:
     assert reasons["4.4.0-1125-aws"] == ("kernel 4.4.0-1125-aws is older than 4.14, the "
                                          "minimum for eBPF probes on x86_64")
     assert reasons["custom"] == "uname -r custom does not start with a kernel version"
-    assert reasons["6.1.0-47-amd64"] == "not among the 1 newest debian/x86_64/amd64 kernels"
+    assert reasons["6.1.0-47-amd64"] == "not among the 1 newest debian/x86_64/amd64/6.1 kernels"
 
 
 def test_version_order_follows_debian_rules() -> None:
@@ -468,15 +468,16 @@ def test_plain_output_one_line_per_kernel_and_a_summary(
 
 
 def test_show_skipped_lists_every_skipped_kernel(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run_cli(capsys, "--source", f"kernel-crawler:{OLD}", "--latest", "1",
+    code, out, err = run_cli(capsys, "--source", f"kernel-crawler:{OLD}", "--min-kernel", "5.0",
                              "--target", "debian", "--show-skipped", "--json")
     rows = json.loads(out)
     assert code == 0
     assert [(r["host"]["uname_r"], r["skipped"]) for r in rows if r["target"] == "debian"] == [
         ("5.10.0-16-amd64", None),
-        ("4.19.0-0.bpo.19-amd64", "not among the 1 newest debian/x86_64/amd64 kernels")]
+        ("4.19.0-0.bpo.19-amd64", "kernel 4.19.0-0.bpo.19-amd64 is older than 5.0, the "
+                                  "minimum for eBPF probes on x86_64")]
     assert len(rows) == 13 and sum(r["skipped"] is None for r in rows) == 1
-    assert "skipped 12 (1 by latest, 11 by target)" in err
+    assert "skipped 12 (1 by min-kernel, 11 by target)" in err
     assert "skipped: amazonlinux x86_64 4.14.77-70.59.amzn1.x86_64: target amazonlinux is not "\
            "debian" in err
 

@@ -75,7 +75,8 @@ def register(subparsers: Any) -> None:
                          help="keep only kernels whose uname -r matches")
     filters.add_argument("--exclude", metavar="REGEX", help="skip kernels whose uname -r matches")
     filters.add_argument("--latest", type=int, metavar="N",
-                         help="keep the N newest kernels per target, arch and flavor")
+                         help="keep the N newest kernels per target, arch, flavor and series "
+                              "(6.1, 6.12 ...)")
     out = parser.add_argument_group("output")
     out.add_argument("--show-skipped", action="store_true",
                      help="also show every skipped kernel and every problem")

@@ -33,7 +33,7 @@ class KernelFilters:
         default_factory=lambda: MappingProxyType(dict(DEFAULT_MIN_KERNEL)))
     include: str = ""                  # regex searched in `uname -r`
     exclude: str = ""
-    latest: int = 0                    # the N newest per (target, arch, flavor); 0 = all
+    latest: int = 0                    # the N newest per target/arch/flavor/series; 0 = all
 
     def __post_init__(self) -> None:
         for name in ("include", "exclude"):
@@ -129,9 +129,11 @@ def select_kernels(kernels: Iterable[Kernel], filters: KernelFilters) -> Selecti
 
 
 def _latest(kernels: list[Kernel], count: int) -> tuple[list[Kernel], list[Skipped]]:
-    groups: dict[tuple[str, str, str], list[Kernel]] = defaultdict(list)
+    # Per kernel series too: a distribution that ships 6.1 and 6.12 lines side by side
+    # (Debian 12) keeps the newest of each, not only of the newest line.
+    groups: dict[tuple[str, ...], list[Kernel]] = defaultdict(list)
     for kernel in kernels:
-        groups[(kernel.target, kernel.arch, kernel.flavor)].append(kernel)
+        groups[(kernel.target, kernel.arch, kernel.flavor, _series(kernel))].append(kernel)
     newest: set[int] = set()
     for group in groups.values():
         newest.update(id(k) for k in sorted(group, key=version_order, reverse=True)[:count])
@@ -141,5 +143,11 @@ def _latest(kernels: list[Kernel], count: int) -> tuple[list[Kernel], list[Skipp
     return kept, skipped
 
 
+def _series(kernel: Kernel) -> str:
+    numbers = release_numbers(kernel.host.uname_r)
+    return ".".join(map(str, numbers[:2])) if numbers else ""
+
+
 def _group_name(kernel: Kernel) -> str:
-    return "/".join(part for part in (kernel.target, kernel.arch, kernel.flavor) if part)
+    parts = (kernel.target, kernel.arch, kernel.flavor, _series(kernel))
+    return "/".join(part for part in parts if part)
