@@ -378,6 +378,7 @@ class MergeReport:
     failures_recorded: int = 0
     failures_cleared: int = 0
     failures_ignored: int = 0
+    aliases_dropped: list[str] = field(default_factory=list)
     files_written: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -426,7 +427,7 @@ def merge_records(files: Mapping[FileKey, CatalogFile], fragment: Fragment,
             touched.add(fkey)
         else:
             report.unchanged += 1
-    conflicts += _name_collisions(probes)
+    touched |= _drop_ambiguous_aliases(probes, report)
     if conflicts:
         raise ConflictError(f"{len(conflicts)} conflict(s); nothing was written: "
                             + "; ".join(conflicts[:5]) + (" ..." if len(conflicts) > 5 else ""),
@@ -443,19 +444,36 @@ def _newer(new: FailureRecord, old: FailureRecord) -> bool:
     return (new.attempts, new.last_attempt) > (old.attempts, old.last_attempt)
 
 
-def _name_collisions(probes: Mapping[FileKey, Mapping[RecordKey, ProbeRecord]]) -> list[str]:
-    owners: dict[tuple[str, str, str], RecordKey] = {}
-    out = []
+def _drop_ambiguous_aliases(probes: dict[FileKey, dict[RecordKey, ProbeRecord]],
+                            report: MergeReport) -> set[FileKey]:
+    """Make every requested name answer exactly one probe.
+
+    An alias is an older loader's name for a probe; it can coincide with another
+    probe's name (Falco 0.35.0 asks a Debian cloud kernel for the plain -amd64
+    file) or with another probe's alias. The probe's own name always wins, and a
+    name two aliases claim is served by neither: guessing would hand a node a
+    probe built for another kernel. Returns the files whose records changed.
+    """
+    owners: dict[tuple[str, str, str], set[RecordKey]] = defaultdict(set)
+    names = set()
     for records in probes.values():
         for record in records.values():
-            for name in record.all_files():
-                slot = (record.driver_version, record.arch, name)
-                owner = owners.setdefault(slot, record.key)
-                if owner != record.key:
-                    out.append(f"{record.driver_version}/{record.arch}/{name} is answered by "
-                               f"two probes ({owner[2]} {owner[3]} and {record.target} "
-                               f"{record.kernel_release})")
-    return out
+            names.add((record.driver_version, record.arch, record.file))
+            for alias in record.aliases:
+                owners[(record.driver_version, record.arch, alias)].add(record.key)
+    changed: set[FileKey] = set()
+    for fkey, records in probes.items():
+        for rkey, record in list(records.items()):
+            keep = tuple(a for a in record.aliases
+                         if (record.driver_version, record.arch, a) not in names
+                         and len(owners[(record.driver_version, record.arch, a)]) == 1)
+            if keep != record.aliases:
+                dropped = sorted(set(record.aliases) - set(keep))
+                report.aliases_dropped += [f"{record.driver_version}/{record.arch}/{a} "
+                                           f"(alias of {record.file})" for a in dropped]
+                records[rkey] = replace(record, aliases=keep)
+                changed.add(fkey)
+    return changed
 
 
 def merge_into(root: Path, fragment_paths: list[Path]) -> MergeReport:

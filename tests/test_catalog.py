@@ -192,11 +192,26 @@ def test_conflict_inside_fragments_fails(tmp_path: Path) -> None:
     assert not (tmp_path / "c").exists()
 
 
-def test_alias_answered_by_two_probes_is_a_conflict(tmp_path: Path) -> None:
-    a = probe("6.1.0-1-amd64", aliases=("falco_debian_shared_1.o",))
+def test_ambiguous_aliases_are_dropped_and_own_names_win(tmp_path: Path) -> None:
+    a = probe("6.1.0-1-amd64", aliases=("falco_debian_shared_1.o", "falco_debian_only-a_1.o"))
     b = probe("6.1.0-2-amd64", sha=H2, aliases=("falco_debian_shared_1.o",))
-    with pytest.raises(ConflictError, match="answered by two probes"):
-        merge_into(tmp_path / "c", [write_fragment(tmp_path / "f.jsonl", [a, b])])
+    # Falco 0.35.0 asks a cloud kernel for the plain -amd64 name: another probe's own name.
+    cloud = probe("6.1.0-2-cloud-amd64", sha="c" * 64,
+                  aliases=("falco_debian_6.1.0-2-amd64_1.o",))
+    report = merge_into(tmp_path / "c", [write_fragment(tmp_path / "f.jsonl", [a, b, cloud])])
+    assert sorted(report.aliases_dropped) == [
+        "5.0.1+driver/x86_64/falco_debian_6.1.0-2-amd64_1.o (alias of "
+        "falco_debian_6.1.0-2-cloud-amd64_1.o)",
+        "5.0.1+driver/x86_64/falco_debian_shared_1.o (alias of falco_debian_6.1.0-1-amd64_1.o)",
+        "5.0.1+driver/x86_64/falco_debian_shared_1.o (alias of falco_debian_6.1.0-2-amd64_1.o)"]
+    catalog = load_catalog(tmp_path / "c")
+    assert catalog.lookup("5.0.1+driver", "x86_64", "falco_debian_shared_1.o") is None
+    assert catalog.lookup("5.0.1+driver", "x86_64", "falco_debian_only-a_1.o").sha256 == H1
+    assert catalog.lookup("5.0.1+driver", "x86_64",
+                          "falco_debian_6.1.0-2-amd64_1.o").sha256 == H2
+    assert check_catalog(tmp_path / "c") == []
+    again = merge_into(tmp_path / "c", [write_fragment(tmp_path / "f.jsonl", [a, b, cloud])])
+    assert again.files_written == []  # dropping is stable: the same input changes nothing
 
 
 def test_probe_clears_failure_and_failure_never_hides_probe(tmp_path: Path) -> None:
