@@ -60,6 +60,8 @@ def run_merge(args: argparse.Namespace) -> int:
     else:
         for path in report.files_written:
             emit(f"wrote {path}")
+        for alias in report.aliases_dropped:
+            info(f"dropped ambiguous alias {alias}")
         info(f"merged: {report.added} added, {report.updated} updated, {report.unchanged} "
              f"unchanged, {report.failures_recorded} failures recorded, "
              f"{report.failures_cleared} failures cleared; {len(report.files_written)} "
