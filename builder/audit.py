@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from .catalog import Catalog
 from .records import ProbeRecord
@@ -90,8 +91,8 @@ def audit(catalog: Catalog, store: Store, *, reported: Iterable[ProbeRecord] = (
           driver_version: str | None = None) -> AuditReport:
     """Compare; never changes anything (the command applies repairs)."""
     result = AuditReport(store.description)
-    items = {item.key: item for item in store.inventory()
-             if driver_version is None or item.key.startswith(driver_version + "/")}
+    items = {item.key: item for item in store.inventory()  # keys may spell + as %2B
+             if driver_version is None or unquote(item.key).startswith(driver_version + "/")}
     result.stored = len(items)
     matched: set[str] = set()
     for probe in sorted(catalog.probes(), key=lambda p: p.key):
@@ -108,9 +109,9 @@ def _check_probe(probe: ProbeRecord, keys: tuple[str, ...], items: dict[str, Sto
                  matched: set[str], result: AuditReport) -> bool:
     label = f"{probe.driver_version}/{probe.arch}/{probe.file}"
     clean = True
+    matched.update(keys)
     for index, key in enumerate(keys):
         item = items.get(key)
-        matched.add(key)
         if item is None:
             if index == 0:
                 result.drifts.append(Drift(MISSING, key, f"{label}: in the catalog but not in "

@@ -85,7 +85,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def add_store_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("store (defaults from `store:` in probes.yaml)")
     group.add_argument("--store", choices=("directory", "github"), default=None,
-                       help="which store (default: store.kind, else directory)")
+                       help="which store (default: directory with --path/--base-url, "
+                            "github with --repository/--api-url/--token-file, else store.kind "
+                            "from probes.yaml, else directory)")
     group.add_argument("--path", type=Path, default=None, metavar="DIR",
                        help="directory store: its root folder (default: store.path)")
     group.add_argument("--base-url", default="", metavar="URL",
@@ -117,7 +119,7 @@ def open_store(args: argparse.Namespace, config: Config | None, budget: Budget,
                env: dict[str, str] | None = None) -> Store:
     env = dict(os.environ) if env is None else env
     stored = config.store if config is not None else StoreConfig()
-    kind = args.store or stored.kind
+    kind = args.store or _implied_kind(args) or stored.kind
 
     def versions(driver_version: str) -> tuple[FalcoVersion, ...]:
         return falco_versions_for(driver_version, config)
@@ -134,6 +136,15 @@ def open_store(args: argparse.Namespace, config: Config | None, budget: Budget,
     text = ReleaseText(site_url=config.site_url if config else "", falco_versions=versions,
                        cap=cap)
     return open_github_store(settings, budget, cap=cap, immutable=immutable, text=text)
+
+
+def _implied_kind(args: argparse.Namespace) -> str:
+    """--path means a directory store, --repository or --api-url GitHub, unless --store says."""
+    if args.path is not None or args.base_url:
+        return "directory"
+    if args.repository or args.api_url or args.token_file:
+        return "github"
+    return ""
 
 
 def parse_deadline(text: str | None, now: float) -> float | None:
