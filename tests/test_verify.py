@@ -1,0 +1,160 @@
+"""verify: probe files checked against the catalog or a site index, and by the ELF check."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from fakeprobe import fake_probe_bytes
+from test_publish import specs, write_report
+from test_store_directory import http_server
+
+from builder.catalog import load_catalog, merge_into
+from builder.cli import main
+from builder.fetch import sha256_file
+from builder.publish import FragmentFile, Provenance, load_reports, publish
+from builder.records import ProbeRecord
+from builder.stores import falco_versions_for
+from builder.stores.directory import DirectoryStore
+from builder.stores.github import asset_name
+from builder.verify import index_from_catalog, load_index, verify_file
+
+ALIAS = "falco_ubuntu-aws_5.15.0-1034-aws_38.o"
+
+
+@pytest.fixture
+def published(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A catalog and a directory store with probes of two driver versions."""
+    monkeypatch.chdir(tmp_path)
+    write_report(tmp_path / "build", [
+        *specs(2),
+        *specs(1, start=1034, driver_version="5.0.1+driver", target="ubuntu-aws",
+               aliases=(ALIAS,))])
+    store = DirectoryStore(tmp_path / "store", lambda dv: falco_versions_for(dv, None))
+    items, _ = load_reports([tmp_path / "build"], Provenance())
+    with FragmentFile(tmp_path / "f.jsonl") as fragment:
+        publish(items, [], store, fragment)
+    merge_into(tmp_path / "catalog", [tmp_path / "f.jsonl"])
+    return tmp_path / "catalog", tmp_path / "store"
+
+
+def probe(catalog: Path, driver_version: str) -> ProbeRecord:
+    return next(p for p in load_catalog(catalog).probes() if p.driver_version == driver_version)
+
+
+def copy(source: Path, dest: Path) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, dest)
+    return dest
+
+
+def case_files(catalog: Path, store: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
+    """name -> (file, expected status)."""
+    p6, p5 = probe(catalog, "6.0.1+driver"), probe(catalog, "5.0.1+driver")
+    real6 = store / "6.0.1+driver" / "x86_64" / p6.file
+    real5 = store / "5.0.1+driver" / "x86_64" / p5.file
+    tampered = tmp / "t" / p6.file
+    tampered.parent.mkdir(parents=True)
+    tampered.write_bytes(fake_probe_bytes("tampered"))
+    stranger = tmp / "s" / "falco_nobody_1.0_1.o"
+    stranger.parent.mkdir(parents=True)
+    stranger.write_bytes(fake_probe_bytes("stranger"))
+    return {
+        "canonical": (real6, "ok"),
+        "alias": (store / "5.0.1+driver" / "x86_64" / ALIAS, "ok"),
+        "github-asset-name": (copy(real5, tmp / "a" / asset_name(p5.file)), "ok"),
+        "renamed-by-user": (copy(real6, tmp / "u" / "probe.o"), "ok"),
+        "tampered": (tampered, "mismatch"),
+        "unknown": (stranger, "unknown"),
+        "missing": (tmp / "nope.o", "unreadable"),
+        "other-driver-version": (real5, "ok"),
+    }
+
+
+CASES = ["canonical", "alias", "github-asset-name", "renamed-by-user", "tampered", "unknown",
+         "missing"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_verify_against_the_catalog(published: tuple[Path, Path], tmp_path: Path,
+                                    case: str) -> None:
+    catalog, store = published
+    path, status = case_files(catalog, store, tmp_path)[case]
+    verdict = verify_file(path, index_from_catalog(load_catalog(catalog)))
+    assert verdict.status == status, verdict.message
+    assert verdict.ok == (status == "ok")
+
+
+def test_driver_version_and_arch_narrow_the_search(published: tuple[Path, Path],
+                                                   tmp_path: Path) -> None:
+    catalog, store = published
+    path, _ = case_files(catalog, store, tmp_path)["other-driver-version"]
+    index = index_from_catalog(load_catalog(catalog))
+    assert verify_file(path, index, driver_version="5.0.1+driver").ok
+    assert verify_file(path, index, driver_version="6.0.1+driver").status == "unknown"
+    assert verify_file(path, index, arch="aarch64").status == "unknown"
+
+
+def test_a_listed_digest_must_still_be_a_probe(tmp_path: Path) -> None:
+    junk = tmp_path / "falco_x_1.0_1.o"
+    junk.write_bytes(b"\x7fELF but not really")
+    record = {"kind": "probe", "driver_version": "6.0.1+driver", "arch": "x86_64",
+              "target": "x", "kernel_release": "1.0", "kernel_version": "1",
+              "sha256": sha256_file(junk), "size": junk.stat().st_size,
+              "url": "https://x.example/falco_x_1.0_1.o"}
+    (tmp_path / "f.jsonl").write_text(json.dumps(record) + "\n")
+    merge_into(tmp_path / "catalog", [tmp_path / "f.jsonl"])
+    verdict = verify_file(junk, index_from_catalog(load_catalog(tmp_path / "catalog")))
+    assert verdict.status == "not_a_probe" and "truncated" in verdict.elf_reason
+
+
+def site_index(catalog: Path) -> dict[str, object]:
+    """A site-style index: per driver version and arch, a list of probes."""
+    groups: dict[tuple[str, str], list[dict[str, object]]] = {}
+    for p in load_catalog(catalog).probes():
+        groups.setdefault((p.driver_version, p.arch), []).append(
+            {"file": p.file, "sha256": p.sha256, "aliases": list(p.aliases), "url": p.url,
+             "target": p.target})
+    return {"schema_version": 1, "driver_versions": [
+        {"driver_version": dv, "arch": arch, "probes": probes}
+        for (dv, arch), probes in sorted(groups.items())]}
+
+
+def test_site_index_from_a_file_and_over_http(published: tuple[Path, Path], tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    catalog, store = published
+    site = tmp_path / "site" / "api"
+    site.mkdir(parents=True)
+    (site / "index.json").write_text(json.dumps(site_index(catalog)))
+    files = case_files(catalog, store, tmp_path)
+    index = load_index(str(site / "index.json"))
+    assert index.size == 3
+    alias = verify_file(files["alias"][0], index)
+    assert alias.ok and alias.matches[0].driver_version == "5.0.1+driver"
+    assert load_index((site / "index.json").as_uri()).size == 3
+    with http_server(tmp_path / "site") as base:
+        code = main(["verify", "--index", f"{base}/api/index.json", "--json",
+                     str(files["canonical"][0]), str(files["tampered"][0])])
+    assert code == 1
+    report = json.loads(capsys.readouterr().out)
+    assert [f["status"] for f in report["files"]] == ["ok", "mismatch"]
+    assert report["ok"] is False and report["files"][0]["elf_ok"] is True
+
+
+def test_cli(published: tuple[Path, Path], tmp_path: Path,
+             capsys: pytest.CaptureFixture[str]) -> None:
+    catalog, store = published
+    files = case_files(catalog, store, tmp_path)
+    good = [str(files[c][0]) for c in ("canonical", "alias", "github-asset-name")]
+    assert main(["verify", "--catalog", str(catalog), *good]) == 0
+    out = capsys.readouterr().out
+    assert out.count("OK  ") == 3
+    assert main(["verify", "--catalog", str(catalog), *good, str(files["unknown"][0])]) == 1
+    assert "UNKNOWN  " in capsys.readouterr().out
+    assert main(["verify", "--catalog", str(catalog), "--index", "x.json", good[0]]) == 2
+    (tmp_path / "empty.json").write_text("{}")
+    assert main(["verify", "--index", str(tmp_path / "empty.json"), good[0]]) == 2
+    assert "no probe entries" in capsys.readouterr().err
+    assert main(["verify", "--catalog", str(tmp_path / "nowhere"), good[0]]) == 2
