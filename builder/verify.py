@@ -5,10 +5,12 @@ name) and by digest, across every driver version and arch unless they are
 given. It passes when a listed probe has its sha256 and the ELF check finds
 a Falco eBPF object.
 
-The index may be the catalog or a JSON document such as the site's
-`api/index.json`: any JSON whose probe entries are objects with `sha256` and
-`file` (optionally `aliases`, `url`, and `driver_version`/`arch`, on the
-entry or on an enclosing object) is understood.
+The index may be the catalog or the site's `api/index.json`, whose driver
+versions link their probe lists (`probes_url`, relative to the index; only
+the wanted driver version's list is fetched). Any JSON whose probe entries
+are objects with `sha256` and `file` (optionally `aliases`, `url`, and
+`driver_version`/`arch`, on the entry or on an enclosing object) is
+understood too.
 """
 
 from __future__ import annotations
@@ -105,16 +107,38 @@ def index_from_catalog(catalog: Catalog) -> Index:
     return index
 
 
-def load_index(source: str) -> Index:
-    """A JSON index from a path, a file:// URL or an http(s) URL."""
+def load_index(source: str, *, driver_version: str | None = None) -> Index:
+    """A JSON index from a path, a file:// URL or an http(s) URL, with the probe lists
+    it links (`probes_url`) for `driver_version` (every one when None)."""
     data = _read_json(source)
     index = Index(redact(source))
     for known in _entries(data, {}):
         index.add(known)
+    for link in _probe_lists(data, driver_version):
+        for known in _entries(_read_json(_resolve(source, link)), {}):
+            index.add(known)
     if index.size == 0:
         raise InputError(f"{redact(source)}: no probe entries (objects with sha256 and file)",
                          hint="pass the site's api/index.json, or use --catalog")
     return index
+
+
+def _probe_lists(data: Any, driver_version: str | None) -> list[str]:
+    drivers = data.get("driver_versions") if isinstance(data, dict) else None
+    out = []
+    for driver in drivers if isinstance(drivers, list) else ():
+        if not isinstance(driver, dict) or not isinstance(driver.get("probes_url"), str):
+            continue
+        if driver_version is None or driver.get("driver_version") == driver_version:
+            out.append(driver["probes_url"])
+    return out
+
+
+def _resolve(source: str, link: str) -> str:
+    """`link` relative to the index: a URL for URLs, a path for paths."""
+    if urllib.parse.urlsplit(source).scheme.lower() in ("http", "https", "file"):
+        return urllib.parse.urljoin(source, link)
+    return str(Path(source).parent / urllib.request.url2pathname(link))
 
 
 def _read_json(source: str) -> Any:

@@ -16,6 +16,8 @@ from builder.cli import main
 from builder.fetch import sha256_file
 from builder.publish import FragmentFile, Provenance, load_reports, publish
 from builder.records import ProbeRecord
+from builder.site.model import build_site, falco_facts
+from builder.site.plugin import write_api
 from builder.stores import falco_versions_for
 from builder.stores.directory import DirectoryStore
 from builder.stores.github import asset_name
@@ -110,30 +112,30 @@ def test_a_listed_digest_must_still_be_a_probe(tmp_path: Path) -> None:
     assert verdict.status == "not_a_probe" and "truncated" in verdict.elf_reason
 
 
-def site_index(catalog: Path) -> dict[str, object]:
-    """A site-style index: per driver version and arch, a list of probes."""
-    groups: dict[tuple[str, str], list[dict[str, object]]] = {}
-    for p in load_catalog(catalog).probes():
-        groups.setdefault((p.driver_version, p.arch), []).append(
-            {"file": p.file, "sha256": p.sha256, "aliases": list(p.aliases), "url": p.url,
-             "target": p.target})
-    return {"schema_version": 1, "driver_versions": [
-        {"driver_version": dv, "arch": arch, "probes": probes}
-        for (dv, arch), probes in sorted(groups.items())]}
+class _AnyPage(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "page/"
+
+
+def write_site_api(catalog: Path, site: Path) -> Path:
+    """The site's own api/ documents (index.json and the probe lists it links)."""
+    model = build_site(load_catalog(catalog), falco_facts(None))
+    write_api(site, model, _AnyPage())
+    return site / "api" / "index.json"
 
 
 def test_site_index_from_a_file_and_over_http(published: tuple[Path, Path], tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     catalog, store = published
-    site = tmp_path / "site" / "api"
-    site.mkdir(parents=True)
-    (site / "index.json").write_text(json.dumps(site_index(catalog)))
+    index_json = write_site_api(catalog, tmp_path / "site")
+    assert "probes" not in json.loads(index_json.read_text())  # lists are linked, not inline
     files = case_files(catalog, store, tmp_path)
-    index = load_index(str(site / "index.json"))
+    index = load_index(str(index_json))
     assert index.size == 3
     alias = verify_file(files["alias"][0], index)
     assert alias.ok and alias.matches[0].driver_version == "5.0.1+driver"
-    assert load_index((site / "index.json").as_uri()).size == 3
+    assert load_index(index_json.as_uri()).size == 3
+    assert load_index(str(index_json), driver_version="5.0.1+driver").size == 1
     with http_server(tmp_path / "site") as base:
         code = main(["verify", "--index", f"{base}/api/index.json", "--json",
                      str(files["canonical"][0]), str(files["tampered"][0])])
@@ -141,6 +143,16 @@ def test_site_index_from_a_file_and_over_http(published: tuple[Path, Path], tmp_
     report = json.loads(capsys.readouterr().out)
     assert [f["status"] for f in report["files"]] == ["ok", "mismatch"]
     assert report["ok"] is False and report["files"][0]["elf_ok"] is True
+
+
+def test_any_json_with_probe_entries_is_an_index(published: tuple[Path, Path],
+                                                 tmp_path: Path) -> None:
+    catalog, store = published
+    entries = [{"driver_version": p.driver_version, "arch": p.arch, "file": p.file,
+                "sha256": p.sha256} for p in load_catalog(catalog).probes()]
+    (tmp_path / "list.json").write_text(json.dumps({"probes": entries}))
+    files = case_files(catalog, store, tmp_path)
+    assert verify_file(files["canonical"][0], load_index(str(tmp_path / "list.json"))).ok
 
 
 def test_cli(published: tuple[Path, Path], tmp_path: Path,

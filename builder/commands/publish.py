@@ -23,7 +23,7 @@ from ..publish import (
     load_reports,
     publish,
 )
-from ..records import ProbeRecord
+from ..records import ProbeRecord, check_commit
 from ..stores import Budget, Store, falco_versions_for
 from ..stores.directory import DirectoryStore
 from ..stores.github import ReleaseText, github_settings, open_github_store
@@ -176,6 +176,8 @@ def run(args: argparse.Namespace) -> int:
     if args.max_uploads is not None and args.max_uploads < 0:
         raise InputError("--max-uploads must be 0 or more")
     commit = (args.commit or "").lower() or current_commit(env)
+    if args.commit and check_commit(commit):
+        raise InputError(f"--commit {args.commit!r}: {check_commit(commit)}")
     provenance = Provenance(log=ci_log_url(env, str(args.job_id or "")), commit=commit)
     artifacts, failures = load_reports(args.reports, provenance)
     budget = Budget(args.max_uploads, parse_deadline(args.deadline, time.time()))

@@ -30,8 +30,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="probe files")
     add_catalog_option(parser)
     parser.add_argument("--index", default=None, metavar="URL_OR_PATH",
-                        help="check against a JSON index (the site's api/index.json, a path, "
-                             "file:// or http(s) URL) instead of the catalog")
+                        help="check against the site's api/index.json (a path, file:// or "
+                             "http(s) URL; the probe lists it links are fetched) instead of "
+                             "the catalog")
     parser.add_argument("--driver-version", default=None, metavar="D",
                         help="only accept probes of this driver version")
     parser.add_argument("--arch", default=None, choices=ARCHES,
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if args.index is not None and args.catalog is not None:
         raise InputError("pass --catalog or --index, not both")
     if args.index is not None:
-        index = load_index(args.index)
+        index = load_index(args.index, driver_version=args.driver_version)
     else:
         root = catalog_dir(args)
         if not root.is_dir():
