@@ -10,7 +10,7 @@ PORT   ?= 8000
 
 # Debian packages the builder and the tests use: the compiler toolchain for
 # kbuild, rpm for the RPM tests, chromium for the site's browser tests.
-DEB_PACKAGES := clang llvm make libelf-dev rpm cpio chromium python3-venv ca-certificates apt-utils
+DEB_PACKAGES := clang llvm make libelf-dev rpm cpio chromium python3-venv ca-certificates apt-utils git
 
 .PHONY: deps venv test lint typecheck pytest demo site serve bench clean
 
