@@ -231,17 +231,16 @@ def _label(raw: Mapping[str, Any]) -> str:
     return label[:120] if label.isprintable() else repr(label)[:120]
 
 
-def probe_from_mapping(raw: object, where: Where, problems: list[Problem],
-                       lines: Mapping[str, int] | None = None) -> ProbeRecord | None:
-    """Build a ProbeRecord from untrusted data; report every problem in `problems`."""
+def _from_mapping(schema: Schema, make: Any, raw: object, where: Where,
+                  problems: list[Problem], lines: Mapping[str, int] | None) -> Any:
+    """Validate `raw` with `schema`, build the record with `make(clean)`, check `file`."""
     if isinstance(raw, dict) and where.record is None:
         where = Where(where.path, where.line, _label(raw))
-    clean = PROBE_SCHEMA.parse(raw, where, problems, lines)
+    clean = schema.parse(raw, where, problems, lines)
     if clean is None:
         return None
-    aliases = tuple(sorted(set(clean.pop("aliases")) - {clean.get("file")}))
     stated_file = clean.pop("file")
-    record = ProbeRecord(**clean, aliases=aliases)
+    record = make(clean)
     if stated_file is not None and stated_file != record.file:
         problems.append(where.problem(
             f"file {stated_file!r} does not match its name parts (expected {record.file!r})",
@@ -250,20 +249,25 @@ def probe_from_mapping(raw: object, where: Where, problems: list[Problem],
     return record
 
 
+def _probe(clean: dict[str, Any]) -> ProbeRecord:
+    file = probe_file_name(clean["target"], clean["kernel_release"], clean["kernel_version"])
+    aliases = tuple(sorted(set(clean.pop("aliases")) - {file}))
+    return ProbeRecord(**clean, aliases=aliases)
+
+
+def probe_from_mapping(raw: object, where: Where, problems: list[Problem],
+                       lines: Mapping[str, int] | None = None) -> ProbeRecord | None:
+    """Build a ProbeRecord from untrusted data; report every problem in `problems`."""
+    record: ProbeRecord | None = _from_mapping(PROBE_SCHEMA, _probe, raw, where, problems,
+                                               lines)
+    return record
+
+
 def failure_from_mapping(raw: object, where: Where, problems: list[Problem],
                          lines: Mapping[str, int] | None = None) -> FailureRecord | None:
-    if isinstance(raw, dict) and where.record is None:
-        where = Where(where.path, where.line, _label(raw))
-    clean = FAILURE_SCHEMA.parse(raw, where, problems, lines)
-    if clean is None:
-        return None
-    stated_file = clean.pop("file")
-    record = FailureRecord(**clean)
-    if stated_file is not None and stated_file != record.file:
-        problems.append(where.problem(
-            f"file {stated_file!r} does not match its name parts (expected {record.file!r})",
-            "file", (lines or {}).get("file")))
-        return None
+    """Build a FailureRecord from untrusted data; report every problem in `problems`."""
+    record: FailureRecord | None = _from_mapping(
+        FAILURE_SCHEMA, lambda clean: FailureRecord(**clean), raw, where, problems, lines)
     return record
 
 
