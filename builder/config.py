@@ -130,7 +130,7 @@ def _falco_list(value: Any) -> str | None:
 
 
 TOP_SCHEMA = Schema("probes.yaml", [
-    Field("schema_version", int, check=one_of(1)),  # type: ignore[arg-type]
+    Field("schema_version", int, check=one_of(1)),
     Field("site_url", str, required=False, default="",
           check=matches(r"https?://\S+", "an http(s) URL")),
     Field("driver_versions", list),

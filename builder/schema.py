@@ -137,11 +137,11 @@ def matches(pattern: str, what: str, max_len: int = 200) -> Check:
     return check
 
 
-def one_of(*allowed: str) -> Check:
+def one_of(*allowed: object) -> Check:
     def check(value: Any) -> str | None:
         if value in allowed:
             return None
-        return f"{short(value)} is not allowed; use one of: {', '.join(allowed)}"
+        return f"{short(value)} is not allowed; use one of: {', '.join(map(str, allowed))}"
 
     return check
 

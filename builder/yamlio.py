@@ -135,6 +135,7 @@ def _yaml_problem(exc: yaml.YAMLError, path: str) -> Problem:
     return Problem(path, message, line)
 
 
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 LineMaps = tuple[Any, dict[int, dict[str, int]], dict[int, int]]
 
 
@@ -155,6 +156,9 @@ def compose_with_lines(text: str, path: str) -> LineMaps:
     constructor = yaml.constructor.SafeConstructor()
 
     def build(n: yaml.Node) -> Any:
+        if isinstance(n, yaml.MappingNode | yaml.SequenceNode) and n.tag not in _PLAIN_TAGS:
+            raise YamlSyntaxError(Problem(path, f"tag {n.tag!r} is not allowed (safe YAML only)",
+                                          n.start_mark.line + 1))
         if isinstance(n, yaml.MappingNode):
             out: dict[Any, Any] = {}
             lines: dict[str, int] = {}

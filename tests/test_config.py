@@ -1,0 +1,130 @@
+"""probes.yaml: the repository's own file loads; every kind of mistake is named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from builder.config import load_config
+from builder.errors import InputError, ProblemsError
+from builder.versions import v
+
+ROOT = Path(__file__).resolve().parents[1]
+GOOD = """\
+schema_version: 1
+driver_versions:
+  - version: 6.0.1+driver
+    falco: [0.36.0, 0.36.2]
+    source: {kind: libs-archive}
+targets:
+  - {name: debian, kernels: apt}
+"""
+
+
+def test_the_repository_probes_yaml_is_valid() -> None:
+    config = load_config(ROOT / "probes.yaml")
+    assert config.driver_for_falco(v("0.43.1")) == "9.1.0+driver"
+    assert config.driver_for_falco(v("0.26.1")) == "2aa88dcf6243982697811df4c1b484bcbe9488a2"
+    assert config.store.max_assets_per_release <= 1000
+    dkms = config.driver("0.1.1dev+git20220316.e5c53d64")
+    assert dkms is not None and dkms.source.package == "falcosecurity-scap-dkms"
+
+
+def test_the_embedded_demo_config_is_valid() -> None:
+    config = load_config(ROOT / "builder" / "demo.yaml")
+    assert [t.name for t in config.targets] == ["debian"]
+
+
+def test_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "probes.yaml"
+    path.write_text(GOOD)
+    config = load_config(path)
+    driver = config.driver("6.0.1+driver")
+    assert driver is not None and driver.ref == "6.0.1+driver"
+    assert driver.source.url == "https://github.com/falcosecurity/libs/archive/{ref}.tar.gz"
+    target = config.target("debian")
+    assert target is not None and target.arch == ("x86_64",)
+    assert dict(target.min_kernel) == {"x86_64": "4.14", "aarch64": "4.17"}
+    assert (config.store.kind, config.store.max_assets_per_release) == ("directory", 900)
+    assert config.build.backoff_hours == (24, 72, 168)
+
+
+MISTAKES = [
+    ("unknown key with a guess", GOOD.replace("falco:", "falko:"), 4,
+     "unknown key 'falko' in driver version; did you mean 'falco'?"),
+    ("wrong type", GOOD.replace("[0.36.0, 0.36.2]", "0.36.0"), 4, "must be a list, got"),
+    ("bad Falco version", GOOD.replace("0.36.2", "zero"), 4, "'zero' is not a Falco version"),
+    ("bad source kind", GOOD.replace("libs-archive", "git"), 5,
+     "'git' is not allowed; use one of: libs-archive, debian-package, directory"),
+    ("package missing", GOOD.replace("{kind: libs-archive}", "{kind: debian-package}"), 5,
+     "source kind 'debian-package' needs 'package'"),
+    ("hostile driver version", GOOD.replace("6.0.1+driver", "../../etc"), 3,
+     "'../../etc' is not allowed"),
+    ("html target", GOOD.replace("name: debian", "name: <b>x</b>"), 7, "is not allowed"),
+    ("bad kernel source", GOOD.replace("kernels: apt", "kernels: yum"), 7,
+     "'yum' is not a kernel source"),
+    ("bad arch", GOOD.replace("kernels: apt}", "kernels: apt, arch: [amd64]}"), 7,
+     "item 0: 'amd64' is not allowed; use one of: x86_64, aarch64"),
+    ("bad regex", GOOD.replace("kernels: apt}", "kernels: apt, include: '('}"), 7,
+     "is not a valid regular expression"),
+    ("too many assets", GOOD + "store: {max_assets_per_release: 5000}\n", 8,
+     "must be between 1 and 1000"),
+    ("schema version", GOOD.replace("schema_version: 1", "schema_version: 2"), 1,
+     "2 is not allowed; use one of: 1"),
+]
+
+
+@pytest.mark.parametrize(("case", "text", "line", "message"), MISTAKES,
+                         ids=[m[0] for m in MISTAKES])
+def test_mistakes_name_the_line_key_and_what_is_allowed(tmp_path: Path, case: str, text: str,
+                                                        line: int, message: str) -> None:
+    path = tmp_path / "probes.yaml"
+    path.write_text(text)
+    with pytest.raises(ProblemsError) as info:
+        load_config(path)
+    rendered = [str(p) for p in info.value.problems]
+    assert any(f"probes.yaml:{line}:" in r and message in r for r in rendered), rendered
+
+
+def test_duplicates_and_double_claims(tmp_path: Path) -> None:
+    path = tmp_path / "probes.yaml"
+    path.write_text(GOOD.replace("targets:", """\
+  - version: 6.0.1+driver
+    source: {kind: libs-archive}
+  - version: 7.0.0+driver
+    falco: [0.36.2]
+    source: {kind: libs-archive}
+targets:
+  - {name: debian, kernels: apt}"""))
+    with pytest.raises(ProblemsError) as info:
+        load_config(path)
+    text = " | ".join(str(p) for p in info.value.problems)
+    assert "'6.0.1+driver' is listed twice" in text
+    assert "Falco 0.36.2 is claimed by both '6.0.1+driver' and '7.0.0+driver'" in text
+    assert "'debian' is listed twice" in text
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("driver_versions: [\n", "invalid YAML"),
+    ("a: 1\na: 2\n", "duplicate key 'a'"),
+    ("!!python/object/apply:os.system ['true']\n", "is not allowed (safe YAML only)"),
+    ("a: !!python/name:os.system x\n", "could not determine a constructor"),
+    ("- just\n- a list\n", "expected probes.yaml as a mapping"),
+])
+def test_malformed_and_unsafe_yaml(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "probes.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError, match="probes.yaml") as info:
+        load_config(path)
+    assert message in str(info.value) + " ".join(
+        str(p) for p in getattr(info.value, "problems", []))
+
+
+def test_missing_and_binary_files(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such file"):
+        load_config(tmp_path / "nope.yaml")
+    binary = tmp_path / "probes.yaml"
+    binary.write_bytes(b"schema_version: 1\x00\n")
+    with pytest.raises(InputError, match="NUL byte"):
+        load_config(binary)
