@@ -280,11 +280,14 @@ def publish(artifacts: Iterable[Artifact], failures: Iterable[FailureRecord], st
         recorded = fragment.probes.get(artifact.probe.key)
         if recorded is None:
             todo.append(artifact)
-        elif recorded.sha256 == artifact.probe.sha256:
+            continue
+        if recorded.sha256 == artifact.probe.sha256:
             summary.skipped += 1
         else:
             summary.conflicts.append(f"{artifact.file}: {fragment.path} records sha256 "
                                      f"{recorded.sha256}, the build report {artifact.probe.sha256}")
+        if on_step is not None:
+            on_step()
 
     done: set[RecordKey] = set()
 
