@@ -444,34 +444,39 @@ def _newer(new: FailureRecord, old: FailureRecord) -> bool:
     return (new.attempts, new.last_attempt) > (old.attempts, old.last_attempt)
 
 
-def _drop_ambiguous_aliases(probes: dict[FileKey, dict[RecordKey, ProbeRecord]],
-                            report: MergeReport) -> set[FileKey]:
-    """Make every requested name answer exactly one probe.
+def unambiguous_aliases(records: Iterable[ProbeRecord]) -> dict[RecordKey, tuple[str, ...]]:
+    """The aliases each probe keeps so that every requested name answers one probe.
 
     An alias is an older loader's name for a probe; it can coincide with another
     probe's name (Falco 0.35.0 asks a Debian cloud kernel for the plain -amd64
     file) or with another probe's alias. The probe's own name always wins, and a
     name two aliases claim is served by neither: guessing would hand a node a
-    probe built for another kernel. Returns the files whose records changed.
+    probe built for another kernel. Used by `catalog merge` and `publish`.
     """
+    records = list(records)
     owners: dict[tuple[str, str, str], set[RecordKey]] = defaultdict(set)
-    names = set()
-    for records in probes.values():
-        for record in records.values():
-            names.add((record.driver_version, record.arch, record.file))
-            for alias in record.aliases:
-                owners[(record.driver_version, record.arch, alias)].add(record.key)
+    names = {(r.driver_version, r.arch, r.file) for r in records}
+    for record in records:
+        for alias in record.aliases:
+            owners[(record.driver_version, record.arch, alias)].add(record.key)
+    return {r.key: tuple(a for a in r.aliases
+                         if (r.driver_version, r.arch, a) not in names
+                         and len(owners[(r.driver_version, r.arch, a)]) == 1)
+            for r in records}
+
+
+def _drop_ambiguous_aliases(probes: dict[FileKey, dict[RecordKey, ProbeRecord]],
+                            report: MergeReport) -> set[FileKey]:
+    """Apply unambiguous_aliases to the merged records; returns the files that changed."""
+    keep = unambiguous_aliases(r for records in probes.values() for r in records.values())
     changed: set[FileKey] = set()
     for fkey, records in probes.items():
         for rkey, record in list(records.items()):
-            keep = tuple(a for a in record.aliases
-                         if (record.driver_version, record.arch, a) not in names
-                         and len(owners[(record.driver_version, record.arch, a)]) == 1)
-            if keep != record.aliases:
-                dropped = sorted(set(record.aliases) - set(keep))
+            if keep[rkey] != record.aliases:
+                dropped = sorted(set(record.aliases) - set(keep[rkey]))
                 report.aliases_dropped += [f"{record.driver_version}/{record.arch}/{a} "
                                            f"(alias of {record.file})" for a in dropped]
-                records[rkey] = replace(record, aliases=keep)
+                records[rkey] = replace(record, aliases=keep[rkey])
                 changed.add(fkey)
     return changed
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .catalog import fragment_line, natural_key, read_fragments
+from .catalog import Catalog, fragment_line, natural_key, read_fragments, unambiguous_aliases
 from .elfcheck import check_probe
 from .errors import ConflictError, InputError, Problem, ProblemsError
 from .fetch import sha256_file
@@ -253,6 +253,27 @@ class PublishSummary:
 
 
 OnProbe = Callable[[ProbeRecord, bool], None]
+
+
+def resolve_aliases(artifacts: list[Artifact], catalog: Catalog,
+                    ) -> tuple[list[Artifact], list[tuple[ProbeRecord, str]]]:
+    """Keep only aliases that answer one probe, across the catalog and this batch.
+
+    Returns the artifacts with their kept aliases, and the (catalog probe,
+    alias) pairs this batch takes away (a new probe's own name, or a name now
+    claimed twice), so a directory store can retire those links before it
+    places the new files. catalog merge applies the same rule afterwards.
+    """
+    batch = {a.probe.key: a for a in artifacts}
+    known = [r for r in catalog.probes() if r.key not in batch]
+    keep = unambiguous_aliases([*known, *(a.probe for a in artifacts)])
+    resolved = [replace(a, probe=replace(a.probe, aliases=keep[a.probe.key]))
+                for a in artifacts]
+    stale = [(r, alias) for r in known for alias in r.aliases if alias not in keep[r.key]]
+    for artifact, new in zip(artifacts, resolved, strict=True):
+        for alias in sorted(set(artifact.probe.aliases) - set(new.probe.aliases)):
+            info(f"{artifact.file}: not serving alias {alias}: another probe answers it")
+    return resolved, stale
 
 
 def publish_order(artifact: Artifact) -> tuple[Any, ...]:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from fakeprobe import make_fake_probe
 
-from builder.catalog import load_catalog, merge_into, read_fragments
+from builder.catalog import check_catalog, load_catalog, merge_into, read_fragments
 from builder.cli import main
 from builder.commands.publish import parse_deadline
 from builder.errors import InputError, ProblemsError
@@ -371,3 +371,33 @@ def test_cli_environment_is_not_required(tmp_path: Path, monkeypatch: pytest.Mon
     (probe,), _ = fragment_records(tmp_path / "f.jsonl")
     assert probe.log == "" and probe.commit == ""
     assert os.path.isfile(tmp_path / "store" / "6.0.1+driver" / "x86_64" / probe.file)
+
+
+def test_a_new_probes_own_name_retires_an_older_alias(tmp_path: Path) -> None:
+    """Night 1 builds only the cloud kernel, whose Falco 0.35.0 alias is the plain -amd64
+    name; night 2 builds the amd64 kernel, whose own name that is: the alias link is
+    retired, the new probe placed, and the catalog keeps one probe per name."""
+    cloud = Spec("6.1.55-1-cloud-amd64", target="debian", driver_version="5.0.1+driver",
+                 aliases=("falco_debian_6.1.55-1-amd64_1.o",))
+    plain = Spec("6.1.55-1-amd64", target="debian", driver_version="5.0.1+driver")
+    store, catalog = tmp_path / "store", tmp_path / "catalog"
+    common = ["--store", "directory", "--path", str(store), "--catalog", str(catalog),
+              "--commit", COMMIT]
+    alias_path = store / "5.0.1+driver" / "x86_64" / "falco_debian_6.1.55-1-amd64_1.o"
+    write_report(tmp_path / "night1", [cloud])
+    assert main(["publish", str(tmp_path / "night1"), "--fragment", str(tmp_path / "1.jsonl"),
+                 *common]) == 0
+    assert main(["catalog", "merge", "--catalog", str(catalog), str(tmp_path / "1.jsonl")]) == 0
+    cloud_bytes = (store / "5.0.1+driver/x86_64/falco_debian_6.1.55-1-cloud-amd64_1.o"
+                   ).read_bytes()
+    assert alias_path.read_bytes() == cloud_bytes  # served to Falco 0.35.0 cloud hosts
+
+    write_report(tmp_path / "night2", [plain])
+    assert main(["publish", str(tmp_path / "night2"), "--fragment", str(tmp_path / "2.jsonl"),
+                 *common]) == 0
+    assert main(["catalog", "merge", "--catalog", str(catalog), str(tmp_path / "2.jsonl")]) == 0
+    assert alias_path.read_bytes() != cloud_bytes  # now the amd64 kernel's own probe
+    records = {r.kernel_release: r for r in load_catalog(catalog).probes()}
+    assert records["6.1.55-1-cloud-amd64"].aliases == ()
+    assert records["6.1.55-1-amd64"].url.endswith("falco_debian_6.1.55-1-amd64_1.o")
+    assert check_catalog(catalog) == []

@@ -12,6 +12,7 @@ import os
 import time
 from pathlib import Path
 
+from ..catalog import load_catalog
 from ..config import Config, StoreConfig
 from ..errors import EXIT_OK, ConflictError, InputError
 from ..publish import (
@@ -22,6 +23,7 @@ from ..publish import (
     current_commit,
     load_reports,
     publish,
+    resolve_aliases,
 )
 from ..records import ProbeRecord, check_commit
 from ..stores import Budget, Store, falco_versions_for
@@ -29,7 +31,13 @@ from ..stores.directory import DirectoryStore
 from ..stores.github import ReleaseText, github_settings, open_github_store
 from ..ui import emit, emit_json, info, progress
 from ..versions import FalcoVersion
-from .common import add_config_option, add_json_option, config_from
+from .common import (
+    add_catalog_option,
+    add_config_option,
+    add_json_option,
+    catalog_dir,
+    config_from,
+)
 
 DESCRIPTION = """\
 Publish the probes of one or more build reports into a store (a directory in the
@@ -78,6 +86,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                       help="this repository's commit (default: GITHUB_SHA, else "
                            "`git rev-parse HEAD`)")
     add_config_option(parser)
+    add_catalog_option(parser)
     add_json_option(parser)
     parser.set_defaults(func=run)
 
@@ -180,8 +189,14 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--commit {args.commit!r}: {check_commit(commit)}")
     provenance = Provenance(log=ci_log_url(env, str(args.job_id or "")), commit=commit)
     artifacts, failures = load_reports(args.reports, provenance)
+    folders = {(a.probe.driver_version, a.probe.arch) for a in artifacts}
+    artifacts, stale = resolve_aliases(artifacts, load_catalog(catalog_dir(args), only=folders))
     budget = Budget(args.max_uploads, parse_deadline(args.deadline, time.time()))
     store = open_store(args, config, budget, env)
+    if isinstance(store, DirectoryStore):
+        for probe, alias in stale:
+            for rel in store.retire_alias(probe, alias):
+                info(f"retired {rel}: {alias} now names another probe")
 
     def on_probe(record: ProbeRecord, uploaded: bool) -> None:
         line = f"{'published' if uploaded else 'present'}  {record.sha256}  {record.url}"

@@ -30,6 +30,7 @@ import shutil
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import ConflictError, InputError, StoreError
@@ -152,6 +153,22 @@ class DirectoryStore:
         for rel in paths[1:]:
             self._link(real, self.root / rel, probe.sha256)
         return Placed(self.url_for_path(paths[0]), uploaded=wrote)
+
+    def retire_alias(self, probe: ProbeRecord, alias: str) -> list[str]:
+        """Remove the links that served `alias` for `probe` (it now names another probe).
+
+        Only links to the probe's own bytes are removed; returns the removed paths.
+        """
+        versions = self.falco_versions(probe.driver_version)
+        mine = set(disk_paths(replace(probe, aliases=()), versions))
+        real = self.root / canonical_path(probe)
+        removed = []
+        for rel in sorted(set(disk_paths(replace(probe, aliases=(alias,)), versions)) - mine):
+            path = self.root / rel
+            if path.is_file() and real.is_file() and _same_file(path, real):
+                path.unlink()
+                removed.append(rel)
+        return removed
 
     def _write_real(self, source: Path, real: Path, sha256: str, consume: bool) -> bool:
         if real.exists():
