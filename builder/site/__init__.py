@@ -1,0 +1,13 @@
+"""The probe index site: an MkDocs plugin that renders the catalog.
+
+- `layout`: where every page and API file lives in the built site;
+- `model`: pure page models built from a loaded catalog and the Falco facts;
+- `api`: the machine-readable documents (index.json, probe lists, SHA256SUMS,
+  the find-my-probe lookup shards), pure as well;
+- `charts`: geometry of the build-time SVG charts;
+- `render`: Jinja2 templates (autoescaped) turning models into HTML, and the
+  splitting of bulk tables into pages that stay under the size budget;
+- `plugin`: the MkDocs edge (registered as the `falco-probes` plugin).
+
+See docs/site.md.
+"""

@@ -1,0 +1,371 @@
+"""Page models to HTML through Jinja2 templates (autoescaped), and the page plan.
+
+Bulk tables are rendered straight to HTML here, never through Markdown, and
+every page whose rows would pass the byte budget is split by kernel series
+(`5.4`, `5.10` ...) into parts, each a page of its own under the table's
+folder. Links are relative (the site works from any base URL, mirrors
+included); catalog URLs become links only when they are http(s).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup, escape
+
+from ..records import ARCHES, FAILURE_STEPS
+from . import api, charts, layout
+from .model import (
+    CoveragePage,
+    FailuresPage,
+    SiteModel,
+    TablePage,
+    coverage_pages,
+    failures_page,
+    table_pages,
+)
+
+# Rows of one page may take this many bytes of HTML; the theme's own markup
+# (header, navigation, footer) adds about 20 kB. Keeps every page < 1.5 MB.
+PAGE_BUDGET = 1_200_000
+_HTTP_URL = re.compile(r"https?://[^\s<>\"'`\\\x00-\x1f\x7f]+", re.IGNORECASE)
+
+
+def safe_url(value: object) -> str:
+    """The URL if it is a plain http(s) URL, else "" (and the template shows no link)."""
+    text = str(value or "")
+    return text if _HTTP_URL.fullmatch(text) else ""
+
+
+def human_size(size: object) -> str:
+    value = float(size) if isinstance(size, int | float) else 0.0
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"  # pragma: no cover - the loop always returns
+
+
+def short_driver(version: str) -> str:
+    """A column-wide driver version: 6.0.1+driver -> 6.0.1, a commit hash -> 8 digits."""
+    if re.fullmatch(r"[0-9a-f]{40}", version):
+        return version[:8]
+    return version.removesuffix("+driver")
+
+
+def make_env() -> Environment:
+    env = Environment(loader=PackageLoader("builder.site", "templates"), autoescape=True,
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                      keep_trailing_newline=False)
+    env.filters["safe_url"] = safe_url
+    env.filters["size"] = human_size
+    env.filters["short"] = charts.short_label
+    env.filters["short_driver"] = short_driver
+    env.globals["ARCHES"] = ARCHES
+    env.globals["STEPS"] = FAILURE_STEPS
+    env.globals["L"] = layout
+    return env
+
+
+@dataclass(frozen=True, slots=True)
+class Links:
+    """Relative links from the page at `current` (a quoted site URL)."""
+
+    current: str
+    page_urls: dict[str, str]
+    use_directory_urls: bool = True
+
+    def page(self, src_uri: str) -> str:
+        """A generated page."""
+        return layout.relative(self.page_urls[src_uri], self.current)
+
+    def doc(self, src_uri: str) -> str:
+        """A page of docs/ (usage.md, site.md ...)."""
+        url = layout.page_url(src_uri, self.use_directory_urls)
+        return layout.relative(layout.quote_url(url), self.current)
+
+    def url(self, quoted_site_url: str) -> str:
+        return layout.relative(quoted_site_url, self.current)
+
+    def path(self, site_path: str) -> str:
+        """A file of the site that is not a page (API, assets)."""
+        return layout.relative(layout.quote_url(site_path), self.current)
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedPage:
+    src_uri: str
+    title: str
+    html: str
+    searchable: bool = False
+    hide: tuple[str, ...] = ("toc",)
+
+    def markdown(self) -> str:
+        """The page's Markdown source: front matter only; the plugin supplies the HTML."""
+        meta: dict[str, Any] = {"title": str(escape(self.title)), "hide": list(self.hide)}
+        if not self.searchable:
+            meta["search"] = {"exclude": True}
+        # JSON is YAML: every value is quoted safely whatever the catalog holds.
+        lines = ["---", *(f"{k}: {json.dumps(v)}" for k, v in meta.items()), "---", ""]
+        return "\n".join(lines)
+
+
+@dataclass
+class SitePlan:
+    """Every generated page, in the order they were planned, plus the page URL map."""
+
+    pages: list[GeneratedPage] = field(default_factory=list)
+    page_urls: dict[str, str] = field(default_factory=dict)
+
+
+class Renderer:
+    def __init__(self, model: SiteModel, *, use_directory_urls: bool = True,
+                 page_budget: int = PAGE_BUDGET, drivers_repo: str = "") -> None:
+        self.model = model
+        self.env = make_env()
+        self.use_directory_urls = use_directory_urls
+        self.page_budget = page_budget
+        self.drivers_repo = drivers_repo
+        self.page_urls: dict[str, str] = {}
+        for src_uri in self._fixed_pages():
+            self._register(src_uri)
+
+    # --- urls ---------------------------------------------------------------------------
+
+    def _register(self, src_uri: str) -> str:
+        url = layout.quote_url(layout.page_url(src_uri, self.use_directory_urls))
+        self.page_urls[src_uri] = url
+        return url
+
+    def _fixed_pages(self) -> Iterator[str]:
+        yield from (layout.HOME, layout.DRIVERS, layout.TARGETS, layout.FAILURES)
+        for driver in self.model.drivers:
+            yield layout.driver_page(driver.version)
+            for count in driver.targets:
+                yield layout.table_page(driver.version, count.target)
+        for target in self.model.targets:
+            yield layout.coverage_page(target.target)
+
+    def links(self, src_uri: str) -> Links:
+        return Links(self.page_urls[src_uri], self.page_urls, self.use_directory_urls)
+
+    def _render(self, template: str, src_uri: str, **context: Any) -> str:
+        return self.env.get_template(template).render(
+            model=self.model, links=self.links(src_uri), **context)
+
+    # --- the plan -------------------------------------------------------------------------
+
+    def plan(self) -> Iterator[GeneratedPage]:
+        """Every page of the site, rendered. Parts of split tables register their URLs."""
+        yield self.home()
+        yield self.drivers_index()
+        yield self.targets_index()
+        yield from self.failures()
+        for driver in self.model.drivers:
+            yield self.driver(driver.version)
+        for page in table_pages(self.model):
+            yield from self.table(page)
+        for coverage in coverage_pages(self.model):
+            yield from self.coverage(coverage)
+
+    def home(self) -> GeneratedPage:
+        manifest = api.find_manifest(self.model, self.page_urls, self.drivers_repo)
+        html = self._render("home.html.j2", layout.HOME,
+                            manifest=Markup(api.json_for_html(manifest)),  # noqa: S704
+                            chart=self._drivers_chart(layout.HOME),
+                            default_falco=self._default_falco())
+        return GeneratedPage(layout.HOME, "Falco eBPF probes", html, searchable=True,
+                             hide=("toc",))
+
+    def _default_falco(self) -> str:
+        """The newest known Falco release whose driver version has probes here."""
+        present = {d.version for d in self.model.drivers if d.probes}
+        for falco in reversed(self.model.facts.known):
+            if self.model.facts.driver_for(falco) in present:
+                return falco
+        return self.model.facts.known[-1] if self.model.facts.known else ""
+
+    def _drivers_chart(self, src_uri: str) -> charts.BarChart:
+        links = self.links(src_uri)
+        items = [charts.BarItem(d.version, tuple(d.arches),
+                                links.page(layout.driver_page(d.version)))
+                 for d in self.model.drivers]
+        return charts.bar_chart("Probes per driver version", items,
+                                [(a, a) for a in ARCHES])
+
+    def drivers_index(self) -> GeneratedPage:
+        html = self._render("drivers.html.j2", layout.DRIVERS,
+                            chart=self._drivers_chart(layout.DRIVERS))
+        return GeneratedPage(layout.DRIVERS, "Driver versions", html, searchable=True)
+
+    def targets_index(self) -> GeneratedPage:
+        links = self.links(layout.TARGETS)
+        values: dict[tuple[str, str], int] = {}
+        hrefs: dict[tuple[str, str], str] = {}
+        for driver in self.model.drivers:
+            for count in driver.targets:
+                values[(count.target, driver.version)] = count.total
+                hrefs[(count.target, driver.version)] = links.page(
+                    layout.table_page(driver.version, count.target))
+        grid = charts.heatmap("Probes per target and driver version",
+                              [t.target for t in self.model.targets], list(self.model.order),
+                              values, hrefs)
+        html = self._render("targets.html.j2", layout.TARGETS, chart=grid)
+        return GeneratedPage(layout.TARGETS, "Targets", html, searchable=True)
+
+    def driver(self, version: str) -> GeneratedPage:
+        src_uri = layout.driver_page(version)
+        summary = self.model.driver(version)
+        assert summary is not None
+        links = self.links(src_uri)
+        chart = charts.bar_chart(
+            f"Probes per target for {version}",
+            [charts.BarItem(t.target, t.probes,
+                            links.page(layout.table_page(version, t.target)))
+             for t in summary.targets], [(a, a) for a in ARCHES])
+        html = self._render("driver.html.j2", src_uri, driver=summary, chart=chart)
+        return GeneratedPage(src_uri, f"Driver version {version}", html, searchable=True)
+
+    # --- bulk pages, split when too big ---------------------------------------------------
+
+    def table(self, page: TablePage) -> Iterator[GeneratedPage]:
+        src_uri = layout.table_page(page.driver_version, page.target)
+        title = f"{page.target} probes for driver {page.driver_version}"
+        rows = self.env.get_template("table_rows.html.j2")
+
+        def render_rows(records: Sequence[Any], current: str) -> str:
+            return rows.render(rows=records, links=self.links(current))
+
+        yield from self._bulk(src_uri, title, page.groups, render_rows,
+                              lambda uri, body, parts: self._render(
+                                  "table.html.j2", uri, page=page, rows=body, parts=parts))
+
+    def coverage(self, page: CoveragePage) -> Iterator[GeneratedPage]:
+        src_uri = layout.coverage_page(page.target)
+        title = f"Coverage of {page.target}"
+        rows = self.env.get_template("coverage_rows.html.j2")
+        chart = charts.bar_chart(
+            f"Kernels of {page.target} per driver version",
+            [charts.BarItem(d.driver_version, (("ok", d.built), ("failed", d.failed),
+                                               ("missing", d.missing)))
+             for d in page.per_driver],
+            [("ok", "built"), ("failed", "failed"), ("missing", "missing")])
+
+        def render_rows(records: Sequence[Any], current: str) -> str:
+            return rows.render(rows=records, links=self.links(current))
+
+        yield from self._bulk(src_uri, title, page.groups, render_rows,
+                              lambda uri, body, parts: self._render(
+                                  "coverage.html.j2", uri, page=page, rows=body, parts=parts,
+                                  chart=chart))
+
+    def failures(self) -> Iterator[GeneratedPage]:
+        page: FailuresPage = failures_page(self.model)
+        rows = self.env.get_template("failure_rows.html.j2")
+        chart = charts.bar_chart("Failures per step",
+                                 [charts.BarItem(step, (("failed", n),))
+                                  for step, n in page.by_step], [])
+
+        def render_rows(records: Sequence[Any], current: str) -> str:
+            return rows.render(rows=records, links=self.links(current))
+
+        yield from self._bulk(layout.FAILURES, "Failed builds", page.groups, render_rows,
+                              lambda uri, body, parts: self._render(
+                                  "failures.html.j2", uri, page=page, rows=body, parts=parts,
+                                  chart=chart),
+                              part_uri=layout.failures_page)
+
+    def _bulk(self, src_uri: str, title: str, groups: Sequence[tuple[str, Sequence[Any]]],
+              render_rows: Callable[[Sequence[Any], str], str],
+              render_page: Callable[[str, Markup, Sequence[Part]], str],
+              part_uri: Callable[[str], str] | None = None) -> Iterator[GeneratedPage]:
+        """One page with every row, or an overview page and one page per part."""
+        chunks = [(label, rows, render_rows(rows, src_uri)) for label, rows in groups]
+        if sum(len(html) for _, _, html in chunks) <= self.page_budget:
+            body = Markup("".join(html for _, _, html in chunks))  # noqa: S704
+            yield GeneratedPage(src_uri, title, render_page(src_uri, body, ()),
+                                hide=("navigation", "toc"))
+            return
+        folder_uri = part_uri or (lambda slug: src_uri.removesuffix("index.md") + slug
+                                  + "/index.md")
+        parts = pack_parts(self._fit(chunks, render_rows, src_uri), self.page_budget)
+        for part in parts:
+            self._register(folder_uri(part.slug))
+        planned = tuple(Part(p.slug, p.label, p.rows,
+                             self.page_urls[folder_uri(p.slug)]) for p in parts)
+        yield GeneratedPage(src_uri, title, render_page(src_uri, Markup(""), planned),
+                            hide=("navigation", "toc"))
+        for part in planned:
+            uri = folder_uri(part.slug)
+            body = Markup(render_rows(part.rows, uri))  # noqa: S704
+            yield GeneratedPage(uri, f"{title}, kernels {part.label}",
+                                render_page(uri, body, planned), hide=("navigation", "toc"))
+
+    def _fit(self, chunks: list[tuple[str, Sequence[Any], str]],
+             render_rows: Callable[[Sequence[Any], str], str],
+             src_uri: str) -> list[tuple[str, Sequence[Any], int]]:
+        """Cut every chunk bigger than the budget in halves until each fits (or is one row)."""
+        out: list[tuple[str, Sequence[Any], int]] = []
+        for label, rows, html in chunks:
+            pieces = [(rows, len(html))]
+            while any(size > self.page_budget and len(r) > 1 for r, size in pieces):
+                next_pieces: list[tuple[Sequence[Any], int]] = []
+                for r, size in pieces:
+                    if size > self.page_budget and len(r) > 1:
+                        half = len(r) // 2
+                        next_pieces += [(r[:half], len(render_rows(r[:half], src_uri))),
+                                        (r[half:], len(render_rows(r[half:], src_uri)))]
+                    else:
+                        next_pieces.append((r, size))
+                pieces = next_pieces
+            if len(pieces) == 1:
+                out.append((label, rows, pieces[0][1]))
+            else:
+                out += [(f"{label} ({i}/{len(pieces)})", r, size)
+                        for i, (r, size) in enumerate(pieces, 1)]
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    slug: str
+    label: str
+    rows: tuple[Any, ...]
+    url: str = ""
+
+    @property
+    def count(self) -> int:
+        return len(self.rows)
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", label).strip("-") or "part"
+
+
+def pack_parts(chunks: Sequence[tuple[str, Sequence[Any], int]], budget: int) -> list[Part]:
+    """Consecutive chunks packed greedily into parts of at most `budget` bytes."""
+    packed: list[list[tuple[str, Sequence[Any], int]]] = []
+    size = 0
+    for chunk in chunks:
+        if packed and size + chunk[2] <= budget:
+            packed[-1].append(chunk)
+            size += chunk[2]
+        else:
+            packed.append([chunk])
+            size = chunk[2]
+    parts: list[Part] = []
+    seen: set[str] = set()
+    for group in packed:
+        first, last = group[0][0], group[-1][0]
+        label = first if first == last else f"{first} to {last}"
+        slug = _slug(label.replace(" to ", "-to-"))
+        while slug in seen:
+            slug += "-"
+        seen.add(slug)
+        parts.append(Part(slug, label, tuple(r for _, rows, _ in group for r in rows)))
+    return parts
