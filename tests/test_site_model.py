@@ -1,0 +1,424 @@
+"""The site's pure parts: page models, the JSON API, charts, rendering and escaping.
+
+Checked against the fixture catalog of tests/sitecatalog.py (265 probes, 3 driver
+versions, 5 targets, both arches, failures and aliases) and against records full
+of hostile values that the catalog itself would refuse (the templates must not
+rely on that).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import replace
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import yaml
+from sitecatalog import DRIVERS, PROBES_YAML, Fixture, build_fixture, write_catalog
+
+from builder.catalog import Catalog, CatalogFile, load_catalog, natural_key
+from builder.config import load_config
+from builder.records import FailureRecord, ProbeRecord, record_to_dict
+from builder.site import api, charts, layout
+from builder.site.model import (
+    FalcoFacts,
+    SiteModel,
+    build_site,
+    coverage_pages,
+    driver_order,
+    failures_page,
+    falco_facts,
+    kernel_series,
+    table_pages,
+)
+from builder.site.render import GeneratedPage, Renderer, pack_parts, safe_url
+
+
+@pytest.fixture(scope="module")
+def fixture() -> Fixture:
+    return build_fixture()
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory, fixture: Fixture) -> SiteModel:
+    root = tmp_path_factory.mktemp("site-model")
+    write_catalog(root / "catalog", fixture)
+    (root / "probes.yaml").write_text(PROBES_YAML)
+    return build_site(load_catalog(root / "catalog"),
+                      falco_facts(load_config(root / "probes.yaml")))
+
+
+# --- facts and order ---------------------------------------------------------------------
+
+def test_falco_facts_combine_probes_yaml_and_the_builtin_table(model: SiteModel) -> None:
+    facts = model.facts
+    assert facts.driver_for("0.37.1") == "7.0.0+driver"       # probes.yaml
+    assert facts.driver_for("0.36.9") == "6.0.1+driver"       # built-in range
+    assert facts.driver_for("0.26.1") == "2aa88dcf6243982697811df4c1b484bcbe9488a2"
+    assert facts.driver_for("0.44.0") is None
+    for driver, falcos in DRIVERS.items():
+        assert facts.served_by(driver) == falcos
+    assert "0.37.0" in facts.known and "0.26.0" in facts.known
+
+
+def test_without_probes_yaml_only_builtin_driver_versions_are_served() -> None:
+    facts = falco_facts(None)
+    assert facts.served_by("5.0.1+driver") == ("0.35.0", "0.35.1")
+    assert facts.served_by("7.0.0+driver") == ()
+
+
+def test_driver_order_is_newest_first_with_unserved_ones_on_top() -> None:
+    facts = falco_facts(None)
+    order = driver_order(["2aa88dcf6243982697811df4c1b484bcbe9488a2", "6.0.1+driver",
+                          "9.9.0+driver", "2.0.0+driver", "8.0.0+driver"], facts)
+    assert order == ["9.9.0+driver", "8.0.0+driver", "6.0.1+driver", "2.0.0+driver",
+                     "2aa88dcf6243982697811df4c1b484bcbe9488a2"]
+
+
+@pytest.mark.parametrize(("release", "series"), [
+    ("5.10.0-21-amd64", "5.10"), ("4.14.301-230.533.amzn2.x86_64", "4.14"),
+    ("05.04.1", "5.4"), ("3510.2.1", "3510.2"), ("v8+", "other"), ("6", "other"),
+])
+def test_kernel_series(release: str, series: str) -> None:
+    assert kernel_series(release) == series
+
+
+# --- models against the fixture ---------------------------------------------------------
+
+def test_totals_and_summaries_match_the_fixture(model: SiteModel, fixture: Fixture) -> None:
+    totals = model.totals
+    assert (totals.probes, totals.failures) == (len(fixture.probes), len(fixture.failures))
+    assert totals.driver_versions == 3 and totals.targets == 5
+    assert dict(totals.arches) == dict(Counter(r.arch for r in fixture.probes))
+    assert totals.updated == max([r.built for r in fixture.probes]
+                                 + [f.last_attempt for f in fixture.failures])
+    assert [d.version for d in model.drivers] == ["7.0.0+driver", "6.0.1+driver",
+                                                  "5.0.1+driver"]
+    for driver in model.drivers:
+        mine = [r for r in fixture.probes if r.driver_version == driver.version]
+        assert driver.probes == len(mine)
+        assert driver.falco == DRIVERS[driver.version]
+        per_target = Counter((r.target, r.arch) for r in mine)
+        for count in driver.targets:
+            assert dict(count.probes) == {a: per_target[(count.target, a)]
+                                          for a in ("x86_64", "aarch64")}
+    assert {t.target for t in model.targets} == {"debian", "ubuntu-generic", "ubuntu-aws",
+                                                 "amazonlinux2", "minikube"}
+
+
+def test_table_pages_hold_every_probe_once_in_natural_order(model: SiteModel,
+                                                            fixture: Fixture) -> None:
+    pages = list(table_pages(model))
+    assert len(pages) == 15
+    seen = [r for p in pages for _, rows in p.groups for r in rows]
+    assert sorted(r.key for r in seen) == sorted(r.key for r in fixture.probes)
+    for page in pages:
+        rows = [r for _, rows in page.groups for r in rows]
+        keys = [(natural_key(r.kernel_release), natural_key(r.kernel_version), r.arch)
+                for r in rows]
+        assert keys == sorted(keys)
+        for series, group in page.groups:
+            assert {kernel_series(r.kernel_release) for r in group} == {series}
+        assert all(f.driver_version == page.driver_version and f.target == page.target
+                   for f in page.failures)
+
+
+def test_coverage_cells_say_built_failed_or_missing(model: SiteModel, fixture: Fixture) -> None:
+    built = {(r.target, r.kernel_release, r.kernel_version, r.arch, r.driver_version)
+             for r in fixture.probes}
+    failed = {(f.target, f.kernel_release, f.kernel_version, f.arch, f.driver_version)
+              for f in fixture.failures}
+    statuses: Counter[str] = Counter()
+    for page in coverage_pages(model):
+        for _, rows in page.groups:
+            for row in rows:
+                for driver, cell in zip(page.drivers, row.cells, strict=True):
+                    key = (page.target, row.kernel_release, row.kernel_version, row.arch, driver)
+                    expected = ("ok" if key in built else "failed" if key in failed
+                                else "missing")
+                    assert cell.status == expected, key
+                    statuses[cell.status] += 1
+                    if cell.status == "failed":
+                        assert cell.failure is not None and cell.failure.log
+        for d in page.per_driver:
+            assert d.built + d.failed + d.missing == page.kernels
+    assert statuses["ok"] == len(fixture.probes)
+    assert statuses["failed"] == len(fixture.failures)
+    assert statuses["missing"] > 0
+
+
+def test_failures_page(model: SiteModel, fixture: Fixture) -> None:
+    page = failures_page(model)
+    assert page.total == len(fixture.failures)
+    assert dict(page.by_step) == {"compile": len(fixture.failures)}
+    assert sum(n for _, n in page.by_driver) == page.total
+    assert [d for d, _ in page.groups] == [d for d in model.order
+                                          if any(f.driver_version == d for f in fixture.failures)]
+
+
+# --- the API --------------------------------------------------------------------------------
+
+def test_fnv1a_is_the_reference_function() -> None:
+    # Reference values of 32-bit FNV-1a (find.js computes the same).
+    assert api.fnv1a("") == 0x811C9DC5
+    assert api.fnv1a("a") == 0xE40C292C
+    assert api.fnv1a("foobar") == 0xBF9CF968
+    assert api.fnv1a("é") == api.fnv1a("\u00e9")
+
+
+def test_index_document(model: SiteModel) -> None:
+    renderer = Renderer(model)
+    doc = json.loads(api.dumps(api.index_document(model, renderer.page_urls)))
+    assert doc["schema_version"] == api.SCHEMA_VERSION == 1
+    assert doc["probe_count"] == model.totals.probes
+    assert doc["min_kernel"] == {"x86_64": "4.14", "aarch64": "4.17"}
+    assert doc["falco_versions"]["0.37.0"] == "7.0.0+driver"
+    first = doc["driver_versions"][0]
+    assert first["driver_version"] == "7.0.0+driver"
+    assert first["falco_versions"] == ["0.37.0", "0.37.1"]
+    assert first["probes_url"] == "7.0.0%2Bdriver/probes.json"
+    assert first["sha256sums_url"] == "7.0.0%2Bdriver/SHA256SUMS"
+    assert first["page_url"] == "../drivers/7.0.0%2Bdriver/"
+    assert set(first["arches"]) == {"x86_64", "aarch64"}
+    assert sum(a["probe_count"] for a in first["arches"].values()) == first["probe_count"]
+
+
+def test_probes_document_keeps_every_catalog_field(model: SiteModel) -> None:
+    files = list(model.files_of("6.0.1+driver"))
+    doc = api.probes_document("6.0.1+driver", ("0.36.0",), files)
+    records = sorted((r for f in files for r in f.probes), key=lambda r: r.key)
+    assert sorted(doc["probes"], key=lambda d: (d["arch"], d["target"], d["kernel_release"],
+                                                d["kernel_version"])) == \
+        sorted((record_to_dict(r) for r in records),
+               key=lambda d: (d["arch"], d["target"], d["kernel_release"],
+                              d["kernel_version"]))
+    failures = [record_to_dict(f) for f in files for f in f.failures]
+    assert sorted(json.dumps(d, sort_keys=True) for d in doc["failures"]) == \
+        sorted(json.dumps(d, sort_keys=True) for d in failures)
+
+
+def test_sha256sums_lines(model: SiteModel) -> None:
+    records = [r for f in model.files_of("5.0.1+driver") for r in f.probes]
+    text = api.sha256sums(records)
+    lines = text.splitlines()
+    assert len(lines) == len(records) and text.endswith("\n")
+    for line in lines:
+        assert re.fullmatch(r"[0-9a-f]{64}  (x86_64|aarch64)/falco_[^/\s]+\.o", line), line
+    assert lines == sorted(lines, key=lambda line: line.split("  ")[1])
+
+
+def test_every_name_is_in_its_shard(model: SiteModel, fixture: Fixture) -> None:
+    for driver in DRIVERS:
+        for arch in ("x86_64", "aarch64"):
+            files = list(model.files_of(driver, arch))
+            shards = api.find_shards(driver, arch, files)
+            count = len(shards)
+            assert count == api.shard_count(api.name_count(files))
+            for record in (r for f in files for r in f.probes):
+                for name in record.all_files():
+                    shard = shards[api.fnv1a(name) % count]
+                    row = dict(zip(shard["probe_fields"], shard["probes"][name], strict=True))
+                    assert row == {"file": record.file, "sha256": record.sha256,
+                                   "size": record.size, "url": record.url,
+                                   "built": record.built, "log": record.log}
+            for failure in (f for cf in files for f in cf.failures):
+                shard = shards[api.fnv1a(failure.file) % count]
+                row = dict(zip(shard["failure_fields"], shard["failures"][failure.file],
+                               strict=True))
+                assert (row["step"], row["reason"], row["log"]) == (
+                    failure.step, failure.reason, failure.log)
+
+
+def test_shards_stay_small_whatever_the_catalog_size() -> None:
+    assert api.shard_count(0) == 1
+    assert api.shard_count(api.SHARD_NAMES) == 1
+    assert api.shard_count(api.SHARD_NAMES + 1) == 2
+    assert api.shard_count(10_000) == 79
+
+
+def test_json_for_html_cannot_close_the_script_element() -> None:
+    text = api.json_for_html({"a": "</script><script>alert(1)</script>", "b": "<!--", "c": "&"})
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert json.loads(text)["a"] == "</script><script>alert(1)</script>"
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("url", "ok"), [
+    ("https://example.org/a/falco_x.o", True), ("http://127.0.0.1:8000/store/x.o", True),
+    ("HTTPS://EXAMPLE.ORG/x", True), ("file:///srv/store/x.o", False),
+    ("javascript:alert(1)", False), ("data:text/html,<b>", False), ("", False),
+    ("https://example.org/\"onmouseover=alert(1)", False), ("https://a b", False),
+    ("//example.org/x", False), (" https://example.org/x", False),
+])
+def test_safe_url(url: str, ok: bool) -> None:
+    assert safe_url(url) == (url if ok else "")
+
+
+@pytest.mark.parametrize("src_uri", ["index.md", "drivers/index.md", "usage.md",
+                                     "drivers/6.0.1+driver/debian/index.md", "a/b.md"])
+@pytest.mark.parametrize("directory_urls", [True, False])
+def test_page_urls_are_mkdocs_urls(src_uri: str, directory_urls: bool) -> None:
+    from mkdocs.structure.files import File
+    mk = File(src_uri, "docs", "site", directory_urls)
+    assert layout.quote_url(layout.page_url(src_uri, directory_urls)) == mk.url
+
+
+@pytest.mark.parametrize(("target", "current", "expected"), [
+    ("drivers/", "./", "drivers/"), ("./", "drivers/x/", "../../"),
+    ("api/index.json", "drivers/6.0.1%2Bdriver/debian/", "../../../api/index.json"),
+    ("targets/debian/", "index.html", "targets/debian/"),
+    ("usage.html", "drivers/index.html", "../usage.html"),
+])
+def test_relative_links(target: str, current: str, expected: str) -> None:
+    assert layout.relative(target, current) == expected
+
+
+def test_generated_markdown_is_front_matter_only() -> None:
+    page = GeneratedPage("x/index.md", 'a "<b>" title', "<p>x</p>")
+    text = page.markdown()
+    meta = yaml.safe_load(text.split("---")[1])
+    assert meta == {"title": "a &#34;&lt;b&gt;&#34; title", "hide": ["toc"],
+                    "search": {"exclude": True}}
+    searchable = GeneratedPage("x/index.md", "t", "", searchable=True).markdown()
+    assert "search" not in yaml.safe_load(searchable.split("---")[1])
+
+
+class _Tags(HTMLParser):
+    """Every start tag and attribute, to prove hostile text never became markup."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+EVIL = '"><script>alert(1)</script><img src=x onerror=alert(2)>\'&'
+
+
+def hostile_model() -> SiteModel:
+    """Records no catalog would accept: markup and quotes in every text field."""
+    probe = ProbeRecord(
+        driver_version=f"6.0.1+driver{EVIL}", arch="x86_64", target=f"debian{EVIL}",
+        kernel_release=f"5.10.0-1-amd64{EVIL}" + "x" * 300, kernel_version=f"1{EVIL}",
+        sha256="a" * 64 + EVIL, size=1234, url=f"javascript:alert(3)//{EVIL}",
+        release=f"tag{EVIL}", built=f"2026-11-25T00:00:00Z{EVIL}",
+        log=f"https://ci.example.org/{EVIL}", commit=f"abc{EVIL}",
+        driver_ref=f"ref{EVIL}", aliases=(f"falco_alias{EVIL}.o",))
+    failure = FailureRecord(
+        probe.driver_version, "x86_64", probe.target, f"6.1.0{EVIL}", f"2{EVIL}", "compile",
+        f"error: {EVIL}\n" * 50, log=f"file:///tmp/{EVIL}", attempts=2,
+        last_attempt="2026-11-25T00:00:00Z")
+    cat_file = CatalogFile(probe.driver_version, "x86_64", probe.target, (probe,), (failure,))
+    catalog = Catalog(Path("hostile"), {cat_file.key: cat_file})
+    facts = FalcoFacts(explicit=(("0.36.2", probe.driver_version),), known=("0.36.2",))
+    return build_site(catalog, facts)
+
+
+def test_hostile_values_come_out_escaped() -> None:
+    model = hostile_model()
+    renderer = Renderer(model, page_budget=2_000)
+    pages = list(renderer.plan())
+    assert len(pages) >= 8
+    for page in pages:
+        parser = _Tags()
+        parser.feed(page.html)
+        for tag, attrs in parser.tags:
+            json_data = tag == "script" and attrs.get("type") == "application/json"
+            assert tag not in ("script", "img", "iframe") or json_data, (page.src_uri, tag)
+            for name, value in attrs.items():
+                assert not name.startswith("on"), (page.src_uri, tag, attrs)
+                if name == "href" and value and ":" in value.split("/")[0]:
+                    assert value.startswith(("http://", "https://")), (page.src_uri, value)
+                    assert '"' not in value and "<" not in value
+        assert 'href="javascript' not in page.html
+        assert "<script>alert" not in page.html
+        assert yaml.safe_load(page.markdown().split("---")[1])["title"]
+    home = next(p for p in pages if p.src_uri == layout.HOME)
+    data = re.search(r'<script type="application/json" id="fp-find-data">(.*?)</script>',
+                     home.html, re.S)
+    assert data is not None and "<" not in data.group(1) and ">" not in data.group(1)
+    assert json.loads(data.group(1))["order"] == [model.order[0]]
+
+
+def test_documents_of_hostile_records_are_valid_json() -> None:
+    model = hostile_model()
+    driver = model.order[0]
+    for _path, text in api.driver_documents(driver, ("0.36.2",), list(model.files_of(driver))):
+        if _path.endswith(".json"):
+            json.loads(text)
+
+
+def test_big_tables_are_split_by_kernel_series(model: SiteModel) -> None:
+    budget = 6_000
+    renderer = Renderer(model, page_budget=budget)
+    pages = {p.src_uri: p for p in renderer.plan()}
+    table = layout.table_page("6.0.1+driver", "ubuntu-generic")
+    overview = pages[table]
+    parts = [uri for uri in pages if uri.startswith(table.removesuffix("index.md"))
+             and uri != table]
+    assert len(parts) >= 2
+    assert "split by kernel series" in overview.html and "fp-table" not in overview.html
+    expected = {r.file for p in table_pages(model)
+                if (p.driver_version, p.target) == ("6.0.1+driver", "ubuntu-generic")
+                for _, rows in p.groups for r in rows}
+    found: list[str] = []
+    for uri in parts:
+        html = pages[uri].html
+        rows = html.split("<tbody>")[1].split("</tbody>")[0]
+        assert len(rows) <= budget or rows.count("<tr") == 1
+        found += re.findall(r">(falco_ubuntu-generic_[^<]+\.o)</a>", rows)
+        assert renderer.page_urls[uri] in overview.html
+    assert sorted(found) == sorted(expected)
+
+
+def test_pack_parts_keeps_order_and_budget() -> None:
+    chunks = [("4.14", (1, 2), 40), ("5.4", (3,), 50), ("5.10", (4,), 20), ("5.15", (5,), 90),
+              ("6.1 (1/2)", (6,), 30), ("6.1 (2/2)", (7,), 30)]
+    parts = pack_parts(chunks, 100)
+    assert [p.label for p in parts] == ["4.14 to 5.4", "5.10", "5.15", "6.1 (1/2) to 6.1 (2/2)"]
+    assert [r for p in parts for r in p.rows] == [1, 2, 3, 4, 5, 6, 7]
+    assert len({p.slug for p in parts}) == len(parts)
+
+
+def test_empty_catalog_renders_every_fixed_page() -> None:
+    model = build_site(Catalog(Path("empty")), falco_facts(None))
+    pages = {p.src_uri: p for p in Renderer(model).plan()}
+    assert set(pages) == {layout.HOME, layout.DRIVERS, layout.TARGETS, layout.FAILURES}
+    assert "The catalog is empty" in pages[layout.HOME].html
+    assert "No failed build is recorded" in pages[layout.FAILURES].html
+    assert api.index_document(model, {})["driver_versions"] == []
+
+
+def test_charts_geometry() -> None:
+    chart = charts.bar_chart("t", [charts.BarItem("a", (("ok", 10), ("failed", 5))),
+                                   charts.BarItem("b" * 40, (("ok", 0),))])
+    first, second = chart.bars
+    assert first.total == 15 and second.total == 0 and second.segments == ()
+    assert first.segments[1].x == pytest.approx(first.segments[0].x + first.segments[0].width,
+                                                abs=0.2)
+    assert second.label.endswith("…") and second.title == "b" * 40
+    grid = charts.heatmap("g", ["t1", "t2"], ["d1", "d2"], {("t1", "d1"): 1, ("t2", "d2"): 1000},
+                          {})
+    assert [c.level for c in grid.cells] == [1, charts.LEVELS]
+    assert charts.level(0, 10) == 0
+
+
+def test_alias_rows_show_every_requested_name(model: SiteModel) -> None:
+    page = next(p for p in table_pages(model)
+                if (p.driver_version, p.target) == ("5.0.1+driver", "debian"))
+    with_alias = next(r for _, rows in page.groups for r in rows if r.aliases)
+    html = Renderer(model).env.get_template("table_rows.html.j2").render(rows=[with_alias])
+    assert with_alias.aliases[0] in html and with_alias.file in html
+
+
+def test_file_urls_are_shown_but_not_linked(model: SiteModel) -> None:
+    record = next(iter(model.catalog.probes()))
+    local = replace(record, url="file:///srv/store/x.o")
+    html = Renderer(model).env.get_template("table_rows.html.j2").render(rows=[local])
+    assert "file:///" not in html and f"<td>{record.file}" in html
