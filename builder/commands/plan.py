@@ -126,7 +126,6 @@ def _now(text: str | None) -> dt.datetime:
 def _reasons(left: tuple[Left, ...]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for item in left:
-        generic = item.reason.split(":")[0] if "older than" not in item.reason else \
-            "kernel older than the eBPF minimum"
+        generic = item.reason.replace(item.kernel_release, "<kernel>").split(";")[0]
         counts[generic] = counts.get(generic, 0) + 1
     return dict(sorted(counts.items(), key=lambda kv: -kv[1])[:8])
