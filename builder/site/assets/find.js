@@ -84,6 +84,7 @@
     this.result = document.getElementById("fp-result");
     this.shards = new Map();
     this.sequence = 0;
+    this.answered = null;
   }
 
   Finder.prototype.value = function (name) {
@@ -149,19 +150,26 @@
 
   Finder.prototype.update = function () {
     var self = this;
+    // A "change" event follows the "input" events when a field loses focus, for
+    // instance on the mousedown of a copy button: answering again would replace the
+    // button under the pointer and swallow the click. Same inputs, same answer.
+    var key = FIELDS.map(function (name) { return self.value(name); }).join("\u0000");
+    if (key === this.answered) { return; }
+    this.answered = key;
     var sequence = ++this.sequence;
     this.saveState();
     var answer = this.answer();
     if (answer.then) {
       answer.then(function (final) {
-        if (sequence === self.sequence) { self.show(final); }
+        if (sequence === self.sequence) { self.show(final, sequence); }
       }, function (err) {
         if (sequence === self.sequence) {
-          self.show({ state: "error", title: "The lookup failed", text: String(err.message || err) });
+          self.show({ state: "error", title: "The lookup failed", text: String(err.message || err) },
+            sequence);
         }
       });
     } else {
-      this.show(answer);
+      this.show(answer, sequence);
     }
   };
 
@@ -235,10 +243,9 @@
         (context.choice.override ? " DRIVER_VERSION=" + shellQuote(context.driver) : "") +
         " falco-driver-loader bpf");
     } else {
-      lines.push("falcoctl driver config --type ebpf");
       lines.push("FALCOCTL_DRIVER_REPOS=" + shellQuote(where) +
         (context.choice.override ? " FALCOCTL_DRIVER_VERSION=" + shellQuote(context.driver) : "") +
-        " falcoctl driver install");
+        " falcoctl driver install --type ebpf");
     }
     return { lines: lines, url: where + "/" + path, known: Boolean(repo), shell: shell };
   };
@@ -326,9 +333,11 @@
     return { state: /too old/.test(text) ? "too-old" : "missing", title: "No probe for this node", nodes: nodes };
   };
 
-  Finder.prototype.show = function (answer) {
+  /* Render an answer; data-seq tells which input state it answers (tests wait on it). */
+  Finder.prototype.show = function (answer, sequence) {
     var box = this.result;
     box.setAttribute("data-state", answer.state);
+    box.setAttribute("data-seq", String(sequence));
     while (box.firstChild) { box.removeChild(box.firstChild); }
     if (answer.title) { box.appendChild(el("p", { "class": "fp-answer-title" }, [el("strong", { text: answer.title })])); }
     if (answer.text) { box.appendChild(el("p", { "class": "fp-why", text: answer.text })); }
