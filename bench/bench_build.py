@@ -27,8 +27,8 @@ from typing import Any
 from builder.config import DriverSource, DriverVersion
 from builder.driversrc import prepare_source
 from builder.fetch import Cache
-from builder.kernels.apt import AptArchive
 from builder.kbuild import find_toolchain
+from builder.kernels.apt import AptArchive
 from builder.plan import Job, Plan, plan_to_dict
 from builder.records import Kernel
 from builder.sysroot import prepare_sysroot
@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     med = statistics.median
     figures = {
         "kernel": kernel.host.uname_r, "repeat": args.repeat,
-        "one_driver_cli_s": round(med(one_cli), 2), "one_driver_bare_make_s": round(med(one_bare), 2),
+        "one_driver_cli_s": round(med(one_cli), 2),
+        "one_driver_bare_make_s": round(med(one_bare), 2),
         "one_driver_overhead": round(med(one_cli) / med(one_bare) - 1, 3),
         "three_drivers_cli_s": round(med(three_cli), 2),
         "three_bare_plus_extract_s": round(med(three_bare), 2),
