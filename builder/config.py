@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import Problem, ProblemsError
+from .errors import InputError, Problem, ProblemsError
 from .records import ARCHES, check_driver_version, check_ref, check_target
 from .schema import Field, Schema, Where, each, matches, one_of, positive
 from .versions import FalcoVersion, builtin_driver_version
@@ -96,6 +96,17 @@ class Config:
     def falco_for_driver(self, version: str) -> tuple[FalcoVersion, ...]:
         driver = self.driver(version)
         return driver.falco_versions() if driver else ()
+
+
+def driver_version_for(falco: FalcoVersion, config: Config | None) -> str:
+    """The driver version Falco `falco` loads (probes.yaml, else the built-in table)."""
+    driver = (config.driver_for_falco(falco) if config is not None
+              else builtin_driver_version(falco))
+    if driver is None:
+        raise InputError(f"no driver version is known for Falco {falco}",
+                         hint="pass --driver-version, or list the release under `falco:` of a "
+                              "driver version in probes.yaml")
+    return driver
 
 
 def _regex(value: Any) -> str | None:

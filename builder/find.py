@@ -11,8 +11,7 @@ from functools import partial
 from typing import Any
 
 from .catalog import Catalog
-from .config import Config
-from .errors import InputError
+from .config import Config, driver_version_for
 from .naming import (
     MIN_KERNEL,
     NoRequest,
@@ -24,7 +23,7 @@ from .naming import (
     request_path,
 )
 from .records import ARCHES, HostFacts, ProbeName
-from .versions import KNOWN_RELEASES, FalcoVersion, builtin_driver_version, check_supported
+from .versions import KNOWN_RELEASES, FalcoVersion, check_supported
 
 # What `status` can say; exit code 0 only for "available".
 AVAILABLE = "available"
@@ -94,14 +93,7 @@ def resolve_versions(falco: str | None, driver: str | None,
     else:
         falco_version = FalcoVersion.parse(falco) if falco else newest_falco(config)
     check_supported(falco_version)
-    if driver is None:
-        driver = (config.driver_for_falco(falco_version) if config is not None
-                  else builtin_driver_version(falco_version))
-    if driver is None:
-        raise InputError(f"no driver version is known for Falco {falco_version}",
-                         hint="pass --driver-version, or list the release under `falco:` of a "
-                              "driver version in probes.yaml")
-    return falco_version, driver
+    return falco_version, driver or driver_version_for(falco_version, config)
 
 
 def find(host: HostFacts, falco: FalcoVersion, driver_version: str, catalog: Catalog,

@@ -40,6 +40,7 @@ from .records import (
 from .report import BuildResult, iter_reports
 from .stores import Artifact, Placed, Stop, Store
 from .ui import info
+from .yamlio import fsync_path
 
 RecordKey = tuple[str, str, str, str, str]
 MAX_REASON = 2000
@@ -183,7 +184,7 @@ class FragmentFile:
             raise InputError(f"{path}: another publish is writing this fragment",
                              hint="wait for it, or give each run its own --fragment") from None
         if created:
-            _fsync_dir(path.parent)
+            fsync_path(path.parent)
         self._drop_partial_line()
         existing = read_fragments([path])
         self.probes: dict[RecordKey, ProbeRecord] = {r.key: r for r in existing.probes}
@@ -223,14 +224,6 @@ class FragmentFile:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # --- publishing ---------------------------------------------------------------------------

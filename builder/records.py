@@ -114,8 +114,32 @@ def validate_name_parts(target: str, kernel_release: str, kernel_version: str, a
     return out
 
 
+class _NameParts:
+    """Name properties shared by probe and failure records (which have the fields)."""
+
+    __slots__ = ()
+    driver_version: str
+    arch: str
+    target: str
+    kernel_release: str
+    kernel_version: str
+
+    @property
+    def name(self) -> ProbeName:
+        return ProbeName(self.target, self.kernel_release, self.kernel_version, self.arch)
+
+    @property
+    def file(self) -> str:
+        return probe_file_name(self.target, self.kernel_release, self.kernel_version)
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str]:
+        return (self.driver_version, self.arch, self.target, self.kernel_release,
+                self.kernel_version)
+
+
 @dataclass(frozen=True, slots=True)
-class ProbeRecord:
+class ProbeRecord(_NameParts):
     """One published probe, as one catalog line."""
 
     driver_version: str
@@ -133,26 +157,13 @@ class ProbeRecord:
     driver_ref: str = ""
     aliases: tuple[str, ...] = ()
 
-    @property
-    def name(self) -> ProbeName:
-        return ProbeName(self.target, self.kernel_release, self.kernel_version, self.arch)
-
-    @property
-    def file(self) -> str:
-        return probe_file_name(self.target, self.kernel_release, self.kernel_version)
-
-    @property
-    def key(self) -> tuple[str, str, str, str, str]:
-        return (self.driver_version, self.arch, self.target, self.kernel_release,
-                self.kernel_version)
-
     def all_files(self) -> tuple[str, ...]:
         """Every file name a supported loader may request for this probe."""
         return (self.file, *self.aliases)
 
 
 @dataclass(frozen=True, slots=True)
-class FailureRecord:
+class FailureRecord(_NameParts):
     """A probe we tried to build or publish and could not; kept with its log."""
 
     driver_version: str
@@ -167,15 +178,6 @@ class FailureRecord:
     last_attempt: str = ""
     commit: str = ""
     driver_ref: str = ""
-
-    @property
-    def file(self) -> str:
-        return probe_file_name(self.target, self.kernel_release, self.kernel_version)
-
-    @property
-    def key(self) -> tuple[str, str, str, str, str]:
-        return (self.driver_version, self.arch, self.target, self.kernel_release,
-                self.kernel_version)
 
 
 FAILURE_STEPS = ("download", "extract", "source", "compile", "check", "publish", "skip")

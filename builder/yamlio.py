@@ -210,6 +210,15 @@ def atomic_write(path: Path, data: bytes | str) -> bool:
     return True
 
 
+def fsync_path(path: Path) -> None:
+    """Flush a file's (or a folder's entries') data to disk: it survives a crash."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def iter_json_lines(path: Path) -> Iterator[tuple[int, Any]]:
     """(line number, parsed object) per non-blank line; InputError on bad JSON."""
     text = read_text(path)

@@ -6,13 +6,14 @@ import argparse
 from pathlib import Path
 
 from ..catalog import load_catalog
+from ..config import driver_version_for
 from ..errors import EXIT_NEGATIVE, EXIT_OK, EXIT_STORE, InputError
 from ..mirror import Filters, mirror, select
 from ..records import ARCHES
 from ..stores import falco_versions_for
 from ..stores.directory import DirectoryStore
 from ..ui import emit, emit_json, info, progress
-from ..versions import FalcoVersion, builtin_driver_version
+from ..versions import FalcoVersion
 from .common import (
     add_catalog_option,
     add_config_option,
@@ -63,14 +64,7 @@ def run(args: argparse.Namespace) -> int:
     if args.falco_version:
         drivers = set()
         for text in args.falco_version:
-            falco = FalcoVersion.parse(text)
-            driver = (config.driver_for_falco(falco) if config is not None
-                      else builtin_driver_version(falco))
-            if driver is None:
-                raise InputError(f"no driver version is known for Falco {falco}",
-                                 hint="pass --driver-version, or list the release in "
-                                      "probes.yaml")
-            drivers.add(driver)
+            drivers.add(driver_version_for(FalcoVersion.parse(text), config))
     catalog = load_catalog(catalog_dir(args))
     records = select(catalog, Filters(frozenset(drivers) if drivers is not None else None,
                                       args.target, args.arch))

@@ -42,6 +42,7 @@ from ..naming import (
 )
 from ..records import ProbeRecord, validate_name_parts
 from ..versions import FalcoVersion
+from ..yamlio import fsync_path
 from . import Artifact, Budget, Confirm, Placed, StoredItem
 
 NO_ARCH_SERVED = "x86_64"  # the only arch answered at <driver_version>/<file>
@@ -184,7 +185,7 @@ class DirectoryStore:
                 _link_or_copy(source, tmp)
             else:
                 shutil.copyfile(source, tmp)
-            _fsync(tmp)
+            fsync_path(tmp)
             got = sha256_file(tmp)
             if got != sha256:
                 raise InputError(f"{source}: sha256 is {got}, expected {sha256}",
@@ -252,13 +253,7 @@ def _link_or_copy(source: Path, dest: Path) -> None:
         if exc.errno not in _LINK_FALLBACK:
             raise
         shutil.copyfile(source, dest)
-        _fsync(dest)
+        fsync_path(dest)
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
