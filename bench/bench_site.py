@@ -17,8 +17,8 @@ own process, in the same run:
 Reported: build times and their ratio (goal: ours <= 0.35 x naive), total site size,
 search index size (goal < 2 MB), largest HTML page (goal < 1.5 MB), and, in
 headless Chromium, the time from typing a kernel release into find-my-probe to the
-answer being shown (goal < 50 ms), for lookups whose shard is not cached yet (cold)
-and is (warm).
+answer being in the page, and to the frame that draws it (goal < 50 ms), for
+lookups whose shard is not cached yet (cold) and is (warm).
 """
 
 from __future__ import annotations
@@ -159,17 +159,28 @@ def serve(site: Path) -> Iterator[str]:
 # Typing a kernel release, timed inside the page: from the input event to the answer.
 MEASURE_JS = """async (q) => {
   const form = document.getElementById('fp-find');
-  const set = (name, value) => { form.elements.namedItem(name).value = value; };
-  set('os', q.os); set('v', q.v); set('m', q.m); set('falco', q.falco);
-  set('driver', q.driver);
-  const answered = new Promise(resolve => form.addEventListener('fp-answer',
-    e => resolve([performance.now(), e.detail.state]), {once: true}));
-  const start = performance.now();
-  set('r', q.r);
-  form.elements.namedItem('r').dispatchEvent(new Event('input', {bubbles: true}));
-  const [end, state] = await answered;
-  await new Promise(requestAnimationFrame);
-  return [end - start, performance.now() - start, state];
+  const field = name => form.elements.namedItem(name);
+  const answer = () => Promise.race([
+    new Promise(resolve => form.addEventListener('fp-answer',
+      e => resolve([performance.now(), e.detail.state]), {once: true})),
+    new Promise((_, reject) => setTimeout(() => reject(new Error('no answer in 10 s')), 10000))]);
+  const type = async (name, value) => {
+    const answered = answer();
+    const start = performance.now();
+    field(name).value = value;
+    field(name).dispatchEvent(new Event('input', {bubbles: true}));
+    const [end, state] = await answered;
+    // Seen: the answer is in the DOM and the frame that draws it is starting.
+    await new Promise(r => requestAnimationFrame(r));
+    return [end - start, state, performance.now() - start];
+  };
+  field('os').value = q.os; field('v').value = q.v; field('m').value = q.m;
+  field('falco').value = q.falco; field('driver').value = q.driver;
+  await type('r', '');                      // a fresh state: nothing answered yet
+  const cold = await type('r', q.r);        // the shard is not cached yet
+  await type('r', '');
+  const warm = await type('r', q.r);        // same name again: the shard is cached
+  return [cold[0], warm[0], warm[1], cold[2], warm[2]];
 }"""
 
 
@@ -205,6 +216,8 @@ def find_latency(site: Path, catalog: Path, samples: int) -> dict[str, Any]:
         return {"skipped": "no centos/fedora/amazonlinux2 probes in the catalog"}
     cold: list[float] = []
     warm: list[float] = []
+    cold_seen: list[float] = []
+    warm_seen: list[float] = []
     states: list[str] = []
     with serve(site) as url, sync_playwright() as pw, \
             tempfile.TemporaryDirectory() as profile:
@@ -215,17 +228,21 @@ def find_latency(site: Path, catalog: Path, samples: int) -> dict[str, Any]:
         page.goto(url, wait_until="load")
         page.wait_for_selector("#fp-find[data-fp-ready]")
         for query in queries:
-            cold.append(page.evaluate(MEASURE_JS, query)[0])
-            page.evaluate("() => { document.getElementById('fp-r').value = ''; }")
-            answer, _painted, state = page.evaluate(MEASURE_JS, query)
-            warm.append(answer)
+            cold_ms, warm_ms, state, cold_drawn, warm_drawn = page.evaluate(MEASURE_JS, query)
+            cold.append(cold_ms)
+            warm.append(warm_ms)
+            cold_seen.append(cold_drawn)
+            warm_seen.append(warm_drawn)
             states.append(state)
         context.close()
     return {"samples": len(queries), "found": states.count("found"),
             "cold_ms_median": round(statistics.median(cold), 1),
             "cold_ms_max": round(max(cold), 1),
             "warm_ms_median": round(statistics.median(warm), 1),
-            "warm_ms_max": round(max(warm), 1)}
+            "warm_ms_max": round(max(warm), 1),
+            "cold_drawn_ms_median": round(statistics.median(cold_seen), 1),
+            "cold_drawn_ms_max": round(max(cold_seen), 1),
+            "warm_drawn_ms_median": round(statistics.median(warm_seen), 1)}
 
 
 def run(probes: int, work: Path, naive: bool, browser: bool, samples: int) -> dict[str, Any]:
@@ -269,7 +286,10 @@ def report(figures: dict[str, Any]) -> str:
     if find and "skipped" not in find:
         lines.append(f"find-my-probe: {find['found']}/{find['samples']} found; typing to answer "
                      f"cold median {find['cold_ms_median']} ms (max {find['cold_ms_max']}), "
-                     f"warm median {find['warm_ms_median']} ms (max {find['warm_ms_max']})")
+                     f"warm median {find['warm_ms_median']} ms (max {find['warm_ms_max']}); "
+                     f"to the frame that draws it: cold median {find['cold_drawn_ms_median']} ms "
+                     f"(max {find['cold_drawn_ms_max']}), warm median "
+                     f"{find['warm_drawn_ms_median']} ms (goal < {GOALS['find_ms']:.0f} ms)")
     elif find:
         lines.append(f"find-my-probe skipped: {find['skipped']}")
     return "\n".join(lines)

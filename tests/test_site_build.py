@@ -296,3 +296,33 @@ def test_page_budget_splits_big_tables(tmp_path: Path) -> None:
     overview = (folder / "index.html").read_text()
     for part in parts:
         assert f'ubuntu-generic/{part.parent.name}/"' in overview
+
+
+def test_parallel_load_gives_the_same_catalog_and_api(tmp_path: Path) -> None:
+    from builder.site.load import load_and_write
+    from builder.site.model import falco_facts
+    write_catalog(tmp_path / "catalog")
+    facts = falco_facts(None)
+    serial = load_and_write(tmp_path / "catalog", tmp_path / "serial", facts, workers=1)
+    parallel = load_and_write(tmp_path / "catalog", tmp_path / "parallel", facts, workers=2,
+                              min_bytes=0)
+    assert list(parallel.files.items()) == list(serial.files.items())
+    written = sorted(p.relative_to(tmp_path / "serial")
+                     for p in (tmp_path / "serial").rglob("*") if p.is_file())
+    assert written and written == sorted(p.relative_to(tmp_path / "parallel")
+                                         for p in (tmp_path / "parallel").rglob("*")
+                                         if p.is_file())
+    for path in written:
+        assert (tmp_path / "serial" / path).read_bytes() == \
+            (tmp_path / "parallel" / path).read_bytes(), path
+
+
+def test_parallel_load_of_a_broken_catalog_reports_every_problem(tmp_path: Path) -> None:
+    from builder.errors import ProblemsError
+    from builder.site.load import load_and_write
+    from builder.site.model import falco_facts
+    shutil.copytree(ROOT / "tests/data/broken-catalog", tmp_path / "catalog")
+    with pytest.raises(ProblemsError) as caught:
+        load_and_write(tmp_path / "catalog", tmp_path / "site", falco_facts(None), workers=2,
+                       min_bytes=0)
+    assert len(caught.value.problems) > 5

@@ -12,11 +12,15 @@ problem at all) take the plain path in this process, so errors read exactly as
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
+import pickle
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from ..catalog import Catalog, CatalogFile, FileKey, catalog_files, load_catalog
@@ -26,6 +30,7 @@ from .model import FalcoFacts
 
 # Below this many bytes of catalog YAML, starting workers costs more than it saves.
 PARALLEL_BYTES = 8_000_000
+log = logging.getLogger("mkdocs.plugins.falco-probes")
 
 
 def write_text(site_dir: Path, path: str, text: str) -> None:
@@ -86,13 +91,17 @@ def write_apis(site_dir: Path, files: Iterable[CatalogFile], facts: FalcoFacts) 
 
 
 def load_and_write(root: Path, site_dir: Path, facts: FalcoFacts,
-                   workers: int | None = None) -> Catalog:
+                   workers: int | None = None, min_bytes: int = PARALLEL_BYTES) -> Catalog:
     """The loaded catalog; every driver version's API files are written under site_dir."""
     folders = _folders(root)
     workers = workers or min(4, os.cpu_count() or 1)
     total = sum(size for sizes in folders.values() for _, size in sizes)
-    if workers > 1 and len(folders) > 1 and total >= PARALLEL_BYTES:
-        catalog = _parallel(root, site_dir, facts, folders, workers)
+    if workers > 1 and len(folders) > 1 and total >= min_bytes:
+        try:
+            catalog = _parallel(root, site_dir, facts, folders, workers)
+        except (OSError, BrokenProcessPool, pickle.PicklingError) as exc:
+            log.info("loading the catalog in one process (%s: %s)", type(exc).__name__, exc)
+            catalog = None
         if catalog is not None:
             return catalog
     catalog = load_catalog(root)
@@ -105,8 +114,11 @@ def _parallel(root: Path, site_dir: Path, facts: FalcoFacts,
               workers: int) -> Catalog | None:
     shares = _balance(folders, workers)
     jobs = [[folder for driver in share for folder, _ in folders[driver]] for share in shares]
-    # spawn, not fork: mkdocs serve runs threads, and a forked child would inherit them.
-    context = multiprocessing.get_context("spawn")
+    # fork when this process runs no other thread (mkdocs build); with threads
+    # (mkdocs serve) forking could copy a lock some thread holds: spawn instead, which
+    # re-imports the main module (a failure there falls back to loading in-process).
+    method = "fork" if threading.active_count() == 1 and os.name == "posix" else "spawn"
+    context = multiprocessing.get_context(method)
     loaded: dict[FileKey, CatalogFile] = {}
     with ProcessPoolExecutor(len(jobs), mp_context=context) as pool:
         for result in pool.map(_worker, [str(root)] * len(jobs), [str(site_dir)] * len(jobs),
