@@ -343,7 +343,7 @@ def test_hostile_values_come_out_escaped() -> None:
     data = re.search(r'<script type="application/json" id="fp-find-data">(.*?)</script>',
                      home.html, re.S)
     assert data is not None and "<" not in data.group(1) and ">" not in data.group(1)
-    assert json.loads(data.group(1))["order"] == [model.order[0]]
+    assert list(json.loads(data.group(1))["drivers"]) == [model.order[0]]
 
 
 def test_documents_of_hostile_records_are_valid_json() -> None:

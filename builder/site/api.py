@@ -195,30 +195,24 @@ def driver_documents(driver_version: str, falco: Sequence[str],
 
 def find_manifest(model: SiteModel, page_url: Mapping[str, str],
                   drivers_repo: str) -> dict[str, Any]:
-    """What the find-my-probe box needs up front, embedded in the home page."""
+    """What find.js needs up front, embedded in the home page (URLs relative to it)."""
     drivers = {}
     for driver in model.drivers:
         counts = {arch: name_count(model.files_of(driver.version, arch))
                   for arch, _ in driver.arches}
-        arches = {arch: shard_count(n) for arch, n in counts.items() if n}
         drivers[driver.version] = {
-            "falco": list(driver.falco), "probes": driver.probes, "arches": arches,
+            "falco": list(driver.falco),
+            "arches": {arch: shard_count(n) for arch, n in counts.items() if n},
             "api": layout.quote_url(driver.version) + "/",   # relative to api/
             "page": page_url[layout.driver_page(driver.version)],
-            "targets": {t.target: page_url[layout.table_page(driver.version, t.target)]
-                        for t in driver.targets},
         }
     return {
         "schema_version": SCHEMA_VERSION,
         "drivers": drivers,
-        "order": list(model.order),
         "falco": {"explicit": [list(p) for p in model.facts.explicit],
-                  "ranges": [list(r) for r in model.facts.ranges],
-                  "known": list(model.facts.known)},
+                  "ranges": [list(r) for r in model.facts.ranges]},
         "override_releases": [str(f) for f in OVERRIDE_RELEASES],
         "coverage": {t.target: page_url[layout.coverage_page(t.target)] for t in model.targets},
-        "failures_page": page_url[layout.FAILURES],
-        "min_kernel": {arch: list(v) for arch, v in MIN_KERNEL.items()},
         "drivers_repo": drivers_repo,
     }
 

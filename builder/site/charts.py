@@ -8,7 +8,7 @@ No JavaScript chart library, nothing fetched.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 BAR_HEIGHT = 16
@@ -113,10 +113,12 @@ def level(value: int, largest: int) -> int:
 
 def heatmap(title: str, rows: Sequence[str], columns: Sequence[str],
             values: dict[tuple[str, str], int], hrefs: dict[tuple[str, str], str],
-            unit: str = "probes") -> Heatmap:
+            unit: str = "probes",
+            column_label: Callable[[str], str] = lambda c: short_label(c, 16)) -> Heatmap:
     """A grid of rows x columns; empty cells are left out."""
+    labels = [column_label(c) for c in columns]
     left = min(LABEL_CHARS, max((len(r) for r in rows), default=1)) * CHAR_WIDTH + 10
-    top = min(16, max((len(c) for c in columns), default=1)) * CHAR_WIDTH + 10
+    top = max((len(c) for c in labels), default=1) * CHAR_WIDTH + 10
     largest = max(values.values(), default=0)
     cells = []
     for i, row in enumerate(rows):
@@ -128,5 +130,6 @@ def heatmap(title: str, rows: Sequence[str], columns: Sequence[str],
                                       f"{row}, {column}: {value} {unit}"))
     return Heatmap(title, left + len(columns) * CELL + 10, top + len(rows) * CELL + 4, left, top,
                    tuple((short_label(r), r, top + i * CELL) for i, r in enumerate(rows)),
-                   tuple((short_label(c, 16), c, left + j * CELL) for j, c in enumerate(columns)),
+                   tuple((label, c, left + j * CELL)
+                         for j, (label, c) in enumerate(zip(labels, columns, strict=True))),
                    tuple(cells))

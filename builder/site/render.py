@@ -214,7 +214,7 @@ class Renderer:
                     layout.table_page(driver.version, count.target))
         grid = charts.heatmap("Probes per target and driver version",
                               [t.target for t in self.model.targets], list(self.model.order),
-                              values, hrefs)
+                              values, hrefs, column_label=short_driver)
         html = self._render("targets.html.j2", layout.TARGETS, chart=grid)
         return GeneratedPage(layout.TARGETS, "Targets", html, searchable=True)
 

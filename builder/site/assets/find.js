@@ -254,7 +254,9 @@
     var n = context.name;
     return el("dl", { "class": "fp-facts" }, [
       el("dt", { text: "File the loader requests" }), el("dd", {}, [el("code", { "class": "fp-file", text: n.file })]),
-      el("dt", { text: "Driver version" }), el("dd", { text: context.driver }),
+      el("dt", { text: "Driver version" }), el("dd", {}, [this.manifest.drivers[context.driver] ?
+        el("a", { href: this.manifest.drivers[context.driver].page, text: context.driver }) :
+        context.driver]),
       el("dt", { text: "Target, kernel release, kernel version, arch" }),
       el("dd", { text: [n.target, n.kernel_release, n.kernel_version, n.arch].join(", ") }),
       el("dt", { text: "Rules of" }),
