@@ -422,3 +422,14 @@ def test_file_urls_are_shown_but_not_linked(model: SiteModel) -> None:
     local = replace(record, url="file:///srv/store/x.o")
     html = Renderer(model).env.get_template("table_rows.html.j2").render(rows=[local])
     assert "file:///" not in html and f"<td>{record.file}" in html
+
+
+def test_failures_page_splits_by_driver_version(model: SiteModel, fixture: Fixture) -> None:
+    renderer = Renderer(model, page_budget=2_500)
+    pages = {p.src_uri: p for p in renderer.plan()}
+    parts = [uri for uri in pages if uri.startswith("failures/") and uri != layout.FAILURES]
+    assert parts, "the failures table should be split"
+    assert "fp-table" not in pages[layout.FAILURES].html
+    rows = sum(pages[uri].html.count('<tr data-arch="') for uri in parts)
+    assert rows == len(fixture.failures)
+    assert all(renderer.page_urls[uri] in pages[layout.FAILURES].html for uri in parts)
