@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from ..commands.common import CATALOG_ENV, CONFIG_ENV
 from ..config import Config, load_config
 from ..errors import ProbesError, ProblemsError
 from . import api, layout
-from .load import load_and_write, write_text
+from .load import load_and_write, write_apis, write_text
 from .model import SiteModel, build_site, falco_facts
 from .render import PAGE_BUDGET, Renderer
 
@@ -146,3 +147,12 @@ class ProbeIndexPlugin(BasePlugin[ProbeIndexConfig]):  # type: ignore[no-untyped
                 server.watch(str(path))
         return server
 
+
+
+def write_api(site_dir: Path, model: SiteModel, page_urls: Mapping[str, str]) -> None:
+    """Every API file of the site under site_dir, without MkDocs: api/index.json and each
+    driver version's probes.json, SHA256SUMS and lookup shards (the build writes the same
+    files, the per-driver ones while loading the catalog)."""
+    write_apis(site_dir, model.catalog.files.values(), model.facts)
+    write_text(site_dir, layout.API_INDEX,
+               api.dumps(api.index_document(model, page_urls)) + "\n")
