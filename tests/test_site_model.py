@@ -35,6 +35,7 @@ from builder.site.model import (
     table_pages,
 )
 from builder.site.render import GeneratedPage, Renderer, pack_parts, safe_url
+from builder.versions import FalcoVersion
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +63,14 @@ def test_falco_facts_combine_probes_yaml_and_the_builtin_table(model: SiteModel)
     for driver, falcos in DRIVERS.items():
         assert facts.served_by(driver) == falcos
     assert "0.37.0" in facts.known and "0.26.0" in facts.known
+
+
+def test_falco_facts_agree_with_the_config_lookup(tmp_path: Path) -> None:
+    (tmp_path / "probes.yaml").write_text(PROBES_YAML)
+    config = load_config(tmp_path / "probes.yaml")
+    facts = falco_facts(config)
+    for falco in (*facts.known, "0.26.9", "0.31.0", "0.32.3", "0.37.2", "0.43.1"):
+        assert facts.driver_for(falco) == config.driver_for_falco(FalcoVersion.parse(falco))
 
 
 def test_without_probes_yaml_only_builtin_driver_versions_are_served() -> None:
