@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +17,23 @@ from builder.catalog import CatalogFile, render
 from builder.records import ProbeRecord, probe_file_name
 from builder.yamlio import atomic_write
 
-KERNEL_LIST = Path(__file__).resolve().parents[2] / "shared" / "data" / \
-    "kernel-crawler-x86_64-2022.json"
+KERNEL_LIST_NAME = "kernel-crawler-x86_64-2022.json"
+
+
+def find_kernel_list() -> Path:
+    """$FALCO_PROBES_KERNEL_LIST, else shared/data/<list> beside a folder above the repo."""
+    configured = os.environ.get("FALCO_PROBES_KERNEL_LIST")
+    if configured:
+        return Path(configured)
+    repo = Path(__file__).resolve().parents[1]
+    for folder in repo.parents:
+        candidate = folder / "shared" / "data" / KERNEL_LIST_NAME
+        if candidate.is_file():
+            return candidate
+    return repo.parent / "shared" / "data" / KERNEL_LIST_NAME  # absent: callers skip
+
+
+KERNEL_LIST = find_kernel_list()
 
 # Every driver version a Falco release (0.26-0.43) loads by default, newest first.
 DRIVER_VERSIONS = (

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from bench.synth import find_kernel_list
 from builder.cli import main
 from builder.errors import InputError, StoreError
 from builder.kernels import discover, parse_source
@@ -27,7 +28,7 @@ OLD = DATA / "old-format.json"
 CURRENT = DATA / "x86_64" / "list.json"
 ARM = DATA / "aarch64" / "list.json"
 JUNK = DATA / "junk.json"
-LIST_2022 = Path("/work/shared/data/kernel-crawler-x86_64-2022.json")
+LIST_2022 = find_kernel_list()
 needs_2022 = pytest.mark.skipif(not LIST_2022.is_file(),
                                 reason="the 2022 kernel-crawler list is not on this machine")
 

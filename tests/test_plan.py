@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.synth import find_kernel_list
 from builder.catalog import Catalog, CatalogFile, fragment_line, merge_into
 from builder.cli import main
 from builder.config import load_config
@@ -24,8 +25,7 @@ from builder.plan import (
 )
 from builder.records import FailureRecord, HeaderPackage, HostFacts, Kernel, ProbeRecord
 
-KERNEL_LIST = Path(__file__).resolve().parents[2] / "shared" / "data" / \
-    "kernel-crawler-x86_64-2022.json"
+KERNEL_LIST = find_kernel_list()
 NOW = dt.datetime(2026, 11, 25, 3, 0, tzinfo=dt.UTC)
 CONFIG = """\
 schema_version: 1
@@ -158,6 +158,24 @@ def test_plan_over_the_2022_list_is_deterministic(tmp_path: Path,
     name, aliases = names_for_driver(kernel.host, [])
     del name, aliases, first
     capsys.readouterr()
+
+
+def test_plan_over_a_checked_in_list_is_deterministic(tmp_path: Path) -> None:
+    """Always runs (the 2022 list may be absent): same inputs, same plan bytes."""
+    small = Path(__file__).parent / "data" / "kernel-crawler" / "x86_64" / "list.json"
+    targets = "\n".join(f"  - {{name: {name}, kernels: 'kernel-crawler:{small}'}}"
+                        for name in ("ubuntu", "debian", "amazonlinux2023", "minikube"))
+    config = write_config(tmp_path, targets)
+    outs = []
+    for run in range(2):
+        out = tmp_path / f"plan{run}.json"
+        assert main(["plan", "--config", str(config), "--catalog", str(tmp_path / "c"),
+                     "--shards", "3", "--out", str(out), "--now", "2026-11-25T03:00:00Z"]) == 0
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+    doc = json.loads(outs[0])
+    assert doc["summary"]["compiles"] == 3 * doc["summary"]["kernels"] > 0
+    assert sorted(i for s in doc["shards"] for i in s) == list(range(len(doc["jobs"])))
 
 
 def test_catalog_probes_are_not_planned_again(tmp_path: Path) -> None:
