@@ -116,7 +116,7 @@ def _read_plan(path: Path) -> dict[str, object]:
 def _pick(args: argparse.Namespace, config: Config) -> tuple[Job, ...]:
     if not args.target:
         raise InputError("say what to build: --plan FILE, or --target NAME [--release REGEX]")
-    kernels, skipped = gather_kernels(config, args.target, None)
+    kernels, skipped = gather_kernels(config, args.target, (args.cache or default_cache()) / "apt")
     if args.release:
         try:
             pattern = re.compile(args.release)
