@@ -91,7 +91,9 @@ def _line(record: ProbeRecord | FailureRecord) -> dict[str, Any]:
     for key in FILE_KEYS:
         del data[key]
     # Empty optional fields are left out to keep lines short; loading restores them.
-    return {k: v for k, v in data.items() if v not in ("", [], ())}
+    if isinstance(data.get("loadtest"), dict):
+        data["loadtest"] = {k: v for k, v in data["loadtest"].items() if v != ""}
+    return {k: v for k, v in data.items() if v is not None and v not in ("", [], ())}
 
 
 @dataclass

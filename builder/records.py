@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import InputError, Problem
-from .schema import Check, Field, Schema, Where, each, matches, one_of, positive
+from .schema import Check, Field, Schema, Where, each, matches, non_negative, one_of, positive
 
 ARCHES = ("x86_64", "aarch64")
 # driverkit and Debian call them amd64/arm64; the loader sends `uname -m`.
@@ -78,6 +78,26 @@ def check_log(value: Any) -> str | None:
     return None if value == "" else check_url(value)
 
 
+def check_line(max_len: int) -> Check:
+    """One line of printable text: no control characters (ESC, CR, LF, NUL), no
+    bidi overrides or other format characters, nothing a terminal or page obeys."""
+
+    def check(value: Any) -> str | None:
+        if not isinstance(value, str):
+            return f"{value!r} is not text"
+        if len(value) > max_len:
+            return f"is longer than {max_len} characters"
+        if not value.isprintable():
+            bad = next(c for c in value if not c.isprintable())
+            return f"contains the non-printable character U+{ord(bad):04X}"
+        return None
+
+    return check
+
+
+check_optional_url = check_log
+
+
 def probe_file_name(target: str, kernel_release: str, kernel_version: str) -> str:
     """The loader's file name: falco_<TARGET_ID>_<KERNEL_RELEASE>_<KERNEL_VERSION>.o."""
     return f"{PROBE_PREFIX}_{target}_{kernel_release}_{kernel_version}.o"
@@ -138,6 +158,26 @@ class _NameParts:
                 self.kernel_version)
 
 
+LOADTEST_STATES = ("passed", "rejected", "not_tested")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadTest:
+    """Whether a probe loaded in its own kernel (`falco-probes loadtest`)."""
+
+    status: str            # passed | rejected | not_tested
+    kernel: str = ""       # `uname -r` of the kernel booted
+    accepted: int = 0      # programs the verifier accepted
+    total: int = 0         # programs in the probe
+    events: int = 0        # system call events captured with the probe (0: none or not tried)
+    date: str = ""         # UTC time of the test
+    reason: str = ""       # rejected: the program and the verifier's last line; not_tested: why
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
 @dataclass(frozen=True, slots=True)
 class ProbeRecord(_NameParts):
     """One published probe, as one catalog line."""
@@ -156,6 +196,10 @@ class ProbeRecord(_NameParts):
     commit: str = ""
     driver_ref: str = ""
     aliases: tuple[str, ...] = ()
+    source: str = ""                 # exactly what was compiled (provider, package, version)
+    job: str = ""                    # the CI job that built it
+    attestation: str = ""            # where its build provenance attestation is
+    loadtest: LoadTest | None = None
 
     def all_files(self) -> tuple[str, ...]:
         """Every file name a supported loader may request for this probe."""
@@ -178,9 +222,30 @@ class FailureRecord(_NameParts):
     last_attempt: str = ""
     commit: str = ""
     driver_ref: str = ""
+    category: str = ""               # FAILURE_CATEGORIES: why, in one word
+    aliases: tuple[str, ...] = ()    # every other name a loader requests for this kernel
+    source: str = ""
+    job: str = ""
+
+    def all_files(self) -> tuple[str, ...]:
+        return (self.file, *self.aliases)
 
 
-FAILURE_STEPS = ("download", "extract", "source", "compile", "check", "publish", "skip")
+FAILURE_STEPS = ("download", "extract", "source", "compile", "check", "loadtest", "publish",
+                 "skip")
+# What kind of failure it is, independent of the step it happened in:
+# unsupported-kernel  the driver source does not support this kernel's API (genuine)
+# source-layout       the source could not be prepared or built as upstream builds it
+# toolchain           the compiler or kbuild itself failed (crash, missing tool)
+# timeout             the compile ran out of time
+# download, extract   header packages could not be fetched or unpacked
+# source              the driver source could not be fetched or is not what it claims
+# check               the object is not a valid probe (ELF check)
+# verifier            the kernel's eBPF verifier rejected a program (loadtest)
+# publish             the store refused it
+# unknown             none of the above could be told from the log
+FAILURE_CATEGORIES = ("unsupported-kernel", "source-layout", "toolchain", "timeout", "download",
+                      "extract", "source", "check", "verifier", "publish", "unknown")
 
 # Keys kept in the catalog file header rather than on every line.
 FILE_KEYS = ("driver_version", "arch", "target")
@@ -197,7 +262,36 @@ _SOURCE_FIELDS = [
           check=lambda v: None if v == "" else check_commit(v)),
     Field("driver_ref", str, required=False, default="",
           check=lambda v: None if v == "" else check_ref(v)),
+    Field("source", str, required=False, default="", check=check_line(300)),
+    Field("job", str, required=False, default="", check=check_optional_url),
 ]
+
+LOADTEST_SCHEMA = Schema("loadtest", [
+    Field("status", str, check=one_of(*LOADTEST_STATES)),
+    Field("kernel", str, required=False, default="",
+          check=lambda v: None if v == "" else check_kernel_release(v)),
+    Field("accepted", int, required=False, default=0, check=non_negative),
+    Field("total", int, required=False, default=0, check=non_negative),
+    Field("events", int, required=False, default=0, check=non_negative),
+    Field("date", str, required=False, default="",
+          check=lambda v: None if v == "" else check_timestamp(v)),
+    Field("reason", str, required=False, default="", check=check_line(2000)),
+])
+
+
+def loadtest_from_mapping(raw: object, where: Where, problems: list[Problem]) -> LoadTest | None:
+    """A LoadTest from untrusted data; problems name the record and `loadtest.<field>`."""
+    nested: list[Problem] = []
+    clean = LOADTEST_SCHEMA.parse(raw, where, nested)
+    problems.extend(Problem(p.path, p.message, p.line, p.record,
+                            f"loadtest.{p.field}" if p.field else "loadtest") for p in nested)
+    if clean is None:
+        return None
+    if clean["accepted"] > clean["total"]:
+        problems.append(where.problem(f"loadtest: {clean['accepted']} programs accepted of "
+                                      f"{clean['total']}", "loadtest.accepted"))
+        return None
+    return LoadTest(**clean)
 
 PROBE_SCHEMA = Schema("probe record", [
     *_NAME_FIELDS,
@@ -212,18 +306,24 @@ PROBE_SCHEMA = Schema("probe record", [
     Field("log", str, required=False, default="", check=check_log),
     *_SOURCE_FIELDS,
     Field("aliases", list, required=False, default=[], check=each(check_file)),
+    Field("attestation", str, required=False, default="", check=check_optional_url),
+    Field("loadtest", dict, required=False, default=None),
 ])
 
 FAILURE_SCHEMA = Schema("failure record", [
     *_NAME_FIELDS,
     Field("file", str, required=False, check=check_file),
     Field("step", str, check=one_of(*FAILURE_STEPS)),
-    Field("reason", str, check=matches(r"[^\x00]+", "non-empty text without NUL", 2000)),
+    Field("reason", str, check=lambda v: check_line(2000)(v) or (
+        "must not be empty" if not v.strip() else None)),
     Field("log", str, required=False, default="", check=check_log),
     Field("attempts", int, required=False, default=1, check=positive),
     Field("last_attempt", str, required=False, default="",
           check=lambda v: None if v == "" else check_timestamp(v)),
     *_SOURCE_FIELDS,
+    Field("category", str, required=False, default="",
+          check=lambda v: None if v == "" else one_of(*FAILURE_CATEGORIES)(v)),
+    Field("aliases", list, required=False, default=[], check=each(check_file)),
 ])
 
 
@@ -242,6 +342,12 @@ def _from_mapping(schema: Schema, make: Any, raw: object, where: Where,
     if clean is None:
         return None
     stated_file = clean.pop("file")
+    file = probe_file_name(clean["target"], clean["kernel_release"], clean["kernel_version"])
+    clean["aliases"] = tuple(sorted(set(clean["aliases"]) - {file}))
+    if clean.get("loadtest") is not None:
+        clean["loadtest"] = loadtest_from_mapping(clean["loadtest"], where, problems)
+        if clean["loadtest"] is None:
+            return None
     record = make(clean)
     if stated_file is not None and stated_file != record.file:
         problems.append(where.problem(
@@ -251,17 +357,11 @@ def _from_mapping(schema: Schema, make: Any, raw: object, where: Where,
     return record
 
 
-def _probe(clean: dict[str, Any]) -> ProbeRecord:
-    file = probe_file_name(clean["target"], clean["kernel_release"], clean["kernel_version"])
-    aliases = tuple(sorted(set(clean.pop("aliases")) - {file}))
-    return ProbeRecord(**clean, aliases=aliases)
-
-
 def probe_from_mapping(raw: object, where: Where, problems: list[Problem],
                        lines: Mapping[str, int] | None = None) -> ProbeRecord | None:
     """Build a ProbeRecord from untrusted data; report every problem in `problems`."""
-    record: ProbeRecord | None = _from_mapping(PROBE_SCHEMA, _probe, raw, where, problems,
-                                               lines)
+    record: ProbeRecord | None = _from_mapping(
+        PROBE_SCHEMA, lambda clean: ProbeRecord(**clean), raw, where, problems, lines)
     return record
 
 
@@ -276,8 +376,7 @@ def failure_from_mapping(raw: object, where: Where, problems: list[Problem],
 def record_to_dict(record: ProbeRecord | FailureRecord) -> dict[str, Any]:
     """All fields, in declaration order, plus `file` right after the name parts."""
     data = asdict(record)
-    if isinstance(record, ProbeRecord):
-        data["aliases"] = list(record.aliases)
+    data["aliases"] = list(record.aliases)
     out: dict[str, Any] = {}
     for key, value in data.items():
         out[key] = value

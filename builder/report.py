@@ -18,6 +18,7 @@ from typing import Any
 
 from .errors import InputError, Problem, ProblemsError
 from .records import (
+    FAILURE_CATEGORIES,
     FAILURE_STEPS,
     ProbeName,
     check_arch,
@@ -25,6 +26,8 @@ from .records import (
     check_file,
     check_kernel_release,
     check_kernel_version,
+    check_line,
+    check_optional_url,
     check_sha256,
     check_target,
     check_timestamp,
@@ -60,6 +63,10 @@ class BuildResult:
     headers: tuple[dict[str, str], ...] = ()                  # name, sha256 per package
     kernel_key: str = ""
     duration: float = 0.0
+    category: str = ""      # failures: FAILURE_CATEGORIES
+    source: str = ""        # exactly what was compiled (PreparedSource.description)
+    job: str = ""           # the CI job that ran the build
+    loadtest: dict[str, Any] | None = None  # LoadTest fields, added by `falco-probes loadtest`
 
     @property
     def name(self) -> ProbeName:
@@ -96,6 +103,11 @@ _SCHEMA = Schema("build result", [
     Field("headers", list, required=False, default=[]),
     Field("kernel_key", str, required=False, default=""),
     Field("duration", float, required=False, default=0.0),
+    Field("category", str, required=False, default="",
+          check=lambda v: None if v == "" else one_of(*FAILURE_CATEGORIES)(v)),
+    Field("source", str, required=False, default="", check=check_line(300)),
+    Field("job", str, required=False, default="", check=check_optional_url),
+    Field("loadtest", dict, required=False, default=None),
 ])
 
 

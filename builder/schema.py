@@ -159,3 +159,7 @@ def each(inner: Check) -> Check:
 
 def positive(value: Any) -> str | None:
     return None if value > 0 else f"must be greater than 0, got {value}"
+
+
+def non_negative(value: Any) -> str | None:
+    return None if value >= 0 else f"must be 0 or more, got {value}"

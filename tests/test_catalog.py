@@ -23,7 +23,7 @@ from builder.catalog import (
 )
 from builder.cli import main
 from builder.errors import ConflictError, ProblemsError
-from builder.records import FailureRecord, ProbeRecord
+from builder.records import FailureRecord, LoadTest, ProbeRecord
 from builder.yamlio import scalar
 
 DATA = Path(__file__).parent / "data"
@@ -134,6 +134,25 @@ def test_render_is_one_probe_per_line_sorted_and_greppable(tmp_path: Path) -> No
     shuffled = replace(cat, probes=tuple(reversed(cat.probes)))
     assert render(shuffled) == text
     assert yaml.safe_load(text)["probes"][0]["kernel_version"] == "1"  # quoted, stays a string
+
+
+def test_new_fields_round_trip_through_catalog_and_fragment(tmp_path: Path) -> None:
+    tested = probe(source="debian falcosecurity-scap-dkms 0.23.2-6 (libs 0.23.2, Debian patches)",
+                   job="https://github.com/o/r/actions/runs/1/job/2",
+                   attestation="https://github.com/o/r/attestations/3",
+                   loadtest=LoadTest("passed", "6.1.0-1-amd64", 170, 170, 12,
+                                     "2026-11-25T08:05:00Z"))
+    failed = replace(failure(), category="unsupported-kernel",
+                     aliases=("falco_debian_6.12.1-1-amd64_1.o",), source="libs 9.1.0+driver")
+    frag = write_fragment(tmp_path / "f.jsonl", [tested, failed])
+    assert main(["catalog", "merge", "--catalog", str(tmp_path / "c"), str(frag)]) == 0
+    text = (tmp_path / "c" / "5.0.1+driver" / "x86_64" / "debian.yaml").read_text()
+    assert "loadtest: {status: passed, kernel: 6.1.0-1-amd64, accepted: 170" in text
+    assert "reason:" not in text.split("loadtest:")[1].split("}")[0]  # empty fields left out
+    loaded = load_catalog(tmp_path / "c")
+    assert list(loaded.probes()) == [tested]
+    assert list(loaded.failures()) == [failed]
+    assert loaded.failures().__next__().all_files()[1] == "falco_debian_6.12.1-1-amd64_1.o"
 
 
 @given(st.text(max_size=40))
@@ -257,6 +276,19 @@ BAD_FRAGMENT_LINES = [
     (json.dumps({**fragment_line(probe()), "release": "f" * 40}), "40-hex"),
     (json.dumps({**fragment_line(probe()), "size": "big"}), "must be an integer"),
     (json.dumps({**fragment_line(probe()), "sha265": H1}), "did you mean 'sha256'"),
+    (json.dumps({**fragment_line(probe()), "source": "a\u001b]52;c;x\u0007"}),
+     "field 'source': contains the non-printable character U+001B"),
+    (json.dumps({**fragment_line(probe()), "loadtest": {"status": "great"}}),
+     "field 'loadtest.status': 'great' is not allowed"),
+    (json.dumps({**fragment_line(probe()), "loadtest": {"status": "passed", "accepted": 9,
+                                                       "total": 3}}),
+     "field 'loadtest.accepted': loadtest: 9 programs accepted of 3"),
+    (json.dumps({**fragment_line(probe()), "loadtest": {"status": "passed", "totl": 3}}),
+     "field 'loadtest.totl': unknown key 'totl' in loadtest; did you mean 'total'?"),
+    (json.dumps({**fragment_line(failure()), "category": "bad-luck"}),
+     "field 'category': 'bad-luck' is not allowed"),
+    (json.dumps({**fragment_line(failure()), "reason": "ok\u202eevil"}),
+     "U+202E"),
 ]
 
 

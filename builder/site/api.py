@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import fields
+from dataclasses import asdict, fields
 from typing import Any
 
 from ..catalog import CatalogFile
 from ..naming import MIN_KERNEL, OVERRIDE_RELEASES
-from ..records import FailureRecord, ProbeRecord
+from ..records import FailureRecord, LoadTest, ProbeRecord
 from . import layout
 from .model import SiteModel, row_sort_key
 
@@ -96,7 +96,11 @@ def record_dict(record: ProbeRecord | FailureRecord) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in names:
         value = getattr(record, name)
-        out[name] = list(value) if isinstance(value, tuple) else value
+        if isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, LoadTest):
+            value = asdict(value)
+        out[name] = value
         if name == "kernel_version":
             out["file"] = record.file
     return out
