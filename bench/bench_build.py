@@ -29,9 +29,10 @@ from builder.driversrc import prepare_source
 from builder.fetch import Cache
 from builder.kbuild import find_toolchain
 from builder.kernels.apt import AptArchive
-from builder.plan import Job, Plan, plan_to_dict
+from builder.plan import Plan, plan_job, plan_to_dict
 from builder.records import Kernel
 from builder.sysroot import prepare_sysroot
+from builder.versions import BUILTIN_RELEASES
 
 DKMS = DriverVersion("0.1.1dev+git20220316.e5c53d64", "e5c53d64", (),
                      DriverSource("debian-package", package="falcosecurity-scap-dkms"))
@@ -86,7 +87,7 @@ def bare_make(build_dir: Path, driver_dir: Path, scratch: Path) -> float:
 def cli_build(work: Path, config: Path, kernel: Kernel, versions: tuple[str, ...],
               cache: Path, name: str) -> float:
     plan = work / f"plan-{name}.json"
-    plan.write_text(json.dumps(plan_to_dict(Plan((Job(kernel, versions, (1,) * len(versions)),),
+    plan.write_text(json.dumps(plan_to_dict(Plan((plan_job(kernel, versions, BUILTIN_RELEASES),),
                                                  ()))))
     out = work / f"out-{name}"
     shutil.rmtree(out, ignore_errors=True)

@@ -58,10 +58,11 @@ def on_files(files: Any, config: Any) -> Any:
 
     from builder.catalog import load_catalog
     from builder.site import layout
-    from builder.site.model import build_site, falco_facts, table_pages
+    from builder.site.model import build_site, table_pages
+    from builder.versions import BUILTIN_RELEASES
 
     model = build_site(load_catalog(Path(os.environ["FALCO_PROBES_CATALOG"])),
-                       falco_facts(None))
+                       BUILTIN_RELEASES)
     fixed = {layout.HOME: "# Falco eBPF probes\n", layout.DRIVERS: "# Driver versions\n",
              layout.TARGETS: "# Targets\n", layout.FAILURES: "# Failed builds\n"}
     for src_uri, text in fixed.items():

@@ -27,9 +27,8 @@ from .errors import ProbesError
 from .fetch import Cache
 from .kbuild import compile_probe as kbuild_compile
 from .kbuild import find_toolchain
-from .naming import names_for_driver
-from .plan import Job
-from .records import Kernel, ProbeName
+from .plan import Job, Planned
+from .records import Kernel
 from .report import REPORT_NAME, BuildResult, write_result
 from .sysroot import Sysroot, prepare_sysroot
 
@@ -147,13 +146,11 @@ def _build_kernel(job: Job, config: Config, options: BuildOptions, sources: _Sou
         step = "extract"
         build_dir = _sysroot(kernel, packages, options).build_dir(kernel.host.uname_r)
     except ProbesError as exc:
-        for version, attempt in zip(job.driver_versions, job.attempts, strict=True):
-            report.write(_failure(kernel, config, version, attempt, step, exc.message, started,
-                                  options))
+        for planned in job.probes:
+            report.write(_failure(kernel, planned, step, exc.message, started, options))
         return
-    for version, attempt in zip(job.driver_versions, job.attempts, strict=True):
-        report.write(_compile_one(kernel, config, version, attempt, build_dir, sources,
-                                  options))
+    for planned in job.probes:
+        report.write(_compile_one(kernel, planned, build_dir, sources, options))
 
 
 def _download(kernel: Kernel, downloads: Cache, progress: Progress | None) -> list[Path]:
@@ -170,61 +167,52 @@ def _sysroot(kernel: Kernel, packages: list[Path], options: BuildOptions) -> Sys
     return prepare_sysroot(packages, options.cache / "sysroots" / key)
 
 
-def _names(kernel: Kernel, config: Config, version: str) -> tuple[ProbeName, tuple[str, ...]]:
-    driver = config.driver(version)
-    return names_for_driver(kernel.host, driver.falco_versions() if driver else ())
-
-
-def _paths(options: BuildOptions, version: str, name: ProbeName) -> tuple[Path, Path]:
-    probe = options.out / "probes" / version / name.arch / name.file
-    log = options.out / "logs" / version / name.arch / f"{name.file}.log"
+def _paths(options: BuildOptions, planned: Planned) -> tuple[Path, Path]:
+    name = planned.name
+    probe = options.out / "probes" / planned.driver_version / name.arch / name.file
+    log = options.out / "logs" / planned.driver_version / name.arch / f"{name.file}.log"
     return probe, log
 
 
-def _base(kernel: Kernel, config: Config, version: str, attempt: int,
-          started: str) -> dict[str, Any]:
-    name, aliases = _names(kernel, config, version)
-    return {"driver_version": version, "arch": name.arch, "target": name.target,
+def _base(kernel: Kernel, planned: Planned, started: str) -> dict[str, Any]:
+    name = planned.name
+    return {"driver_version": planned.driver_version, "arch": name.arch, "target": name.target,
             "kernel_release": name.kernel_release, "kernel_version": name.kernel_version,
-            "aliases": aliases, "attempts": attempt, "built": started,
+            "aliases": planned.aliases, "attempts": planned.attempt, "built": started,
             "kernel_key": kernel.key,
             "headers": tuple({"name": h.name, "sha256": h.sha256} for h in kernel.headers)}
 
 
-def _failure(kernel: Kernel, config: Config, version: str, attempt: int, step: str,
-             reason: str, started: str, options: BuildOptions, log: str = "") -> BuildResult:
-    base = _base(kernel, config, version, attempt, started)
-    name = ProbeName(base["target"], base["kernel_release"], base["kernel_version"],
-                     base["arch"])
-    _, log_path = _paths(options, version, name)
+def _failure(kernel: Kernel, planned: Planned, step: str, reason: str, started: str,
+             options: BuildOptions, log: str = "") -> BuildResult:
+    _, log_path = _paths(options, planned)
     _write_text(log_path, log or reason + "\n")
     return BuildResult(ok=False, step=step, reason=_one_line(reason),
-                       log=str(log_path.relative_to(options.out)), **base)
+                       log=str(log_path.relative_to(options.out)),
+                       **_base(kernel, planned, started))
 
 
-def _compile_one(kernel: Kernel, config: Config, version: str, attempt: int, build_dir: Path,
-                 sources: _Sources, options: BuildOptions) -> BuildResult:
+def _compile_one(kernel: Kernel, planned: Planned, build_dir: Path, sources: _Sources,
+                 options: BuildOptions) -> BuildResult:
     started = utc_now()
+    version = planned.driver_version
     try:
         source = sources.get(version)
     except ProbesError as exc:
-        return _failure(kernel, config, version, attempt, "source", exc.message, started, options)
+        return _failure(kernel, planned, "source", exc.message, started, options)
     work_out = options.out / ".work" / hashlib.sha256(f"{kernel.key}|{version}".encode()
                                                       ).hexdigest()[:16]
     result = kbuild_compile(build_dir, source, work_out, timeout=options.timeout,
                             headers=kernel.headers)
     if not result.ok or result.probe is None:
-        return _failure(kernel, config, version, attempt, result.step or "compile",
-                        result.reason, started, options, result.log)
+        return _failure(kernel, planned, result.step or "compile", result.reason, started,
+                        options, result.log)
     expected = kernel.host.uname_r if kernel.source == "apt" else None
     check = check_probe(result.probe, kernel_release=expected)
     if not check.ok:
-        return _failure(kernel, config, version, attempt, "check", check.reason, started,
-                        options, result.log)
-    base = _base(kernel, config, version, attempt, started)
-    name = ProbeName(base["target"], base["kernel_release"], base["kernel_version"],
-                     base["arch"])
-    probe_path, log_path = _paths(options, version, name)
+        return _failure(kernel, planned, "check", check.reason, started, options, result.log)
+    base = _base(kernel, planned, started)
+    probe_path, log_path = _paths(options, planned)
     probe_path.parent.mkdir(parents=True, exist_ok=True)
     os.replace(result.probe, probe_path)
     _write_text(log_path, result.log)

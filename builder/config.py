@@ -15,7 +15,7 @@ from typing import Any
 from .errors import InputError, Problem, ProblemsError
 from .records import ARCHES, check_driver_version, check_ref, check_target
 from .schema import Field, Schema, Where, each, matches, one_of, positive
-from .versions import FalcoVersion, builtin_driver_version
+from .versions import BUILTIN_RELEASES, FalcoReleases, FalcoVersion
 from .yamlio import compose_with_lines, read_text
 
 DEFAULT_MIN_KERNEL = {"x86_64": "4.14", "aarch64": "4.17"}
@@ -39,9 +39,6 @@ class DriverVersion:
     ref: str
     falco: tuple[str, ...]
     source: DriverSource
-
-    def falco_versions(self) -> tuple[FalcoVersion, ...]:
-        return tuple(FalcoVersion.parse(f) for f in self.falco)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +76,9 @@ class Config:
     targets: tuple[Target, ...]
     store: StoreConfig
     build: BuildConfig
+    # Which Falco releases load which driver version: the built-in facts united
+    # with the `falco:` lists above. The one answer; see falco_releases().
+    releases: FalcoReleases = BUILTIN_RELEASES
 
     def driver(self, version: str) -> DriverVersion | None:
         return next((d for d in self.driver_versions if d.version == version), None)
@@ -86,22 +86,15 @@ class Config:
     def target(self, name: str) -> Target | None:
         return next((t for t in self.targets if t.name == name), None)
 
-    def driver_for_falco(self, falco: FalcoVersion) -> str | None:
-        """The driver version a Falco release loads: probes.yaml first, then the built-in facts."""
-        for driver in self.driver_versions:
-            if falco in driver.falco_versions():
-                return driver.version
-        return builtin_driver_version(falco)
 
-    def falco_for_driver(self, version: str) -> tuple[FalcoVersion, ...]:
-        driver = self.driver(version)
-        return driver.falco_versions() if driver else ()
+def falco_releases(config: Config | None) -> FalcoReleases:
+    """Which Falco releases load which driver version, for every stage alike."""
+    return config.releases if config is not None else BUILTIN_RELEASES
 
 
 def driver_version_for(falco: FalcoVersion, config: Config | None) -> str:
     """The driver version Falco `falco` loads (probes.yaml, else the built-in table)."""
-    driver = (config.driver_for_falco(falco) if config is not None
-              else builtin_driver_version(falco))
+    driver = falco_releases(config).driver_for(falco)
     if driver is None:
         raise InputError(f"no driver version is known for Falco {falco}",
                          hint="pass --driver-version, or list the release under `falco:` of a "
@@ -245,8 +238,10 @@ def load_config(path: Path) -> Config:
     build = BUILD_SCHEMA.parse(top["build"], bw, problems, blines)
     if problems or store is None or build is None:
         raise ProblemsError(problems, hint="see docs/configuration.md for every key")
+    releases = FalcoReleases.from_lists((d.version, d.falco) for d in drivers)
     return Config(name, top["site_url"], tuple(drivers), tuple(targets), StoreConfig(**store),
-                  BuildConfig(build["jobs"], build["timeout"], tuple(build["backoff_hours"])))
+                  BuildConfig(build["jobs"], build["timeout"], tuple(build["backoff_hours"])),
+                  releases)
 
 
 def _check_unique(items: list[Any], attr: str, path: str, problems: list[Problem]) -> None:

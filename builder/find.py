@@ -11,7 +11,7 @@ from functools import partial
 from typing import Any
 
 from .catalog import Catalog
-from .config import Config, driver_version_for
+from .config import Config, driver_version_for, falco_releases
 from .naming import (
     MIN_KERNEL,
     NoRequest,
@@ -23,7 +23,7 @@ from .naming import (
     request_path,
 )
 from .records import ARCHES, HostFacts, ProbeName
-from .versions import KNOWN_RELEASES, FalcoVersion, check_supported
+from .versions import FalcoVersion, check_supported
 
 # What `status` can say; exit code 0 only for "available".
 AVAILABLE = "available"
@@ -78,18 +78,15 @@ class FindResult:
 
 def newest_falco(config: Config | None) -> FalcoVersion:
     """The default Falco version: the newest one probes.yaml (or the built-in table) knows."""
-    known = [FalcoVersion.parse(f) for f in KNOWN_RELEASES]
-    if config is not None:
-        known += [f for d in config.driver_versions for f in d.falco_versions()]
-    return max(known)
+    return falco_releases(config).newest()
 
 
 def resolve_versions(falco: str | None, driver: str | None,
                      config: Config | None) -> tuple[FalcoVersion, str]:
     """Falco version and driver version: either may be given; both means DRIVER_VERSION=D."""
-    if falco is None and driver is not None and config is not None:
-        served = config.falco_for_driver(driver)
-        falco_version = max(served) if served else newest_falco(config)
+    if falco is None and driver is not None:
+        served = falco_releases(config).falco_for(driver)
+        falco_version = served[-1] if served else newest_falco(config)
     else:
         falco_version = FalcoVersion.parse(falco) if falco else newest_falco(config)
     check_supported(falco_version)
@@ -130,7 +127,7 @@ def _why_missing(host: HostFacts, falco: FalcoVersion, driver_version: str, name
         need = ".".join(map(str, minimum[:2]))
         return (TOO_OLD, f"kernel {host.uname_r} is too old: legacy eBPF probes need kernel "
                          f"{need} or newer on {name.arch}; use the kernel module", "")
-    served = config.falco_for_driver(driver_version) if config else ()
+    served = falco_releases(config).falco_for(driver_version)
     canonical, _ = names_for_driver(host, served or [falco])
     for file in sorted({name.file, canonical.file}):
         failure = catalog.failure_for(driver_version, name.arch, file)

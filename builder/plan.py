@@ -12,30 +12,68 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .catalog import Catalog, natural_key
 from .config import Config
 from .errors import InputError, Problem, ProblemsError
 from .naming import names_for_driver
-from .records import FailureRecord, Kernel, kernel_from_mapping, kernel_to_dict
+from .records import (
+    FailureRecord,
+    Kernel,
+    ProbeName,
+    check_driver_version,
+    check_file,
+    kernel_from_mapping,
+    kernel_to_dict,
+    validate_name_parts,
+)
+from .schema import Field, Schema, Where, each, positive
+from .versions import FalcoReleases
 
 MAX_SHARDS = 256  # GitHub Actions refuses a matrix with more legs
-PLAN_SCHEMA_VERSION = 1
+PLAN_SCHEMA_VERSION = 2  # 2: each job lists its probes with their names
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """One probe to build: its driver version, the names its loaders request, which try."""
+
+    driver_version: str
+    name: ProbeName               # the name the driver version's own Falco releases request
+    aliases: tuple[str, ...]      # every other file name a supported loader requests
+    attempt: int = 1              # 1 = first try
 
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """One kernel and the driver versions to compile against its headers."""
+    """One kernel and the probes to compile against its headers."""
 
     kernel: Kernel
-    driver_versions: tuple[str, ...]
-    attempts: tuple[int, ...]  # per driver version: which attempt this is (1 = first)
+    probes: tuple[Planned, ...]
 
     @property
     def weight(self) -> int:
-        return len(self.driver_versions)
+        return len(self.probes)
+
+    @property
+    def driver_versions(self) -> tuple[str, ...]:
+        return tuple(p.driver_version for p in self.probes)
+
+
+def plan_probe(kernel: Kernel, driver_version: str, releases: FalcoReleases,
+               attempt: int = 1) -> Planned:
+    """Name a probe once, here: every later stage uses these names."""
+    name, aliases = names_for_driver(kernel.host, releases.falco_for(driver_version))
+    return Planned(driver_version, name, aliases, attempt)
+
+
+def plan_job(kernel: Kernel, driver_versions: Sequence[str], releases: FalcoReleases,
+             attempts: Sequence[int] = ()) -> Job:
+    tries = list(attempts) or [1] * len(driver_versions)
+    return Job(kernel, tuple(plan_probe(kernel, d, releases, a)
+                             for d, a in zip(driver_versions, tries, strict=True)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,14 +116,12 @@ def make_plan(config: Config, kernels: Iterable[Kernel], catalog: Catalog, now: 
     jobs: list[Job] = []
     left: list[Left] = []
     for kernel in sorted(set(kernels), key=_kernel_order):
-        todo: list[str] = []
-        attempts: list[int] = []
+        todo: list[Planned] = []
         for driver in wanted:
-            name, _aliases = names_for_driver(kernel.host, driver.falco_versions())
-            if catalog.lookup(driver.version, kernel.arch, name.file) is not None:
+            planned = plan_probe(kernel, driver.version, config.releases)
+            if catalog.lookup(driver.version, kernel.arch, planned.name.file) is not None:
                 continue
-            failure = failures.get((driver.version, kernel.arch, name.file))
-            attempt = 1
+            failure = failures.get((driver.version, kernel.arch, planned.name.file))
             if failure is not None:
                 until = backoff_until(failure, config.build.backoff_hours)
                 if until is not None and now < until:
@@ -93,11 +129,10 @@ def make_plan(config: Config, kernels: Iterable[Kernel], catalog: Catalog, now: 
                                      driver.version, f"failed {failure.attempts}x at "
                                      f"{failure.step}; retry after {until:%Y-%m-%dT%H:%MZ}"))
                     continue
-                attempt = failure.attempts + 1
-            todo.append(driver.version)
-            attempts.append(attempt)
+                planned = replace(planned, attempt=failure.attempts + 1)
+            todo.append(planned)
         if todo:
-            jobs.append(Job(kernel, tuple(todo), tuple(attempts)))
+            jobs.append(Job(kernel, tuple(todo)))
     return Plan(tuple(jobs), tuple(left))
 
 
@@ -125,8 +160,8 @@ def shard(plan: Plan, shards: int) -> Plan:
 # --- the plan file: what `build --plan FILE --shard N` reads --------------------------
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
-    jobs = [{"kernel": kernel_to_dict(job.kernel), "driver_versions": list(job.driver_versions),
-             "attempts": list(job.attempts)} for job in plan.jobs]
+    jobs = [{"kernel": kernel_to_dict(job.kernel),
+             "probes": [_planned_to_dict(p) for p in job.probes]} for job in plan.jobs]
     doc: dict[str, Any] = {
         "schema_version": PLAN_SCHEMA_VERSION,
         "summary": {"kernels": len(plan.jobs), "compiles": plan.compiles,
@@ -148,6 +183,38 @@ def matrix(plan: Plan) -> dict[str, Any]:
                         for i, s in enumerate(plan.shards) if s]}
 
 
+def _planned_to_dict(planned: Planned) -> dict[str, Any]:
+    name = planned.name
+    return {"driver_version": planned.driver_version, "target": name.target,
+            "kernel_release": name.kernel_release, "kernel_version": name.kernel_version,
+            "arch": name.arch, "aliases": list(planned.aliases), "attempt": planned.attempt}
+
+
+_PLANNED_SCHEMA = Schema("planned probe", [
+    Field("driver_version", str, check=check_driver_version),
+    Field("target", str),
+    Field("kernel_release", str),
+    Field("kernel_version", str),
+    Field("arch", str),
+    Field("aliases", list, required=False, default=[], check=each(check_file)),
+    Field("attempt", int, required=False, default=1, check=positive),
+])
+
+
+def _planned_from_dict(raw: object, where: Where, problems: list[Problem]) -> Planned | None:
+    clean = _PLANNED_SCHEMA.parse(raw, where, problems)
+    if clean is None:
+        return None
+    name = ProbeName(clean["target"], clean["kernel_release"], clean["kernel_version"],
+                     clean["arch"])
+    wrong = validate_name_parts(name.target, name.kernel_release, name.kernel_version,
+                                name.arch)
+    if wrong:
+        problems.append(where.problem("; ".join(wrong)))
+        return None
+    return Planned(clean["driver_version"], name, tuple(clean["aliases"]), clean["attempt"])
+
+
 def plan_from_dict(doc: Mapping[str, Any], path: str) -> Plan:
     if not isinstance(doc, Mapping) or doc.get("schema_version") != PLAN_SCHEMA_VERSION:
         raise InputError(f"{path}: not a falco-probes plan (schema_version "
@@ -155,19 +222,21 @@ def plan_from_dict(doc: Mapping[str, Any], path: str) -> Plan:
                          "`falco-probes plan --out FILE`")
     problems: list[Problem] = []
     jobs: list[Job] = []
-    for i, raw in enumerate(doc.get("jobs") or []):
+    raw_jobs = doc.get("jobs") or []
+    if not isinstance(raw_jobs, list):
+        raise InputError(f"{path}: jobs must be a list", hint="regenerate the plan")
+    for i, raw in enumerate(raw_jobs):
         kernel = kernel_from_mapping(raw.get("kernel") if isinstance(raw, dict) else None,
                                      path, f"jobs[{i}].kernel", problems)
-        versions = raw.get("driver_versions") if isinstance(raw, dict) else None
-        attempts = raw.get("attempts") if isinstance(raw, dict) else None
-        if not (isinstance(versions, list) and all(isinstance(v, str) for v in versions)):
-            problems.append(Problem(path, "driver_versions must be a list of strings",
-                                    record=f"jobs[{i}]", field="driver_versions"))
+        raw_probes = raw.get("probes") if isinstance(raw, dict) else None
+        if not isinstance(raw_probes, list) or not raw_probes:
+            problems.append(Problem(path, "probes must be a non-empty list",
+                                    record=f"jobs[{i}]", field="probes"))
             continue
-        if not (isinstance(attempts, list) and len(attempts) == len(versions)):
-            attempts = [1] * len(versions)
-        if kernel is not None:
-            jobs.append(Job(kernel, tuple(versions), tuple(int(a) for a in attempts)))
+        probes = [_planned_from_dict(p, Where(path, None, f"jobs[{i}].probes[{j}]"), problems)
+                  for j, p in enumerate(raw_probes)]
+        if kernel is not None and all(p is not None for p in probes):
+            jobs.append(Job(kernel, tuple(p for p in probes if p is not None)))
     if problems:
         raise ProblemsError(problems, hint="regenerate the plan with `falco-probes plan`")
     shards = tuple(tuple(int(j) for j in s) for s in doc.get("shards") or [])

@@ -1,12 +1,15 @@
 """Falco versions, and which driver version each Falco release loads by default.
 
 The table below is the built-in fact base (read from the Falco release
-tags); `probes.yaml` extends it for newer releases and can override it.
+tags, 0.26 to 0.36); `probes.yaml` extends it for newer releases and can
+override it. `FalcoReleases` is the one answer every stage uses (plan,
+build, publish, the stores, find, the site and its browser lookup).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from .errors import InputError
@@ -67,6 +70,47 @@ KNOWN_RELEASES: tuple[str, ...] = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class FalcoReleases:
+    """Which Falco release loads which driver version by default.
+
+    Exact releases only: a release nobody listed (0.31.2 does not exist) has
+    no driver version, in Python and in the site's JavaScript alike.
+    """
+
+    table: tuple[tuple[FalcoVersion, str], ...]  # (release, driver version), oldest first
+
+    @classmethod
+    def from_lists(cls, listed: Iterable[tuple[str, Iterable[str]]] = ()) -> FalcoReleases:
+        """The built-in facts, overridden by `listed` (driver version, its Falco releases)."""
+        table = {FalcoVersion.parse(r): builtin_driver_version(FalcoVersion.parse(r)) or ""
+                 for r in KNOWN_RELEASES}
+        for driver_version, releases in listed:
+            for release in releases:
+                table[FalcoVersion.parse(release)] = driver_version
+        return cls(tuple(sorted(table.items())))
+
+    def driver_for(self, falco: FalcoVersion) -> str | None:
+        return next((d for f, d in self.table if f == falco), None)
+
+    def falco_for(self, driver_version: str) -> tuple[FalcoVersion, ...]:
+        """The releases loading `driver_version` by default, oldest first (may be none)."""
+        return tuple(f for f, d in self.table if d == driver_version)
+
+    def releases(self) -> tuple[FalcoVersion, ...]:
+        return tuple(f for f, _ in self.table)
+
+    def newest(self) -> FalcoVersion:
+        return self.table[-1][0]
+
+    def as_mapping(self) -> Mapping[str, str]:
+        """{"0.43.1": "9.1.0+driver", ...}: what the site ships to the browser."""
+        return {str(f): d for f, d in self.table}
+
+
+BUILTIN_RELEASES: FalcoReleases  # set below, once the table's helpers exist
+
+
 def builtin_driver_version(falco: FalcoVersion) -> str | None:
     for first, last, driver in BUILTIN_DRIVER_VERSIONS:
         if first <= falco <= last:
@@ -79,3 +123,6 @@ def check_supported(falco: FalcoVersion) -> None:
         raise InputError(
             f"Falco {falco} is outside the supported range 0.26 to 0.43",
             hint="legacy eBPF probes were removed in Falco 0.44; older loaders are not modelled")
+
+
+BUILTIN_RELEASES = FalcoReleases.from_lists()

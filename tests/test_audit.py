@@ -29,9 +29,10 @@ from builder.audit import (
 from builder.catalog import load_catalog, merge_into
 from builder.cli import main
 from builder.publish import FragmentFile, Provenance, load_reports, publish
-from builder.stores import Budget, falco_versions_for
+from builder.stores import Budget
 from builder.stores.directory import DirectoryStore
 from builder.stores.github import GitHubApi, GitHubSettings, GitHubStore, asset_name
+from builder.versions import BUILTIN_RELEASES
 
 TOKEN = "ghp_auditToken0123456789"
 ALIASED = Spec("5.15.0-1034-aws", "38~20.04.1", driver_version="5.0.1+driver",
@@ -50,7 +51,7 @@ def published_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     """A directory store with 4 probes (one aliased) and the catalog that lists them."""
     monkeypatch.chdir(tmp_path)  # no probes.yaml here
     write_report(tmp_path / "build", [*specs(3), ALIASED])
-    store = DirectoryStore(tmp_path / "store", lambda dv: falco_versions_for(dv, None))
+    store = DirectoryStore(tmp_path / "store", BUILTIN_RELEASES.falco_for)
     items, _ = load_reports([tmp_path / "build"], Provenance())
     with FragmentFile(tmp_path / "f.jsonl") as fragment:
         publish(items, [], store, fragment)

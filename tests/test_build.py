@@ -16,10 +16,10 @@ from builder.cli import main
 from builder.elfcheck import check_probe
 from builder.fetch import sha256_file
 from builder.naming import host_from_inputs, probe_name
-from builder.plan import Job, Plan, plan_to_dict
+from builder.plan import Plan, plan_job, plan_to_dict
 from builder.records import HeaderPackage, Kernel, ProbeRecord
 from builder.report import read_report
-from builder.versions import v
+from builder.versions import BUILTIN_RELEASES, v
 
 BROKEN = "9.9.9+broken"
 
@@ -65,9 +65,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                               kernel.package_version)
     missing = debian_kernel((HeaderPackage("gone.deb", (tmp / "gone.deb").as_uri(), "0" * 64,
                                            10),), "6.1.0-99-amd64", "6.1.999-1")
-    plan = Plan((Job(good, (DKMS_DRIVER_VERSION, BROKEN), (1, 2)),
-                 Job(no_common, (DKMS_DRIVER_VERSION,), (1,)),
-                 Job(missing, (DKMS_DRIVER_VERSION,), (1,))), ())
+    plan = Plan((plan_job(good, (DKMS_DRIVER_VERSION, BROKEN), BUILTIN_RELEASES, (1, 2)),
+                 plan_job(no_common, (DKMS_DRIVER_VERSION,), BUILTIN_RELEASES),
+                 plan_job(missing, (DKMS_DRIVER_VERSION,), BUILTIN_RELEASES)), ())
     plan_file = tmp / "plan.json"
     plan_file.write_text(json.dumps(plan_to_dict(plan)))
     out = tmp / "out"
@@ -144,7 +144,7 @@ def test_build_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert main(["build", "--config", str(config), "--out", str(tmp_path / "o")]) == 2
     assert "say what to build" in capsys.readouterr().err
     bad = tmp_path / "plan.json"
-    bad.write_text('{"schema_version": 1, "jobs": [{"kernel": {"target": "x/y"}}]}')
+    bad.write_text('{"schema_version": 2, "jobs": [{"kernel": {"target": "x/y"}}]}')
     assert main(["build", "--config", str(config), "--plan", str(bad), "--out",
                  str(tmp_path / "o")]) == 2
     assert "field 'target'" in capsys.readouterr().err

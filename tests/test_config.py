@@ -8,7 +8,7 @@ import pytest
 
 from builder.config import load_config
 from builder.errors import InputError, ProblemsError
-from builder.versions import v
+from builder.versions import BUILTIN_RELEASES, v
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = """\
@@ -24,11 +24,40 @@ targets:
 
 def test_the_repository_probes_yaml_is_valid() -> None:
     config = load_config(ROOT / "probes.yaml")
-    assert config.driver_for_falco(v("0.43.1")) == "9.1.0+driver"
-    assert config.driver_for_falco(v("0.26.1")) == "2aa88dcf6243982697811df4c1b484bcbe9488a2"
+    assert config.releases.driver_for(v("0.43.1")) == "9.1.0+driver"
+    assert config.releases.driver_for(v("0.26.1")) == "2aa88dcf6243982697811df4c1b484bcbe9488a2"
     assert config.store.max_assets_per_release <= 1000
     dkms = config.driver("0.1.1dev+git20220316.e5c53d64")
     assert dkms is not None and dkms.source.package == "falcosecurity-scap-dkms"
+
+
+# The 20 driver versions Falco 0.26 to 0.43 load by default (DESIGN.md section 4).
+LEGACY_DRIVERS = {
+    "2aa88dcf6243982697811df4c1b484bcbe9488a2": "0.26.0 0.26.1 0.26.2",
+    "5c0b863ddade7a45568c0ac97d037422c9efb750": "0.27.0 0.28.0 0.28.1",
+    "17f5df52a7d9ed6bb12d3b1768460def8439936d": "0.29.0 0.29.1",
+    "3aa7a83bf7b9e6229a3824e3fd1f4452d1e95cb4": "0.30.0",
+    "319368f1ad778691164d33d59945e00c5752cd27": "0.31.0",
+    "b7eb0dd65226a8dc254d228c8d950d07bf3521d2": "0.31.1",
+    "39ae7d40496793cf3d3e7890c9bbdc202263836b": "0.32.0",
+    "2.0.0+driver": "0.32.1 0.32.2", "3.0.1+driver": "0.33.0 0.33.1",
+    "4.0.0+driver": "0.34.0 0.34.1", "5.0.1+driver": "0.35.0 0.35.1",
+    "6.0.1+driver": "0.36.0 0.36.1 0.36.2", "7.0.0+driver": "0.37.0 0.37.1",
+    "7.2.0+driver": "0.38.0 0.38.1", "7.2.1+driver": "0.38.2",
+    "7.3.0+driver": "0.39.0 0.39.1 0.39.2", "8.0.0+driver": "0.40.0",
+    "8.1.0+driver": "0.41.0 0.41.1 0.41.2 0.41.3", "9.0.0+driver": "0.42.0 0.42.1",
+    "9.1.0+driver": "0.43.0 0.43.1",
+}
+
+
+def test_probes_yaml_lists_every_legacy_driver_version_with_its_releases() -> None:
+    config = load_config(ROOT / "probes.yaml")
+    for driver, releases in LEGACY_DRIVERS.items():
+        assert config.driver(driver) is not None, driver
+        assert " ".join(map(str, config.releases.falco_for(driver))) == releases
+        for release in releases.split():  # the built-in facts say the same up to 0.36
+            builtin = BUILTIN_RELEASES.driver_for(v(release))
+            assert builtin in (None, driver)
 
 
 def test_the_embedded_demo_config_is_valid() -> None:

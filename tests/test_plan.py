@@ -19,6 +19,7 @@ from builder.plan import (
     make_plan,
     matrix,
     plan_from_dict,
+    plan_probe,
     plan_to_dict,
     shard,
     shard_jobs,
@@ -55,7 +56,7 @@ def debian(n: int, release: str | None = None) -> Kernel:
 def test_jobs_are_grouped_by_kernel_minus_catalog_and_backoff(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path, "  - {name: debian, kernels: apt}"))
     kernels = [debian(n) for n in (1, 2, 3)]
-    name, _ = names_for_driver(kernels[0].host, config.driver("6.0.1+driver").falco_versions())
+    name, _ = names_for_driver(kernels[0].host, config.releases.falco_for("6.0.1+driver"))
     have = ProbeRecord("6.0.1+driver", "x86_64", name.target, name.kernel_release,
                        name.kernel_version, "a" * 64, 1, "https://e.org/x.o")
     recent = FailureRecord("7.0.0+driver", "x86_64", "debian", "6.1.2-1-amd64", "1", "compile",
@@ -73,11 +74,29 @@ def test_jobs_are_grouped_by_kernel_minus_catalog_and_backoff(tmp_path: Path) ->
     jobs = {job.kernel.host.uname_r: job for job in plan.jobs}
     assert jobs["6.1.0-1-amd64"].driver_versions == ("7.0.0+driver", "5.0.1+driver")
     assert jobs["6.1.0-2-amd64"].driver_versions == ("6.0.1+driver", "5.0.1+driver")
-    assert jobs["6.1.0-2-amd64"].attempts == (1, 2)  # the old failure is retried
+    # the old failure is retried
+    assert tuple(p.attempt for p in jobs["6.1.0-2-amd64"].probes) == (1, 2)
     assert jobs["6.1.0-3-amd64"].driver_versions == ("7.0.0+driver", "6.0.1+driver",
                                                      "5.0.1+driver")
     (left,) = plan.left_out
     assert left.driver_version == "7.0.0+driver" and "retry after 2026-11-25T12:00Z" in left.reason
+
+
+@pytest.mark.parametrize(("driver", "file", "aliases"), [
+    # Falco 0.26-0.34 name Debian probes by `uname -r`; 0.35+ rebuild it from uname -v.
+    ("2aa88dcf6243982697811df4c1b484bcbe9488a2", "falco_debian_6.1.0-7-amd64_1.o", ()),
+    ("39ae7d40496793cf3d3e7890c9bbdc202263836b", "falco_debian_6.1.0-7-amd64_1.o", ()),
+    ("5.0.1+driver", "falco_debian_6.1.7-1-amd64_1.o", ()),
+    ("9.1.0+driver", "falco_debian_6.1.7-1-amd64_1.o", ()),
+    # no release loads it by default: newest rules, aliased for DRIVER_VERSION users
+    ("0.1.1dev+git20220316.e5c53d64", "falco_debian_6.1.7-1-amd64_1.o",
+     ("falco_debian_6.1.0-7-amd64_1.o",)),
+])
+def test_a_probe_is_named_by_its_own_falco_releases(driver: str, file: str,
+                                                    aliases: tuple[str, ...]) -> None:
+    releases = load_config(Path(__file__).parents[1] / "probes.yaml").releases
+    planned = plan_probe(debian(7), driver, releases)
+    assert (planned.name.file, planned.aliases) == (file, aliases)
 
 
 @pytest.mark.parametrize(("attempts", "hours"), [(1, 24), (2, 72), (5, 72)])
@@ -183,7 +202,7 @@ def test_catalog_probes_are_not_planned_again(tmp_path: Path) -> None:
     kernel = debian(9)
     records = []
     for driver in config.driver_versions:
-        name, aliases = names_for_driver(kernel.host, driver.falco_versions())
+        name, aliases = names_for_driver(kernel.host, config.releases.falco_for(driver.version))
         records.append(ProbeRecord(driver.version, "x86_64", name.target, name.kernel_release,
                                    name.kernel_version, "b" * 64, 5, "https://e.org/p.o",
                                    aliases=aliases))

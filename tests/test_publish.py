@@ -33,8 +33,9 @@ from builder.publish import (
 )
 from builder.records import FailureRecord, ProbeRecord
 from builder.report import BuildResult, result_to_dict
-from builder.stores import Budget, falco_versions_for
+from builder.stores import Budget
 from builder.stores.directory import DirectoryStore
+from builder.versions import BUILTIN_RELEASES
 
 BUILT = "2025-01-02T03:04:05Z"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -93,7 +94,7 @@ def _mkdir(path: Path) -> Path:
 
 
 def directory_store(root: Path, budget: Budget | None = None) -> DirectoryStore:
-    return DirectoryStore(root, lambda dv: falco_versions_for(dv, None), budget=budget)
+    return DirectoryStore(root, BUILTIN_RELEASES.falco_for, budget=budget)
 
 
 def fragment_records(path: Path) -> tuple[list[ProbeRecord], list[FailureRecord]]:

@@ -300,9 +300,9 @@ def test_page_budget_splits_big_tables(tmp_path: Path) -> None:
 
 def test_parallel_load_gives_the_same_catalog_and_api(tmp_path: Path) -> None:
     from builder.site.load import load_and_write
-    from builder.site.model import falco_facts
+    from builder.versions import BUILTIN_RELEASES
     write_catalog(tmp_path / "catalog")
-    facts = falco_facts(None)
+    facts = BUILTIN_RELEASES
     serial = load_and_write(tmp_path / "catalog", tmp_path / "serial", facts, workers=1)
     parallel = load_and_write(tmp_path / "catalog", tmp_path / "parallel", facts, workers=2,
                               min_bytes=0)
@@ -320,9 +320,9 @@ def test_parallel_load_gives_the_same_catalog_and_api(tmp_path: Path) -> None:
 def test_parallel_load_of_a_broken_catalog_reports_every_problem(tmp_path: Path) -> None:
     from builder.errors import ProblemsError
     from builder.site.load import load_and_write
-    from builder.site.model import falco_facts
+    from builder.versions import BUILTIN_RELEASES
     shutil.copytree(ROOT / "tests/data/broken-catalog", tmp_path / "catalog")
     with pytest.raises(ProblemsError) as caught:
-        load_and_write(tmp_path / "catalog", tmp_path / "site", falco_facts(None), workers=2,
+        load_and_write(tmp_path / "catalog", tmp_path / "site", BUILTIN_RELEASES, workers=2,
                        min_bytes=0)
     assert len(caught.value.problems) > 5

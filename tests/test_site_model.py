@@ -24,18 +24,16 @@ from builder.config import load_config
 from builder.records import FailureRecord, ProbeRecord, record_to_dict
 from builder.site import api, charts, layout
 from builder.site.model import (
-    FalcoFacts,
     SiteModel,
     build_site,
     coverage_pages,
     driver_order,
     failures_page,
-    falco_facts,
     kernel_series,
     table_pages,
 )
 from builder.site.render import GeneratedPage, Renderer, pack_parts, safe_url
-from builder.versions import FalcoVersion
+from builder.versions import BUILTIN_RELEASES, FalcoReleases, v
 
 
 @pytest.fixture(scope="module")
@@ -49,40 +47,41 @@ def model(tmp_path_factory: pytest.TempPathFactory, fixture: Fixture) -> SiteMod
     write_catalog(root / "catalog", fixture)
     (root / "probes.yaml").write_text(PROBES_YAML)
     return build_site(load_catalog(root / "catalog"),
-                      falco_facts(load_config(root / "probes.yaml")))
+                      load_config(root / "probes.yaml").releases)
 
 
 # --- facts and order ---------------------------------------------------------------------
 
-def test_falco_facts_combine_probes_yaml_and_the_builtin_table(model: SiteModel) -> None:
-    facts = model.facts
-    assert facts.driver_for("0.37.1") == "7.0.0+driver"       # probes.yaml
-    assert facts.driver_for("0.36.9") == "6.0.1+driver"       # built-in range
-    assert facts.driver_for("0.26.1") == "2aa88dcf6243982697811df4c1b484bcbe9488a2"
-    assert facts.driver_for("0.44.0") is None
+def test_falco_releases_combine_probes_yaml_and_the_builtin_table(model: SiteModel) -> None:
+    releases = model.releases
+    assert releases.driver_for(v("0.37.1")) == "7.0.0+driver"       # probes.yaml
+    assert releases.driver_for(v("0.36.2")) == "6.0.1+driver"       # built-in
+    assert releases.driver_for(v("0.26.1")) == "2aa88dcf6243982697811df4c1b484bcbe9488a2"
+    assert releases.driver_for(v("0.36.9")) is None                 # no such release
+    assert releases.driver_for(v("0.44.0")) is None
     for driver, falcos in DRIVERS.items():
-        assert facts.served_by(driver) == falcos
-    assert "0.37.0" in facts.known and "0.26.0" in facts.known
+        assert tuple(map(str, releases.falco_for(driver))) == falcos
+    assert {v("0.37.0"), v("0.26.0")} <= set(releases.releases())
 
 
-def test_falco_facts_agree_with_the_config_lookup(tmp_path: Path) -> None:
-    (tmp_path / "probes.yaml").write_text(PROBES_YAML)
-    config = load_config(tmp_path / "probes.yaml")
-    facts = falco_facts(config)
-    for falco in (*facts.known, "0.26.9", "0.31.0", "0.32.3", "0.37.2", "0.43.1"):
-        assert facts.driver_for(falco) == config.driver_for_falco(FalcoVersion.parse(falco))
+def test_site_json_carries_the_same_table(model: SiteModel) -> None:
+    shipped = api.find_manifest(model, {layout.driver_page(d.version): "x"
+                                        for d in model.drivers} | {
+        layout.coverage_page(t.target): "y" for t in model.targets}, "")["falco"]
+    assert shipped == {str(f): d for f, d in model.releases.table}
+    newest = model.releases.newest()
+    assert shipped[str(newest)] == model.releases.driver_for(newest)
+    assert "0.36.9" not in shipped  # no such release: no answer, in Python or the browser
 
 
 def test_without_probes_yaml_only_builtin_driver_versions_are_served() -> None:
-    facts = falco_facts(None)
-    assert facts.served_by("5.0.1+driver") == ("0.35.0", "0.35.1")
-    assert facts.served_by("7.0.0+driver") == ()
+    assert BUILTIN_RELEASES.falco_for("5.0.1+driver") == (v("0.35.0"), v("0.35.1"))
+    assert BUILTIN_RELEASES.falco_for("7.0.0+driver") == ()
 
 
 def test_driver_order_is_newest_first_with_unserved_ones_on_top() -> None:
-    facts = falco_facts(None)
     order = driver_order(["2aa88dcf6243982697811df4c1b484bcbe9488a2", "6.0.1+driver",
-                          "9.9.0+driver", "2.0.0+driver", "8.0.0+driver"], facts)
+                          "9.9.0+driver", "2.0.0+driver", "8.0.0+driver"], BUILTIN_RELEASES)
     assert order == ["9.9.0+driver", "8.0.0+driver", "6.0.1+driver", "2.0.0+driver",
                      "2aa88dcf6243982697811df4c1b484bcbe9488a2"]
 
@@ -325,8 +324,8 @@ def hostile_model() -> SiteModel:
         last_attempt="2026-11-25T00:00:00Z")
     cat_file = CatalogFile(probe.driver_version, "x86_64", probe.target, (probe,), (failure,))
     catalog = Catalog(Path("hostile"), {cat_file.key: cat_file})
-    facts = FalcoFacts(explicit=(("0.36.2", probe.driver_version),), known=("0.36.2",))
-    return build_site(catalog, facts)
+    releases = FalcoReleases.from_lists([(probe.driver_version, ["0.36.2"])])
+    return build_site(catalog, releases)
 
 
 def test_hostile_values_come_out_escaped() -> None:
@@ -396,7 +395,7 @@ def test_pack_parts_keeps_order_and_budget() -> None:
 
 
 def test_empty_catalog_renders_every_fixed_page() -> None:
-    model = build_site(Catalog(Path("empty")), falco_facts(None))
+    model = build_site(Catalog(Path("empty")), BUILTIN_RELEASES)
     pages = {p.src_uri: p for p in Renderer(model).plan()}
     assert set(pages) == {layout.HOME, layout.DRIVERS, layout.TARGETS, layout.FAILURES}
     assert "The catalog is empty" in pages[layout.HOME].html

@@ -21,8 +21,9 @@ from fakeprobe import fake_probe_bytes
 from builder.errors import ConflictError, InputError
 from builder.naming import OVERRIDE_RELEASES, every_request, host_from_inputs, names_for_driver
 from builder.records import HostFacts, ProbeRecord
-from builder.stores import Budget, Stop, falco_versions_for
+from builder.stores import Budget, Stop
 from builder.stores.directory import DirectoryStore, disk_paths
+from builder.versions import BUILTIN_RELEASES
 
 UBUNTU = 'NAME="Ubuntu"\nID=ubuntu\nVERSION_ID="20.04"\n'
 # Hosts whose names exercise the layout: `~` and `+` in names, aliases across naming
@@ -59,7 +60,7 @@ def host(key: str) -> HostFacts:
 def probe_for(host_key: str, driver_version: str, directory: Path) -> tuple[ProbeRecord, Path]:
     """A fake probe named as the builder names it (names_for_driver), and its file."""
     facts = host(host_key)
-    name, aliases = names_for_driver(facts, falco_versions_for(driver_version, None))
+    name, aliases = names_for_driver(facts, BUILTIN_RELEASES.falco_for(driver_version))
     data = fake_probe_bytes(f"{host_key} {driver_version}", kernel_release=facts.uname_r)
     path = directory / f"{host_key}-{hashlib.sha256(driver_version.encode()).hexdigest()[:8]}.o"
     path.write_bytes(data)
@@ -70,7 +71,7 @@ def probe_for(host_key: str, driver_version: str, directory: Path) -> tuple[Prob
 
 
 def store_at(root: Path, budget: Budget | None = None) -> DirectoryStore:
-    return DirectoryStore(root, lambda dv: falco_versions_for(dv, None), budget=budget)
+    return DirectoryStore(root, BUILTIN_RELEASES.falco_for, budget=budget)
 
 
 def record(driver_version: str = "6.0.1+driver", arch: str = "x86_64", target: str = "cos",
@@ -112,7 +113,7 @@ def record(driver_version: str = "6.0.1+driver", arch: str = "x86_64", target: s
     ]),
 ], ids=["cos-plus", "commit-hash-no-arch", "aarch64-no-arch", "2.0.0-both", "alias"])
 def test_disk_paths(probe: ProbeRecord, expected: list[str]) -> None:
-    paths = disk_paths(probe, falco_versions_for(probe.driver_version, None))
+    paths = disk_paths(probe, BUILTIN_RELEASES.falco_for(probe.driver_version))
     assert paths[0] == expected[0]  # the bytes live at the canonical path
     assert sorted(paths) == sorted(expected)
 
@@ -228,7 +229,7 @@ def fetch(url: str) -> bytes | int:
 
 def served_requests(probe: ProbeRecord, facts: HostFacts) -> dict[str, set[str]]:
     """Every request path naming computes for this probe (shell and falcoctl spellings)."""
-    falco = falco_versions_for(probe.driver_version, None) or OVERRIDE_RELEASES
+    falco = BUILTIN_RELEASES.falco_for(probe.driver_version) or OVERRIDE_RELEASES
     return {f: p for f, p in every_request(facts, probe.driver_version, falco).items()
             if f in probe.all_files()}
 

@@ -22,7 +22,7 @@ from test_publish import Spec, specs, write_report
 from builder.errors import ConflictError, InputError, StoreError
 from builder.publish import FragmentFile, Provenance, PublishSummary, load_reports, publish
 from builder.records import check_tag
-from builder.stores import Artifact, Budget, Placed, falco_versions_for
+from builder.stores import Artifact, Budget, Placed
 from builder.stores import github as ghstore
 from builder.stores.github import (
     GitHubApi,
@@ -34,6 +34,7 @@ from builder.stores.github import (
     marker_line,
     release_tag,
 )
+from builder.versions import BUILTIN_RELEASES
 
 TOKEN = "ghp_fakeToken0123456789abcdefSECRET"
 FAMILY = ("6.0.1+driver", "x86_64", "ubuntu-generic")
@@ -58,7 +59,7 @@ def make_store(fake: FakeGitHub, *, cap: int = 900, immutable: bool = False,
     settings = GitHubSettings(fake.api_url, repo, token, write_interval=0, retry_delay=0.5)
     api = GitHubApi(settings, budget or Budget(), sleep=sleep if sleep is not None else Sleeps(),
                     clock=clock)
-    text = ReleaseText("https://site.example/", lambda dv: falco_versions_for(dv, None), cap)
+    text = ReleaseText("https://site.example/", BUILTIN_RELEASES.falco_for, cap)
     return GitHubStore(api, cap=cap, immutable=immutable, text=text)
 
 

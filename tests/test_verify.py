@@ -16,12 +16,12 @@ from builder.cli import main
 from builder.fetch import sha256_file
 from builder.publish import FragmentFile, Provenance, load_reports, publish
 from builder.records import ProbeRecord
-from builder.site.model import build_site, falco_facts
+from builder.site.model import build_site
 from builder.site.plugin import write_api
-from builder.stores import falco_versions_for
 from builder.stores.directory import DirectoryStore
 from builder.stores.github import asset_name
 from builder.verify import index_from_catalog, load_index, verify_file
+from builder.versions import BUILTIN_RELEASES
 
 ALIAS = "falco_ubuntu-aws_5.15.0-1034-aws_38.o"
 
@@ -34,7 +34,7 @@ def published(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Pa
         *specs(2),
         *specs(1, start=1034, driver_version="5.0.1+driver", target="ubuntu-aws",
                aliases=(ALIAS,))])
-    store = DirectoryStore(tmp_path / "store", lambda dv: falco_versions_for(dv, None))
+    store = DirectoryStore(tmp_path / "store", BUILTIN_RELEASES.falco_for)
     items, _ = load_reports([tmp_path / "build"], Provenance())
     with FragmentFile(tmp_path / "f.jsonl") as fragment:
         publish(items, [], store, fragment)
@@ -119,7 +119,7 @@ class _AnyPage(dict[str, str]):
 
 def write_site_api(catalog: Path, site: Path) -> Path:
     """The site's own api/ documents (index.json and the probe lists it links)."""
-    model = build_site(load_catalog(catalog), falco_facts(None))
+    model = build_site(load_catalog(catalog), BUILTIN_RELEASES)
     write_api(site, model, _AnyPage())
     return site / "api" / "index.json"
 

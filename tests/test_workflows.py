@@ -25,8 +25,9 @@ import yaml
 from fakegithub import FakeGitHub
 
 from builder.cli import build_parser
-from builder.plan import Job, Plan, matrix, shard
+from builder.plan import Plan, matrix, plan_job, shard
 from builder.records import HostFacts, Kernel
+from builder.versions import BUILTIN_RELEASES
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW_DIR = ROOT / ".github" / "workflows"
@@ -334,8 +335,8 @@ def one_kernel(n: int) -> Kernel:
 
 def test_build_legs_read_only_keys_the_plan_matrix_has() -> None:
     """`matrix.<key>` in the build job must exist in what `plan --matrix-out` writes."""
-    plan = shard(Plan(tuple(Job(one_kernel(n), ("9.1.0+driver",), (1,)) for n in range(3)),
-                      ()), 2)
+    jobs = tuple(plan_job(one_kernel(n), ("9.1.0+driver",), BUILTIN_RELEASES) for n in range(3))
+    plan = shard(Plan(jobs, ()), 2)
     legs = matrix(plan)["include"]
     assert legs
     build = BY_NAME["nightly.yml"].jobs["build"]

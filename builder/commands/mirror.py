@@ -6,11 +6,10 @@ import argparse
 from pathlib import Path
 
 from ..catalog import load_catalog
-from ..config import driver_version_for
+from ..config import driver_version_for, falco_releases
 from ..errors import EXIT_NEGATIVE, EXIT_OK, EXIT_STORE, InputError
 from ..mirror import Filters, mirror, select
 from ..records import ARCHES
-from ..stores import falco_versions_for
 from ..stores.directory import DirectoryStore
 from ..ui import emit, emit_json, info, progress
 from ..versions import FalcoVersion
@@ -74,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
             emit_json({"dest": str(args.dest), "selected": 0, "downloaded": 0, "present": 0,
                        "failed": [], "complete": True})
         return EXIT_NEGATIVE
-    store = DirectoryStore(args.dest, lambda dv: falco_versions_for(dv, config))
+    store = DirectoryStore(args.dest, falco_releases(config).falco_for)
     info(f"mirroring {len(records)} probe(s) into {args.dest}")
     with progress() as bar:
         task = bar.add_task("mirror", total=len(records))

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from ..catalog import load_catalog
-from ..config import Config, StoreConfig
+from ..config import Config, StoreConfig, falco_releases
 from ..errors import EXIT_OK, ConflictError, InputError
 from ..publish import (
     FragmentFile,
@@ -26,11 +26,10 @@ from ..publish import (
     resolve_aliases,
 )
 from ..records import ProbeRecord, check_commit
-from ..stores import Budget, Store, falco_versions_for
+from ..stores import Budget, Store
 from ..stores.directory import DirectoryStore
 from ..stores.github import ReleaseText, github_settings, open_github_store
 from ..ui import emit, emit_json, info, progress
-from ..versions import FalcoVersion
 from .common import (
     add_catalog_option,
     add_config_option,
@@ -129,9 +128,7 @@ def open_store(args: argparse.Namespace, config: Config | None, budget: Budget,
     env = dict(os.environ) if env is None else env
     stored = config.store if config is not None else StoreConfig()
     kind = args.store or _implied_kind(args) or stored.kind
-
-    def versions(driver_version: str) -> tuple[FalcoVersion, ...]:
-        return falco_versions_for(driver_version, config)
+    versions = falco_releases(config).falco_for
 
     if kind == "directory":
         root = args.path if args.path is not None else Path(stored.path)

@@ -1,7 +1,7 @@
 """The probe index site: an MkDocs plugin that renders the catalog.
 
 - `layout`: where every page and API file lives in the built site;
-- `model`: pure page models built from a loaded catalog and the Falco facts;
+- `model`: pure page models built from a loaded catalog and the Falco releases table;
 - `api`: the machine-readable documents (index.json, probe lists, SHA256SUMS,
   the find-my-probe lookup shards), pure as well;
 - `charts`: geometry of the build-time SVG charts;

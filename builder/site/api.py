@@ -76,7 +76,7 @@ def index_document(model: SiteModel, page_url: Mapping[str, str]) -> dict[str, A
         "probe_count": model.totals.probes,
         "failure_count": model.totals.failures,
         "min_kernel": {arch: ".".join(map(str, v[:2])) for arch, v in MIN_KERNEL.items()},
-        "falco_versions": {f: model.facts.driver_for(f) for f in model.facts.known},
+        "falco_versions": dict(model.releases.as_mapping()),
         "driver_versions": drivers,
     }
 
@@ -213,8 +213,7 @@ def find_manifest(model: SiteModel, page_url: Mapping[str, str],
     return {
         "schema_version": SCHEMA_VERSION,
         "drivers": drivers,
-        "falco": {"explicit": [list(p) for p in model.facts.explicit],
-                  "ranges": [list(r) for r in model.facts.ranges]},
+        "falco": dict(model.releases.as_mapping()),
         "override_releases": [str(f) for f in OVERRIDE_RELEASES],
         "coverage": {t.target: page_url[layout.coverage_page(t.target)] for t in model.targets},
         "drivers_repo": drivers_repo,

@@ -26,7 +26,7 @@ from pathlib import Path
 from ..catalog import Catalog, CatalogFile, FileKey, catalog_files, load_catalog
 from ..errors import ProbesError
 from . import api
-from .model import FalcoFacts
+from ..versions import FalcoReleases
 
 # Below this many bytes of catalog YAML, starting workers costs more than it saves.
 PARALLEL_BYTES = 8_000_000
@@ -39,10 +39,10 @@ def write_text(site_dir: Path, path: str, text: str) -> None:
     target.write_text(text, encoding="utf-8")
 
 
-def write_driver_api(site_dir: Path, driver_version: str, facts: FalcoFacts,
+def write_driver_api(site_dir: Path, driver_version: str, releases: FalcoReleases,
                      files: Sequence[CatalogFile]) -> None:
-    for path, text in api.driver_documents(driver_version, facts.served_by(driver_version),
-                                           files):
+    served = tuple(str(f) for f in releases.falco_for(driver_version))
+    for path, text in api.driver_documents(driver_version, served, files):
         write_text(site_dir, path, text)
 
 
@@ -71,26 +71,26 @@ def _balance(folders: dict[str, list[tuple[tuple[str, str], int]]],
     return [share for share in shares if share]
 
 
-def _worker(root: str, site_dir: str, facts: FalcoFacts,
+def _worker(root: str, site_dir: str, releases: FalcoReleases,
             folders: list[tuple[str, str]]) -> dict[FileKey, CatalogFile] | None:
     """Load some folders and write their API files; None when anything is wrong."""
     try:
         catalog = load_catalog(Path(root), only=folders)
     except ProbesError:
         return None  # the parent reloads in-process for the located message
-    write_apis(Path(site_dir), catalog.files.values(), facts)
+    write_apis(Path(site_dir), catalog.files.values(), releases)
     return catalog.files
 
 
-def write_apis(site_dir: Path, files: Iterable[CatalogFile], facts: FalcoFacts) -> None:
+def write_apis(site_dir: Path, files: Iterable[CatalogFile], releases: FalcoReleases) -> None:
     by_driver: dict[str, list[CatalogFile]] = defaultdict(list)
     for cat_file in files:
         by_driver[cat_file.driver_version].append(cat_file)
     for driver, of_driver in by_driver.items():
-        write_driver_api(site_dir, driver, facts, of_driver)
+        write_driver_api(site_dir, driver, releases, of_driver)
 
 
-def load_and_write(root: Path, site_dir: Path, facts: FalcoFacts,
+def load_and_write(root: Path, site_dir: Path, releases: FalcoReleases,
                    workers: int | None = None, min_bytes: int = PARALLEL_BYTES) -> Catalog:
     """The loaded catalog; every driver version's API files are written under site_dir."""
     folders = _folders(root)
@@ -98,18 +98,18 @@ def load_and_write(root: Path, site_dir: Path, facts: FalcoFacts,
     total = sum(size for sizes in folders.values() for _, size in sizes)
     if workers > 1 and len(folders) > 1 and total >= min_bytes:
         try:
-            catalog = _parallel(root, site_dir, facts, folders, workers)
+            catalog = _parallel(root, site_dir, releases, folders, workers)
         except (OSError, BrokenProcessPool, pickle.PicklingError) as exc:
             log.info("loading the catalog in one process (%s: %s)", type(exc).__name__, exc)
             catalog = None
         if catalog is not None:
             return catalog
     catalog = load_catalog(root)
-    write_apis(site_dir, catalog.files.values(), facts)
+    write_apis(site_dir, catalog.files.values(), releases)
     return Catalog(root, {key: catalog.files[key] for key in sorted(catalog.files)})
 
 
-def _parallel(root: Path, site_dir: Path, facts: FalcoFacts,
+def _parallel(root: Path, site_dir: Path, releases: FalcoReleases,
               folders: dict[str, list[tuple[tuple[str, str], int]]],
               workers: int) -> Catalog | None:
     shares = _balance(folders, workers)
@@ -122,7 +122,7 @@ def _parallel(root: Path, site_dir: Path, facts: FalcoFacts,
     loaded: dict[FileKey, CatalogFile] = {}
     with ProcessPoolExecutor(len(jobs), mp_context=context) as pool:
         for result in pool.map(_worker, [str(root)] * len(jobs), [str(site_dir)] * len(jobs),
-                               [facts] * len(jobs), jobs):
+                               [releases] * len(jobs), jobs):
             if result is None:
                 return None
             loaded.update(result)

@@ -15,56 +15,18 @@ from functools import lru_cache
 
 from ..catalog import Catalog, CatalogFile
 from ..catalog import natural_key as _natural_key
-from ..config import Config
 from ..records import ARCHES, FailureRecord, ProbeRecord
-from ..versions import BUILTIN_DRIVER_VERSIONS, KNOWN_RELEASES, FalcoVersion
+from ..versions import FalcoReleases, FalcoVersion
 
 _SERIES = re.compile(r"(\d+)\.(\d+)")
 OTHER_SERIES = "other"
 
 
-# --- Falco facts ----------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class FalcoFacts:
-    """Which Falco releases load which driver version: probes.yaml first, then built-in."""
-
-    explicit: tuple[tuple[str, str], ...] = ()          # (falco, driver version)
-    ranges: tuple[tuple[str, str, str], ...] = ()       # (first, last, driver version)
-    known: tuple[str, ...] = ()                         # every release we can name
-
-    def driver_for(self, falco: str) -> str | None:
-        for release, driver in self.explicit:
-            if release == falco:
-                return driver
-        version = FalcoVersion.parse(falco)
-        for first, last, driver in self.ranges:
-            if FalcoVersion.parse(first) <= version <= FalcoVersion.parse(last):
-                return driver
-        return None
-
-    def served_by(self, driver_version: str) -> tuple[str, ...]:
-        """The Falco releases loading `driver_version` by default, oldest first."""
-        explicit = [f for f, d in self.explicit if d == driver_version]
-        if explicit:
-            return tuple(sorted(explicit, key=FalcoVersion.parse))
-        return tuple(f for f in self.known if self.driver_for(f) == driver_version)
-
-
-def falco_facts(config: Config | None) -> FalcoFacts:
-    explicit = tuple((falco, d.version) for d in (config.driver_versions if config else ())
-                     for falco in d.falco)
-    ranges = tuple((str(first), str(last), driver)
-                   for first, last, driver in BUILTIN_DRIVER_VERSIONS)
-    known = tuple(sorted({*KNOWN_RELEASES, *(f for f, _ in explicit)}, key=FalcoVersion.parse))
-    return FalcoFacts(explicit, ranges, known)
-
-
-def driver_order(driver_versions: Iterable[str], facts: FalcoFacts) -> list[str]:
+def driver_order(driver_versions: Iterable[str], releases: FalcoReleases) -> list[str]:
     """Newest first: by the newest Falco release served; unserved ones (newer) on top."""
     def key(driver: str) -> tuple[int, FalcoVersion, tuple[object, ...]]:
-        served = facts.served_by(driver)
-        newest = FalcoVersion.parse(served[-1]) if served else FalcoVersion(0, 0, 0)
+        served = releases.falco_for(driver)
+        newest = served[-1] if served else FalcoVersion(0, 0, 0)
         return (0 if served else 1, newest, natural_key(driver))
     return sorted(set(driver_versions), key=key, reverse=True)
 
@@ -145,7 +107,7 @@ class Totals:
 @dataclass(frozen=True, slots=True)
 class SiteModel:
     catalog: Catalog
-    facts: FalcoFacts
+    releases: FalcoReleases                 # which Falco releases load which driver version
     totals: Totals
     drivers: tuple[DriverSummary, ...]      # newest first
     targets: tuple[TargetSummary, ...]      # by name
@@ -170,15 +132,15 @@ def _arch_counts(counter: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
     return tuple((arch, counter.get(arch, 0)) for arch in (*ARCHES, *extra))
 
 
-def build_site(catalog: Catalog, facts: FalcoFacts) -> SiteModel:
+def build_site(catalog: Catalog, releases: FalcoReleases) -> SiteModel:
     probes_by_driver: dict[str, list[ProbeRecord]] = defaultdict(list)
     failures_by_driver: dict[str, list[FailureRecord]] = defaultdict(list)
     for record in catalog.probes():
         probes_by_driver[record.driver_version].append(record)
     for failure in catalog.failures():
         failures_by_driver[failure.driver_version].append(failure)
-    order = tuple(driver_order([*probes_by_driver, *failures_by_driver], facts))
-    drivers = tuple(_driver_summary(d, probes_by_driver[d], failures_by_driver[d], facts)
+    order = tuple(driver_order([*probes_by_driver, *failures_by_driver], releases))
+    drivers = tuple(_driver_summary(d, probes_by_driver[d], failures_by_driver[d], releases)
                     for d in order)
     targets = _target_summaries(catalog, order)
     kernels = {(r.arch, r.target, r.kernel_release, r.kernel_version) for r in catalog.probes()}
@@ -193,12 +155,12 @@ def build_site(catalog: Catalog, facts: FalcoFacts) -> SiteModel:
     by_driver: dict[str, list[CatalogFile]] = defaultdict(list)
     for key in sorted(catalog.files):
         by_driver[key[0]].append(catalog.files[key])
-    return SiteModel(catalog, facts, totals, drivers, targets, order,
+    return SiteModel(catalog, releases, totals, drivers, targets, order,
                      {d: tuple(files) for d, files in by_driver.items()})
 
 
 def _driver_summary(version: str, probes: list[ProbeRecord], failures: list[FailureRecord],
-                    facts: FalcoFacts) -> DriverSummary:
+                    releases: FalcoReleases) -> DriverSummary:
     per_target: dict[str, Counter[str]] = defaultdict(Counter)
     failed: Counter[str] = Counter()
     for record in probes:
@@ -208,10 +170,11 @@ def _driver_summary(version: str, probes: list[ProbeRecord], failures: list[Fail
         per_target.setdefault(failure.target, Counter())
     targets = tuple(TargetCount(t, _arch_counts(per_target[t]), failed[t])
                     for t in sorted(per_target))
-    releases = Counter(r.release for r in probes if r.release)
-    return DriverSummary(version, facts.served_by(version), len(probes), len(failures),
+    tags = Counter(r.release for r in probes if r.release)
+    served = tuple(str(f) for f in releases.falco_for(version))
+    return DriverSummary(version, served, len(probes), len(failures),
                          _arch_counts(Counter(r.arch for r in probes)), targets,
-                         tuple(sorted(releases.items(), key=lambda kv: natural_key(kv[0]))))
+                         tuple(sorted(tags.items(), key=lambda kv: natural_key(kv[0]))))
 
 
 def _target_summaries(catalog: Catalog, order: tuple[str, ...]) -> tuple[TargetSummary, ...]:

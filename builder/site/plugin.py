@@ -34,11 +34,11 @@ from mkdocs.structure.files import File, Files, InclusionLevel
 from mkdocs.structure.pages import Page
 
 from ..commands.common import CATALOG_ENV, CONFIG_ENV
-from ..config import Config, load_config
+from ..config import Config, falco_releases, load_config
 from ..errors import ProbesError, ProblemsError
 from . import api, layout
 from .load import load_and_write, write_apis, write_text
-from .model import SiteModel, build_site, falco_facts
+from .model import SiteModel, build_site
 from .render import PAGE_BUDGET, Renderer
 
 ASSETS = Path(__file__).parent / "assets"
@@ -104,11 +104,11 @@ class ProbeIndexPlugin(BasePlugin[ProbeIndexConfig]):  # type: ignore[no-untyped
 
     def on_files(self, files: Files, config: MkDocsConfig) -> Files:
         try:
-            facts = falco_facts(self._load_config())
-            catalog = load_and_write(self.catalog_path, Path(config.site_dir), facts)
+            releases = falco_releases(self._load_config())
+            catalog = load_and_write(self.catalog_path, Path(config.site_dir), releases)
         except ProbesError as exc:
             raise _fail(exc) from exc
-        self.model = build_site(catalog, facts)
+        self.model = build_site(catalog, releases)
         log.info("catalog %s: %d probes, %d failures", self.catalog_path,
                  self.model.totals.probes, self.model.totals.failures)
         self.renderer = Renderer(self.model, use_directory_urls=config.use_directory_urls,
@@ -153,6 +153,6 @@ def write_api(site_dir: Path, model: SiteModel, page_urls: Mapping[str, str]) ->
     """Every API file of the site under site_dir, without MkDocs: api/index.json and each
     driver version's probes.json, SHA256SUMS and lookup shards (the build writes the same
     files, the per-driver ones while loading the catalog)."""
-    write_apis(site_dir, model.catalog.files.values(), model.facts)
+    write_apis(site_dir, model.catalog.files.values(), model.releases)
     write_text(site_dir, layout.API_INDEX,
                api.dumps(api.index_document(model, page_urls)) + "\n")

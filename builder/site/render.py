@@ -185,10 +185,11 @@ class Renderer:
     def _default_falco(self) -> str:
         """The newest known Falco release whose driver version has probes here."""
         present = {d.version for d in self.model.drivers if d.probes}
-        for falco in reversed(self.model.facts.known):
-            if self.model.facts.driver_for(falco) in present:
-                return falco
-        return self.model.facts.known[-1] if self.model.facts.known else ""
+        releases = self.model.releases
+        for falco in reversed(releases.releases()):
+            if releases.driver_for(falco) in present:
+                return str(falco)
+        return str(releases.newest())
 
     def _drivers_chart(self, src_uri: str) -> charts.BarChart:
         links = self.links(src_uri)

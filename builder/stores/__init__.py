@@ -16,9 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from ..config import Config
 from ..records import ProbeRecord
-from ..versions import KNOWN_RELEASES, FalcoVersion, builtin_driver_version
 
 FamilyKey = tuple[str, str, str]  # (driver_version, arch, target): one catalog file, one shard set
 
@@ -112,16 +110,3 @@ class Store(Protocol):
 
     def inventory(self) -> Iterable[StoredItem]:
         """Everything the store holds, for audit."""
-
-
-def falco_versions_for(driver_version: str, config: Config | None) -> tuple[FalcoVersion, ...]:
-    """Falco releases that load `driver_version`: probes.yaml's list plus the built-in table.
-
-    Empty for a driver version no Falco release loads by default; naming then
-    uses the newest loader's rules.
-    """
-    known = {FalcoVersion.parse(r) for r in KNOWN_RELEASES}
-    found = {f for f in known if builtin_driver_version(f) == driver_version}
-    if config is not None:
-        found |= set(config.falco_for_driver(driver_version))
-    return tuple(sorted(found))

@@ -92,20 +92,12 @@
     return field ? field.value : "";
   };
 
+  /* The driver version a Falco release loads: the site's own table (api.find_manifest),
+     the same answer `falco-probes find` gives; no rules re-derived here. */
   Finder.prototype.driverForFalco = function (falco) {
-    var text = String(falco);
-    var explicit = this.manifest.falco.explicit;
-    for (var i = 0; i < explicit.length; i += 1) {
-      if (explicit[i][0] === text) { return explicit[i][1]; }
-    }
-    var ranges = this.manifest.falco.ranges;
-    for (var j = 0; j < ranges.length; j += 1) {
-      if (N.compareVersions(N.parseVersion(ranges[j][0]), falco) <= 0 &&
-          N.compareVersions(falco, N.parseVersion(ranges[j][1])) <= 0) {
-        return ranges[j][2];
-      }
-    }
-    return null;
+    var table = this.manifest.falco;
+    var key = String(falco);
+    return Object.prototype.hasOwnProperty.call(table, key) ? table[key] : null;
   };
 
   /* What to compute: {falco, driver, rules} or {error}. */
