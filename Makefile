@@ -1,49 +1,85 @@
 # falco-probes: the commands a newcomer runs. See README.md.
 #   make demo   build real probes for real Debian kernels, publish to a folder, serve the site
+#               (options for `falco-probes demo`: make demo ARGS=--no-serve)
 #   make test   lint, type-check and run every test (installs what the tests need)
 
-PYTHON ?= python3
+# The distro's own interpreter, not whichever python3 comes first on PATH: a fresh
+# Debian 12 has 3.11.2 (Debian 13: 3.13), and that is the floor we promise.
+PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO   ?= demo
 PORT   ?= 8000
+ARGS   ?=
 
-# Debian packages the builder and the tests use: the compiler toolchain for
-# kbuild, rpm for the RPM tests, chromium for the site's browser tests.
-DEB_PACKAGES := clang llvm make libelf-dev rpm cpio chromium python3-venv ca-certificates apt-utils git
+# Debian packages. The demo needs the compiler toolchain kbuild runs (clang, llc, make,
+# libelf) and Python's venv; the tests also build RPMs (rpm, cpio), drive the site in
+# Chromium and read the repository with git.
+DEMO_PACKAGES := clang llvm make libelf-dev python3-venv ca-certificates
+TEST_PACKAGES := $(DEMO_PACKAGES) rpm cpio chromium git
 
-.PHONY: deps venv test lint typecheck pytest demo site serve bench clean
+.PHONY: deps demo-deps test-deps venv venv-dev test lint typecheck pytest demo site serve \
+	bench clean
 
-deps:
-	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+# Install the Debian packages of $(1) that are missing, saying which and why.
+define apt_install
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 		| grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
-		echo "installing Debian packages:" $$missing >&2; \
+		echo "==> installing Debian packages for $(2):" $$missing >&2; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+	else \
+		echo "==> Debian packages for $(2): all installed" >&2; \
+	fi
+endef
+
+demo-deps:
+	$(call apt_install,$(DEMO_PACKAGES),the demo)
+
+test-deps:
+	$(call apt_install,$(TEST_PACKAGES),the tests)
+
+deps: test-deps
+
+# The venv remembers which interpreter built it: a different one rebuilds it.
+$(BIN)/.python: FORCE
+	@want="$$(readlink -f $$(command -v $(PYTHON)))"; \
+	if [ ! -x $(BIN)/python ] || [ "$$(cat $@ 2>/dev/null)" != "$$want" ]; then \
+		echo "==> creating $(VENV) with $$want ($$($(PYTHON) --version))" >&2; \
+		rm -rf $(VENV) && $(PYTHON) -m venv $(VENV) && echo "$$want" > $@; \
 	fi
 
-$(BIN)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
-	touch $@
+$(BIN)/.installed: pyproject.toml $(BIN)/.python
+	@echo "==> installing falco-probes and its Python dependencies into $(VENV)" >&2
+	$(BIN)/pip install --disable-pip-version-check --progress-bar on -e .
+	@touch $@
+
+$(BIN)/.installed-dev: pyproject.toml $(BIN)/.installed
+	@echo "==> installing the test tools (pytest, ruff, mypy, playwright) into $(VENV)" >&2
+	$(BIN)/pip install --disable-pip-version-check --progress-bar on -e '.[dev]'
+	@touch $@
 
 venv: $(BIN)/.installed
 
-lint: venv
+venv-dev: $(BIN)/.installed-dev
+
+lint: venv-dev
+	@echo "==> ruff" >&2
 	$(BIN)/ruff check builder tests bench
 
-typecheck: venv
+typecheck: venv-dev
+	@echo "==> mypy" >&2
 	$(BIN)/mypy
 
-pytest: deps venv
+pytest: test-deps venv-dev
+	@echo "==> pytest ($$($(BIN)/python --version))" >&2
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test: deps venv lint typecheck pytest
+test: test-deps venv-dev lint typecheck pytest
 
-demo: deps venv
-	$(BIN)/falco-probes demo --out $(DEMO) --port $(PORT)
+demo: demo-deps venv
+	$(BIN)/falco-probes demo --out $(DEMO) --port $(PORT) $(ARGS)
 
 site: venv
 	$(BIN)/mkdocs build --strict
@@ -51,8 +87,10 @@ site: venv
 serve: venv
 	$(BIN)/mkdocs serve
 
-bench: deps venv
+bench: test-deps venv-dev
 	$(BIN)/python -m bench
 
 clean:
 	rm -rf site build $(DEMO) .pytest_cache .mypy_cache .ruff_cache
+
+FORCE:

@@ -23,10 +23,11 @@ from rich.progress import Progress
 from .config import Config, DriverVersion
 from .driversrc import PreparedSource, prepare_source
 from .elfcheck import check_probe
-from .errors import ProbesError
+from .errors import ProbesError, SourceLayoutError
 from .fetch import Cache
 from .kbuild import compile_probe as kbuild_compile
 from .kbuild import find_toolchain
+from .kernels.select import release_numbers
 from .plan import Job, Planned
 from .records import Kernel
 from .report import REPORT_NAME, BuildResult, write_result
@@ -184,12 +185,30 @@ def _base(kernel: Kernel, planned: Planned, started: str) -> dict[str, Any]:
 
 
 def _failure(kernel: Kernel, planned: Planned, step: str, reason: str, started: str,
-             options: BuildOptions, log: str = "") -> BuildResult:
+             options: BuildOptions, log: str = "", category: str = "",
+             source: str = "") -> BuildResult:
     _, log_path = _paths(options, planned)
     _write_text(log_path, log or reason + "\n")
     return BuildResult(ok=False, step=step, reason=_one_line(reason),
+                       category=category or _STEP_CATEGORY.get(step, "unknown"), source=source,
                        log=str(log_path.relative_to(options.out)),
                        **_base(kernel, planned, started))
+
+
+# The category of a failure that is all about its step.
+_STEP_CATEGORY = {"download": "download", "extract": "extract", "source": "source",
+                  "check": "check"}
+FIRST_IGNORING_ALWAYS = (5, 11)  # kbuild ignores `always +=` from Linux 5.11
+
+
+def _legacy_always_reason(kernel: Kernel, source: PreparedSource) -> str | None:
+    """The oldest sources (Falco 0.26-0.29) cannot build for kernels >= 5.11: say why."""
+    numbers = release_numbers(kernel.host.uname_r)
+    if not source.legacy_always or numbers is None or numbers[:2] < FIRST_IGNORING_ALWAYS:
+        return None
+    return (f"driver {source.driver_version}'s bpf Makefile uses `always += probe.o`, which "
+            f"kbuild ignores from Linux 5.11: this source cannot build a probe for "
+            f"{kernel.host.uname_r}")
 
 
 def _compile_one(kernel: Kernel, planned: Planned, build_dir: Path, sources: _Sources,
@@ -199,18 +218,23 @@ def _compile_one(kernel: Kernel, planned: Planned, build_dir: Path, sources: _So
     try:
         source = sources.get(version)
     except ProbesError as exc:
-        return _failure(kernel, planned, "source", exc.message, started, options)
+        category = "source-layout" if isinstance(exc, SourceLayoutError) else "source"
+        return _failure(kernel, planned, "source", exc.message, started, options,
+                        category=category)
     work_out = options.out / ".work" / hashlib.sha256(f"{kernel.key}|{version}".encode()
                                                       ).hexdigest()[:16]
     result = kbuild_compile(build_dir, source, work_out, timeout=options.timeout,
                             headers=kernel.headers)
     if not result.ok or result.probe is None:
-        return _failure(kernel, planned, result.step or "compile", result.reason, started,
-                        options, result.log)
+        legacy = None if result.timed_out else _legacy_always_reason(kernel, source)
+        return _failure(kernel, planned, result.step or "compile", legacy or result.reason,
+                        started, options, result.log,
+                        "unsupported-kernel" if legacy else result.category, source.description)
     expected = kernel.host.uname_r if kernel.source == "apt" else None
     check = check_probe(result.probe, kernel_release=expected)
     if not check.ok:
-        return _failure(kernel, planned, "check", check.reason, started, options, result.log)
+        return _failure(kernel, planned, "check", check.reason, started, options, result.log,
+                        source=source.description)
     base = _base(kernel, planned, started)
     probe_path, log_path = _paths(options, planned)
     probe_path.parent.mkdir(parents=True, exist_ok=True)
@@ -218,6 +242,7 @@ def _compile_one(kernel: Kernel, planned: Planned, build_dir: Path, sources: _So
     _write_text(log_path, result.log)
     fields = result.report_fields()
     fields.pop("ok")
+    fields["source"] = source.description
     fields["headers"] = base.pop("headers")
     return BuildResult(ok=True, path=str(probe_path.relative_to(options.out)),
                        log=str(log_path.relative_to(options.out)), **base, **fields)

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, Problem, ProblemsError
+from .kernels import AptOptions
+from .kernels.apt import SUITE_RE
 from .records import ARCHES, check_driver_version, check_ref, check_target
 from .schema import Field, Schema, Where, each, matches, one_of, positive
 from .versions import BUILTIN_RELEASES, FalcoReleases, FalcoVersion
@@ -31,6 +33,8 @@ class DriverSource:
     url: str = ""            # libs-archive: URL template with {ref}
     package: str = ""        # debian-package: binary package with the driver source
     path: str = ""           # directory: a libs checkout (or its driver/ folder)
+    suite: str = ""          # debian-package: the suite to take it from (default: the host's)
+    version: str = ""        # debian-package: exactly this package version (default: newest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,11 @@ class Target:
     include: str = ""                     # regex on uname -r
     exclude: str = ""
     latest: int = 0                       # only the N newest kernels per arch (0 = all)
+    suites: tuple[str, ...] = ()          # apt: read these suites (bullseye, bookworm, sid ...)
+    mirror: str = ""                      # apt: their archive (default: the machine's)
+
+    def apt_options(self) -> AptOptions:
+        return AptOptions(suites=self.suites, mirror=self.mirror)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +164,10 @@ SOURCE_SCHEMA = Schema("driver source", [
     Field("package", str, required=False, default="",
           check=matches(r"[a-z0-9][a-z0-9.+-]*", "a Debian package name")),
     Field("path", str, required=False, default=""),
+    Field("suite", str, required=False, default="",
+          check=matches(SUITE_RE, "a Debian suite name like bookworm or sid", 41)),
+    Field("version", str, required=False, default="",
+          check=matches(r"[0-9][A-Za-z0-9.+~:-]*", "a Debian package version", 100)),
 ])
 TARGET_SCHEMA = Schema("target", [
     Field("name", str, check=check_target),
@@ -165,6 +178,10 @@ TARGET_SCHEMA = Schema("target", [
     Field("include", str, required=False, default="", check=_regex),
     Field("exclude", str, required=False, default="", check=_regex),
     Field("latest", int, required=False, default=0),
+    Field("suites", list, required=False, default=[],
+          check=each(matches(SUITE_RE, "a Debian suite name like bookworm or sid", 41))),
+    Field("mirror", str, required=False, default="",
+          check=matches(r"(https?|file)://\S+", "an http(s) or file URI of a Debian archive")),
 ])
 STORE_SCHEMA = Schema("store", [
     Field("kind", str, required=False, default="directory", check=one_of(*STORE_KINDS)),
@@ -214,6 +231,10 @@ def load_config(path: Path) -> Config:
         if needed and not getattr(source, needed):
             problems.append(sw.problem(f"source kind {source.kind!r} needs {needed!r}", needed))
             continue
+        stray = [k for k in ("suite", "version") if getattr(source, k)]
+        if stray and source.kind != "debian-package":
+            problems.append(sw.problem(f"{stray[0]!r} is for debian-package sources", stray[0]))
+            continue
         if source.kind == "libs-archive" and not source.url:
             source = DriverSource(source.kind, url=DEFAULT_LIBS_ARCHIVE)
         drivers.append(DriverVersion(clean["version"], clean["ref"] or clean["version"],
@@ -228,8 +249,12 @@ def load_config(path: Path) -> Config:
         if clean is None:
             continue
         min_kernel = {**DEFAULT_MIN_KERNEL, **{k: str(v) for k, v in clean["min_kernel"].items()}}
+        if (clean["suites"] or clean["mirror"]) and clean["kernels"] != "apt":
+            problems.append(w.problem("suites and mirror need `kernels: apt`", "suites"))
+            continue
         targets.append(Target(clean["name"], clean["kernels"], tuple(clean["arch"]),
-                              min_kernel, clean["include"], clean["exclude"], clean["latest"]))
+                              min_kernel, clean["include"], clean["exclude"], clean["latest"],
+                              tuple(clean["suites"]), clean["mirror"]))
     _check_unique(targets, "name", name, problems)
 
     sw, slines = where(top["store"], "store")

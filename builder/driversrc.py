@@ -1,23 +1,41 @@
 """Driver source providers: a prepared, read-only Falco driver tree per driver version.
 
-A Falco eBPF probe is built from the libs `driver/` folder: `driver/bpf`
-(probe.c, its headers and the kbuild Makefile) plus the headers one level up
-that probe.c includes (`../driver_config.h`, `../ppm_events_public.h` ...).
+A Falco eBPF probe is built from the libs `driver/` folder, prepared as
+upstream's own build (cmake, `driver/bpf/CMakeLists.txt` at that ref) does.
+The legacy driver versions come in two layouts, told apart by how probe.c
+includes the generated `driver_config.h`:
+
+- `parent` (up to 7.0.0+driver and every commit-hash version): probe.c
+  includes "../driver_config.h"; kbuild runs in driver/bpf with the driver
+  headers one level up. We keep the driver folder's top-level files and its
+  bpf/ subtree and render driver_config.h beside them.
+- `flat` (from 7.2.0+driver): probe.c includes "driver_config.h" from its own
+  folder, and the bpf Makefile includes configure/*/Makefile.inc (kernel
+  feature probes). cmake copies the bpf sources, every driver/*.h and the
+  rendered driver_config.h into one folder, and for each configure/<MODULE>/
+  copies test.c, configure/Makefile and configure/build.sh and renders
+  configure/Makefile.inc.in into configure/<MODULE>/Makefile.inc. We do the
+  same; without it every compile fails with "driver_config.h not found".
+  Debian's DKMS trees (falcosecurity-scap-dkms) ship that folder already made.
+
+The oldest Makefiles (Falco 0.26-0.29) use `always += probe.o`, which kbuild
+ignores from Linux 5.11: `legacy_always` says so, and the build records those
+kernels as unsupported with that reason.
+
 Upstream keeps `driver_config.h.in`, a cmake template; we render it as cmake
 would, with the driver version, the probe and device name "falco" and the
-commit. A tree that already ships `driver_config.h` (Debian's
-falcosecurity-scap-dkms) is used as is, after checking its version.
+commit. A tree that ships `driver_config.h` (Debian's package) is used as
+is: its API and schema versions must be the driver version's (versions.py
+DRIVER_API), and `description` says exactly what was compiled.
 
 Providers, chosen by `source.kind` in probes.yaml:
 - `libs-archive`: the libs source archive of the ref (URL template with {ref});
 - `directory`: a local libs checkout, its driver/ folder, or driver/bpf;
-- `debian-package`: a binary package of the machine's apt archive that ships
-  the driver source under /usr/src (falcosecurity-scap-dkms).
+- `debian-package`: a binary package that ships the driver source under
+  /usr/src, from a named suite and version of the mirror apt already uses.
 
-The prepared tree holds the driver folder's top-level files and its bpf/
-subtree (not modern_bpf or the kernel module's extras), and is cached under
-<cache>/sources/<provider>/<ref>/<digest>/driver, the digest being sha256 over
-its sorted relative paths and bytes.
+The prepared tree is cached under <cache>/sources/<provider>/<ref>/<digest>/driver,
+the digest being sha256 over its sorted relative paths and bytes.
 """
 
 from __future__ import annotations
@@ -35,10 +53,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .config import DriverVersion
-from .errors import BuildError
+from .errors import BuildError, SourceLayoutError
 from .extract import extract
 from .fetch import download, sha256_file
 from .kernels.apt import AptArchive
+from .versions import DRIVER_API
 from .yamlio import atomic_write
 
 PROBE_NAME = "falco"
@@ -49,6 +68,13 @@ MANIFEST_FILE = "source.json"
 _SEARCH_DEPTH = 4
 _TEMPLATE_VAR = re.compile(r"\$\{(\w+)\}|@(\w+)@")
 _VERSION_DEFINE = re.compile(r'^#define\s+(?:DRIVER|PROBE)_VERSION\s+"([^"]*)"', re.MULTILINE)
+_API_DEFINE = re.compile(r"^#define\s+PPM_(API|SCHEMA)_CURRENT_VERSION_(MAJOR|MINOR|PATCH)\s+(\d+)",
+                         re.MULTILINE)
+_ALWAYS_LEGACY = re.compile(r"^\s*always\s*\+?=\s*probe\.o", re.MULTILINE)
+LAYOUT_PARENT = "parent"
+LAYOUT_FLAT = "flat"
+# What cmake leaves out of the flat folder (build files of the bpf folder itself).
+_NOT_COPIED = ("CMakeLists.txt", ".gitignore")
 _HEX_COMMIT = re.compile(r"[0-9a-f]{7,40}")
 _SOURCE_HINT = "check driver_versions[].source in probes.yaml (see docs/configuration.md)"
 
@@ -66,6 +92,12 @@ class PreparedSource:
     bpf_dir: Path        # driver_dir / "bpf": what kbuild gets as M=
     commit: str = ""     # the commit written into driver_config.h (may be empty)
     config: str = ""     # "generated" from driver_config.h.in, or "shipped"
+    layout: str = ""     # LAYOUT_PARENT or LAYOUT_FLAT
+    api: str = ""        # the API and schema versions the source declares ("" if none)
+    schema: str = ""
+    libs_version: str = ""        # DRIVER_VERSION in the tree (Debian's: the libs release)
+    legacy_always: bool = False   # bpf Makefile uses `always +=`, ignored from Linux 5.11
+    description: str = ""         # exactly what was compiled, for the catalog and the site
 
 
 def prepare_source(driver: DriverVersion, cache_dir: Path, *, base_dir: Path | None = None,
@@ -91,7 +123,7 @@ def from_directory(driver: DriverVersion, cache_dir: Path, base_dir: Path) -> Pr
         raise BuildError(f"driver {driver.version}: source folder {folder} does not exist",
                          hint=_SOURCE_HINT)
     return _prepare(driver, "directory", str(folder), find_driver_dir(folder), cache_dir,
-                    commit="")
+                    commit="", label=f"the folder {folder.name}")
 
 
 def from_libs_archive(driver: DriverVersion, cache_dir: Path) -> PreparedSource:
@@ -104,19 +136,27 @@ def from_libs_archive(driver: DriverVersion, cache_dir: Path) -> PreparedSource:
     with tempfile.TemporaryDirectory(prefix="libs-", dir=_scratch(cache_dir)) as tmp:
         extract(archive, Path(tmp))
         found = find_driver_dir(Path(tmp), origin=url)
-        prepared = _prepare(driver, "libs-archive", url, found, cache_dir,
-                            commit=archive_commit(archive))
+        commit = archive_commit(archive)
+        label = f"falcosecurity/libs {driver.ref} source archive" + (
+            f" (commit {commit[:12]})" if commit and commit != driver.ref else "")
+        prepared = _prepare(driver, "libs-archive", url, found, cache_dir, commit=commit,
+                            label=label)
     _remember_origin(cache_dir, prepared, f"{url}#{archive_sha}")
     return prepared
 
 
 def from_debian_package(driver: DriverVersion, cache_dir: Path,
                         apt: AptArchive | None = None) -> PreparedSource:
-    if apt is None:
-        apt = AptArchive(cache_dir / "apt")
-        apt.update()
-    package = apt.package(driver.source.package)
+    source = driver.source
+    if apt is None or source.suite:
+        apt = AptArchive(cache_dir / "apt", suites=(source.suite,) if source.suite else ())
+        if not apt.index_files():
+            apt.update()
+    package = apt.package(source.package, source.version)
     origin = package.url.rsplit("/", 1)[-1]  # the .deb file name: name, version, arch
+    version = origin.split("_")[1] if origin.count("_") >= 2 else source.version
+    label = f"debian {source.package} {version}" + (f" from {source.suite}" if source.suite
+                                                     else "")
     cached = _cached_by_origin(cache_dir, "debian-package", driver,
                                f"{package.url}#{package.sha256}")
     if cached:
@@ -126,7 +166,8 @@ def from_debian_package(driver: DriverVersion, cache_dir: Path,
     with tempfile.TemporaryDirectory(prefix="deb-", dir=_scratch(cache_dir)) as tmp:
         extract(deb, Path(tmp), kind=package.kind)
         found = find_driver_dir(Path(tmp) / "usr" / "src", origin=origin)
-        prepared = _prepare(driver, "debian-package", origin, found, cache_dir, commit="")
+        prepared = _prepare(driver, "debian-package", origin, found, cache_dir, commit="",
+                            label=label)
     _remember_origin(cache_dir, prepared, f"{package.url}#{package.sha256}")
     return prepared
 
@@ -201,8 +242,16 @@ def config_values(driver_dir: Path, driver_version: str, commit: str) -> dict[st
     return values
 
 
-def render_config(template: str, values: Mapping[str, str], where: str) -> str:
-    """cmake's configure_file: replace ${VAR} and @VAR@; unknown variables are an error."""
+def render_config(template: str, values: Mapping[str, str], where: str, *,
+                  undefined_empty: bool = False) -> str:
+    """cmake's configure_file: replace ${VAR} and @VAR@.
+
+    cmake turns an undefined variable into "" (configure/Makefile.inc.in relies on
+    it: `@@NEWLINE@@` becomes `@@`); for driver_config.h.in an unknown variable
+    means a libs version we do not know, so it is an error unless `undefined_empty`.
+    """
+    if undefined_empty:
+        return _TEMPLATE_VAR.sub(lambda m: values.get(m.group(1) or m.group(2), ""), template)
     unknown = sorted({a or b for a, b in _TEMPLATE_VAR.findall(template)} - set(values))
     if unknown:
         raise BuildError(f"{where}: no value for template variable(s) {', '.join(unknown)}",
@@ -210,22 +259,66 @@ def render_config(template: str, values: Mapping[str, str], where: str) -> str:
     return _TEMPLATE_VAR.sub(lambda m: values[m.group(1) or m.group(2)], template)
 
 
-def _write_config(driver_dir: Path, driver: DriverVersion, origin: str, commit: str) -> str:
-    config = driver_dir / CONFIG_FILE
-    template = driver_dir / TEMPLATE_FILE
-    if config.is_file():
-        shipped = _VERSION_DEFINE.search(config.read_text(errors="replace"))
-        if shipped and shipped.group(1) != driver.version:
+def detect_layout(driver_dir: Path, origin: str) -> str:
+    """LAYOUT_PARENT or LAYOUT_FLAT, from how probe.c includes driver_config.h."""
+    probe = (driver_dir / "bpf" / "probe.c").read_text(errors="replace")
+    if '"../driver_config.h"' in probe:
+        return LAYOUT_PARENT
+    if '"driver_config.h"' in probe:
+        return LAYOUT_FLAT
+    raise SourceLayoutError(f"{origin}: bpf/probe.c includes no driver_config.h; not a Falco "
+                            "driver source layout falco-probes knows", hint=_SOURCE_HINT)
+
+
+def _config(found: Path, layout: str) -> Path:
+    """Where the tree keeps (or gets) its driver_config.h."""
+    return found / "bpf" / CONFIG_FILE if layout == LAYOUT_FLAT else found / CONFIG_FILE
+
+
+def _write_config(found: Path, dest: Path, layout: str, driver: DriverVersion, origin: str,
+                  commit: str) -> tuple[str, str]:
+    """driver_config.h into `dest`: ("shipped" | "generated", its text)."""
+    shipped = _config(found, layout)
+    if shipped.is_file():
+        text = shipped.read_text(errors="replace")
+        version = _VERSION_DEFINE.search(text)
+        if version and version.group(1) != driver.version and driver.source.kind != \
+                "debian-package":
             raise BuildError(f"{origin}: {CONFIG_FILE} is for driver version "
-                             f"{shipped.group(1)!r}, probes.yaml says {driver.version!r}",
+                             f"{version.group(1)!r}, probes.yaml says {driver.version!r}",
                              hint="fix the version or the source of this driver in probes.yaml")
-        return "shipped"
-    if not template.is_file():
-        raise BuildError(f"{origin}: neither {CONFIG_FILE} nor {TEMPLATE_FILE} in the driver "
-                         "folder", hint=_SOURCE_HINT)
-    values = config_values(driver_dir, driver.version, commit)
-    config.write_text(render_config(template.read_text(), values, f"{origin}: {TEMPLATE_FILE}"))
-    return "generated"
+        kind = "shipped"
+    else:
+        template = found / TEMPLATE_FILE
+        if not template.is_file():
+            raise SourceLayoutError(f"{origin}: neither {CONFIG_FILE} nor {TEMPLATE_FILE} in "
+                                    "the driver folder", hint=_SOURCE_HINT)
+        values = config_values(found, driver.version, commit)
+        text = render_config(template.read_text(), values, f"{origin}: {TEMPLATE_FILE}")
+        kind = "generated"
+    (dest / CONFIG_FILE).write_text(text)
+    return kind, text
+
+
+def declared_versions(config_text: str) -> tuple[str, str]:
+    """(API, schema) versions a driver_config.h declares; "" when it has none (before 0.31.1)."""
+    found: dict[tuple[str, str], str] = {(k, p): n for k, p, n in _API_DEFINE.findall(config_text)}
+    versions = []
+    for kind in ("API", "SCHEMA"):
+        parts = [found.get((kind, p), "") for p in ("MAJOR", "MINOR", "PATCH")]
+        versions.append(".".join(parts) if all(parts) else "")
+    return versions[0], versions[1]
+
+
+def check_api(driver: DriverVersion, api: str, schema: str, origin: str) -> None:
+    """A source must declare the API and schema versions of the driver version it builds."""
+    expected = DRIVER_API.get(driver.version)
+    if expected is None or (api, schema) == expected:
+        return
+    raise BuildError(f"{origin}: declares API {api or 'none'} and schema {schema or 'none'}, "
+                     f"but driver version {driver.version} is API {expected[0]}, schema "
+                     f"{expected[1]}: it would not be {driver.version}",
+                     hint="point probes.yaml at the source of that driver version")
 
 
 # --- the prepared tree and its cache ------------------------------------------
@@ -249,22 +342,36 @@ def _files(root: Path) -> Iterator[str]:
 
 
 def _prepare(driver: DriverVersion, provider: str, origin: str, found: Path, cache_dir: Path,
-             commit: str) -> PreparedSource:
+             commit: str, label: str) -> PreparedSource:
     if not commit and _HEX_COMMIT.fullmatch(driver.ref):
         commit = driver.ref
+    layout = detect_layout(found, origin)
     ref_dir = cache_dir / "sources" / provider / _safe(driver.ref)
     ref_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=ref_dir))
     try:
-        _copy_driver(found, staging / "driver")
-        config = _write_config(staging / "driver", driver, origin, commit)
-        digest = tree_digest(staging / "driver")
+        dest = staging / "driver"
+        if layout == LAYOUT_FLAT:
+            _copy_flat(found, dest / "bpf")
+            config, text = _write_config(found, dest / "bpf", layout, driver, origin, commit)
+        else:
+            _copy_parent(found, dest)
+            config, text = _write_config(found, dest, layout, driver, origin, commit)
+        api, schema = declared_versions(text)
+        check_api(driver, api, schema, origin)
+        version = _VERSION_DEFINE.search(text)
+        libs_version = version.group(1) if version else ""
+        makefile = (dest / "bpf" / "Makefile").read_text(errors="replace")
+        digest = tree_digest(dest)
         final = ref_dir / digest
-        prepared = PreparedSource(driver.version, driver.ref, provider, origin, digest,
-                                  final / "driver", final / "driver" / "bpf", commit, config)
+        prepared = PreparedSource(
+            driver.version, driver.ref, provider, origin, digest, final / "driver",
+            final / "driver" / "bpf", commit, config, layout, api, schema, libs_version,
+            bool(_ALWAYS_LEGACY.search(makefile)),
+            describe(label, config, libs_version, driver.version))
         if not (final / MANIFEST_FILE).is_file():
             _write_manifest(staging / MANIFEST_FILE, prepared)
-            _make_read_only(staging / "driver")
+            _make_read_only(dest)
             if final.exists():  # no manifest: not ours to trust
                 _remove(final)
             try:
@@ -278,19 +385,74 @@ def _prepare(driver: DriverVersion, provider: str, origin: str, found: Path, cac
     return prepared
 
 
-def _copy_driver(src: Path, dest: Path) -> None:
+def describe(label: str, config: str, libs_version: str, driver_version: str) -> str:
+    """One line for the catalog: what was compiled, never more upstream than it is."""
+    if config == "shipped" and libs_version and libs_version != driver_version:
+        return f"{label} (libs {libs_version}, Debian patches), built as {driver_version}"
+    return label if config == "generated" else f"{label} (its own driver_config.h)"
+
+
+def _copy_file(src: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dest)
+
+
+def _copy_parent(src: Path, dest: Path) -> None:
     """Top-level regular files (headers probe.c includes, API_VERSION ...) plus bpf/."""
     dest.mkdir(parents=True)
     for entry in sorted(src.iterdir()):
-        if entry.is_file():
-            shutil.copyfile(entry, dest / entry.name)
+        if entry.is_file() and entry.name != CONFIG_FILE:
+            _copy_file(entry, dest / entry.name)
     for folder, dirs, names in os.walk(src / "bpf"):
         dirs.sort()
         rel = Path(folder).relative_to(src)
         (dest / rel).mkdir(exist_ok=True)
         for name in names:
             if (Path(folder) / name).is_file():
-                shutil.copyfile(Path(folder) / name, dest / rel / name)
+                _copy_file(Path(folder) / name, dest / rel / name)
+
+
+def _copy_flat(src: Path, dest: Path) -> None:
+    """The one folder cmake makes from a flat-layout source (driver/bpf/CMakeLists.txt):
+    the bpf sources, every driver/*.h, and the configure modules. A tree whose bpf/
+    already holds driver_config.h (a DKMS tree) was made that way: copied as it is."""
+    bpf = src / "bpf"
+    if (bpf / CONFIG_FILE).is_file():
+        _copy_tree_files(bpf, dest, skip=(CONFIG_FILE,))
+        return
+    dest.mkdir(parents=True)
+    for entry in sorted(bpf.iterdir()):
+        if entry.is_file() and entry.name not in _NOT_COPIED:
+            _copy_file(entry, dest / entry.name)
+    for header in sorted(src.glob("*.h")):
+        if header.is_file() and header.name != CONFIG_FILE:
+            _copy_file(header, dest / header.name)
+    _configure_modules(bpf / "configure", dest / "configure")
+
+
+def _configure_modules(configure: Path, dest: Path) -> None:
+    """configure/<MODULE>/: test.c, the shared Makefile and build.sh, Makefile.inc rendered."""
+    if not configure.is_dir():
+        return
+    template = (configure / "Makefile.inc.in").read_text()
+    for module in sorted(p for p in configure.iterdir() if p.is_dir()):
+        out = dest / module.name
+        _copy_file(module / "test.c", out / "test.c")
+        _copy_file(configure / "Makefile", out / "Makefile")
+        _copy_file(configure / "build.sh", out / "build.sh")
+        (out / "Makefile.inc").write_text(render_config(
+            template, {"CONFIGURE_MODULE": module.name}, f"{configure}/Makefile.inc.in",
+            undefined_empty=True))
+
+
+def _copy_tree_files(src: Path, dest: Path, skip: tuple[str, ...] = ()) -> None:
+    for folder, dirs, names in os.walk(src):
+        dirs.sort()
+        rel = Path(folder).relative_to(src)
+        (dest / rel).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            if (Path(folder) / name).is_file() and not (rel == Path(".") and name in skip):
+                _copy_file(Path(folder) / name, dest / rel / name)
 
 
 def _make_read_only(root: Path) -> None:
@@ -317,12 +479,12 @@ def _write_manifest(path: Path, prepared: PreparedSource) -> None:
 def _load_manifest(path: Path) -> PreparedSource | None:
     try:
         data = json.loads(path.read_text())
-        return PreparedSource(
-            data["driver_version"], data["ref"], data["provider"], data["origin"],
-            data["digest"], path.parent / data["driver_dir"], path.parent / data["bpf_dir"],
-            data.get("commit", ""), data.get("config", ""))
+        data["driver_dir"] = path.parent / data["driver_dir"]
+        data["bpf_dir"] = path.parent / data["bpf_dir"]
+        prepared = PreparedSource(**data)
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    return prepared if prepared.layout else None  # older caches: prepare again
 
 
 def _origin_file(cache_dir: Path, provider: str, ref: str, origin_key: str) -> Path:

@@ -81,3 +81,7 @@ class BuildError(ProbesError):
     """A build could not even start (no compiler, no driver source)."""
 
     exit_code = EXIT_BUILD
+
+
+class SourceLayoutError(BuildError):
+    """A driver source is not laid out as any Falco driver version we know."""

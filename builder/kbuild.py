@@ -62,6 +62,17 @@ class Toolchain:
     llc_version: str      # the "LLVM version" line of `llc --version`
     make_version: str     # first line of `make --version`
 
+    @property
+    def clang_release(self) -> str:
+        """`14.0.6` from `Debian clang version 14.0.6`, `19.1.7` from `... 19.1.7 (3+b1)`."""
+        return version_number(self.clang_version, "clang version")
+
+
+def version_number(line: str, after: str) -> str:
+    """The dotted version that follows `after` in a tool's --version line ("" if none)."""
+    found = re.search(re.escape(after) + r"\s+(\d+(?:\.\d+)+)", line)
+    return found.group(1) if found else ""
+
 
 @dataclass(frozen=True, slots=True)
 class CompileResult:
@@ -75,7 +86,8 @@ class CompileResult:
     toolchain: Toolchain
     log: str                           # full make/clang/llc output, canonical folders
     step: str = ""                     # "compile" when ok is False
-    reason: str = ""                   # one line: first `error:` line, or the timeout
+    reason: str = ""                   # one line: the compiler's first error, or the timeout
+    category: str = ""                 # records.FAILURE_CATEGORIES, from the log
     timed_out: bool = False
     sha256: str = ""
     size: int = 0
@@ -105,7 +117,7 @@ class CompileResult:
             "duration": round(self.duration, 3),
         }
         if not self.ok:
-            fields.update(step=self.step, reason=self.reason)
+            fields.update(step=self.step, reason=self.reason, category=self.category)
         return fields
 
 
@@ -199,10 +211,11 @@ def compile_probe(build_dir: Path, source: PreparedSource, out_dir: Path, *, tim
             environment=tuple(sorted((k, v) for k, v in env.items() if k != "PATH")))
         built = bpf / PROBE_OBJECT
         if timed_out:
-            return replace(base, step="compile", timed_out=True,
+            return replace(base, step="compile", timed_out=True, category="timeout",
                            reason=f"timed out after {timeout:g} s")
         if returncode != 0 or not built.is_file():
-            return replace(base, step="compile", reason=_failure_reason(base.log, returncode))
+            return replace(base, step="compile", reason=failure_reason(base.log, returncode),
+                           category=failure_category(base.log))
         probe, digest, size = _deliver(built, out_dir)
         return replace(base, ok=True, probe=probe, sha256=digest, size=size)
     finally:
@@ -284,14 +297,64 @@ def _canonical(text: str, maps: dict[Path, str]) -> str:
     return text
 
 
-def _failure_reason(log: str, returncode: int) -> str:
+# `file:line:col: error: message`, as clang prints it.
+_DIAGNOSTIC = re.compile(r"^(?P<file>[^\s:]+):\d+:\d+: (?:fatal )?error: (?P<message>.*)$")
+_NOT_FOUND = re.compile(r"'(?P<name>[^']+)' file not found")
+# Lines that say "error:" but are not the failure: the bpf Makefile greps a header
+# that split header packages keep elsewhere (DESIGN.md section 5).
+_NOISE = ("expr:",)
+_TOOLCHAIN = ("LLVM ERROR", "PLEASE submit a bug report", "clang: error: unable to execute",
+              "command not found", "Killed signal", "Build system is broken",
+              "error: unknown target", "error: unable to create target")
+
+
+def _first_error(lines: list[str]) -> str | None:
+    diagnostic = next((x for x in lines if _DIAGNOSTIC.match(x.strip())), None)
+    if diagnostic is not None:
+        return diagnostic
+    return next((x for x in lines if "error:" in x and not x.strip().startswith(_NOISE)), None)
+
+
+def failure_reason(log: str, returncode: int) -> str:
+    """One line a person can act on: the compiler's first error, never a harmless warning."""
     lines = log.splitlines()
-    line = next((x for x in lines if "error:" in x), None) \
+    line = _first_error(lines) \
+        or next((x for x in lines if any(m in x for m in _TOOLCHAIN)), None) \
         or next((x for x in lines if "***" in x), None) \
         or (f"make exited with status {returncode}" if returncode
             else f"make succeeded but produced no {PROBE_OBJECT}")
-    line = line.strip()
-    return line if len(line) <= _REASON_MAX else line[:_REASON_MAX - 3] + "..."
+    return shorten(line.strip(), _REASON_MAX)
+
+
+def shorten(text: str, limit: int) -> str:
+    """At most `limit` characters, cut between words, saying where the rest is."""
+    if len(text) <= limit:
+        return text
+    tail = " … (see the log)"
+    cut = text[: limit - len(tail)]
+    if " " in cut:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:") + tail
+
+
+def failure_category(log: str) -> str:
+    """Why a compile failed (records.FAILURE_CATEGORIES), from its log."""
+    lines = log.splitlines()
+    if any(marker in line for line in lines for marker in _TOOLCHAIN):
+        return "toolchain"
+    first = _first_error(lines)
+    diagnostic = _DIAGNOSTIC.match(first.strip()) if first else None
+    if diagnostic is None:
+        if any("No rule to make target" in line and CANONICAL_DRIVER in line for line in lines):
+            return "source-layout"
+        return "unknown"
+    in_driver = diagnostic.group("file").startswith(CANONICAL_DRIVER)
+    missing = _NOT_FOUND.search(diagnostic.group("message"))
+    if missing is not None and in_driver:
+        # a driver header missing is how the source was laid out; a kernel header
+        # missing is an API this kernel does not have
+        return "unsupported-kernel" if "/" in missing.group("name") else "source-layout"
+    return "unsupported-kernel" if in_driver else "toolchain"
 
 
 def _deliver(built: Path, out_dir: Path) -> tuple[Path, str, int]:

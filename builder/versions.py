@@ -111,6 +111,29 @@ class FalcoReleases:
 BUILTIN_RELEASES: FalcoReleases  # set below, once the table's helpers exist
 
 
+# Driver version -> (API version, schema version) its source declares (driver/API_VERSION
+# and driver/SCHEMA_VERSION at each libs ref). A source built as one of these must
+# declare the same: that is what makes a Debian-packaged source "this driver version".
+# The oldest commits (Falco 0.26-0.31.0) declare none.
+DRIVER_API: dict[str, tuple[str, str]] = {
+    "b7eb0dd65226a8dc254d228c8d950d07bf3521d2": ("1.0.0", "1.0.0"),
+    "39ae7d40496793cf3d3e7890c9bbdc202263836b": ("1.0.0", "1.0.0"),
+    "2.0.0+driver": ("1.0.0", "2.0.0"),
+    "3.0.1+driver": ("2.0.0", "2.1.0"),
+    "4.0.0+driver": ("3.0.0", "2.2.0"),
+    "5.0.1+driver": ("4.0.1", "2.4.1"),
+    "6.0.1+driver": ("5.0.0", "2.10.0"),
+    "7.0.0+driver": ("8.0.1", "2.14.0"),
+    "7.2.0+driver": ("8.0.3", "2.20.1"),
+    "7.2.1+driver": ("8.0.3", "2.20.1"),
+    "7.3.0+driver": ("8.0.3", "2.22.1"),
+    "8.0.0+driver": ("8.0.3", "3.5.0"),
+    "8.1.0+driver": ("8.0.3", "3.6.1"),
+    "9.0.0+driver": ("8.0.4", "4.0.1"),
+    "9.1.0+driver": ("8.0.4", "4.1.0"),
+}
+
+
 def builtin_driver_version(falco: FalcoVersion) -> str | None:
     for first, last, driver in BUILTIN_DRIVER_VERSIONS:
         if first <= falco <= last:

@@ -231,9 +231,10 @@ def test_generated_config_compiles(from_http: PreparedSource,
 # --- errors: a small fake driver tree is enough -------------------------------
 
 def _fake_driver(folder: Path, *, config: str | None = None,
-                 template: str | None = "#define DRIVER_VERSION \"${DRIVER_VERSION}\"\n") -> Path:
+                 template: str | None = "#define DRIVER_VERSION \"${DRIVER_VERSION}\"\n",
+                 probe_c: str = '#include "../driver_config.h"\n') -> Path:
     (folder / "bpf").mkdir(parents=True)
-    (folder / "bpf" / "probe.c").write_text("/* probe */\n")
+    (folder / "bpf" / "probe.c").write_text(probe_c)
     (folder / "bpf" / "Makefile").write_text("always-y += probe.o\n")
     if config is not None:
         (folder / "driver_config.h").write_text(config)
@@ -257,6 +258,9 @@ ERROR_CASES = [
         root / "driver", template="#define X ${PPM_API_CURRENT_VERSION_MAJOR}\n"),
      "{root}/driver: driver_config.h.in: no value for template variable(s) "
      "PPM_API_CURRENT_VERSION_MAJOR"),
+    ("unknown layout", lambda root: _fake_driver(root / "driver", probe_c="/* probe */\n"),
+     "{root}/driver: bpf/probe.c includes no driver_config.h; not a Falco driver source "
+     "layout falco-probes knows"),
     ("shipped config of another version", lambda root: _fake_driver(
         root / "driver", template=None, config='#define DRIVER_VERSION "1.2.3"\n'),
      "{root}/driver: driver_config.h is for driver version '1.2.3', probes.yaml says "
@@ -275,6 +279,21 @@ def test_directory_errors(tmp_path: Path, case: str, make: object, message: str)
     assert caught.value.hint
     # nothing half-made is left in the cache
     assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+
+
+def test_a_source_must_declare_its_driver_versions_api(tmp_path: Path) -> None:
+    folder = _fake_driver(tmp_path / "src" / "driver", template=(
+        "#define PPM_API_CURRENT_VERSION_MAJOR 1\n#define PPM_API_CURRENT_VERSION_MINOR 0\n"
+        "#define PPM_API_CURRENT_VERSION_PATCH 0\n#define PPM_SCHEMA_CURRENT_VERSION_MAJOR 1\n"
+        "#define PPM_SCHEMA_CURRENT_VERSION_MINOR 0\n#define PPM_SCHEMA_CURRENT_VERSION_PATCH 0\n"
+        '#define DRIVER_VERSION "${DRIVER_VERSION}"\n'))
+    driver = DriverVersion("9.1.0+driver", "9.1.0+driver", (),
+                           DriverSource("directory", path=str(folder)))
+    with pytest.raises(BuildError) as caught:
+        prepare_source(driver, tmp_path / "cache")
+    assert caught.value.message.endswith(
+        "declares API 1.0.0 and schema 1.0.0, but driver version 9.1.0+driver is API 8.0.4, "
+        "schema 4.1.0: it would not be 9.1.0+driver")
 
 
 def test_url_template_needs_ref(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ checked without compiling.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -29,8 +30,11 @@ from builder.kbuild import (
     CANONICAL_KERNEL,
     TOOLCHAIN_HINT,
     compile_probe,
+    failure_category,
+    failure_reason,
     find_toolchain,
     kernel_root_of,
+    version_number,
 )
 
 pytestmark = pytest.mark.slow
@@ -94,7 +98,7 @@ def test_compile_records_how_to_rebuild(base: Path) -> None:
     assert "CLANG=clang LLC=llc" in result.canonical_command
     assert str(base) not in result.canonical_command + result.log + result.kernel_dir
     assert result.kernel_dir == f"{CANONICAL_KERNEL}/src/linux-headers-{real_kernel().uname_r}"
-    assert result.toolchain.clang_version.split()[-3:-1] == ["clang", "version"]
+    assert re.fullmatch(r"\d+\.\d+\.\d+", result.toolchain.clang_release)
     assert "LLVM version" in result.toolchain.llc_version
     assert result.toolchain.make_version.startswith("GNU Make")
     assert dict(result.environment)["SOURCE_DATE_EPOCH"] == str(result.source_date_epoch)
@@ -122,6 +126,55 @@ def test_compile_error_is_a_result(base: Path, broken_source: PreparedSource,
     assert "Error 1" in result.log  # make's own account is kept in the full log
     assert not (out / "probe.o").exists()
     assert result.report_fields()["reason"] == result.reason
+
+
+@pytest.mark.parametrize(("line", "release"), [
+    ("Debian clang version 14.0.6", "14.0.6"),          # Debian 12
+    ("Debian clang version 19.1.7 (3+b1)", "19.1.7"),   # Debian 13
+    ("clang version 16.0.0 (https://github.com/llvm/llvm-project 08d094a0)", "16.0.0"),
+    ("Ubuntu clang version 18.1.3 (1ubuntu1)", "18.1.3"),
+    ("Homebrew clang version 17.0.6", "17.0.6"),
+    ("no version here", ""),
+])
+def test_clang_release_in_every_form(line: str, release: str) -> None:
+    assert version_number(line, "clang version") == release
+
+
+D = CANONICAL_DRIVER
+K = CANONICAL_KERNEL
+EXPR = "expr: syntax error: unexpected argument '1'"
+FAILURE_LOGS = [
+    # (log, reason, category)
+    (f"{EXPR}\n{D}/bpf/fillers.h:2567:12: error: no member named 'rss_stat' in "
+     "'struct mm_struct'\nmake[1]: *** [x] Error 1",
+     f"{D}/bpf/fillers.h:2567:12: error: no member named 'rss_stat' in 'struct mm_struct'",
+     "unsupported-kernel"),
+    (f"{EXPR}\n{D}/bpf/probe.c:18:10: fatal error: 'driver_config.h' file not found",
+     f"{D}/bpf/probe.c:18:10: fatal error: 'driver_config.h' file not found", "source-layout"),
+    (f"{D}/bpf/types.h:9:10: fatal error: 'linux/gone.h' file not found",
+     f"{D}/bpf/types.h:9:10: fatal error: 'linux/gone.h' file not found", "unsupported-kernel"),
+    (f"{K}/arch/arm64/include/asm/x.h:4:2: error: invalid output constraint '=Q' in asm",
+     f"{K}/arch/arm64/include/asm/x.h:4:2: error: invalid output constraint '=Q' in asm",
+     "toolchain"),
+    ("LLVM ERROR: Cannot select: intrinsic\nmake: *** [probe.o] Error 1",
+     "LLVM ERROR: Cannot select: intrinsic", "toolchain"),
+    (f"{EXPR}\nmake[1]: *** No rule to make target '{D}/bpf/maps.h'. Stop.",
+     f"make[1]: *** No rule to make target '{D}/bpf/maps.h'. Stop.", "source-layout"),
+    (f"{EXPR}\n", "make succeeded but produced no probe.o", "unknown"),
+]
+
+
+@pytest.mark.parametrize(("log", "reason", "category"), FAILURE_LOGS)
+def test_failure_reason_and_category_from_the_log(log: str, reason: str, category: str) -> None:
+    assert failure_reason(log, 0) == reason
+    assert failure_category(log) == category
+
+
+def test_long_reasons_are_cut_between_words_and_point_to_the_log() -> None:
+    line = f"{D}/bpf/fillers.h:1:1: error: " + "someverylongword " * 40
+    reason = failure_reason(line, 2)
+    assert len(reason) <= 300 and reason.endswith(" … (see the log)")
+    assert reason.removesuffix(" … (see the log)").endswith("someverylongword")
 
 
 def test_timeout_kills_the_whole_build(base: Path, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..config import DEFAULT_MIN_KERNEL, load_config
 from ..errors import EXIT_NEGATIVE, EXIT_OK, InputError, Problem, ProblemsError
-from ..kernels import Discovery, discover, parse_source
+from ..kernels import AptOptions, Discovery, discover, parse_source
 from ..kernels.select import (
     KernelFilters,
     Selection,
@@ -62,6 +62,11 @@ def register(subparsers: Any) -> None:
                      help="sources file (one-line or deb822) instead of this machine's")
     apt.add_argument("--keyring", type=Path, metavar="FILE",
                      help="OpenPGP keyring for sources without Signed-By")
+    apt.add_argument("--suite", action="append", metavar="SUITE",
+                     help="read this suite (bullseye, bookworm, trixie, sid ...; repeatable) "
+                          "from the mirror this machine's apt uses, instead of its sources")
+    apt.add_argument("--mirror", metavar="URI",
+                     help="with --suite: the Debian archive to read (default: this machine's)")
     apt.add_argument("--cache", type=Path, metavar="DIR",
                      help="apt state folder (default: $XDG_CACHE_HOME/falco-probes/apt)")
     filters = parser.add_argument_group("filters (each skipped kernel keeps its reason)")
@@ -87,9 +92,8 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     arches = tuple(_arch(a) for a in args.arch or ())
-    spec, filters = _spec_and_filters(args, arches)
-    discovery = discover(spec, arches=arches or filters.arches, cache_dir=args.cache,
-                         sources=args.sources, keyring=args.keyring)
+    spec, filters, apt = _spec_and_filters(args, arches)
+    discovery = discover(spec, arches=arches or filters.arches, cache_dir=args.cache, apt=apt)
     if not discovery.kernels and discovery.problems:
         raise ProblemsError(list(discovery.problems),
                             hint=f"{spec}: no usable kernel in it; see the problems above")
@@ -124,14 +128,19 @@ def _min_kernel(values: list[str] | None, base: dict[str, str]) -> dict[str, str
     return out
 
 
-def _spec_and_filters(args: argparse.Namespace,
-                      arches: tuple[str, ...]) -> tuple[str, KernelFilters]:
+def _spec_and_filters(args: argparse.Namespace, arches: tuple[str, ...],
+                      ) -> tuple[str, KernelFilters, AptOptions]:
+    apt = AptOptions()
     if args.config is not None:
-        spec, base = _from_config(args.config, args.target)
+        spec, base, apt = _from_config(args.config, args.target)
     else:
         spec = args.source
         parse_source(spec)
         base = KernelFilters(targets=(args.target,) if args.target else ())
+    if args.mirror and not args.suite:
+        raise InputError("--mirror needs --suite", hint="name the suites to read from it")
+    apt = AptOptions(args.sources, args.keyring, tuple(args.suite or ()) or apt.suites,
+                     args.mirror or apt.mirror)
     overrides: dict[str, Any] = {"min_kernel": _min_kernel(args.min_kernel,
                                                            dict(base.min_kernel))}
     if arches:
@@ -142,10 +151,10 @@ def _spec_and_filters(args: argparse.Namespace,
         overrides["exclude"] = args.exclude
     if args.latest is not None:
         overrides["latest"] = args.latest
-    return spec, replace(base, **overrides)
+    return spec, replace(base, **overrides), apt
 
 
-def _from_config(path: Path, name: str | None) -> tuple[str, KernelFilters]:
+def _from_config(path: Path, name: str | None) -> tuple[str, KernelFilters, AptOptions]:
     config = load_config(path)
     names = ", ".join(t.name for t in config.targets) or "none"
     if not name:
@@ -160,7 +169,8 @@ def _from_config(path: Path, name: str | None) -> tuple[str, KernelFilters]:
         spec = f"{kind}:{path.parent / where}"
     # A kernel-crawler list holds every distro, so keep the target's own kernels;
     # an apt archive is the target's by definition, whatever the target is called.
-    return spec, filters_for_target(target, by_target=kind == "kernel-crawler")
+    return (spec, filters_for_target(target, by_target=kind == "kernel-crawler"),
+            target.apt_options())
 
 
 # --- outputs -------------------------------------------------------------------

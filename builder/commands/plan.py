@@ -95,15 +95,16 @@ def gather_kernels(config: Config, only: list[str], cache: Path | None,
     if missing:
         raise InputError(f"target {missing[0]!r} is not in {config.path}",
                          hint=f"targets: {', '.join(sorted(names))}")
-    discovered: dict[tuple[str, tuple[str, ...]], Any] = {}
+    discovered: dict[tuple[str, tuple[str, ...], tuple[str, ...], str], Any] = {}
     kernels: list[Kernel] = []
     left: list[Left] = []
     for target in config.targets:
         if only and target.name not in only:
             continue
-        key = (target.kernels, tuple(target.arch))
+        key = (target.kernels, tuple(target.arch), target.suites, target.mirror)
         if key not in discovered:
-            discovered[key] = discover(target.kernels, arches=target.arch, cache_dir=cache)
+            discovered[key] = discover(target.kernels, arches=target.arch, cache_dir=cache,
+                                       apt=target.apt_options())
             for problem in discovered[key].problems[:20]:
                 info(f"  {target.kernels}: {problem}")
         selection = select_kernels(discovered[key].kernels,

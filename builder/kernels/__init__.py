@@ -40,26 +40,40 @@ def parse_source(spec: str) -> tuple[str, str]:
     raise InputError(f"{spec!r} is not a kernel source", hint=SOURCE_HINT)
 
 
+@dataclass(frozen=True, slots=True)
+class AptOptions:
+    """Which apt archive: a sources file and keyring, or suites on the machine's mirror."""
+
+    sources: Path | None = None
+    keyring: Path | None = None
+    suites: tuple[str, ...] = ()   # read these suites from the machine's (or this) mirror
+    mirror: str = ""
+
+
 def discover(spec: str, *, arches: Sequence[str] = (), cache_dir: Path | None = None,
-             sources: Path | None = None, keyring: Path | None = None) -> Discovery:
+             apt: AptOptions = AptOptions()) -> Discovery:
     kind, where = parse_source(spec)
     if kind == "apt":
-        if where and sources:
+        if where and apt.sources:
             raise InputError(f"{spec!r} names a sources file and --sources gives another",
                              hint="give the sources file once")
-        return _from_apt(arches, cache_dir or default_cache_dir(),
-                         Path(where) if where else sources, keyring)
-    if sources or keyring:
-        raise InputError("--sources and --keyring are for apt sources, not kernel-crawler lists")
+        if where:
+            apt = AptOptions(Path(where), apt.keyring, apt.suites, apt.mirror)
+        if apt.sources and (apt.suites or apt.mirror):
+            raise InputError("a sources file and suites/mirror both say which archive to read",
+                             hint="give either a sources file or suites (and a mirror)")
+        return _from_apt(arches, cache_dir or default_cache_dir(), apt)
+    if apt != AptOptions():
+        raise InputError("--sources, --keyring, suites and mirror are for apt sources, not "
+                         "kernel-crawler lists")
     return _from_crawler(where, arches)
 
 
-def _from_apt(arches: Sequence[str], cache_dir: Path, sources: Path | None,
-              keyring: Path | None) -> Discovery:
+def _from_apt(arches: Sequence[str], cache_dir: Path, apt: AptOptions) -> Discovery:
     kernels: list[Kernel] = []
     problems: list[Problem] = []
     for arch in arches or ("x86_64",):
-        archive = AptArchive(cache_dir, sources, keyring, arch)
+        archive = AptArchive(cache_dir, apt.sources, apt.keyring, arch, apt.suites, apt.mirror)
         archive.update()
         kernels += archive.kernels()
         problems += archive.problems

@@ -11,13 +11,21 @@ header packages are the ones its Depends name: its `-common` package and its
 
 By default the archive is whatever the machine's apt is configured with
 (its sources.list and sources.list.d, found through `apt-config`); another
-sources file (one-line or deb822) and keyring can be given instead.
+sources file (one-line or deb822) and keyring can be given instead. Naming
+`suites` reads those suites (bullseye, bookworm, trixie, sid ...) from the
+same mirror the machine uses (or `mirror`), whatever release the machine
+itself runs, so results do not depend on the host's Debian.
+
+arm64 kernels are built on amd64 machines: their headers come from the
+arm64 index, their `linux-kbuild` (host programs: fixdep, modpost) from the
+build machine's own architecture, at the same version.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import posixpath
 import re
 import shlex
@@ -43,6 +51,9 @@ _KEYRING_NAME = re.compile(r"[A-Za-z0-9_.-]+\.(gpg|asc)")
 _ONE_LINE = re.compile(
     r"(deb|deb-src)\s+(\[[^\]]*\]\s+)?[A-Za-z][A-Za-z0-9+.-]*:\S+\s+\S+(\s+\S+)*")
 _PACKAGE_NAME = re.compile(r"[a-z0-9][a-z0-9.+-]*")
+SUITE_RE = r"[a-z][a-z0-9.-]{0,40}"
+_SUITE = re.compile(SUITE_RE)
+_URI = re.compile(r"(https?|file):/\S+")
 _APT_TIMEOUT = 900
 
 
@@ -144,6 +155,89 @@ def read_sources_file(path: Path) -> SourcesFile:
     return SourcesFile(f"custom.{kind}", text, str(path))
 
 
+# --- suites from the machine's mirror --------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveEntry:
+    """One `deb` entry of a sources file: where an archive is and how it is signed."""
+
+    uri: str
+    suites: tuple[str, ...]
+    components: tuple[str, ...]
+    signed_by: str = ""
+
+
+def archive_entries(source: SourcesFile) -> list[ArchiveEntry]:
+    """The `deb` entries of a one-line or deb822 sources file."""
+    if source.name.endswith(".sources"):
+        out = []
+        for paragraph in deb822.Deb822.iter_paragraphs(source.text.splitlines()):
+            if "deb" not in paragraph.get("Types", "").split() or \
+                    paragraph.get("Enabled", "yes").strip().lower() == "no":
+                continue
+            for uri in paragraph.get("URIs", "").split():
+                out.append(ArchiveEntry(uri, tuple(paragraph.get("Suites", "").split()),
+                                        tuple(paragraph.get("Components", "").split()),
+                                        paragraph.get("Signed-By", "").strip()))
+        return out
+    out = []
+    for line in source.text.splitlines():
+        words = line.split("#", 1)[0].split()
+        if words[:1] != ["deb"]:
+            continue
+        options = ""
+        if len(words) > 1 and words[1].startswith("["):
+            end = next(i for i, w in enumerate(words) if w.endswith("]"))
+            options, words = " ".join(words[1:end + 1]), [words[0], *words[end + 1:]]
+        signed = re.search(r"signed-by=(\S+?)\]?(\s|$)", options)
+        if len(words) >= 3:
+            out.append(ArchiveEntry(words[1], (words[2],), tuple(words[3:]),
+                                    signed.group(1) if signed else ""))
+    return out
+
+
+def suite_sources(host: list[SourcesFile], suites: tuple[str, ...],
+                  mirror: str = "") -> SourcesFile:
+    """A deb822 sources file for `suites`, on the mirror the machine's apt already uses.
+
+    A suite the host already lists keeps its own entry's URI and keyring (so
+    bookworm-security stays on the security archive); any other suite is read
+    from the host's main archive, or from `mirror` when given.
+    """
+    for suite in suites:
+        if not _SUITE.fullmatch(suite):
+            raise InputError(f"{suite!r} is not a Debian suite name like bookworm or sid")
+    if mirror and not _URI.fullmatch(mirror):
+        raise InputError(f"mirror {mirror!r} is not an http(s) or file URI")
+    entries = [e for source in host for e in archive_entries(source)]
+    main = next((e for e in entries if any(
+        not s.endswith(("-security", "-updates", "-backports")) for s in e.suites)), None)
+    if main is None and not mirror:
+        raise InputError("apt on this machine lists no Debian archive to read suites from",
+                         hint="give the archive's URI (probes.yaml `mirror:` or --mirror)")
+    paragraphs = []
+    for suite in suites:
+        own = next((e for e in entries if suite in e.suites), None)
+        entry = own or main
+        uri = mirror if mirror and own is None else (entry.uri if entry else mirror)
+        # Signatures and hashes are checked as always; the Release file's Valid-Until is
+        # not, because a mirror frozen in time (a snapshot) serves testing and sid with
+        # an expired one, and we pin what we build from by version and sha256 anyway.
+        lines = ["Types: deb", f"URIs: {uri}", f"Suites: {suite}", "Components: main",
+                 "Check-Valid-Until: no"]
+        if entry is not None and entry.signed_by and (own is not None or not mirror):
+            lines.append(f"Signed-By: {entry.signed_by}")
+        paragraphs.append("\n".join(lines))
+    origin = f"the suites {', '.join(suites)} of " + (mirror or (main.uri if main else ""))
+    return SourcesFile("suites.sources", "\n\n".join(paragraphs) + "\n", origin)
+
+
+def build_machine_arch() -> str:
+    """The Debian architecture of this machine (kbuild's host programs must run here)."""
+    return DEB_ARCHES.get(platform.machine(), platform.machine())
+
+
 def _apt_config_paths() -> dict[str, Path]:
     """Where the host's apt keeps its sources and keyrings, as apt-config says."""
     names = {"SL": "Dir::Etc::SourceList/f", "SP": "Dir::Etc::SourceParts/d",
@@ -223,6 +317,7 @@ class IndexFile:
     origin: str       # Debian, Ubuntu ...
     version: str      # Release Version: 12.12, 22.04
     codename: str
+    arch: str = ""    # the Packages file's architecture (amd64, arm64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +330,7 @@ class PackageRecord:
     size: int
     depends: tuple[tuple[tuple[str, str, str], ...], ...]  # groups of (name, op, version)
     index: IndexFile
+    arch: str = ""            # amd64, arm64 or all
 
 
 def _is_linux_header_or_kbuild(name: str) -> bool:
@@ -245,16 +341,21 @@ class AptArchive:
     """A Debian/Ubuntu archive read through a private apt configuration."""
 
     def __init__(self, cache_dir: Path, sources: Path | None = None,
-                 keyring: Path | None = None, arch: str = "amd64") -> None:
+                 keyring: Path | None = None, arch: str = "amd64",
+                 suites: tuple[str, ...] = (), mirror: str = "") -> None:
         if arch not in DEB_ARCHES:
             raise InputError(f"unknown architecture {arch!r}",
                              hint="use amd64/x86_64 or arm64/aarch64")
         self.arch = DEB_ARCHES[arch]
+        # kbuild's host programs come from the build machine's architecture.
+        self.build_arch = build_machine_arch()
         host = _apt_config_paths() if sources is None or keyring is None else {}
         self.sources = [read_sources_file(sources)] if sources else host_sources(host)
         if not self.sources:
             raise InputError("apt on this machine has no sources configured",
                              hint="give a sources file with --sources or apt:FILE")
+        if suites:
+            self.sources = [suite_sources(self.sources, tuple(suites), mirror)]
         self.keyrings = [self._check_keyring(keyring)] if keyring else host_keyrings(host)
         self.root = Path(cache_dir).expanduser().resolve() / f"{self.arch}-{self._digest()}"
         self.problems: list[Problem] = []
@@ -268,9 +369,14 @@ class AptArchive:
                              hint="give the archive's OpenPGP keyring (.gpg or .asc)")
         return path
 
+    @property
+    def arches(self) -> tuple[str, ...]:
+        """Indices to read: the kernels' architecture, and the build machine's for kbuild."""
+        return tuple(dict.fromkeys((self.arch, self.build_arch)))
+
     def _digest(self) -> str:
         """The state folder is per configuration, so lists stay valid across runs."""
-        digest = hashlib.sha256(self.arch.encode())
+        digest = hashlib.sha256(" ".join(self.arches).encode())
         for source in self.sources:
             digest.update(b"\0" + source.name.encode() + b"\0" + source.text.encode())
         for keyring in self.keyrings:
@@ -299,7 +405,7 @@ class AptArchive:
             'Dir::Etc::PreferencesParts "preferences.d/";',
             f"Dir::Log {_quoted(root / 'log')};",
             f'APT::Architecture "{self.arch}";',
-            f'APT::Architectures {{ "{self.arch}"; }};',
+            "APT::Architectures { " + " ".join(f'"{a}";' for a in self.arches) + " };",
             'Acquire::Languages "none";',
             'Acquire::GzipIndexes "false";',
         ]
@@ -380,7 +486,8 @@ class AptArchive:
             path = Path(target.get("Filename", ""))
             if target.get("Trusted") == "yes" and path.is_file():
                 out.append(IndexFile(path, target.get("Repo-URI", ""), target.get("Origin", ""),
-                                     target.get("Version", ""), target.get("Codename", "")))
+                                     target.get("Version", ""), target.get("Codename", ""),
+                                     target.get("Architecture", "")))
         return out
 
     def kernels(self) -> list[Kernel]:
@@ -391,19 +498,31 @@ class AptArchive:
             if not name.startswith("linux-headers-"):
                 continue
             for record in records[name]:
+                if record.arch != self.arch:
+                    continue  # the build machine's own headers, read for kbuild only
                 kernel = self._kernel(record, records)
                 if kernel is not None:
                     kernels.append(kernel)
         return sorted(kernels, key=lambda k: (k.target, k.flavor, Version(k.package_version)))
 
-    def package(self, name: str) -> HeaderPackage:
-        """The newest version of any binary package, with its URL, sha256 and size."""
+    def package(self, name: str, version: str = "") -> HeaderPackage:
+        """The newest version (or exactly `version`) of a binary package, with its URL,
+        sha256 and size."""
         if not _PACKAGE_NAME.fullmatch(name):
             raise InputError(f"{name!r} is not a Debian package name")
-        found = self._scan(lambda candidate: candidate == name).get(name, [])
+        found = [r for r in self._scan(lambda candidate: candidate == name).get(name, [])
+                 if r.arch in (self.arch, "all")]
         if not found:
             raise InputError(f"package {name!r} is not in the archive ({self.arch})",
-                             hint="check the name and the sources (--sources)")
+                             hint="check the name and the sources (--sources, suites)")
+        if version:
+            exact = [r for r in found if str(r.version) == version]
+            if not exact:
+                have = ", ".join(sorted({str(r.version) for r in found}))
+                raise InputError(f"package {name!r} has no version {version!r} in "
+                                 f"{self._origin_of(self.sources[0].origin)} (it has: {have})",
+                                 hint="check the suite and version in probes.yaml")
+            found = exact
         best = max(found, key=lambda r: r.version)
         header = self._header(best)
         if isinstance(header, str):
@@ -430,7 +549,8 @@ class AptArchive:
             for paragraph in _paragraphs(index.path, wanted):
                 record = _record(paragraph, index)
                 if record is not None:
-                    out.setdefault(record.name, {}).setdefault(str(record.version), record)
+                    out.setdefault(record.name, {}).setdefault(
+                        f"{record.version} {record.arch}", record)
         return {name: list(versions.values()) for name, versions in out.items()}
 
     def _kernel(self, record: PackageRecord,
@@ -442,7 +562,10 @@ class AptArchive:
         deps = [relation] + [g[0] for g in record.depends if g[0][0].startswith("linux-kbuild-")]
         headers = [self._header(record)]
         for dep_name, op, version in deps:
-            chosen = _best(records.get(dep_name, []), op, version)
+            # kbuild runs here: its programs must be the build machine's architecture
+            arch = self.build_arch if dep_name.startswith("linux-kbuild-") else self.arch
+            chosen = _best([r for r in records.get(dep_name, []) if r.arch in (arch, "all")],
+                           op, version)
             if chosen is None:
                 return self._problem(record, f"depends on {dep_name} {op} {version}".rstrip()
                                      + ", which is not in the archive")
@@ -511,7 +634,7 @@ def _record(paragraph: str, index: IndexFile) -> PackageRecord | None:
         for group in package.relations["depends"] or ())
     return PackageRecord(package["Package"], version, str(package.source_version),
                          package.get("Filename", ""), package.get("SHA256", ""), size,
-                         depends, index)
+                         depends, index, package.get("Architecture", index.arch))
 
 
 def _common_dependency(record: PackageRecord) -> tuple[str, tuple[str, str, str]] | None:
