@@ -224,7 +224,7 @@ def _compile_one(kernel: Kernel, planned: Planned, build_dir: Path, sources: _So
     work_out = options.out / ".work" / hashlib.sha256(f"{kernel.key}|{version}".encode()
                                                       ).hexdigest()[:16]
     result = kbuild_compile(build_dir, source, work_out, timeout=options.timeout,
-                            headers=kernel.headers)
+                            headers=kernel.headers, arch=kernel.arch)
     if not result.ok or result.probe is None:
         legacy = None if result.timed_out else _legacy_always_reason(kernel, source)
         return _failure(kernel, planned, result.step or "compile", legacy or result.reason,

@@ -18,6 +18,13 @@ reduced to a fixed minimum (locale, time zone, SOURCE_DATE_EPOCH) so nothing
 from the caller's shell (MAKEFLAGS, ARCH, CROSS_COMPILE, ccache) leaks in.
 kbuild writes nothing into the headers folder, so one sysroot serves
 concurrent compiles.
+
+Cross-building (an aarch64 kernel's probe on an x86_64 machine, from the
+arm64 headers and the machine's own linux-kbuild): make gets ARCH=arm64 and
+clang targets aarch64, or the arm64 inline assembly in the kernel headers
+does not parse. The bpf Makefile's kernel feature probes (configure/*) run
+make again through `env -i` with only PATH kept, so ARCH reaches them
+through a `make` on PATH that adds it.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import contextlib
 import functools
 import hashlib
 import os
+import platform
 import re
 import shlex
 import shutil
@@ -47,6 +55,8 @@ CANONICAL_KERNEL = "/falco-probes/kernel"
 SOURCE_DATE_EPOCH = 1577836800  # 2020-01-01T00:00:00Z; clang >= 16 uses it for __DATE__
 TOOLCHAIN_HINT = "install the toolchain: apt-get install clang llvm make libelf-dev"
 PROBE_OBJECT = "probe.o"
+KBUILD_ARCH = {"x86_64": "x86", "aarch64": "arm64"}
+CLANG_TARGET = {"x86_64": "x86_64-linux-gnu", "aarch64": "aarch64-linux-gnu"}
 _REASON_MAX = 300
 _INCLUDE_RE = re.compile(r"^\s*-?include\s+([^$\s]+)\s*$", re.MULTILINE)
 
@@ -179,12 +189,14 @@ def kernel_root_of(build_dir: Path) -> Path:
 def compile_probe(build_dir: Path, source: PreparedSource, out_dir: Path, *, timeout: float,
                   clang: str = "clang", llc: str = "llc", jobs: int = 1,
                   headers: Sequence[HeaderPackage] = (), kernel_root: Path | None = None,
-                  work_root: Path | None = None, keep_work: bool = False) -> CompileResult:
+                  work_root: Path | None = None, keep_work: bool = False,
+                  arch: str | None = None) -> CompileResult:
     """Compile `source` against the headers in `build_dir`; the probe lands in out_dir/probe.o.
 
     `headers` (the packages the sysroot came from, with digests) and the
     source's ref and digest are recorded in the result for the build report.
-    `kernel_root` defaults to kernel_root_of(build_dir).
+    `kernel_root` defaults to kernel_root_of(build_dir). `arch` is the kernel's
+    (`uname -m`); another than this machine's cross-builds.
     """
     toolchain = find_toolchain(clang, llc)
     build = build_dir.resolve()
@@ -198,8 +210,9 @@ def compile_probe(build_dir: Path, source: PreparedSource, out_dir: Path, *, tim
         _copy_tree(source.driver_dir, work / "driver")
         bpf = work / "driver" / source.bpf_dir.relative_to(source.driver_dir)
         maps = {work / "driver": CANONICAL_DRIVER, root: CANONICAL_KERNEL}
-        command = _make_command(toolchain, build, bpf, maps, jobs)
-        env = _environment()
+        cross = _cross_arch(arch)
+        command = _make_command(toolchain, build, bpf, maps, jobs, cross)
+        env = _environment(_cross_bin(work, toolchain, cross) if cross else None)
         started = time.monotonic()
         returncode, output, timed_out = _run(command, work, env, timeout)
         duration = time.monotonic() - started
@@ -235,17 +248,43 @@ def _check_folders(work: Path, root: Path) -> None:
                              hint="use a cache or work folder whose path has no spaces")
 
 
+def _cross_arch(arch: str | None) -> str | None:
+    """The kernel arch when it is not this machine's (a cross-build), else None."""
+    if arch is None or arch == platform.machine():
+        return None
+    if arch not in KBUILD_ARCH:
+        raise BuildError(f"cannot build probes for {arch!r}", hint="x86_64 or aarch64")
+    return arch
+
+
 def _make_command(toolchain: Toolchain, build: Path, bpf: Path, maps: dict[Path, str],
-                  jobs: int) -> list[str]:
+                  jobs: int, cross: str | None = None) -> list[str]:
     prefix_maps = " ".join(f"-ffile-prefix-map={real}={canonical}"
                            for real, canonical in maps.items())
-    return [toolchain.make, "-C", str(build), f"M={bpf}", f"-j{max(1, jobs)}",
-            f"CLANG={toolchain.clang}", f"LLC={toolchain.llc}", f"KCPPFLAGS={prefix_maps}"]
+    clang = toolchain.clang
+    extra = []
+    if cross is not None:
+        clang = f"{clang} --target={CLANG_TARGET[cross]}"
+        extra = [f"ARCH={KBUILD_ARCH[cross]}"]
+    return [toolchain.make, "-C", str(build), f"M={bpf}", f"-j{max(1, jobs)}", *extra,
+            f"CLANG={clang}", f"LLC={toolchain.llc}", f"KCPPFLAGS={prefix_maps}"]
 
 
-def _environment() -> dict[str, str]:
+def _cross_bin(work: Path, toolchain: Toolchain, cross: str) -> Path:
+    """A folder with a `make` that adds ARCH: the feature probes' `env -i` keeps only PATH."""
+    real = shutil.which(toolchain.make)
+    folder = work / ".cross-bin"
+    folder.mkdir()
+    wrapper = folder / "make"
+    wrapper.write_text(f'#!/bin/sh\nexec {shlex.quote(str(real))} ARCH={KBUILD_ARCH[cross]} "$@"\n')
+    wrapper.chmod(0o755)
+    return folder
+
+
+def _environment(first_on_path: Path | None = None) -> dict[str, str]:
+    path = os.environ.get("PATH", os.defpath)
     return {
-        "PATH": os.environ.get("PATH", os.defpath),
+        "PATH": f"{first_on_path}:{path}" if first_on_path else path,
         "HOME": "/nonexistent",
         "LC_ALL": "C",
         "TZ": "UTC",
@@ -301,18 +340,22 @@ def _canonical(text: str, maps: dict[Path, str]) -> str:
 _DIAGNOSTIC = re.compile(r"^(?P<file>[^\s:]+):\d+:\d+: (?:fatal )?error: (?P<message>.*)$")
 _NOT_FOUND = re.compile(r"'(?P<name>[^']+)' file not found")
 # Lines that say "error:" but are not the failure: the bpf Makefile greps a header
-# that split header packages keep elsewhere (DESIGN.md section 5).
-_NOISE = ("expr:",)
+# that split header packages keep elsewhere (DESIGN.md section 5), and the kernel
+# feature probes (configure/*, from 7.2.0) fail on purpose where a feature is absent.
+_NOISE = ("expr:", "[configure-bpf]")
+_FEATURE_PROBE = "/configure/"
 _TOOLCHAIN = ("LLVM ERROR", "PLEASE submit a bug report", "clang: error: unable to execute",
               "command not found", "Killed signal", "Build system is broken",
               "error: unknown target", "error: unable to create target")
 
 
 def _first_error(lines: list[str]) -> str | None:
-    diagnostic = next((x for x in lines if _DIAGNOSTIC.match(x.strip())), None)
-    if diagnostic is not None:
-        return diagnostic
-    return next((x for x in lines if "error:" in x and not x.strip().startswith(_NOISE)), None)
+    for line in lines:
+        found = _DIAGNOSTIC.match(line.strip())
+        if found is not None and _FEATURE_PROBE not in found.group("file"):
+            return line
+    return next((x for x in lines if "error:" in x and not x.strip().startswith(_NOISE)
+                 and _FEATURE_PROBE not in x), None)
 
 
 def failure_reason(log: str, returncode: int) -> str:

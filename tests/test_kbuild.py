@@ -161,6 +161,11 @@ FAILURE_LOGS = [
     (f"{EXPR}\nmake[1]: *** No rule to make target '{D}/bpf/maps.h'. Stop.",
      f"make[1]: *** No rule to make target '{D}/bpf/maps.h'. Stop.", "source-layout"),
     (f"{EXPR}\n", "make succeeded but produced no probe.o", "unknown"),
+    # a kernel feature probe failing on purpose is not the failure
+    (f"[configure-bpf] x {D}/bpf/configure/RSS_STAT_ARRAY/test.c:27:20: error: subscripted\n"
+     f"{D}/bpf/configure/RSS_STAT_ARRAY/test.c:27:20: error: subscripted value\n"
+     f"{D}/bpf/fillers.h:1:2: error: use of undeclared identifier 'x'",
+     f"{D}/bpf/fillers.h:1:2: error: use of undeclared identifier 'x'", "unsupported-kernel"),
 ]
 
 
