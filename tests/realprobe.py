@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from realkernel import cache_dir, debian_headers_or_skip
+from realkernel import BOOKWORM, archive, cache_dir, debian_headers_or_skip
 
 from builder.config import DriverSource, DriverVersion
 from builder.driversrc import PreparedSource, prepare_source
@@ -24,6 +24,9 @@ from builder.records import HeaderPackage
 from builder.sysroot import prepare_sysroot
 
 DKMS_PACKAGE = "falcosecurity-scap-dkms"
+# Named, not "whatever the host's archive has": Debian 13 ships 0.20.0-3 under that name.
+DKMS_SUITE = "bookworm"
+DKMS_PACKAGE_VERSION = "0.1.1dev+git20220316.e5c53d64-5.1"
 DKMS_DRIVER_VERSION = "0.1.1dev+git20220316.e5c53d64"
 DKMS_REF = "e5c53d64"
 COMPILE_TIMEOUT = 300.0
@@ -38,16 +41,15 @@ def shared_cache() -> Path:
 
 def dkms_driver(kind: str = "debian-package", **where: str) -> DriverVersion:
     """The driver version that Debian's falcosecurity-scap-dkms ships, from any provider."""
-    source = DriverSource(kind, package=DKMS_PACKAGE if kind == "debian-package" else "",
-                          **where)
+    debian = kind == "debian-package"
+    source = DriverSource(kind, package=DKMS_PACKAGE if debian else "",
+                          suite=DKMS_SUITE if debian else "",
+                          version=DKMS_PACKAGE_VERSION if debian else "", **where)
     return DriverVersion(DKMS_DRIVER_VERSION, DKMS_REF, (), source)
 
 
-@functools.cache
 def apt_archive() -> AptArchive:
-    apt = AptArchive(shared_cache() / "apt")
-    apt.update()
-    return apt
+    return archive(shared_cache(), BOOKWORM)
 
 
 @functools.cache

@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from realprobe import DKMS_DRIVER_VERSION, debian_source, real_kernel, shared_cache
+from realprobe import (
+    DKMS_DRIVER_VERSION,
+    DKMS_PACKAGE_VERSION,
+    DKMS_SUITE,
+    debian_source,
+    real_kernel,
+    shared_cache,
+)
 
 from builder.catalog import fragment_line, load_catalog, merge_into
 from builder.cli import main
@@ -31,7 +38,8 @@ schema_version: 1
 driver_versions:
   - version: {DKMS_DRIVER_VERSION}
     ref: e5c53d64
-    source: {{kind: debian-package, package: falcosecurity-scap-dkms}}
+    source: {{kind: debian-package, package: falcosecurity-scap-dkms, suite: {DKMS_SUITE},
+              version: {DKMS_PACKAGE_VERSION}}}
   - version: {BROKEN}
     source: {{kind: directory, path: {broken_dir}}}
 targets:

@@ -1,5 +1,8 @@
-"""Kernels from apt archives: the machine's real Debian archive, a hand-made Ubuntu-style
-archive served from a folder, and every kind of bad sources input."""
+"""Kernels from apt archives: Debian 12's suites on the machine's real mirror, a hand-made
+Ubuntu-style archive served from a folder, and every kind of bad sources input.
+
+The real-archive tests name the suites they read (BOOKWORM), so they mean the same on a
+Debian 12 and a Debian 13 host."""
 
 from __future__ import annotations
 
@@ -19,10 +22,13 @@ from builder.cli import main
 from builder.errors import InputError, StoreError
 from builder.kernels.apt import (
     AptArchive,
+    SourcesFile,
     _apt_config_paths,
+    archive_entries,
     host_keyrings,
     host_sources,
     read_sources_file,
+    suite_sources,
 )
 from builder.records import Kernel
 
@@ -34,9 +40,13 @@ needs_apt = pytest.mark.skipif(not HAS_APT, reason="apt-get is not installed")
 
 # --- the real archive this machine's apt points at --------------------------------------
 
+# Debian 12 with its point-release updates and security kernels: 6.1 and 6.12+deb12.
+BOOKWORM = ("bookworm", "bookworm-updates", "bookworm-security")
+
+
 @pytest.fixture(scope="module")
 def debian() -> tuple[AptArchive, list[Kernel]]:
-    archive = AptArchive(CACHE)
+    archive = AptArchive(CACHE, suites=BOOKWORM)
     archive.update()
     return archive, archive.kernels()
 
@@ -156,7 +166,8 @@ def test_host_sources_and_keyrings_are_the_files_apt_reads(tmp_path: Path) -> No
 @needs_apt
 def test_apt_config_says_where_the_host_sources_are() -> None:
     paths = _apt_config_paths()
-    assert set(paths) == {"SL", "SP", "TR", "TP"}
+    # apt 3.0 (Debian 13) has no Dir::Etc::Trusted default any more
+    assert {"SL", "SP", "TP"} <= set(paths) <= {"SL", "SP", "TR", "TP"}
     assert paths["SP"].name == "sources.list.d"
 
 
@@ -359,7 +370,8 @@ def test_read_sources_file_keeps_the_format(tmp_path: Path) -> None:
 def test_cli_lists_the_real_archive_as_json(capsys: pytest.CaptureFixture[str],
                                             debian: tuple[AptArchive, list[Kernel]]) -> None:
     _, kernels = debian
-    code = main(["kernels", "--source", "apt", "--cache", str(CACHE), "--json"])
+    suites = [arg for suite in BOOKWORM for arg in ("--suite", suite)]
+    code = main(["kernels", "--source", "apt", *suites, "--cache", str(CACHE), "--json"])
     out, err = capsys.readouterr()
     rows = json.loads(out)
     assert code == 0
@@ -367,7 +379,7 @@ def test_cli_lists_the_real_archive_as_json(capsys: pytest.CaptureFixture[str],
     assert all(len(r["headers"]) == 3 and all(len(h["sha256"]) == 64 for h in r["headers"])
                for r in rows)
     assert f"listed {len(kernels)} kernels, skipped 0, 0 junk entries left out" in err
-    code = main(["kernels", "--source", "apt", "--cache", str(CACHE), "--latest", "1",
+    code = main(["kernels", "--source", "apt", *suites, "--cache", str(CACHE), "--latest", "1",
                  "--exclude=-rt-"])
     out, err = capsys.readouterr()
     assert code == 0
@@ -387,3 +399,82 @@ def test_cli_bad_sources_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixt
     _, err = capsys.readouterr()
     assert code == 2
     assert f"error: {bad}:1: 'deb' is not a sources.list line" in err
+
+
+# --- suites on the machine's mirror -----------------------------------------------------------
+
+HOST_DEB822 = SourcesFile("00-debian.sources", """\
+Types: deb
+URIs: http://mirror.example/debian
+Suites: trixie trixie-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://mirror.example/debian-security
+Suites: trixie-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+""", "/etc/apt/sources.list.d/debian.sources")
+HOST_ONE_LINE = SourcesFile("00-sources.list", """\
+# a comment
+deb [arch=amd64 signed-by=/k.gpg] http://mirror.example/debian bookworm main contrib
+deb http://mirror.example/debian-security bookworm-security main
+deb-src http://mirror.example/debian bookworm main
+""", "/etc/apt/sources.list")
+
+
+def test_archive_entries_of_both_formats() -> None:
+    assert archive_entries(HOST_DEB822)[1].uri == "http://mirror.example/debian-security"
+    assert archive_entries(HOST_ONE_LINE) == [
+        archive_entries(HOST_ONE_LINE)[0].__class__(
+            "http://mirror.example/debian", ("bookworm",), ("main", "contrib"), "/k.gpg"),
+        archive_entries(HOST_ONE_LINE)[0].__class__(
+            "http://mirror.example/debian-security", ("bookworm-security",), ("main",), ""),
+    ]
+
+
+@pytest.mark.parametrize(("host", "suites", "mirror", "expected"), [
+    # a Debian 13 host reads Debian 12's suites from its own mirror, security from security
+    (HOST_DEB822, ("bookworm", "bookworm-security"), "",
+     [("http://mirror.example/debian", "bookworm"),
+      ("http://mirror.example/debian-security", "bookworm-security")]),
+    (HOST_ONE_LINE, ("sid", "bookworm"), "",
+     [("http://mirror.example/debian", "sid"), ("http://mirror.example/debian", "bookworm")]),
+    (HOST_ONE_LINE, ("trixie",), "http://other.example/debian",
+     [("http://other.example/debian", "trixie")]),
+])
+def test_suite_sources_use_the_machines_mirror(host: SourcesFile, suites: tuple[str, ...],
+                                               mirror: str,
+                                               expected: list[tuple[str, str]]) -> None:
+    made = suite_sources([host], suites, mirror)
+    paragraphs = list(deb822.Deb822.iter_paragraphs(made.text.splitlines()))
+    assert [(p["URIs"], p["Suites"]) for p in paragraphs] == expected
+    assert all(p["Components"] == "main" and p["Check-Valid-Until"] == "no"
+               for p in paragraphs)
+    assert made.name.endswith(".sources")
+
+
+@pytest.mark.parametrize(("suites", "mirror", "host", "message"), [
+    (("../etc",), "", [HOST_DEB822], "is not a Debian suite name"),
+    (("Bookworm",), "", [HOST_DEB822], "is not a Debian suite name"),
+    (("sid",), "ftp://x", [HOST_DEB822], "is not an http(s) or file URI"),
+    (("sid",), "", [], "lists no Debian archive"),
+])
+def test_bad_suites_or_mirror_are_refused(suites: tuple[str, ...], mirror: str,
+                                          host: list[SourcesFile], message: str) -> None:
+    with pytest.raises(InputError, match=re.escape(message)):
+        suite_sources(host, suites, mirror)
+
+
+@needs_apt
+@pytest.mark.slow
+def test_arm64_kernels_take_the_build_machines_kbuild() -> None:
+    archive = AptArchive(CACHE, suites=("bookworm",), arch="aarch64")
+    archive.update()
+    kernels = archive.kernels()
+    assert kernels and all(k.arch == "aarch64" and k.host.uname_m == "aarch64" for k in kernels)
+    for kernel in kernels:
+        flavor, common, kbuild = kernel.headers
+        assert flavor.name.endswith("_arm64.deb") and common.name.endswith("_all.deb")
+        assert kbuild.name.endswith(f"_{archive.build_arch}.deb")  # runs on this machine

@@ -201,9 +201,9 @@ def suite_sources(host: list[SourcesFile], suites: tuple[str, ...],
                   mirror: str = "") -> SourcesFile:
     """A deb822 sources file for `suites`, on the mirror the machine's apt already uses.
 
-    A suite the host already lists keeps its own entry's URI and keyring (so
-    bookworm-security stays on the security archive); any other suite is read
-    from the host's main archive, or from `mirror` when given.
+    A suite the host already lists keeps its own entry's URI and keyring, a
+    `-security` suite goes to the host's security archive, and any other suite is
+    read from the host's main archive, or from `mirror` when given.
     """
     for suite in suites:
         if not _SUITE.fullmatch(suite):
@@ -216,9 +216,12 @@ def suite_sources(host: list[SourcesFile], suites: tuple[str, ...],
     if main is None and not mirror:
         raise InputError("apt on this machine lists no Debian archive to read suites from",
                          hint="give the archive's URI (probes.yaml `mirror:` or --mirror)")
+    security = next((e for e in entries if any(s.endswith("-security") for s in e.suites)), None)
     paragraphs = []
     for suite in suites:
         own = next((e for e in entries if suite in e.suites), None)
+        if own is None and suite.endswith("-security"):
+            own = security  # bookworm-security lives where the host's security suite does
         entry = own or main
         uri = mirror if mirror and own is None else (entry.uri if entry else mirror)
         # Signatures and hashes are checked as always; the Release file's Valid-Until is
