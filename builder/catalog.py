@@ -127,7 +127,7 @@ class Catalog:
         for cat_file in self.files.values():
             if cat_file.driver_version == driver_version and cat_file.arch == arch:
                 for failure in cat_file.failures:
-                    if failure.file == file:
+                    if file in failure.all_files():  # old loaders ask under aliases
                         return failure
         return None
 

@@ -22,7 +22,7 @@ from .naming import (
     probe_name,
     request_path,
 )
-from .records import ARCHES, HostFacts, ProbeName
+from .records import ARCHES, HostFacts, ProbeName, ProbeRecord
 from .versions import FalcoVersion, check_supported
 
 # What `status` can say; exit code 0 only for "available".
@@ -48,6 +48,7 @@ class FindResult:
     sha256: str = ""
     size: int = 0
     log: str = ""
+    note: str = ""          # available, but with a caveat the user must know
 
     @property
     def available(self) -> bool:
@@ -69,6 +70,8 @@ class FindResult:
         }
         if self.available:
             out.update(url=self.url, sha256=self.sha256, size=self.size)
+            if self.note:
+                out["note"] = self.note
         else:
             out["reason"] = self.reason
             if self.log:
@@ -113,9 +116,28 @@ def find(host: HostFacts, falco: FalcoVersion, driver_version: str, catalog: Cat
     checked(name, source)
     record = catalog.lookup(driver_version, name.arch, name.file)
     if record is not None:
-        return found(AVAILABLE, url=record.url, sha256=record.sha256, size=record.size)
+        return found(AVAILABLE, url=record.url, sha256=record.sha256, size=record.size,
+                     note=_other_kernels_probe(host, falco, driver_version, record, config))
     status, reason, log = _why_missing(host, falco, driver_version, name, catalog, config)
     return found(status, reason=reason, log=log)
+
+
+def _other_kernels_probe(host: HostFacts, falco: FalcoVersion, driver_version: str,
+                         record: ProbeRecord, config: Config | None) -> str:
+    """Say so when the file this loader requests is another kernel's probe.
+
+    Falco 0.35.0 asks a Debian cloud-amd64 host for the plain -amd64 file: it
+    gets the amd64 kernel's probe, built against other headers.
+    """
+    served = falco_releases(config).falco_for(driver_version)
+    own, _ = names_for_driver(host, served or [falco])
+    if own.file in record.all_files():
+        return ""
+    return (f"Falco {falco}'s loader requests {record.file}, which is the probe built for "
+            f"kernel {record.kernel_release} (#{record.kernel_version}), not for this node's "
+            f"{host.uname_r}: it may not load. This node's own probe is {own.file}; newer "
+            "loaders request it, or set DRIVER_KERNEL_RELEASE (Falco 0.36) / "
+            "--kernelrelease (falcoctl)")
 
 
 def _why_missing(host: HostFacts, falco: FalcoVersion, driver_version: str, name: ProbeName,

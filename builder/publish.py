@@ -151,7 +151,7 @@ def _artifact(folder: Path, result: BuildResult, provenance: Provenance, where: 
     probe = ProbeRecord(result.driver_version, result.arch, result.target, result.kernel_release,
                         result.kernel_version, sha256, size, url="", release="",
                         built=result.built, log=provenance.log, commit=provenance.commit,
-                        driver_ref=driver_ref, aliases=aliases)
+                        driver_ref=driver_ref, aliases=aliases, source=_line(result.source))
     return Artifact(probe, path)
 
 
@@ -164,7 +164,15 @@ def _failure(result: BuildResult, provenance: Provenance) -> FailureRecord:
                          step=result.step if result.step in FAILURE_STEPS else "compile",
                          reason=reason[:MAX_REASON], log=provenance.log,
                          attempts=max(1, result.attempts), last_attempt=result.built,
-                         commit=provenance.commit, driver_ref=driver_ref)
+                         commit=provenance.commit, driver_ref=driver_ref,
+                         category=result.category or "unknown",
+                         aliases=tuple(sorted(set(result.aliases) - {result.file})),
+                         source=_line(result.source))
+
+
+def _line(text: str, limit: int = 300) -> str:
+    """Free text from a report as one printable line (records refuse anything else)."""
+    return "".join(c if c.isprintable() else " " for c in " ".join(text.split()))[:limit]
 
 
 # --- the fragment ------------------------------------------------------------------------

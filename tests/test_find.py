@@ -30,6 +30,13 @@ def catalog_with(tmp: Path, records: list[ProbeRecord | FailureRecord]) -> Path:
     return root
 
 
+def empty_catalog(tmp: Path) -> Path:
+    """A catalog folder with nothing in it yet: every answer is "not built"."""
+    root = tmp / "empty-catalog"
+    root.mkdir(exist_ok=True)
+    return root
+
+
 def record_for(case: dict[str, Any], index: int) -> ProbeRecord:
     expect = case["expect"]
     arch = case["uname_m"]
@@ -99,8 +106,8 @@ def test_batch_keeps_order_and_reports_bad_lines(tmp_path: Path,
              json.dumps({k: v for k, v in good.items() if k != "uname_v"}), json.dumps(good)]
     batch = tmp_path / "fleet.jsonl"
     batch.write_text("\n".join(lines) + "\n")
-    code, out, _ = run_cli(["find", "--catalog", str(tmp_path / "none"), "--batch", str(batch)],
-                           capsys)
+    code, out, _ = run_cli(["find", "--catalog", str(empty_catalog(tmp_path)), "--batch",
+                            str(batch)], capsys)
     results = [json.loads(line) for line in out.splitlines()]
     assert [r["line"] for r in results] == [1, 2, 3, 4, 5, 6, 7]
     assert results[0]["status"] == "not_built" and results[6]["status"] == "not_built"
@@ -186,12 +193,14 @@ def test_why_there_is_no_probe(tmp_path: Path, capsys: pytest.CaptureFixture[str
 def test_minikube_and_fallback_files_from_host_root(tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     root = host_root(tmp_path, "ID=buildroot\n", etc_version="v1.26.0-1655407986-14197\n")
-    code, out, _ = run_cli(["find", "--catalog", str(tmp_path / "c"), "--json", "--falco-version",
-                            "0.36.2", "--host-root", str(root), "--uname-r", "5.10.57",
-                            "--uname-v", "#1 SMP Thu Jun 16", "--uname-m", "x86_64"], capsys)
+    code, out, _ = run_cli(["find", "--catalog", str(empty_catalog(tmp_path)), "--json",
+                            "--falco-version", "0.36.2", "--host-root", str(root),
+                            "--uname-r", "5.10.57", "--uname-v", "#1 SMP Thu Jun 16",
+                            "--uname-m", "x86_64"], capsys)
     assert json.loads(out)["file"] == "falco_minikube_5.10.57_1_1.26.0.o" and code == 1
     other = host_root(tmp_path / "b", None, fallback="centos-release")
-    run_cli(["find", "--catalog", str(tmp_path / "c"), "--json", "--falco-version", "0.30.0",
+    run_cli(["find", "--catalog", str(empty_catalog(tmp_path)), "--json", "--falco-version",
+             "0.30.0",
              "--host-root", str(other), "--uname-r", "3.10.0-1160.el7.x86_64",
              "--uname-v", "#1 SMP", "--uname-m", "x86_64"], capsys)
 
@@ -209,7 +218,7 @@ def test_minikube_and_fallback_files_from_host_root(tmp_path: Path,
 def test_bad_input_exits_2_with_a_clear_message(tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str],
                                                 args: list[str], message: str) -> None:
-    base = ["find", "--catalog", str(tmp_path / "c"), "--os-release",
+    base = ["find", "--catalog", str(empty_catalog(tmp_path)), "--os-release",
             str(host_root(tmp_path, "ID=debian\n") / "etc/os-release"), "--uname-r",
             "6.1.0-1-amd64", "--uname-v", "#1 SMP", "--uname-m", "x86_64"]
     code, _, err = run_cli([*base, *args], capsys)
@@ -218,6 +227,64 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path: Path,
 
 def test_os_release_without_id_is_bad_input(tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run_cli(["find", "--catalog", str(tmp_path / "c"), "--os-release",
+    code, _, err = run_cli(["find", "--catalog", str(empty_catalog(tmp_path)), "--os-release",
                             str(host_root(tmp_path, "NAME=x\n") / "etc/os-release")], capsys)
     assert code == 2 and "no ID= line" in err
+
+
+# --- never misleading -------------------------------------------------------------------
+
+DEBIAN_12 = "ID=debian\nVERSION_ID=12\n"
+
+
+def debian_node(tmp: Path, flavor: str) -> list[str]:
+    os_release = tmp / "os-release"
+    os_release.write_text(DEBIAN_12)
+    return ["--os-release", str(os_release), "--uname-r", f"6.1.0-27-{flavor}",
+            "--uname-v", "#1 SMP PREEMPT_DYNAMIC Debian 6.1.115-1 (2024-11-01)",
+            "--uname-m", "x86_64"]
+
+
+def test_missing_catalog_folder_is_bad_input(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(["find", "--catalog", str(tmp_path / "nope"),
+                              *debian_node(tmp_path, "amd64")], capsys)
+    assert code == 2 and out == ""
+    assert f"error: no catalog at {tmp_path / 'nope'}" in err and "--catalog" in err
+
+
+def test_another_flavours_probe_is_said_to_be_one(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Falco 0.35.0 asks a cloud-amd64 node for the plain -amd64 file: say whose it is."""
+    plain = ProbeRecord("5.0.1+driver", "x86_64", "debian", "6.1.115-1-amd64", "1", "a" * 64,
+                        10, "https://example.org/plain.o")
+    cloud = ProbeRecord("5.0.1+driver", "x86_64", "debian", "6.1.115-1-cloud-amd64", "1",
+                        "b" * 64, 10, "https://example.org/cloud.o")
+    root = catalog_with(tmp_path, [plain, cloud])
+    node = debian_node(tmp_path, "cloud-amd64")
+    code, out, _ = run_cli(["find", "--catalog", str(root), "--falco-version", "0.35.0",
+                            "--json", *node], capsys)
+    result = json.loads(out)
+    assert code == 0 and result["url"] == plain.url
+    assert "the probe built for kernel 6.1.115-1-amd64" in result["note"]
+    assert "falco_debian_6.1.115-1-cloud-amd64_1.o" in result["note"]
+    code, out, _ = run_cli(["find", "--catalog", str(root), "--falco-version", "0.35.1",
+                            "--json", *node], capsys)
+    result = json.loads(out)
+    assert code == 0 and result["url"] == cloud.url and "note" not in result
+
+
+def test_a_failure_answers_under_its_old_names(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    failure = FailureRecord("5.0.1+driver", "x86_64", "debian", "6.1.115-1-amd64", "1",
+                            "compile", "error: boom", log="https://example.org/log",
+                            category="unsupported-kernel",
+                            aliases=("falco_debian_6.1.0-27-amd64_1.o",))
+    root = catalog_with(tmp_path, [failure])
+    code, out, _ = run_cli(["find", "--catalog", str(root), "--falco-version", "0.34.0",
+                            "--driver-version", "5.0.1+driver", "--json",
+                            *debian_node(tmp_path, "amd64")], capsys)
+    result = json.loads(out)
+    assert code == 1 and result["status"] == "failed"
+    assert result["file"] == "falco_debian_6.1.0-27-amd64_1.o"
+    assert result["log"] == "https://example.org/log"

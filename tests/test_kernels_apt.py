@@ -371,7 +371,7 @@ def test_cli_lists_the_real_archive_as_json(capsys: pytest.CaptureFixture[str],
                                             debian: tuple[AptArchive, list[Kernel]]) -> None:
     _, kernels = debian
     suites = [arg for suite in BOOKWORM for arg in ("--suite", suite)]
-    code = main(["kernels", "--source", "apt", *suites, "--cache", str(CACHE), "--json"])
+    code = main(["kernels", "--source", "apt", *suites, "--cache", str(CACHE.parent), "--json"])
     out, err = capsys.readouterr()
     rows = json.loads(out)
     assert code == 0
@@ -379,8 +379,8 @@ def test_cli_lists_the_real_archive_as_json(capsys: pytest.CaptureFixture[str],
     assert all(len(r["headers"]) == 3 and all(len(h["sha256"]) == 64 for h in r["headers"])
                for r in rows)
     assert f"listed {len(kernels)} kernels, skipped 0, 0 junk entries left out" in err
-    code = main(["kernels", "--source", "apt", *suites, "--cache", str(CACHE), "--latest", "1",
-                 "--exclude=-rt-"])
+    code = main(["kernels", "--source", "apt", *suites, "--cache", str(CACHE.parent),
+                 "--latest", "1", "--exclude=-rt-"])
     out, err = capsys.readouterr()
     assert code == 0
     kept = sorted(line.split()[2] for line in out.splitlines())

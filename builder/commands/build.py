@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import re
 from pathlib import Path
 
@@ -13,11 +12,18 @@ from ..build import BuildOptions, build
 from ..catalog import Catalog, load_catalog
 from ..config import Config
 from ..errors import EXIT_NEGATIVE, EXIT_OK, InputError
+from ..kernels.targets import kernels_for_targets
+from ..paths import apt_cache, cache_root
 from ..plan import Job, make_plan, plan_from_dict, shard_jobs
 from ..ui import emit_json, info, progress
 from ..yamlio import read_text
-from .common import add_catalog_option, add_config_option, catalog_dir, config_from
-from .plan import gather_kernels
+from .common import (
+    add_catalog_option,
+    add_config_option,
+    catalog_dir,
+    config_from,
+    show_problems,
+)
 
 DESCRIPTION = """\
 Compile Falco eBPF probes with kbuild (clang, llc), check each one (ELF, EM_BPF, program
@@ -67,11 +73,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(func=run)
 
 
-def default_cache() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "falco-probes"
-
-
 def run(args: argparse.Namespace) -> int:
     config = config_from(args)
     assert config is not None
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         if args.shard is not None:
             raise InputError("--shard needs --plan")
         jobs = _pick(args, config)
-    options = BuildOptions(out=args.out, cache=args.cache or default_cache(),
+    options = BuildOptions(out=args.out, cache=cache_root(args.cache),
                            jobs=args.jobs or config.build.jobs,
                            timeout=args.timeout or config.build.timeout,
                            base_dir=Path(config.path).resolve().parent)
@@ -116,7 +117,9 @@ def _read_plan(path: Path) -> dict[str, object]:
 def _pick(args: argparse.Namespace, config: Config) -> tuple[Job, ...]:
     if not args.target:
         raise InputError("say what to build: --plan FILE, or --target NAME [--release REGEX]")
-    kernels, skipped = gather_kernels(config, args.target, (args.cache or default_cache()) / "apt")
+    found = kernels_for_targets(config, args.target, apt_cache(args.cache))
+    show_problems(found)
+    kernels, skipped = list(found.kernels), found.left
     if args.release:
         try:
             pattern = re.compile(args.release)

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 
 from ..config import Config, load_config
+from ..kernels.targets import TargetKernels
+from ..ui import info
 
 CATALOG_ENV = "FALCO_PROBES_CATALOG"
 CONFIG_ENV = "FALCO_PROBES_CONFIG"
@@ -45,3 +47,11 @@ def config_from(args: argparse.Namespace, *, required: bool = True) -> Config | 
     if not required and not path.exists():
         return None
     return load_config(path)
+
+
+def show_problems(found: TargetKernels, limit: int = 20) -> None:
+    """Entries a kernel source had to leave out (junk, unresolvable packages)."""
+    for source, problem in found.problems[:limit]:
+        info(f"  {source}: {problem}")
+    if len(found.problems) > limit:
+        info(f"  ... and {len(found.problems) - limit} more")

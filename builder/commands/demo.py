@@ -1,8 +1,9 @@
 """`falco-probes demo`: the main job end to end on embedded defaults, then serve it.
 
 A thin list of the real subcommands (the nightly workflow runs the same ones)
-into one folder, followed by `mkdocs build` and a local web server for the
-site and the directory store.
+into one folder, followed by `mkdocs build`, a summary of what to do next
+(with a `find` command that resolves a probe it built) and a local web
+server for the site and the directory store.
 """
 
 from __future__ import annotations
@@ -11,22 +12,35 @@ import argparse
 import functools
 import http.server
 import os
+import shlex
 import shutil
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
+from ..catalog import load_catalog
+from ..config import falco_releases, load_config
 from ..errors import EXIT_NEGATIVE, EXIT_OK, InputError, ProbesError
-from ..ui import info
+from ..find import find
+from ..kernels.select import release_numbers
+from ..kernels.targets import kernels_for_targets
+from ..paths import apt_cache
+from ..records import Kernel
+from ..ui import emit, info
 
 DESCRIPTION = """\
-Run the whole pipeline on embedded defaults (builder/demo.yaml): list the Debian kernels
-apt sees, plan, build real probes from Debian's falcosecurity-scap-dkms driver source
+Run the whole pipeline on embedded defaults (builder/demo.yaml): list the Debian 12
+kernels of the machine's apt mirror, plan, build real probes of the driver versions of
+Falco 0.43 and 0.40 (and a 2022 snapshot) from Debian's falcosecurity-scap-dkms packages
 with clang, publish them into a directory store in falco-driver-loader's layout, merge
 the catalog, build the site, and serve both on 127.0.0.1:
   http://127.0.0.1:PORT/          the probe index
   http://127.0.0.1:PORT/store/    DRIVERS_REPO for falco-driver-loader and falcoctl
-Everything lands in --out; run it again and only what is missing is built.
+Everything lands in --out; run it again and only what is missing is built. At the end it
+prints the loader settings and a `falco-probes find` command for a probe it built.
+
+exit codes: 0 done (or served until Ctrl-C); 2 bad input, including no kernel matching
+the targets (the message lists what the archive offers); any stage's own code otherwise.
 """
 
 
@@ -40,6 +54,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         help="use this probes.yaml instead of the embedded defaults")
     parser.add_argument("--mkdocs", type=Path, default=Path("mkdocs.yml"), metavar="FILE",
                         help="the site's mkdocs.yml (default: ./mkdocs.yml)")
+    parser.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                        help="downloads, apt indices, sources and sysroots (default: "
+                             "$XDG_CACHE_HOME/falco-probes)")
     parser.add_argument("--port", type=int, default=8000, help="port to serve on (default 8000)")
     parser.add_argument("--no-serve", action="store_true",
                         help="stop after building the site (for scripts and tests)")
@@ -54,16 +71,17 @@ def run(args: argparse.Namespace) -> int:
     config = _config(args.config, out)
     base_url = f"http://127.0.0.1:{args.port}/store"
     catalog = out / "catalog"
+    cache = ["--cache", str(args.cache.resolve())] if args.cache else []
     plan = ["plan", "--config", str(config), "--catalog", str(catalog), "--out",
-            str(out / "plan.json")]
+            str(out / "plan.json"), *cache]
     build = ["build", "--config", str(config), "--plan", str(out / "plan.json"), "--out",
-             str(out / "build")]
+             str(out / "build"), *cache]
     publish = ["publish", "--config", str(config), "--store", "directory", "--path",
                str(out / "store"), "--base-url", base_url, "--fragment",
                str(out / "fragment.jsonl"), str(out / "build")]
     merge = ["catalog", "merge", "--catalog", str(catalog), str(out / "fragment.jsonl")]
     if _step(cli, plan, allowed=(EXIT_OK, EXIT_NEGATIVE)) == EXIT_NEGATIVE:
-        info("demo: nothing new to build; the catalog has every planned probe")
+        info("demo: nothing new to build: the catalog holds every probe the plan wants")
     else:
         shutil.rmtree(out / "build", ignore_errors=True)  # a fresh report for this plan
         _step(cli, build)
@@ -71,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if (out / "fragment.jsonl").exists():
         _step(cli, merge)
     site = _build_site(args.mkdocs, catalog, config, out / "site")
+    _next_steps(out, config, catalog, base_url, args.cache, args.no_serve)
     if not args.no_serve:
         serve(site, out / "store", args.port)
     return EXIT_OK
@@ -104,15 +123,83 @@ def _build_site(mkdocs_file: Path, catalog: Path, config: Path, site_dir: Path) 
         raise InputError(f"{mkdocs_file}: no such file",
                          hint="run the demo from the repository root, or pass --mkdocs")
     from mkdocs.commands.build import build as mkdocs_build
-    from mkdocs.config import load_config
+    from mkdocs.config import load_config as load_mkdocs
 
     os.environ["FALCO_PROBES_CATALOG"] = str(catalog)
     os.environ["FALCO_PROBES_CONFIG"] = str(config)
     info(f"demo: mkdocs build -> {site_dir}")
     shutil.rmtree(site_dir, ignore_errors=True)
-    mkdocs_build(load_config(config_file=str(mkdocs_file), site_dir=str(site_dir)))
+    mkdocs_build(load_mkdocs(config_file=str(mkdocs_file), site_dir=str(site_dir)))
     return site_dir
 
+
+# --- what next ----------------------------------------------------------------------------
+
+def _next_steps(out: Path, config_path: Path, catalog: Path, base_url: str,
+                cache: Path | None, no_serve: bool) -> None:
+    """The newcomer's next moves, on stdout: site, loader settings, a find that works."""
+    site = base_url.removesuffix("/store") + "/"
+    emit("")
+    emit(f"The probe index: {site}" + ("  (run without --no-serve to serve it)"
+                                       if no_serve else ""))
+    emit(f"Point Falco at the store (any static web server of {_shown(out / 'store')} works):")
+    emit(f"  Falco 0.26-0.36, falco-driver-loader:  DRIVERS_REPO={base_url} "
+         "falco-driver-loader bpf")
+    emit(f"  Falco 0.37-0.43, falcoctl:             FALCOCTL_DRIVER_REPOS={base_url} "
+         "falcoctl driver install --type ebpf")
+    command = _find_command(out, config_path, catalog, cache)
+    if command:
+        emit("Ask for a probe it built, as a Debian 12 node's loader would:")
+        emit(f"  {command}")
+
+
+def _find_command(out: Path, config_path: Path, catalog_dir: Path,
+                  cache: Path | None) -> str:
+    """A `falco-probes find` for a node whose probe the catalog holds ("" if none)."""
+    config = load_config(config_path)
+    falco = falco_releases(config).newest()
+    catalog = load_catalog(catalog_dir)
+    driver = falco_releases(config).driver_for(falco)
+    try:
+        kernels = kernels_for_targets(config, [], apt_cache(cache)).kernels
+    except ProbesError:
+        return ""
+    for kernel in sorted(kernels, key=_preferred):
+        if driver is None or kernel.host.os_id != "debian":
+            continue
+        if find(kernel.host, falco, driver, catalog, config).available:
+            return _command(out, config_path, catalog_dir, kernel, str(falco))
+    return ""
+
+
+def _preferred(kernel: Kernel) -> tuple[object, ...]:
+    """This machine's arch first, then the plain flavour, then the oldest series (6.1)."""
+    return (kernel.arch != os.uname().machine, "-" in kernel.flavor,
+            release_numbers(kernel.host.uname_r) or (0,), kernel.host.uname_r)
+
+
+def _command(out: Path, config: Path, catalog: Path, kernel: Kernel, falco: str) -> str:
+    node = out / "node"
+    node.mkdir(exist_ok=True)
+    os_release = node / "os-release"
+    os_release.write_text(f"ID={kernel.host.os_id}\nVERSION_ID={kernel.host.version_id}\n",
+                          encoding="utf-8")
+    argv = ["falco-probes", "find", "--catalog", _shown(catalog), "--config", _shown(config),
+            "--falco-version", falco, "--os-release", _shown(os_release),
+            "--uname-r", kernel.host.uname_r, "--uname-v", kernel.host.uname_v,
+            "--uname-m", kernel.host.uname_m]
+    return shlex.join(argv)
+
+
+def _shown(path: Path) -> str:
+    """A path as the user would type it: relative to where they are, when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+# --- serving ------------------------------------------------------------------------------
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
     """The site at /, the directory store at /store/ (a working DRIVERS_REPO)."""
@@ -136,8 +223,8 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 def serve(site: Path, store: Path, port: int) -> None:
     handler = functools.partial(_Handler, site=site, store=store)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
-    info(f"demo: site at http://127.0.0.1:{port}/ ; probes at http://127.0.0.1:{port}/store/ "
-         f"(DRIVERS_REPO=http://127.0.0.1:{port}/store) ; Ctrl-C to stop")
+    info(f"demo: serving the site at http://127.0.0.1:{port}/ and the probes at "
+         f"http://127.0.0.1:{port}/store/ ; Ctrl-C to stop")
     try:
         server.serve_forever()
     finally:

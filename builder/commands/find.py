@@ -70,7 +70,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from(args, required=args.config is not None)
-    catalog = load_catalog(catalog_dir(args))
+    root = catalog_dir(args)
+    if not root.is_dir():
+        raise InputError(f"no catalog at {root}", hint="pass --catalog DIR (the catalog/ "
+                         "folder of this repository, or a mirror's), or set "
+                         "FALCO_PROBES_CATALOG")
+    catalog = load_catalog(root)
     if args.batch:
         return _run_batch(args.batch, catalog, config)
     host = _node(args)
@@ -121,6 +126,8 @@ def _print(result: FindResult) -> None:
         emit(f"url:           {result.url}")
         emit(f"sha256:        {result.sha256}")
         emit(f"size:          {result.size}")
+        if result.note:
+            emit(f"note:          {result.note}")
     else:
         emit(f"not available: {result.reason}")
         if result.log:

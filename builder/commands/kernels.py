@@ -26,6 +26,7 @@ from ..kernels.select import (
     filters_for_target,
     select_kernels,
 )
+from ..paths import apt_cache
 from ..records import ARCH_ALIASES, Kernel
 from ..ui import emit, emit_json, info
 
@@ -68,7 +69,8 @@ def register(subparsers: Any) -> None:
     apt.add_argument("--mirror", metavar="URI",
                      help="with --suite: the Debian archive to read (default: this machine's)")
     apt.add_argument("--cache", type=Path, metavar="DIR",
-                     help="apt state folder (default: $XDG_CACHE_HOME/falco-probes/apt)")
+                     help="cache root; the apt state goes to DIR/apt (default: "
+                          "$XDG_CACHE_HOME/falco-probes)")
     filters = parser.add_argument_group("filters (each skipped kernel keeps its reason)")
     filters.add_argument("--arch", action="append", metavar="A",
                          help="x86_64 or aarch64 (repeatable); also the list's arch for "
@@ -93,7 +95,8 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     arches = tuple(_arch(a) for a in args.arch or ())
     spec, filters, apt = _spec_and_filters(args, arches)
-    discovery = discover(spec, arches=arches or filters.arches, cache_dir=args.cache, apt=apt)
+    discovery = discover(spec, arches=arches or filters.arches, cache_dir=apt_cache(args.cache),
+                         apt=apt)
     if not discovery.kernels and discovery.problems:
         raise ProblemsError(list(discovery.problems),
                             hint=f"{spec}: no usable kernel in it; see the problems above")

@@ -6,18 +6,21 @@ import argparse
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any
 
 from ..catalog import load_catalog
-from ..config import Config
 from ..errors import EXIT_NEGATIVE, EXIT_OK, InputError
-from ..kernels import discover
-from ..kernels.select import filters_for_target, select_kernels
+from ..kernels.targets import kernels_for_targets
+from ..paths import apt_cache
 from ..plan import Left, make_plan, matrix, plan_to_dict, shard
-from ..records import Kernel
 from ..ui import emit_json, info
 from ..yamlio import atomic_write
-from .common import add_catalog_option, add_config_option, catalog_dir, config_from
+from .common import (
+    add_catalog_option,
+    add_config_option,
+    catalog_dir,
+    config_from,
+    show_problems,
+)
 
 DESCRIPTION = """\
 Desired probes (probes.yaml: driver versions x targets x their kernels) minus what the
@@ -47,7 +50,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--matrix-out", type=Path, default=None, metavar="FILE",
                         help="write the GitHub Actions matrix JSON to FILE")
     parser.add_argument("--cache", type=Path, default=None, metavar="DIR",
-                        help="cache folder for apt indices")
+                        help="cache root; apt indices go to DIR/apt (default: "
+                             "$XDG_CACHE_HOME/falco-probes)")
     parser.add_argument("--now", default=None, metavar="TIME",
                         help="pretend it is TIME (UTC, YYYY-MM-DDTHH:MM:SSZ) for retry backoff; "
                              "makes a plan reproducible")
@@ -64,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"driver version {unknown[0]!r} is not in {config.path}",
                          hint="list it under driver_versions first")
     now = _now(args.now)
-    kernels, skipped = gather_kernels(config, args.target, args.cache)
+    found = kernels_for_targets(config, args.target, apt_cache(args.cache))
+    show_problems(found)
+    kernels, skipped = found.kernels, found.left
     catalog = load_catalog(catalog_dir(args))
     plan = make_plan(config, kernels, catalog, now, driver_versions=args.driver_version or None)
     if args.limit:
@@ -85,34 +91,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(doc)
     return EXIT_OK if plan.jobs else EXIT_NEGATIVE
-
-
-def gather_kernels(config: Config, only: list[str], cache: Path | None,
-                   ) -> tuple[list[Kernel], list[Left]]:
-    """Kernels of every (selected) target, each source read once; skips keep their reason."""
-    names = {t.name for t in config.targets}
-    missing = sorted(set(only) - names)
-    if missing:
-        raise InputError(f"target {missing[0]!r} is not in {config.path}",
-                         hint=f"targets: {', '.join(sorted(names))}")
-    discovered: dict[tuple[str, tuple[str, ...], tuple[str, ...], str], Any] = {}
-    kernels: list[Kernel] = []
-    left: list[Left] = []
-    for target in config.targets:
-        if only and target.name not in only:
-            continue
-        key = (target.kernels, tuple(target.arch), target.suites, target.mirror)
-        if key not in discovered:
-            discovered[key] = discover(target.kernels, arches=target.arch, cache_dir=cache,
-                                       apt=target.apt_options())
-            for problem in discovered[key].problems[:20]:
-                info(f"  {target.kernels}: {problem}")
-        selection = select_kernels(discovered[key].kernels,
-                                   filters_for_target(target, by_target=True))
-        kernels += selection.kept
-        left += [Left(s.kernel.target, s.kernel.arch, s.kernel.host.uname_r, "*", s.reason)
-                 for s in selection.skipped if s.rule != "target"]
-    return kernels, left
 
 
 def _now(text: str | None) -> dt.datetime:

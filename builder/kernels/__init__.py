@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError, Problem
+from ..paths import apt_cache
 from ..records import Kernel
-from .apt import AptArchive, default_cache_dir
+from .apt import AptArchive
 from .crawler import SOURCE_PREFIX, load_crawler
 
 SOURCE_HINT = "use apt, apt:<sources file> or kernel-crawler:<path or URL>"
@@ -62,7 +63,7 @@ def discover(spec: str, *, arches: Sequence[str] = (), cache_dir: Path | None = 
         if apt.sources and (apt.suites or apt.mirror):
             raise InputError("a sources file and suites/mirror both say which archive to read",
                              hint="give either a sources file or suites (and a mirror)")
-        return _from_apt(arches, cache_dir or default_cache_dir(), apt)
+        return _from_apt(arches, cache_dir or apt_cache(), apt)
     if apt != AptOptions():
         raise InputError("--sources, --keyring, suites and mirror are for apt sources, not "
                          "kernel-crawler lists")

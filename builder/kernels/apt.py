@@ -57,11 +57,6 @@ _URI = re.compile(r"(https?|file):/\S+")
 _APT_TIMEOUT = 900
 
 
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "falco-probes" / "apt"
-
-
 # --- what `uname -v` says on Debian and Ubuntu (also used for kernel-crawler lists)
 
 
