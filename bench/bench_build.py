@@ -29,13 +29,17 @@ from builder.driversrc import prepare_source
 from builder.fetch import Cache
 from builder.kbuild import find_toolchain
 from builder.kernels.apt import AptArchive
+from builder.paths import apt_cache
 from builder.plan import Plan, plan_job, plan_to_dict
 from builder.records import Kernel
 from builder.sysroot import prepare_sysroot
 from builder.versions import BUILTIN_RELEASES
 
+# Named suites: the same on a Debian 12 and a Debian 13 machine.
 DKMS = DriverVersion("0.1.1dev+git20220316.e5c53d64", "e5c53d64", (),
-                     DriverSource("debian-package", package="falcosecurity-scap-dkms"))
+                     DriverSource("debian-package", package="falcosecurity-scap-dkms",
+                                  suite="bookworm",
+                                  version="0.1.1dev+git20220316.e5c53d64-5.1"))
 
 
 def pick_kernel(apt: AptArchive) -> Kernel:
@@ -105,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-build-"))
     cache = work / "cache"
-    apt = AptArchive(Path.home() / ".cache" / "falco-probes" / "apt")
+    apt = AptArchive(apt_cache(), suites=("bookworm",))
     apt.update()
     kernel = pick_kernel(apt)
     packages = [Cache.default().fetch(h.url, sha256=h.sha256, size=h.size)

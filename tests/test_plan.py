@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -195,6 +196,21 @@ def test_plan_over_a_checked_in_list_is_deterministic(tmp_path: Path) -> None:
     doc = json.loads(outs[0])
     assert doc["summary"]["compiles"] == 3 * doc["summary"]["kernels"] > 0
     assert sorted(i for s in doc["shards"] for i in s) == list(range(len(doc["jobs"])))
+
+
+def test_no_kernel_matching_is_bad_input_saying_what_is_offered(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Not "nothing new to build" over an empty catalog: say why, list what there is."""
+    small = Path(__file__).parent / "data" / "kernel-crawler" / "x86_64" / "list.json"
+    config = write_config(tmp_path, f"  - {{name: ubuntu, kernels: 'kernel-crawler:{small}', "
+                                    "include: '^9\\.9'}")
+    code = main(["plan", "--config", str(config), "--catalog", str(tmp_path / "c")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"error: {config}: no kernel matches target 'ubuntu' (kernel-crawler:{small}, " \
+           "x86_64, include '^9\\\\.9')" in err
+    assert "hint: the sources offer (newest per series): " in err
+    assert re.search(r"offer \(newest per series\): \d+\.\d+", err)
 
 
 def test_catalog_probes_are_not_planned_again(tmp_path: Path) -> None:
