@@ -384,8 +384,11 @@ def real_debs() -> tuple[str, str, list[Path]]:
 def test_real_flavor_deb(tmp_path: Path, real_debs: tuple[str, str, list[Path]]) -> None:
     uname_r, _, packages = real_debs
     report = extract(packages[0], tmp_path / "root")
-    build = tmp_path / "root" / "lib/modules" / uname_r / "build"
-    assert os.readlink(build) == f"../../../usr/src/linux-headers-{uname_r}"
+    # Debian 12's packages link lib/modules/<r>/build, Debian 13's usr/lib/modules/<r>/build
+    build = next(tmp_path / "root" / modules / uname_r / "build"
+                 for modules in ("lib/modules", "usr/lib/modules")
+                 if (tmp_path / "root" / modules / uname_r / "build").is_symlink())
+    assert os.readlink(build).endswith(f"/usr/src/linux-headers-{uname_r}")
     assert (build / ".config").is_file()
     assert report.kind == "deb" and report.rewritten_links == 2 and report.files > 1000
 

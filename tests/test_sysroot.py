@@ -47,8 +47,11 @@ def test_real_debian_sysroot(debs: Debs, debian_sysroot: Sysroot) -> None:
     assert scripts.is_relative_to(root.resolve()) and scripts.is_dir()
     assert scripts == (root / "usr/lib/linux-kbuild-6.1/scripts").resolve() or \
         scripts.parent.name.startswith("linux-kbuild-")
-    assert os.readlink(root / "lib/modules" / uname_r / "build") == \
-        f"../../../usr/src/linux-headers-{uname_r}"
+    # Debian 12's packages link lib/modules/<r>/build, Debian 13's usr/lib/modules/<r>/build
+    link = next(root / modules / uname_r / "build" for modules in ("lib/modules",
+                                                                    "usr/lib/modules")
+                if (root / modules / uname_r / "build").is_symlink())
+    assert (link.parent / os.readlink(link)).resolve() == build.resolve()
     # Debian's wrapper Makefile included -common by absolute path; now it is relative
     assert (build / "Makefile").read_text() == f"include ../{common_name(debs)}/Makefile\n"
     assert debian_sysroot.fixed_makefiles == (f"usr/src/linux-headers-{uname_r}/Makefile",)

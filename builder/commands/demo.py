@@ -14,6 +14,7 @@ import http.server
 import os
 import shlex
 import shutil
+import sys
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -184,11 +185,19 @@ def _command(out: Path, config: Path, catalog: Path, kernel: Kernel, falco: str)
     os_release = node / "os-release"
     os_release.write_text(f"ID={kernel.host.os_id}\nVERSION_ID={kernel.host.version_id}\n",
                           encoding="utf-8")
-    argv = ["falco-probes", "find", "--catalog", _shown(catalog), "--config", _shown(config),
+    argv = [_program(), "find", "--catalog", _shown(catalog), "--config", _shown(config),
             "--falco-version", falco, "--os-release", _shown(os_release),
             "--uname-r", kernel.host.uname_r, "--uname-v", kernel.host.uname_v,
             "--uname-m", kernel.host.uname_m]
     return shlex.join(argv)
+
+
+def _program() -> str:
+    """How to run falco-probes as this run was started: `make demo` runs the venv's."""
+    script = Path(sys.argv[0])
+    if script.name == "falco-probes" and script.is_file():
+        return _shown(script) if "/" in _shown(script) else "falco-probes"
+    return "falco-probes"
 
 
 def _shown(path: Path) -> str:
@@ -220,9 +229,14 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         info("serve: " + format % args)
 
 
-def serve(site: Path, store: Path, port: int) -> None:
+def make_server(site: Path, store: Path, port: int) -> http.server.ThreadingHTTPServer:
+    """The demo's web server on 127.0.0.1 (port 0: any free port)."""
     handler = functools.partial(_Handler, site=site, store=store)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    return http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+
+
+def serve(site: Path, store: Path, port: int) -> None:
+    server = make_server(site, store, port)
     info(f"demo: serving the site at http://127.0.0.1:{port}/ and the probes at "
          f"http://127.0.0.1:{port}/store/ ; Ctrl-C to stop")
     try:

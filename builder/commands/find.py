@@ -116,6 +116,7 @@ def _node(args: argparse.Namespace) -> HostFacts:
 
 def _print(result: FindResult) -> None:
     name = result.name
+    emit(f"status:        {result.status}")
     if name is not None:
         emit(f"file:          {name.file}")
         emit(f"request path:  {result.request_path}   ({result.client}, Falco "
