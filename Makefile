@@ -19,7 +19,7 @@ DEMO_PACKAGES := clang llvm make libelf-dev python3-venv ca-certificates
 TEST_PACKAGES := $(DEMO_PACKAGES) rpm cpio chromium git
 
 .PHONY: deps demo-deps test-deps venv venv-dev test lint typecheck pytest demo site serve \
-	bench clean
+	bench matrix clean
 
 # Install the Debian packages of $(1) that are missing, saying which and why.
 define apt_install
@@ -89,6 +89,11 @@ serve: venv
 
 bench: test-deps venv-dev
 	$(BIN)/python -m bench
+
+# Every driver version against one kernel of every Debian series and arch (docs/compatibility.md);
+# e.g. make matrix ARGS="--config probes.yaml --libs-archive file:///srv/libs/{ref}.tar.gz"
+matrix: demo-deps venv
+	$(BIN)/python -m bench.matrix $(ARGS)
 
 clean:
 	rm -rf site build $(DEMO) .pytest_cache .mypy_cache .ruff_cache
