@@ -396,13 +396,16 @@ class AptArchive:
                     kernels.append(kernel)
         return sorted(kernels, key=lambda k: (k.target, k.flavor, Version(k.package_version)))
 
-    def package(self, name: str) -> HeaderPackage:
-        """The newest version of any binary package, with its URL, sha256 and size."""
+    def package(self, name: str, version: str = "") -> HeaderPackage:
+        """A binary package (the newest, or exactly `version`), with its URL, sha256 and size."""
         if not _PACKAGE_NAME.fullmatch(name):
             raise InputError(f"{name!r} is not a Debian package name")
         found = self._scan(lambda candidate: candidate == name).get(name, [])
+        if version:
+            found = [r for r in found if str(r.version) == version]
         if not found:
-            raise InputError(f"package {name!r} is not in the archive ({self.arch})",
+            wanted = f"{name!r} version {version}" if version else repr(name)
+            raise InputError(f"package {wanted} is not in the archive ({self.arch})",
                              hint="check the name and the sources (--sources)")
         best = max(found, key=lambda r: r.version)
         header = self._header(best)
