@@ -9,8 +9,9 @@ DEMO   ?= demo
 PORT   ?= 8000
 
 # Debian packages the builder and the tests use: the compiler toolchain for
-# kbuild, rpm for the RPM tests, chromium for the site's browser tests.
-DEB_PACKAGES := clang llvm make libelf-dev rpm cpio chromium python3-venv ca-certificates apt-utils git
+# kbuild, rpm for the RPM tests, chromium for the site's browser tests, QEMU and
+# a static busybox for the load test's VM.
+DEB_PACKAGES := clang llvm make libelf-dev rpm cpio chromium python3-venv ca-certificates apt-utils git qemu-system-x86 busybox-static
 
 .PHONY: deps venv test lint typecheck pytest demo site serve bench clean
 

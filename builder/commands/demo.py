@@ -22,7 +22,7 @@ from ..ui import info
 DESCRIPTION = """\
 Run the whole pipeline on embedded defaults (builder/demo.yaml): list the Debian kernels
 apt sees, plan, build real probes from Debian's falcosecurity-scap-dkms driver source
-with clang, publish them into a directory store in falco-driver-loader's layout, merge
+with clang, load each one in its own kernel booted in QEMU, publish them into a directory store in falco-driver-loader's layout, merge
 the catalog, build the site, and serve both on 127.0.0.1:
   http://127.0.0.1:PORT/          the probe index
   http://127.0.0.1:PORT/store/    DRIVERS_REPO for falco-driver-loader and falcoctl
@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
             str(out / "plan.json")]
     build = ["build", "--config", str(config), "--plan", str(out / "plan.json"), "--out",
              str(out / "build")]
+    loadtest = ["loadtest", str(out / "build")]
     publish = ["publish", "--config", str(config), "--store", "directory", "--path",
                str(out / "store"), "--base-url", base_url, "--fragment",
                str(out / "fragment.jsonl"), str(out / "build")]
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         shutil.rmtree(out / "build", ignore_errors=True)  # a fresh report for this plan
         _step(cli, build)
+        _step(cli, loadtest)
         _step(cli, publish)
     if (out / "fragment.jsonl").exists():
         _step(cli, merge)
