@@ -22,8 +22,9 @@ from ..ui import info
 DESCRIPTION = """\
 Run the whole pipeline on embedded defaults (builder/demo.yaml): list the Debian kernels
 apt sees, plan, build real probes from Debian's falcosecurity-scap-dkms driver source
-with clang, load each one in its own kernel booted in QEMU, publish them into a directory store in falco-driver-loader's layout, merge
-the catalog, build the site, and serve both on 127.0.0.1:
+with clang, load each one in its own kernel booted in QEMU, publish them into a directory
+store in falco-driver-loader's layout, merge the catalog, build the site, and serve both
+on 127.0.0.1:
   http://127.0.0.1:PORT/          the probe index
   http://127.0.0.1:PORT/store/    DRIVERS_REPO for falco-driver-loader and falcoctl
 Everything lands in --out; run it again and only what is missing is built.

@@ -128,6 +128,10 @@ def _read(elf: ELFFile, name: str) -> ProbeObject:
                                f"(machine {elf['e_machine']})")
     sections = list(elf.iter_sections())
     by_name = {s.name: i for i, s in enumerate(sections)}
+    wanted = [i for i, s in enumerate(sections) if s.name.startswith(PROGRAM_PREFIXES)
+              and s["sh_type"] == SHT_PROGBITS and s["sh_size"]]
+    if not wanted:
+        raise ProbeFormatError(f"{name}: no raw_tracepoint/ or tracepoint/ program sections")
     symtab = next((s for s in sections if s["sh_type"] == "SHT_SYMTAB"), None)
     if symtab is None:
         raise ProbeFormatError(f"{name}: no symbol table")
@@ -136,12 +140,8 @@ def _read(elf: ELFFile, name: str) -> ProbeObject:
     maps = _maps(elf, sections, by_name.get("maps"), symbols, name)
     offsets = {m.offset: i for i, m in enumerate(maps)}
     relocations = _relocations(sections, symbols, offsets, name)
-    programs = tuple(
-        Program(s.name, s.data(), relocations.get(i, ()))
-        for i, s in enumerate(sections)
-        if s.name.startswith(PROGRAM_PREFIXES) and s["sh_type"] == SHT_PROGBITS and s["sh_size"])
-    if not programs:
-        raise ProbeFormatError(f"{name}: no raw_tracepoint/ or tracepoint/ program sections")
+    programs = tuple(Program(sections[i].name, sections[i].data(), relocations.get(i, ()))
+                     for i in wanted)
     for program in programs:
         _check_relocated(program, name)
     return ProbeObject(name, maps, programs, _text(sections, by_name.get("license")),
