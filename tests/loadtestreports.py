@@ -78,6 +78,10 @@ def by_file(folder: Path) -> dict[str, BuildResult]:
     return {r.file: r for r in read_report(folder / REPORT_NAME)}
 
 
+def by_driver(folder: Path) -> dict[str, BuildResult]:
+    return {r.driver_version: r for r in read_report(folder / REPORT_NAME)}
+
+
 def broken_copy(probe: Path, dest: Path, section: str = "raw_tracepoint/sys_enter") -> Path:
     """A copy of a real probe whose `section` starts with an invalid stack read."""
     shutil.copyfile(probe, dest)
