@@ -19,6 +19,7 @@ from test_loadtest_stage import needs_vm_tools
 from builder.catalog import read_fragments
 from builder.cli import main
 from builder.elfcheck import check_probe
+from builder.loadtest.events import OPENS
 
 pytestmark = pytest.mark.slow
 
@@ -54,11 +55,14 @@ def test_the_real_probe_loads_in_its_own_kernel(tested: tuple[Path, dict[str, ob
     assert test["accepted"] == test["total"] == facts["programs"] == 107
     assert test["kernel"] == facts["uname_r"]
     assert test["reason"] == ""
+    # The child opened a file OPENS times: an enter and an exit event each, no more.
+    assert test["events"] == 2 * OPENS
     log = out / "logs" / DKMS_DRIVER_VERSION / "x86_64" / \
         f"{results[DKMS_DRIVER_VERSION].file}.loadtest.log"
     text = log.read_text()
     assert "programs accepted: 107/107, attached: 7" in text
     assert "raw_tracepoint/sys_enter: ok" in text
+    assert f"events captured: {2 * OPENS}\n" in text
     console = (out / "logs" / "loadtest" / f"{facts['uname_r']}.console.log").read_text()
     assert "falco-probes-vm: guest exited with 0" in console
 

@@ -148,7 +148,7 @@ def _one_probe(args: argparse.Namespace, options: LoadTestOptions) -> int:
         emit(probe_log(None, test, None).rstrip())
         return EXIT_NEGATIVE
     info(f"booting {image.package}")
-    boot, results = tester.boot(image, [("probe", args.probe.resolve())])
+    boot, results = tester.boot(image, [("probe", args.probe.resolve(), "")])
     raw = results.get("probe")
     test = loadtest_of(raw, release, boot, date)
     if args.json:

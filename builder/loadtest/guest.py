@@ -2,11 +2,11 @@
 
     python -m builder.loadtest.guest JOB.json
 
-JOB.json (written by the host's `stage`): {"probes": [{"key": K, "path": P}, ...],
-"results": "<file>"}. Each probe's result is appended
-to the results file as soon as it is known (and fsynced: the file is on the
-host, over 9p), so a probe that crashes the kernel leaves the others'
-results behind. Progress goes to stdout, which is the VM's serial console.
+JOB.json (written by the host's `stage`): {"probes": [{"key": K, "path": P, "recipe":
+R}, ...], "results": "<file>"}, R being what events.count_events needs (or null).
+Each probe's result is appended to the results file as soon as it is known (and
+fsynced: the file is on the host, over 9p), so a probe that crashes the kernel
+leaves the others' results behind. Progress goes to stdout, which is the VM's serial console.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import asdict
 from typing import Any
 
 from .bpf import Bpf
-from .loader import ProbeResult, load_probe
+from .loader import Capture, ProbeResult, load_probe
 
 MARK = "falco-probes-vm:"
 
@@ -40,15 +40,23 @@ def run(job: dict[str, Any]) -> int:
     with open(job["results"], "a", encoding="utf-8") as out:
         for probe in job["probes"]:
             print(f"{MARK} loading {os.path.basename(probe['path'])}", flush=True)
-            result = load_probe(probe["path"], bpf)
+            recipe = probe.get("recipe")
+            result = load_probe(probe["path"], bpf, capture=_capture(recipe) if recipe else None)
             line = result_line(probe["key"], result)
             out.write(json.dumps(line) + "\n")
             out.flush()
             os.fsync(out.fileno())
             state = "passed" if result.passed else f"rejected: {line['reason'][:300]}"
-            print(f"{MARK} {result.accepted}/{result.total} programs in {result.seconds:.1f} s, "
-                  f"{state}", flush=True)
+            events = f", {result.events} events" if recipe else ""
+            print(f"{MARK} {result.accepted}/{result.total} programs in {result.seconds:.1f} s"
+                  f"{events}, {state}", flush=True)
     return 0
+
+
+def _capture(recipe: dict[str, Any]) -> Capture:
+    from .events import count_events  # only when there is something to capture
+
+    return lambda maps, fillers, bpf: count_events(recipe, maps, fillers, bpf)
 
 
 def main(argv: list[str]) -> int:

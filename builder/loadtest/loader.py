@@ -20,7 +20,7 @@ import contextlib
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +36,7 @@ from .bpf import (
     Bpf,
     BpfError,
 )
-from .probeelf import ProbeObject, Program, read_probe
+from .probeelf import MapDef, ProbeObject, Program, read_probe
 
 LOG_TAIL_LINES = 4
 _STATISTICS = ("processed ", "verification time ", "stack depth ")
@@ -72,6 +72,7 @@ class ProbeResult:
     events: int = 0
     seconds: float = 0.0
     error: str = ""            # the probe could not be loaded at all (format, maps, kernel)
+    capture: str = ""          # what the event capture said when it could not count
     programs: list[ProgramResult] = field(default_factory=list)
 
     @property
@@ -96,9 +97,17 @@ class ProbeResult:
         return f"{first.section}: {first.error}{more}" + (f": {lines}" if lines else "")
 
 
-def load_probe(path: str, bpf: Bpf, *, kernel: str | None = None,
-               attach: bool = True) -> ProbeResult:
-    """Load every program of the probe at `path`; every outcome is in the result."""
+# (maps by name: (fd, MapDef), filler programs by name: fd, bpf) -> events counted
+Capture = Callable[[dict[str, tuple[int, MapDef]], dict[str, int], Bpf], int]
+
+
+def load_probe(path: str, bpf: Bpf, *, kernel: str | None = None, attach: bool = True,
+               capture: Capture | None = None) -> ProbeResult:
+    """Load every program of the probe at `path`; every outcome is in the result.
+
+    `capture`, when given, runs while the probe is loaded and attached and
+    says how many events it captured (see events.py).
+    """
     kernel = kernel or os.uname().release
     started = time.perf_counter()
     result = ProbeResult(path, kernel)
@@ -126,6 +135,14 @@ def load_probe(path: str, bpf: Bpf, *, kernel: str | None = None,
             result.attached = sum(1 for p, (o, _) in zip(probe.programs, loaded, strict=True)
                                   if not p.is_filler and o.accepted)
         result.seconds = time.perf_counter() - started
+        if capture is not None and result.passed:
+            named = {spec.name: (fd, spec) for spec, fd in zip(probe.maps, maps, strict=True)}
+            fillers = {p.event: fd for p, (_, fd) in zip(probe.programs, loaded, strict=True)
+                       if p.is_filler}
+            try:
+                result.events = capture(named, fillers, bpf)
+            except (BpfError, OSError) as exc:
+                result.capture = str(exc)
     return result
 
 

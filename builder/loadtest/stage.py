@@ -37,6 +37,7 @@ from ..fetch import Cache
 from ..kernels.apt import AptArchive
 from ..records import LoadTest, check_kernel_release
 from ..report import REPORT_NAME, BuildResult, iter_reports, read_report, replace_report
+from .events import capture_recipe
 from .initramfs import build_initramfs, static_busybox
 from .kernelimage import KernelImage, KernelUnavailable, fetch_image, headers_version
 from .vm import Boot, Vm, VmSettings, find_qemu
@@ -68,6 +69,13 @@ class Member:
     @property
     def probe(self) -> Path:
         return (self.folder / self.result.path).resolve()
+
+    @property
+    def source(self) -> str:
+        """What it was compiled from: probes of one source share their types."""
+        result = self.result
+        return f"{result.driver_version}|{result.driver_source_sha256}" \
+            if result.driver_source_sha256 else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +171,7 @@ class LoadTester:
         self._apt: AptArchive | None = None
         self._vm: Vm | None = None
         self._busybox: Path | None = None
+        self._recipes: dict[str, dict[str, Any] | None] = {}
 
     def check_tools(self) -> None:
         """Fail before any download when QEMU or a static busybox is missing."""
@@ -181,16 +190,28 @@ class LoadTester:
                            Cache(self.options.cache / "downloads"),
                            self.options.cache / "kernels")
 
-    def boot(self, image: KernelImage, probes: list[tuple[str, Path]],
+    def recipe(self, path: Path, source: str) -> dict[str, Any] | None:
+        """How to capture events with this probe (events.py), once per driver source."""
+        if source not in self._recipes:
+            self._recipes[source] = capture_recipe(path)
+        return self._recipes[source]
+
+    def boot(self, image: KernelImage, probes: list[tuple[str, Path, str]],
              ) -> tuple[Boot, dict[str, dict[str, Any]]]:
-        """Boot `image` once and load `probes` ((key, path) pairs) in it; results by key."""
+        """Boot `image` once and load `probes` in it; results by key.
+
+        Each probe is (key, path, source): `source` names what it was compiled
+        from, so the capture recipe is read from one probe of each source.
+        """
         if self._vm is None or self._busybox is None:
             self.check_tools()
         assert self._vm is not None and self._busybox is not None
         work = Path(tempfile.mkdtemp(prefix="falco-probes-loadtest-"))
         try:
             results = work / "results.jsonl"
-            job = {"probes": [{"key": key, "path": str(path)} for key, path in probes],
+            job = {"probes": [{"key": key, "path": str(path),
+                               "recipe": self.recipe(path, source or str(path))}
+                              for key, path, source in probes],
                    "results": str(results)}
             (work / "job.json").write_text(json.dumps(job), encoding="utf-8")
             command = [sys.executable, "-m", "builder.loadtest.guest", str(work / "job.json")]
@@ -247,6 +268,8 @@ def probe_log(raw: dict[str, Any] | None, test: LoadTest, boot: Boot | None) -> 
         lines.append(f"programs accepted: {raw.get('accepted')}/{raw.get('total')}, "
                      f"attached: {raw.get('attached')}, load time: "
                      f"{float(raw.get('seconds', 0)):.2f} s")
+        lines.append(f"events captured: {raw.get('events', 0)}"
+                     + (f" (capture failed: {raw['capture']})" if raw.get("capture") else ""))
         for program in raw.get("programs", []):
             state = "ok" if program.get("accepted") else f"REJECTED {program.get('error')}"
             lines.append(f"  {program.get('section')}: {state}, {program.get('insns')} insns, "
@@ -270,7 +293,8 @@ def run_group(tester: LoadTester, group: KernelGroup, summary: LoadTestSummary,
         try:
             image = tester.image(group.release, group.version, group.arch)
             tester.say(f"booting {image.package} for {len(group.members)} probe(s)")
-            boot, raw = tester.boot(image, [("|".join(m.key), m.probe) for m in group.members])
+            boot, raw = tester.boot(image, [("|".join(m.key), m.probe, m.source)
+                                            for m in group.members])
             summary.boots.append({"kernel": group.release, "accel": boot.accel,
                                   "seconds": round(boot.seconds, 1), "finished": boot.finished,
                                   "probes": len(group.members)})
