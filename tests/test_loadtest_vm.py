@@ -18,6 +18,7 @@ from builder.loadtest.kernelimage import (
     KernelModule,
     KernelUnavailable,
     headers_version,
+    image_from_tree,
     load_order,
     module_name,
 )
@@ -175,3 +176,63 @@ def test_qemu_shares_the_root_read_only_and_the_work_folder_writable(tmp_path: P
 def test_vm_settings_are_checked(settings: VmSettings, message: str) -> None:
     with pytest.raises(InputError, match=message):
         check_settings(settings)
+
+
+def test_virtiofs_boots_share_the_guests_memory_with_two_daemons(tmp_path: Path) -> None:
+    vm = Vm(VmSettings(accel="tcg", memory_mb=768), "qemu-system-x86_64")
+    line = vm.command("tcg", Path("/k"), Path("/i"), tmp_path, tmp_path / "c", "virtiofs")
+    assert "memory-backend-memfd,id=mem,size=768M,share=on" in line
+    assert f"socket,id=hostroot,path={tmp_path}/hostroot.sock" in line
+    assert "vhost-user-fs-pci,chardev=work,tag=work" in line
+    assert not any(part.startswith("local,") for part in line)  # no 9p export
+    text = params(["00-virtiofs.ko"], Path("/w"), "/src", ["true"], "virtiofs")
+    assert "SHARE=virtiofs\nROOT_OPTIONS=ro\nWORK_OPTIONS=rw\n" in text
+
+
+def _real_module(folder: Path, name: str, depends: str) -> None:
+    """A kernel module stand-in: a real ELF object with the .modinfo a module has."""
+    clang = shutil.which("clang")
+    if clang is None:
+        pytest.skip("clang is not installed (make deps installs it)")
+    source = f'__attribute__((section(".modinfo"), used)) char info[] = "depends={depends}";'
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run([clang, "-c", "-x", "c", "-", "-o", str(folder / f"{name}.ko")],
+                   input=source.encode(), check=True)
+
+
+def _kernel_tree(root: Path, release: str, modules: dict[str, str]) -> Path:
+    (root / "boot").mkdir(parents=True)
+    (root / "boot" / f"vmlinuz-{release}").write_bytes(b"kernel")
+    kernel = root / "lib" / "modules" / release / "kernel"
+    for name, depends in modules.items():
+        _real_module(kernel / "drivers", name, depends)
+    (root / "lib" / "modules" / release / "modules.builtin").write_text(
+        "kernel/drivers/virtio/virtio_ring.ko\n")
+    return root
+
+
+VIRTIO = {"virtio": "virtio_ring", "virtio_pci": "virtio_ring,virtio"}
+NINE_P = {"9pnet": "", "9pnet_virtio": "virtio,9pnet,virtio_ring", "9p": "9pnet"}
+VIRTIOFS = {"fuse": "", "virtiofs": "fuse,virtio,virtio_ring"}
+
+
+@pytest.mark.parametrize(("modules", "shares", "share", "order"), [
+    ({**VIRTIO, **NINE_P, **VIRTIOFS}, ("9p", "virtiofs"), "9p",
+     ["virtio", "virtio_pci", "9pnet", "9pnet_virtio", "9p"]),
+    # Debian's cloud flavors have no 9p: virtiofs, when this host can run virtiofsd.
+    ({**VIRTIO, **VIRTIOFS}, ("9p", "virtiofs"), "virtiofs",
+     ["virtio", "virtio_pci", "fuse", "virtiofs"]),
+])
+def test_the_share_is_the_first_the_kernel_has_modules_for(
+        tmp_path: Path, modules: dict[str, str], shares: tuple[str, ...], share: str,
+        order: list[str]) -> None:
+    tree = _kernel_tree(tmp_path, "6.1.0-9-cloud-amd64", modules)
+    image = image_from_tree(tree, "6.1.0-9-cloud-amd64", "linux-image-x", shares)
+    assert image.share == share
+    assert [m.name for m in image.modules] == order  # virtio_ring is built in
+
+
+def test_a_kernel_without_a_usable_share_is_unavailable(tmp_path: Path) -> None:
+    tree = _kernel_tree(tmp_path, "6.1.0-9-cloud-amd64", {**VIRTIO, **VIRTIOFS})
+    with pytest.raises(KernelUnavailable, match="9p: the kernel has no module 9pnet_virtio"):
+        image_from_tree(tree, "6.1.0-9-cloud-amd64", "linux-image-x", ("9p",))

@@ -155,7 +155,8 @@ def _one_probe(args: argparse.Namespace, options: LoadTestOptions) -> int:
         emit_json({"loadtest": {"status": test.status, "kernel": test.kernel,
                                 "accepted": test.accepted, "total": test.total,
                                 "reason": test.reason},
-                   "boot": {"accel": boot.accel, "seconds": round(boot.seconds, 1)},
+                   "boot": {"accel": boot.accel, "share": boot.share,
+                            "seconds": round(boot.seconds, 1)},
                    "result": raw})
     else:
         emit(probe_log(raw, test, boot).rstrip())
@@ -164,8 +165,9 @@ def _one_probe(args: argparse.Namespace, options: LoadTestOptions) -> int:
 
 def _report(summary: LoadTestSummary, as_json: bool) -> None:
     for boot in summary.boots:
-        info(f"booted {boot['kernel']} ({boot['accel']}) in {boot['seconds']} s for "
-             f"{boot['probes']} probe(s)" + ("" if boot["finished"] else ", did not finish"))
+        late = "" if boot["finished"] else ", did not finish"
+        info(f"booted {boot['kernel']} ({boot['accel']}, {boot['share']}) in "
+             f"{boot['seconds']} s for {boot['probes']} probe(s){late}")
     info(f"load test: {summary.passed} passed, {summary.rejected} rejected, "
          f"{summary.not_tested} not tested")
     if as_json:

@@ -1,8 +1,8 @@
 """The load-test VM's initramfs: a static busybox, the 9p modules and an /init script.
 
 /init loads the modules, mounts the host's root file system read-only over
-virtio 9p (tag `hostroot`) and the run's work folder read-write at its own
-path (tag `work`), then runs the guest command chrooted into the host's
+virtio 9p or virtiofs (tag `hostroot`) and the run's work folder read-write
+at its own path (tag `work`), then runs the guest command chrooted into the host's
 root, so the host's Python, this package and the probes are all where they
 are on the host. Then it powers the VM off. Everything it says goes to the
 serial console, each line starting with MARK.
@@ -29,10 +29,14 @@ MARK = "falco-probes-vm:"
 HOST_TAG = "hostroot"
 WORK_TAG = "work"
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Mount options of the host's root (read-only) and of the work folder, per share.
 # 9p over virtio: big messages, and the read-only root may cache (nothing changes it
 # during a boot); that makes Python's start over 9p about 4x faster under emulation.
-_ROOT_OPTIONS = "trans=virtio,version=9p2000.L,msize=512000,ro,cache=loose"
-_WORK_OPTIONS = "trans=virtio,version=9p2000.L,msize=512000,rw"
+MOUNT_OPTIONS = {
+    "9p": ("trans=virtio,version=9p2000.L,msize=512000,ro,cache=loose",
+           "trans=virtio,version=9p2000.L,msize=512000,rw"),
+    "virtiofs": ("ro", "rw"),
+}
 
 # /init itself never changes; what differs per boot is in /params, which it sources.
 INIT = r"""#!/bin/busybox sh
@@ -48,8 +52,8 @@ say "init at $(now) s"
 for module in $MODULES; do
   $B insmod "/modules/$module" || fail "insmod $module"
 done
-$B mount -t 9p -o "$ROOT_OPTIONS" "$HOST_TAG" /newroot || fail "mounting the host's root"
-$B mount -t 9p -o "$WORK_OPTIONS" "$WORK_TAG" "/newroot$WORK" || fail "mounting $WORK"
+$B mount -t "$SHARE" -o "$ROOT_OPTIONS" "$HOST_TAG" /newroot || fail "mounting the host's root"
+$B mount -t "$SHARE" -o "$WORK_OPTIONS" "$WORK_TAG" "/newroot$WORK" || fail "mounting $WORK"
 $B mount -t proc proc /newroot/proc || fail "mounting /proc"
 $B mount -t sysfs sys /newroot/sys || fail "mounting /sys"
 $B mount -t devtmpfs dev /newroot/dev || fail "mounting /dev"
@@ -62,11 +66,13 @@ $B poweroff -f
 """
 
 
-def params(modules: Sequence[str], work: Path, pythonpath: str,
-           command: Sequence[str]) -> str:
+def params(modules: Sequence[str], work: Path, pythonpath: str, command: Sequence[str],
+           share: str = "9p") -> str:
     """/params: shell assignments (every value quoted) and the command as "$@"."""
-    values = {"MARK": MARK, "MODULES": " ".join(modules), "ROOT_OPTIONS": _ROOT_OPTIONS,
-              "WORK_OPTIONS": _WORK_OPTIONS, "HOST_TAG": HOST_TAG, "WORK_TAG": WORK_TAG,
+    root_options, work_options = MOUNT_OPTIONS[share]
+    values = {"MARK": MARK, "MODULES": " ".join(modules), "SHARE": share,
+              "ROOT_OPTIONS": root_options, "WORK_OPTIONS": work_options,
+              "HOST_TAG": HOST_TAG, "WORK_TAG": WORK_TAG,
               "WORK": str(work), "GUEST_PATH": GUEST_PATH, "GUEST_PYTHONPATH": pythonpath}
     lines = [f"{key}={shlex.quote(value)}" for key, value in values.items()]
     lines.append("set -- " + " ".join(shlex.quote(part) for part in command))
@@ -82,10 +88,10 @@ class _Entry:
 
 
 def build_initramfs(busybox: Path, modules: Sequence[KernelModule], work: Path,
-                    pythonpath: str, command: Sequence[str]) -> bytes:
+                    pythonpath: str, command: Sequence[str], share: str = "9p") -> bytes:
     """The initramfs bytes for one boot that runs `command` chrooted into the host's root."""
     files = [(f"{i:02d}-{m.name}.ko", m.data()) for i, m in enumerate(modules)]
-    settings = params([name for name, _ in files], work, pythonpath, command)
+    settings = params([name for name, _ in files], work, pythonpath, command, share)
     entries = [_Entry(d, stat.S_IFDIR | 0o755)
                for d in ("bin", "dev", "modules", "newroot", "proc", "sys")]
     entries += [

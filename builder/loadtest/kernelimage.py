@@ -5,13 +5,15 @@ at the very package version the probe's headers came from, found through
 apt (the archive's signed indices give its URL, sha256 and size), downloaded
 once into the shared download cache (hash-checked like the headers) and
 extracted with `extract.py`, keeping only what a boot needs: `vmlinuz` and
-the modules that put the host's file system in the VM (virtio PCI and 9p).
+the modules that put the host's file system in the VM (virtio PCI, and 9p or
+virtiofs).
 That is ~10 MB of a ~400 MB package, kept per package digest in the cache.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import lzma
 import urllib.parse
 from collections.abc import Callable
@@ -30,9 +32,11 @@ from ..fetch import Cache
 from ..kernels.apt import AptArchive
 
 # What a boot needs from the package (paths under lib/modules/<release>/kernel/).
-MODULE_DIRS = ("drivers/virtio/", "net/9p/", "fs/9p/", "fs/netfs/", "fs/fscache/")
-# The modules whose drivers mount the host's root file system over virtio 9p.
-BOOT_MODULES = ("virtio_pci", "9pnet_virtio", "9p")
+MODULE_DIRS = ("drivers/virtio/", "net/9p/", "fs/9p/", "fs/netfs/", "fs/fscache/", "fs/fuse/")
+# How the VM sees the host's file system, in order of preference, and the modules each
+# needs: 9p works without privileges; virtiofs needs a virtiofsd running as root, and
+# is there for kernels built without 9p (Debian's cloud flavors).
+SHARES = {"9p": ("virtio_pci", "9pnet_virtio", "9p"), "virtiofs": ("virtio_pci", "virtiofs")}
 _MODULE_SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")
 _IMAGE_ARCH = {"x86_64": "amd64"}
 
@@ -57,7 +61,8 @@ class KernelImage:
     release: str
     package: str                 # name_version of the linux-image package
     vmlinuz: Path
-    modules: tuple[KernelModule, ...]   # what BOOT_MODULES need, in load order
+    share: str                   # 9p or virtiofs: how the VM sees the host's files
+    modules: tuple[KernelModule, ...]   # what that share needs, in load order
 
 
 def image_package(release: str) -> tuple[str, ...]:
@@ -80,8 +85,11 @@ def headers_version(release: str, headers: tuple[dict[str, str], ...], fallback:
 
 
 def fetch_image(release: str, version: str, arch: str, apt: AptArchive, downloads: Cache,
-                cache: Path) -> KernelImage:
-    """The image of Debian kernel `release` at package `version`; KernelUnavailable if none."""
+                cache: Path, shares: tuple[str, ...] = tuple(SHARES)) -> KernelImage:
+    """The image of Debian kernel `release` at package `version`; KernelUnavailable if none.
+
+    `shares` are the ways this host can share its files, in order of preference.
+    """
     if arch not in _IMAGE_ARCH:
         raise KernelUnavailable(f"no {arch} VM here: load tests boot x86_64 kernels only")
     package = None
@@ -99,10 +107,12 @@ def fetch_image(release: str, version: str, arch: str, apt: AptArchive, download
     except ProbesError as exc:
         raise KernelUnavailable(f"the kernel image could not be downloaded: {exc.message}") \
             from exc
-    tree = cache / package.sha256[:20]
+    # The folder names what was kept, so a change of MODULE_DIRS extracts again.
+    kept = hashlib.sha256("\0".join(MODULE_DIRS).encode()).hexdigest()[:8]
+    tree = cache / f"{package.sha256[:20]}-{kept}"
     if not tree.is_dir():
         extract(deb, tree, kind="deb", keep=_boot_files(release))
-    return _image(tree, release, package.name.removesuffix(".deb"))
+    return image_from_tree(tree, release, package.name.removesuffix(".deb"), shares)
 
 
 def _boot_files(release: str) -> Callable[[str], bool]:
@@ -117,7 +127,9 @@ def _boot_files(release: str) -> Callable[[str], bool]:
     return keep
 
 
-def _image(tree: Path, release: str, package: str) -> KernelImage:
+def image_from_tree(tree: Path, release: str, package: str,
+                    shares: tuple[str, ...]) -> KernelImage:
+    """The bootable parts of an extracted image, with the first share its modules allow."""
     vmlinuz = tree / "boot" / f"vmlinuz-{release}"
     if not vmlinuz.is_file():
         raise KernelUnavailable(f"{package} has no boot/vmlinuz-{release}")
@@ -126,8 +138,17 @@ def _image(tree: Path, release: str, package: str) -> KernelImage:
     if root is None:
         raise KernelUnavailable(f"{package} has no lib/modules/{release}")
     builtin = _builtin(root)
-    modules = load_order(module_index(root), BOOT_MODULES, builtin)
-    return KernelImage(release, package, vmlinuz, tuple(modules))
+    index = module_index(root)
+    problems = []
+    for share in shares:
+        try:
+            modules = load_order(index, SHARES[share], builtin)
+        except KernelUnavailable as exc:
+            problems.append(f"{share}: {exc.message}")
+            continue
+        return KernelImage(release, package, vmlinuz, share, tuple(modules))
+    missing = "; ".join(problems) or "no way to share files with the VM on this host"
+    raise KernelUnavailable(f"the VM could not see this machine's files: {missing}")
 
 
 def _builtin(root: Path) -> set[str]:

@@ -40,7 +40,7 @@ from ..report import REPORT_NAME, BuildResult, iter_reports, read_report, replac
 from .events import capture_recipe
 from .initramfs import build_initramfs, static_busybox
 from .kernelimage import KernelImage, KernelUnavailable, fetch_image, headers_version
-from .vm import Boot, Vm, VmSettings, find_qemu
+from .vm import Boot, Vm, VmSettings, find_qemu, shares_here
 
 MAX_REASON = 2000
 DEBIAN_TARGETS = ("debian",)
@@ -188,7 +188,7 @@ class LoadTester:
                 self._apt.update()
         return fetch_image(release, version, arch, self._apt,
                            Cache(self.options.cache / "downloads"),
-                           self.options.cache / "kernels")
+                           self.options.cache / "kernels", shares_here())
 
     def recipe(self, path: Path, source: str) -> dict[str, Any] | None:
         """How to capture events with this probe (events.py), once per driver source."""
@@ -218,8 +218,8 @@ class LoadTester:
             pythonpath = str(Path(builder.__file__).resolve().parent.parent)
             initrd = work / "initrd.cpio"
             initrd.write_bytes(build_initramfs(self._busybox, image.modules, work, pythonpath,
-                                               command))
-            boot = self._vm.boot(image.vmlinuz, initrd, work, self.say)
+                                               command, image.share))
+            boot = self._vm.boot(image.vmlinuz, initrd, work, image.share, self.say)
             return boot, _read_results(results)
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -261,7 +261,7 @@ def probe_log(raw: dict[str, Any] | None, test: LoadTest, boot: Boot | None) -> 
     """The human-readable story of one probe's load test."""
     lines = [f"load test: {test.status}", f"kernel: {test.kernel}", f"date: {test.date}"]
     if boot is not None:
-        lines.append(f"boot: {boot.accel}, {boot.seconds:.1f} s")
+        lines.append(f"boot: {boot.accel}, {boot.share}, {boot.seconds:.1f} s")
     if test.reason:
         lines.append(f"reason: {test.reason}")
     if raw is not None:
@@ -296,6 +296,7 @@ def run_group(tester: LoadTester, group: KernelGroup, summary: LoadTestSummary,
             boot, raw = tester.boot(image, [("|".join(m.key), m.probe, m.source)
                                             for m in group.members])
             summary.boots.append({"kernel": group.release, "accel": boot.accel,
+                                  "share": boot.share,
                                   "seconds": round(boot.seconds, 1), "finished": boot.finished,
                                   "probes": len(group.members)})
         except KernelUnavailable as exc:

@@ -1,4 +1,4 @@
-"""Boot a kernel in QEMU with the host's root file system shared read-only over 9p.
+"""Boot a kernel in QEMU with the host's root file system shared read-only (9p or virtiofs).
 
 One `Vm` per run decides how to accelerate: KVM when /dev/kvm can be opened
 and a first boot with it reaches /init, TCG (emulation) otherwise. Nested
@@ -10,11 +10,12 @@ under TCG. Every boot has a deadline; the serial console goes to a file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,7 @@ class Boot:
     """How one boot went; the guest's own results are in the work folder."""
 
     accel: str
+    share: str
     seconds: float
     reached_init: bool
     finished: bool                  # the guest command ran to its end and the VM powered off
@@ -69,6 +71,21 @@ def find_qemu(arch: str = "x86_64") -> str:
     return found
 
 
+VIRTIOFSD = (Path("/usr/lib/qemu/virtiofsd"),)   # QEMU 7.2's, as Debian 12 ships it
+
+
+def find_virtiofsd() -> Path | None:
+    """QEMU's virtiofsd, when it is there and we are root (it switches users per request)."""
+    if os.geteuid() != 0:
+        return None
+    return next((p for p in VIRTIOFSD if os.access(p, os.X_OK)), None)
+
+
+def shares_here() -> tuple[str, ...]:
+    """How this host can share its files with the VM, in order of preference."""
+    return ("9p", "virtiofs") if find_virtiofsd() is not None else ("9p",)
+
+
 def kvm_usable() -> bool:
     """/dev/kvm exists and we may open it; whether it works is only known by booting."""
     try:
@@ -87,20 +104,20 @@ class Vm:
         self.qemu = qemu
         self._kvm = settings.accel == "kvm" or (settings.accel == "auto" and kvm_usable())
 
-    def boot(self, vmlinuz: Path, initrd: Path, work: Path,
+    def boot(self, vmlinuz: Path, initrd: Path, work: Path, share: str = "9p",
              on_line: Callable[[str], None] | None = None) -> Boot:
         """Boot once; with KVM failing early, boot again under TCG."""
         if self._kvm:
-            first = self._run("kvm", vmlinuz, initrd, work, on_line)
+            first = self._shared("kvm", vmlinuz, initrd, work, share, on_line)
             if first.reached_init or self.settings.accel == "kvm":
                 return first
             self._kvm = False
             if on_line is not None:
                 on_line(f"{MARK} KVM did not start the VM ({first.reason}); using TCG")
-        return self._run("tcg", vmlinuz, initrd, work, on_line)
+        return self._shared("tcg", vmlinuz, initrd, work, share, on_line)
 
-    def command(self, accel: str, vmlinuz: Path, initrd: Path, work: Path,
-                console: Path) -> list[str]:
+    def command(self, accel: str, vmlinuz: Path, initrd: Path, work: Path, console: Path,
+                share: str = "9p") -> list[str]:
         settings = self.settings
         return [
             self.qemu, "-machine", f"q35,accel={accel}",
@@ -109,14 +126,19 @@ class Vm:
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
             "-kernel", str(vmlinuz), "-initrd", str(initrd), "-append", KERNEL_ARGS,
             "-chardev", f"file,id=console,path={_option(console)}", "-serial", "chardev:console",
-            "-fsdev", f"local,id={HOST_TAG},path=/,security_model=none,readonly=on,"
-                      "multidevs=remap",
-            "-device", f"virtio-9p-pci,fsdev={HOST_TAG},mount_tag={HOST_TAG}",
-            "-fsdev", f"local,id={WORK_TAG},path={_option(work)},security_model=none",
-            "-device", f"virtio-9p-pci,fsdev={WORK_TAG},mount_tag={WORK_TAG}",
+            *(_virtiofs_devices(work, settings.memory_mb) if share == "virtiofs"
+              else _9p_devices(work)),
         ]
 
-    def _run(self, accel: str, vmlinuz: Path, initrd: Path, work: Path,
+    def _shared(self, accel: str, vmlinuz: Path, initrd: Path, work: Path, share: str,
+                on_line: Callable[[str], None] | None) -> Boot:
+        """One boot, with the virtiofsd daemons a virtiofs share needs around it."""
+        if share != "virtiofs":
+            return self._run(accel, vmlinuz, initrd, work, share, on_line)
+        with _virtiofsd(work):
+            return self._run(accel, vmlinuz, initrd, work, share, on_line)
+
+    def _run(self, accel: str, vmlinuz: Path, initrd: Path, work: Path, share: str,
              on_line: Callable[[str], None] | None) -> Boot:
         console = work / f"console-{accel}.log"
         console.write_bytes(b"")
@@ -126,7 +148,7 @@ class Vm:
                                     else self.settings.timeout)
         deadline = started + self.settings.timeout
         with errors.open("wb") as err:
-            proc = subprocess.Popen(self.command(accel, vmlinuz, initrd, work, console),
+            proc = subprocess.Popen(self.command(accel, vmlinuz, initrd, work, console, share),
                                     stdin=subprocess.DEVNULL, stdout=err, stderr=err)
             watcher = _Console(console, on_line)
             reason = ""
@@ -153,7 +175,8 @@ class Vm:
         if not reason and not watcher.finished:
             reason = watcher.error or "the VM stopped before the guest finished " \
                                       "(kernel panic? see the console log)"
-        return Boot(accel, seconds, watcher.reached_init, not reason, reason, watcher.text)
+        return Boot(accel, share, seconds, watcher.reached_init, not reason, reason,
+                    watcher.text)
 
 
 class _Console:
@@ -196,6 +219,72 @@ class _Console:
             self.error = said.removeprefix(f"{MARK} error:").strip()
         if self._on_line is not None:
             self._on_line(said)
+
+
+def _9p_devices(work: Path) -> list[str]:
+    """The host's root, read-only at the host, and the work folder, over virtio 9p."""
+    return [
+        "-fsdev", f"local,id={HOST_TAG},path=/,security_model=none,readonly=on,multidevs=remap",
+        "-device", f"virtio-9p-pci,fsdev={HOST_TAG},mount_tag={HOST_TAG}",
+        "-fsdev", f"local,id={WORK_TAG},path={_option(work)},security_model=none",
+        "-device", f"virtio-9p-pci,fsdev={WORK_TAG},mount_tag={WORK_TAG}",
+    ]
+
+
+def _virtiofs_devices(work: Path, memory_mb: int) -> list[str]:
+    """The same two shares over virtiofs: vhost-user needs the guest's memory shared."""
+    devices = ["-object", f"memory-backend-memfd,id=mem,size={memory_mb}M,share=on",
+               "-numa", "node,memdev=mem"]
+    for tag in (HOST_TAG, WORK_TAG):
+        devices += ["-chardev", f"socket,id={tag},path={_option(_socket(work, tag))}",
+                    "-device", f"vhost-user-fs-pci,chardev={tag},tag={tag}"]
+    return devices
+
+
+def _socket(work: Path, tag: str) -> Path:
+    return work / f"{tag}.sock"
+
+
+@contextlib.contextmanager
+def _virtiofsd(work: Path) -> Iterator[None]:
+    """A virtiofsd per share for one boot: the host's root (cached: nothing changes it
+    during a boot; the guest mounts it read-only, as QEMU 7.2's virtiofsd has no
+    read-only mode) and the work folder. Stopped, by their pids, when the boot is over."""
+    daemon = find_virtiofsd()
+    if daemon is None:
+        raise BuildError("virtiofs needs QEMU's virtiofsd and root",
+                         hint="install Debian's qemu-system-x86 and run as root")
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        for tag, source, cache in ((HOST_TAG, Path("/"), "always"), (WORK_TAG, work, "none")):
+            sock = _socket(work, tag)
+            log = (work / f"virtiofsd-{tag}.log").open("wb")
+            started.append(subprocess.Popen(
+                [str(daemon), f"--socket-path={sock}", "-o", f"source={source}",
+                 "-o", f"cache={cache}", "-o", "sandbox=chroot"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log))
+            log.close()
+            _wait_for(sock, started[-1], work / f"virtiofsd-{tag}.log")
+        yield
+    finally:
+        for proc in started:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+def _wait_for(sock: Path, proc: subprocess.Popen[bytes], log: Path,
+              seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not sock.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise BuildError(f"virtiofsd did not start: {_tail(log)}",
+                             hint="it needs root; or give the kernel 9p (see docs/loadtest.md)")
+        time.sleep(0.05)
 
 
 def _option(path: Path) -> str:
