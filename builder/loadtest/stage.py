@@ -39,7 +39,7 @@ from ..records import LoadTest, check_kernel_release
 from ..report import REPORT_NAME, BuildResult, iter_reports, read_report, replace_report
 from .events import capture_recipe
 from .initramfs import build_initramfs, static_busybox
-from .kernelimage import KernelImage, KernelUnavailable, fetch_image, headers_version
+from .kernelimage import KernelImage, fetch_image, headers_version
 from .vm import Boot, Vm, VmSettings, find_qemu, shares_here
 
 MAX_REASON = 2000
@@ -299,17 +299,16 @@ def run_group(tester: LoadTester, group: KernelGroup, summary: LoadTestSummary,
                                   "share": boot.share,
                                   "seconds": round(boot.seconds, 1), "finished": boot.finished,
                                   "probes": len(group.members)})
-        except KernelUnavailable as exc:
+        except ProbesError as exc:  # no image (KernelUnavailable), apt, the cache, virtiofsd
             why_not = exc.message
-        except ProbesError as exc:  # apt or the download cache refused: the image is unreachable
-            why_not = f"the kernel image is unreachable: {exc.message}"
+    if boot is not None:
+        for folder in {member.folder for member in group.members}:
+            _write_console(folder, group.release, boot.console)
     out = {}
     for member in group.members:
         line = raw.get("|".join(member.key))
         test = loadtest_of(line, group.release, boot, date, why_not)
         _write_log(member, probe_log(line, test, boot))
-        if boot is not None:
-            _write_console(member.folder, group.release, boot.console)
         summary.add(member, test, float(line.get("seconds", 0)) if line else 0.0)
         out[member.key] = test
         if on_probe is not None:
