@@ -203,9 +203,6 @@ class LoadTester:
         Each probe is (key, path, source): `source` names what it was compiled
         from, so the capture recipe is read from one probe of each source.
         """
-        if self._vm is None or self._busybox is None:
-            self.check_tools()
-        assert self._vm is not None and self._busybox is not None
         work = Path(tempfile.mkdtemp(prefix="falco-probes-loadtest-"))
         try:
             results = work / "results.jsonl"
@@ -215,14 +212,20 @@ class LoadTester:
                    "results": str(results)}
             (work / "job.json").write_text(json.dumps(job), encoding="utf-8")
             command = [sys.executable, "-m", "builder.loadtest.guest", str(work / "job.json")]
-            pythonpath = str(Path(builder.__file__).resolve().parent.parent)
-            initrd = work / "initrd.cpio"
-            initrd.write_bytes(build_initramfs(self._busybox, image.modules, work, pythonpath,
-                                               command, image.share))
-            boot = self._vm.boot(image.vmlinuz, initrd, work, image.share, self.say)
-            return boot, _read_results(results)
+            return self.run(image, command, work), _read_results(results)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+    def run(self, image: KernelImage, command: list[str], work: Path) -> Boot:
+        """Boot `image` once to run `command` (a path on this machine) in its root."""
+        if self._vm is None or self._busybox is None:
+            self.check_tools()
+        assert self._vm is not None and self._busybox is not None
+        pythonpath = str(Path(builder.__file__).resolve().parent.parent)
+        initrd = work / "initrd.cpio"
+        initrd.write_bytes(build_initramfs(self._busybox, image.modules, work, pythonpath,
+                                           command, image.share))
+        return self._vm.boot(image.vmlinuz, initrd, work, image.share, self.say)
 
 
 def _read_results(path: Path) -> dict[str, dict[str, Any]]:
