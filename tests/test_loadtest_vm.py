@@ -236,3 +236,24 @@ def test_a_kernel_without_a_usable_share_is_unavailable(tmp_path: Path) -> None:
     tree = _kernel_tree(tmp_path, "6.1.0-9-cloud-amd64", {**VIRTIO, **VIRTIOFS})
     with pytest.raises(KernelUnavailable, match="9p: the kernel has no module 9pnet_virtio"):
         image_from_tree(tree, "6.1.0-9-cloud-amd64", "linux-image-x", ("9p",))
+
+
+def test_the_console_says_how_far_the_boot_got(tmp_path: Path) -> None:
+    from builder.loadtest.vm import _Console
+
+    console = tmp_path / "console.log"
+    said: list[str] = []
+    watcher = _Console(console, said.append)
+    console.write_bytes(b"[    0.1] Linux version 6.1.0\r\n"
+                        b"falco-probes-vm: init at 2.1 s\r\nfalco-p")
+    watcher.read()
+    assert watcher.reached_init and not watcher.finished
+    assert said == ["falco-probes-vm: init at 2.1 s"]  # the cut line waits for its end
+    with console.open("ab") as out:
+        out.write(b"robes-vm: loading x.o\nTraceback ...\n"
+                  b"[ 9.0] falco-probes-vm: guest exited with 1 at 9.0 s\n")
+    watcher.read()
+    assert watcher.finished and watcher.guest_code == 1
+    assert said[1:] == ["falco-probes-vm: loading x.o",
+                        "falco-probes-vm: guest exited with 1 at 9.0 s"]
+    assert "Traceback ...\n" in watcher.text

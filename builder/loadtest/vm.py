@@ -175,6 +175,9 @@ class Vm:
         if not reason and not watcher.finished:
             reason = watcher.error or "the VM stopped before the guest finished " \
                                       "(kernel panic? see the console log)"
+        if not reason and watcher.guest_code:
+            reason = f"the loader in the VM failed (exit {watcher.guest_code}); its " \
+                     "traceback is in the console log"
         return Boot(accel, share, seconds, watcher.reached_init, not reason, reason,
                     watcher.text)
 
@@ -190,6 +193,7 @@ class _Console:
         self.text = ""
         self.reached_init = False
         self.finished = False
+        self.guest_code = 0
         self.error = ""
 
     def read(self) -> None:
@@ -215,6 +219,9 @@ class _Console:
             self.reached_init = True
         elif said.startswith(f"{MARK} guest exited"):
             self.finished = True
+            words = said.split()
+            code = words[words.index("with") + 1] if "with" in words[:-1] else "0"
+            self.guest_code = int(code) if code.isdigit() else -1
         elif said.startswith(f"{MARK} error:"):
             self.error = said.removeprefix(f"{MARK} error:").strip()
         if self._on_line is not None:
