@@ -13,9 +13,11 @@ PORT   ?= 8000
 ARGS   ?=
 
 # Debian packages. The demo needs the compiler toolchain kbuild runs (clang, llc, make,
-# libelf) and Python's venv; the tests also build RPMs (rpm, cpio), drive the site in
-# Chromium and read the repository with git.
-DEMO_PACKAGES := clang llvm make libelf-dev python3-venv ca-certificates
+# libelf), Python's venv, and QEMU with a static busybox for the load test's VM; the
+# tests also build RPMs (rpm, cpio), drive the site in Chromium and read the repository
+# with git.
+DEMO_PACKAGES := clang llvm make libelf-dev python3-venv ca-certificates qemu-system-x86 \
+	busybox-static
 TEST_PACKAGES := $(DEMO_PACKAGES) rpm cpio chromium git
 
 .PHONY: deps demo-deps test-deps venv venv-dev test lint typecheck pytest demo site serve \

@@ -96,8 +96,13 @@ class _Corrupt(Exception):
     """The archive's bytes are wrong: truncated, bad compression, bad headers."""
 
 
-def extract(archive: Path, dest: Path, *, kind: str | None = None) -> ExtractReport:
-    """Extract `archive` into `dest` (created, or merged into when it exists)."""
+def extract(archive: Path, dest: Path, *, kind: str | None = None,
+            keep: Callable[[str], bool] | None = None) -> ExtractReport:
+    """Extract `archive` into `dest` (created, or merged into when it exists).
+
+    `keep`, when given, is asked about each member's path (relative, as it
+    would land under `dest`); members it refuses are checked and skipped.
+    """
     started = time.perf_counter()
     kind = kind or detect_kind(archive)
     if kind not in KINDS:
@@ -108,7 +113,7 @@ def extract(archive: Path, dest: Path, *, kind: str | None = None) -> ExtractRep
                          hint="extract into a new or existing directory")
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extract-", dir=dest.parent))
-    writer = _Writer(archive, staging)
+    writer = _Writer(archive, staging, keep)
     try:
         with _open_archive(archive) as handle, _corruption_as_input_error(archive, kind):
             _READERS[kind](archive, handle, writer)
@@ -444,9 +449,11 @@ Check = Callable[[str, str], None]  # (path under root, link target) -> refuse o
 class _Writer:
     """Writes checked members under `root` (the staging folder)."""
 
-    def __init__(self, archive: Path, root: Path) -> None:
+    def __init__(self, archive: Path, root: Path,
+                 keep: Callable[[str], bool] | None = None) -> None:
         self.archive = archive
         self.root = root
+        self.keep = keep
         self.known_dirs: set[str] = {""}  # real directories under root, verified or made
         self.dir_attrs: dict[str, tuple[int, float]] = {}
         self.symlinks: dict[str, str] = {}  # relative path -> target as in the archive
@@ -534,7 +541,15 @@ class _Writer:
         self._clear(member, rel)
         return rel
 
+    def skips(self, member: str) -> bool:
+        """True for a member `keep` refuses (its name is still checked)."""
+        return self.keep is not None and not self.keep(self.relative(member))
+
     def file(self, member: str, source: Readable, mode: int, mtime: float) -> None:
+        if self.skips(member):
+            while source.read(CHUNK):  # a cpio stream must be read past the data
+                pass
+            return
         rel = self._named(member, "file")
         path = self.root / rel
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -548,6 +563,8 @@ class _Writer:
 
     def directory(self, member: str, mode: int, mtime: float) -> None:
         rel = self.relative(member)
+        if self.skips(member):
+            return
         if not rel:
             return  # the destination itself: its mode is ours to choose
         self._make_parents(member, rel)
@@ -563,6 +580,8 @@ class _Writer:
     def symlink(self, member: str, target: str, mtime: float,
                 check: Check | None = None) -> None:
         rel = self.relative(member)
+        if self.skips(member):
+            return
         if not target or "\x00" in target:
             raise self.refuse(member, "is a symlink with an empty or invalid target")
         base = posixpath.dirname(rel)
@@ -584,6 +603,8 @@ class _Writer:
             self.rerooted.add(rel)
 
     def hardlink(self, member: str, target: str, check: Check | None = None) -> None:
+        if self.skips(member):
+            return
         try:
             source = self.relative(target)
         except InputError:

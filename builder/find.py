@@ -6,7 +6,7 @@ command module reads the node (os-release, uname) and prints.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any
 
@@ -22,7 +22,7 @@ from .naming import (
     probe_name,
     request_path,
 )
-from .records import ARCHES, HostFacts, ProbeName, ProbeRecord
+from .records import ARCHES, HostFacts, LoadTest, ProbeName, ProbeRecord
 from .versions import FalcoVersion, check_supported
 
 # What `status` can say; exit code 0 only for "available".
@@ -49,6 +49,7 @@ class FindResult:
     size: int = 0
     log: str = ""
     note: str = ""          # available, but with a caveat the user must know
+    loadtest: LoadTest | None = None   # the probe's load test, None when never load-tested
 
     @property
     def available(self) -> bool:
@@ -69,7 +70,9 @@ class FindResult:
             "available": self.available, "status": self.status,
         }
         if self.available:
-            out.update(url=self.url, sha256=self.sha256, size=self.size)
+            out.update(url=self.url, sha256=self.sha256, size=self.size,
+                       load_tested=self.loadtest is not None,
+                       loadtest=asdict(self.loadtest) if self.loadtest else None)
             if self.note:
                 out["note"] = self.note
         else:
@@ -77,6 +80,20 @@ class FindResult:
             if self.log:
                 out["log"] = self.log
         return out
+
+
+def loadtest_summary(test: LoadTest | None) -> str:
+    """One line for people: whether and how the probe was load-tested."""
+    if test is None:
+        return "not load-tested"
+    programs = f"{test.accepted}/{test.total} programs accepted"
+    when = f" on {test.date[:10]}" if test.date else ""
+    if test.status == "passed":
+        events = f", {test.events} events captured" if test.events else ""
+        return f"passed in {test.kernel}{when} ({programs}{events})"
+    if test.status == "rejected":
+        return f"REJECTED by the {test.kernel} verifier{when} ({programs}): {test.reason}"
+    return f"not tested{when}: {test.reason}"
 
 
 def newest_falco(config: Config | None) -> FalcoVersion:
@@ -117,6 +134,7 @@ def find(host: HostFacts, falco: FalcoVersion, driver_version: str, catalog: Cat
     record = catalog.lookup(driver_version, name.arch, name.file)
     if record is not None:
         return found(AVAILABLE, url=record.url, sha256=record.sha256, size=record.size,
+                     loadtest=record.loadtest,
                      note=_other_kernels_probe(host, falco, driver_version, record, config))
     status, reason, log = _why_missing(host, falco, driver_version, name, catalog, config)
     return found(status, reason=reason, log=log)

@@ -31,13 +31,16 @@ from .fetch import sha256_file
 from .records import (
     FAILURE_STEPS,
     FailureRecord,
+    LoadTest,
     ProbeRecord,
     check_commit,
     check_file,
     check_ref,
     check_url,
+    loadtest_from_mapping,
 )
 from .report import BuildResult, iter_reports
+from .schema import Where
 from .stores import Artifact, Placed, Stop, Store
 from .ui import info
 from .yamlio import fsync_path
@@ -88,9 +91,15 @@ class Provenance:
 
 # --- reading and checking the build reports ---------------------------------------------
 
-def load_reports(paths: Iterable[Path], provenance: Provenance,
+def load_reports(paths: Iterable[Path], provenance: Provenance, *,
+                 allow_unverified: bool = False,
                  ) -> tuple[list[Artifact], list[FailureRecord]]:
-    """Artifacts and failures of the reports; every problem reported at once, nothing used."""
+    """Artifacts and failures of the reports; every problem reported at once, nothing used.
+
+    A probe the kernel's verifier rejected (`falco-probes loadtest`) is not an
+    artifact but a failure (step loadtest, category verifier), unless
+    `allow_unverified`.
+    """
     problems: list[Problem] = []
     artifacts: dict[RecordKey, Artifact] = {}
     failures: dict[RecordKey, FailureRecord] = {}
@@ -99,6 +108,11 @@ def load_reports(paths: Iterable[Path], provenance: Provenance,
         if result.ok:
             artifact = _artifact(folder, result, provenance, where, problems)
             if artifact is None:
+                continue
+            test = artifact.probe.loadtest
+            if test is not None and test.status == "rejected" and not allow_unverified:
+                refused = _refused(result, test, provenance)
+                failures[refused.key] = refused
                 continue
             key = artifact.probe.key
             other = artifacts.get(key)
@@ -148,11 +162,28 @@ def _artifact(folder: Path, result: BuildResult, provenance: Provenance, where: 
         return None
     driver_ref = result.driver_ref if result.driver_ref and not check_ref(result.driver_ref) \
         else ""
+    loadtest = None
+    if result.loadtest is not None:
+        count = len(problems)
+        loadtest = loadtest_from_mapping(result.loadtest, Where(where, None, result.file),
+                                         problems)
+        if loadtest is None or len(problems) > count:
+            return None
     probe = ProbeRecord(result.driver_version, result.arch, result.target, result.kernel_release,
                         result.kernel_version, sha256, size, url="", release="",
                         built=result.built, log=provenance.log, commit=provenance.commit,
-                        driver_ref=driver_ref, aliases=aliases, source=_line(result.source))
+                        driver_ref=driver_ref, aliases=aliases, source=_line(result.source),
+                        loadtest=loadtest)
     return Artifact(probe, path)
+
+
+def _refused(result: BuildResult, test: LoadTest, provenance: Provenance) -> FailureRecord:
+    """A probe the verifier rejected, as the failure publish records instead of it."""
+    failure = _failure(result, provenance)
+    reason = f"the {test.kernel or 'kernel'} verifier rejected {test.total - test.accepted} " \
+             f"of {test.total} programs: {test.reason or 'no reason recorded'}"
+    return replace(failure, step="loadtest", category="verifier",
+                   reason=" ".join(reason.split())[:MAX_REASON])
 
 
 def _failure(result: BuildResult, provenance: Provenance) -> FailureRecord:

@@ -33,7 +33,7 @@ from .records import (
     check_timestamp,
 )
 from .schema import Field, Schema, Where, each, one_of
-from .yamlio import iter_json_lines
+from .yamlio import atomic_write, iter_json_lines
 
 REPORT_NAME = "report.jsonl"
 
@@ -123,6 +123,12 @@ def write_result(handle: Any, result: BuildResult) -> None:
     """Append one line and flush it: a killed build keeps every finished result."""
     handle.write(json.dumps(result_to_dict(result), sort_keys=True) + "\n")
     handle.flush()
+
+
+def replace_report(path: Path, results: Iterable[BuildResult]) -> None:
+    """Rewrite a whole report atomically (temp file + rename): readers see old or new."""
+    atomic_write(path, "".join(json.dumps(result_to_dict(r), sort_keys=True) + "\n"
+                               for r in results))
 
 
 def read_report(path: Path) -> list[BuildResult]:

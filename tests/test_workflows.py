@@ -60,6 +60,7 @@ FORBIDDEN_TRIGGERS = {"pull_request_target", "workflow_run"}
 EXPECTED_COMMANDS = {
     ("nightly.yml", "plan", "plan"),
     ("nightly.yml", "build", "build"),
+    ("nightly.yml", "build", "loadtest"),
     ("nightly.yml", "publish", "publish"),
     ("nightly.yml", "publish", "catalog"),
 }

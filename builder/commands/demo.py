@@ -33,8 +33,9 @@ DESCRIPTION = """\
 Run the whole pipeline on embedded defaults (builder/demo.yaml): list the Debian 12
 kernels of the machine's apt mirror, plan, build real probes of the driver versions of
 Falco 0.43 and 0.40 (and a 2022 snapshot) from Debian's falcosecurity-scap-dkms packages
-with clang, publish them into a directory store in falco-driver-loader's layout, merge
-the catalog, build the site, and serve both on 127.0.0.1:
+with clang, load each one in its own kernel booted in QEMU, publish them into a directory
+store in falco-driver-loader's layout, merge the catalog, build the site, and serve both
+on 127.0.0.1:
   http://127.0.0.1:PORT/          the probe index
   http://127.0.0.1:PORT/store/    DRIVERS_REPO for falco-driver-loader and falcoctl
 Everything lands in --out; run it again and only what is missing is built. At the end it
@@ -77,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
             str(out / "plan.json"), *cache]
     build = ["build", "--config", str(config), "--plan", str(out / "plan.json"), "--out",
              str(out / "build"), *cache]
+    loadtest = ["loadtest", str(out / "build"), *cache]
     publish = ["publish", "--config", str(config), "--store", "directory", "--path",
                str(out / "store"), "--base-url", base_url, "--fragment",
                str(out / "fragment.jsonl"), str(out / "build")]
@@ -86,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         shutil.rmtree(out / "build", ignore_errors=True)  # a fresh report for this plan
         _step(cli, build)
+        _step(cli, loadtest)
         _step(cli, publish)
     if (out / "fragment.jsonl").exists():
         _step(cli, merge)

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 from ..catalog import Catalog, load_catalog
 from ..config import Config
 from ..errors import EXIT_BAD_INPUT, EXIT_NEGATIVE, EXIT_OK, InputError, ProbesError
-from ..find import FindResult, find, resolve_versions
+from ..find import FindResult, find, loadtest_summary, resolve_versions
 from ..naming import host_from_inputs
 from ..records import HostFacts
 from ..ui import emit, emit_json, info
@@ -129,6 +129,7 @@ def _print(result: FindResult) -> None:
         emit(f"size:          {result.size}")
         if result.note:
             emit(f"note:          {result.note}")
+        emit(f"load test:     {loadtest_summary(result.loadtest)}")
     else:
         emit(f"not available: {result.reason}")
         if result.log:

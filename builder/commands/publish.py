@@ -56,6 +56,11 @@ says "stopped" and how many are left; --json: "complete": false); 2 bad input
 3 conflict (the store or fragment holds other bytes under a probe's name; the other
 probes are still published); 4 store or network error (everything confirmed before
 it is in the fragment). See docs/publishing.md.
+
+A probe whose programs the kernel's verifier rejected (`falco-probes loadtest`) is
+refused: it is not uploaded and becomes a failure line (step loadtest, category
+verifier, the verifier's message as reason), like a build failure, and the run still
+exits 0. --allow-unverified publishes it anyway, its record saying it was rejected.
 """
 
 
@@ -69,6 +74,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         help="catalog fragment to append to (created if missing; a rerun "
                              "with the same file skips what it records)")
     add_store_options(parser)
+    parser.add_argument("--allow-unverified", action="store_true",
+                        help="publish probes even when the load test says the verifier "
+                             "rejected them (default: record them as failures)")
     run_group = parser.add_argument_group("limits of one run")
     run_group.add_argument("--max-uploads", type=int, default=None, metavar="N",
                            help="stop cleanly after uploading N probes (default: no limit; "
@@ -185,7 +193,11 @@ def run(args: argparse.Namespace) -> int:
     if args.commit and check_commit(commit):
         raise InputError(f"--commit {args.commit!r}: {check_commit(commit)}")
     provenance = Provenance(log=ci_log_url(env, str(args.job_id or "")), commit=commit)
-    artifacts, failures = load_reports(args.reports, provenance)
+    artifacts, failures = load_reports(args.reports, provenance,
+                                       allow_unverified=args.allow_unverified)
+    for failure in failures:
+        if failure.category == "verifier":
+            info(f"refused {failure.driver_version} {failure.file}: {failure.reason}")
     folders = {(a.probe.driver_version, a.probe.arch) for a in artifacts}
     artifacts, stale = resolve_aliases(artifacts, load_catalog(catalog_dir(args), only=folders))
     budget = Budget(args.max_uploads, parse_deadline(args.deadline, time.time()))

@@ -1,0 +1,11 @@
+"""Load testing: boot each probe's own kernel in a VM and load the probe there.
+
+Host side (`stage`, `kernelimage`, `initramfs`, `vm`) fetches the kernel's
+`linux-image` package, boots it in QEMU with the host's root file system
+shared read-only, and writes the results into the build report. Guest side
+(`guest`, `loader`, `bpf`, `probeelf`) runs inside that VM on the host's own
+Python: it parses each probe and loads every program through `bpf()`.
+
+This package's `__init__` imports nothing: the guest starts over 9p in an
+emulated CPU, where every module imported costs time.
+"""

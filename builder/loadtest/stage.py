@@ -1,0 +1,361 @@
+"""`falco-probes loadtest`, the stage: every built probe loaded in its own kernel.
+
+Reads build reports, groups the probes built successfully by kernel, and for
+each kernel fetches its image (kernelimage), boots it once (vm) with an
+initramfs (initramfs) whose /init runs the guest (guest) on the host's own
+Python, which loads every probe of that kernel. Each probe gets a LoadTest:
+
+- passed      every program accepted by the verifier and attached;
+- rejected    a program was refused (its name and the verifier's last lines)
+              or the probe could not be loaded at all;
+- not_tested  no image for the kernel, a download that failed, a VM that did
+              not finish: never counted as passed.
+
+Results go back into each report (`loadtest` of its BuildResult), rewritten
+atomically after every kernel, so a run that is stopped keeps what it
+finished. Per probe, the whole story (each program, the verifier's log of a
+rejected one) is written to logs/<driver_version>/<arch>/<file>.loadtest.log,
+and each boot's serial console to logs/loadtest/<kernel>.console.log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import builder
+
+from ..errors import ProbesError
+from ..fetch import Cache
+from ..kernels.apt import AptArchive
+from ..records import LoadTest, check_kernel_release
+from ..report import REPORT_NAME, BuildResult, iter_reports, read_report, replace_report
+from .events import capture_recipe
+from .initramfs import build_initramfs, static_busybox
+from .kernelimage import KernelImage, fetch_image, headers_version
+from .vm import Boot, Vm, VmSettings, find_qemu, shares_here
+
+MAX_REASON = 2000
+DEBIAN_TARGETS = ("debian",)
+
+ProbeKey = tuple[str, str, str]   # (report folder, driver version, file)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadTestOptions:
+    cache: Path
+    vm: VmSettings = field(default_factory=VmSettings)
+    sources: Path | None = None
+    keyring: Path | None = None
+    retest: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    folder: Path
+    result: BuildResult
+
+    @property
+    def key(self) -> ProbeKey:
+        return (str(self.folder), self.result.driver_version, self.result.file)
+
+    @property
+    def probe(self) -> Path:
+        return (self.folder / self.result.path).resolve()
+
+    @property
+    def source(self) -> str:
+        """What it was compiled from: probes of one source share their types."""
+        result = self.result
+        return f"{result.driver_version}|{result.driver_source_sha256}" \
+            if result.driver_source_sha256 else ""
+
+
+@dataclass(frozen=True, slots=True)
+class KernelGroup:
+    """Every probe built for one kernel: one boot."""
+
+    target: str
+    arch: str
+    release: str
+    version: str               # the Debian package version of its headers (and image)
+    members: tuple[Member, ...]
+
+
+@dataclass
+class LoadTestSummary:
+    passed: int = 0
+    rejected: int = 0
+    not_tested: int = 0
+    boots: list[dict[str, Any]] = field(default_factory=list)
+    probes: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, member: Member, test: LoadTest, seconds: float) -> None:
+        setattr(self, test.status, getattr(self, test.status) + 1)
+        self.probes.append({"driver_version": member.result.driver_version,
+                            "file": member.result.file, "status": test.status,
+                            "accepted": test.accepted, "total": test.total,
+                            "seconds": round(seconds, 2), "reason": test.reason})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "rejected": self.rejected,
+                "not_tested": self.not_tested, "boots": self.boots, "probes": self.probes}
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def one_line(text: str, limit: int = MAX_REASON) -> str:
+    """Printable, one line: what a LoadTest reason must be."""
+    cleaned = "".join(c if c.isprintable() else " " for c in text)
+    return " ".join(cleaned.split())[:limit]
+
+
+def group_results(reports: Iterable[tuple[Path, BuildResult]], retest: bool = False,
+                  ) -> list[KernelGroup]:
+    """Probes that were built, by kernel; already tested ones only with `retest`."""
+    groups: dict[tuple[str, str, str, str], list[Member]] = {}
+    for folder, result in reports:
+        if not result.ok:
+            continue
+        done = result.loadtest is not None and result.loadtest.get("status") != "not_tested"
+        if done and not retest:
+            continue
+        release, version = kernel_of(result)
+        key = (result.target, result.arch, release, version)
+        groups.setdefault(key, []).append(Member(folder, result))
+    return [KernelGroup(*key, tuple(members)) for key, members in sorted(groups.items())]
+
+
+def kernel_of(result: BuildResult) -> tuple[str, str]:
+    """(`uname -r`, Debian package version) of the kernel a probe was built against.
+
+    The probe's own kernel_release is the loader's name for it, which for
+    Debian is rebuilt from the package version (6.1.0-56-amd64 is requested as
+    6.1.192-2-amd64); the build's kernel key keeps both as the kernel has them.
+    """
+    parts = result.kernel_key.split("/")
+    if len(parts) != 4 or check_kernel_release(parts[2]):
+        return "", ""
+    return parts[2], headers_version(parts[2], result.headers, parts[3])
+
+
+def untestable(group: KernelGroup) -> str:
+    """Why this kernel cannot be booted here, or "" when it can be tried."""
+    if group.target not in DEBIAN_TARGETS:
+        return (f"no kernel image source for {group.target} kernels: load tests boot Debian's "
+                "linux-image packages")
+    if group.arch != "x86_64":
+        return f"no {group.arch} VM here: load tests boot x86_64 kernels only"
+    if not group.release or not group.version:
+        return "the report does not say which kernel (uname -r and package version) it was " \
+               "built against"
+    return ""
+
+
+class LoadTester:
+    """One run: the apt archive, the download cache and the VM, shared by every kernel."""
+
+    def __init__(self, options: LoadTestOptions,
+                 say: Callable[[str], None] = lambda line: None) -> None:
+        self.options = options
+        self.say = say
+        self._apt: AptArchive | None = None
+        self._vm: Vm | None = None
+        self._busybox: Path | None = None
+        self._recipes: dict[str, dict[str, Any] | None] = {}
+
+    def check_tools(self) -> None:
+        """Fail before any download when QEMU or a static busybox is missing."""
+        self._vm = Vm(self.options.vm, find_qemu())
+        self._busybox = static_busybox()
+
+    def image(self, release: str, version: str, arch: str = "x86_64") -> KernelImage:
+        """The kernel's image at that package version ("" for the newest apt knows)."""
+        if self._apt is None:
+            options = self.options
+            self._apt = AptArchive(options.cache / "apt", options.sources, options.keyring,
+                                   arch)
+            if not self._apt.index_files():
+                self._apt.update()
+        return fetch_image(release, version, arch, self._apt,
+                           Cache(self.options.cache / "downloads"),
+                           self.options.cache / "kernels", shares_here())
+
+    def recipe(self, path: Path, source: str) -> dict[str, Any] | None:
+        """How to capture events with this probe (events.py), once per driver source."""
+        if source not in self._recipes:
+            self._recipes[source] = capture_recipe(path)
+        return self._recipes[source]
+
+    def boot(self, image: KernelImage, probes: list[tuple[str, Path, str]],
+             ) -> tuple[Boot, dict[str, dict[str, Any]]]:
+        """Boot `image` once and load `probes` in it; results by key.
+
+        Each probe is (key, path, source): `source` names what it was compiled
+        from, so the capture recipe is read from one probe of each source.
+        """
+        work = Path(tempfile.mkdtemp(prefix="falco-probes-loadtest-"))
+        try:
+            results = work / "results.jsonl"
+            job = {"probes": [{"key": key, "path": str(path),
+                               "recipe": self.recipe(path, source or str(path))}
+                              for key, path, source in probes],
+                   "results": str(results)}
+            (work / "job.json").write_text(json.dumps(job), encoding="utf-8")
+            command = [sys.executable, "-m", "builder.loadtest.guest", str(work / "job.json")]
+            return self.run(image, command, work), _read_results(results)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def run(self, image: KernelImage, command: list[str], work: Path) -> Boot:
+        """Boot `image` once to run `command` (a path on this machine) in its root."""
+        if self._vm is None or self._busybox is None:
+            self.check_tools()
+        assert self._vm is not None and self._busybox is not None
+        pythonpath = str(Path(builder.__file__).resolve().parent.parent)
+        initrd = work / "initrd.cpio"
+        initrd.write_bytes(build_initramfs(self._busybox, image.modules, work, pythonpath,
+                                           command, image.share))
+        return self._vm.boot(image.vmlinuz, initrd, work, image.share, self.say)
+
+
+def _read_results(path: Path) -> dict[str, dict[str, Any]]:
+    """The guest's result lines by key; a last line cut short by a crash is ignored."""
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return out
+    for line in text.splitlines():
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(data, dict) and isinstance(data.get("key"), str):
+            out[data["key"]] = data
+    return out
+
+
+def loadtest_of(raw: dict[str, Any] | None, release: str, boot: Boot | None, date: str,
+                why_not: str = "") -> LoadTest:
+    """The LoadTest of one probe from the guest's result line (None: it never got one)."""
+    if raw is None:
+        reason = why_not or (boot.reason if boot is not None and boot.reason else
+                             "the VM finished without a result for this probe")
+        return LoadTest("not_tested", release, date=date, reason=one_line(reason))
+    total, accepted = int(raw.get("total", 0)), int(raw.get("accepted", 0))
+    kernel = str(raw.get("kernel") or release)
+    if raw.get("passed"):
+        return LoadTest("passed", kernel, accepted, total, int(raw.get("events", 0)), date)
+    return LoadTest("rejected", kernel, min(accepted, total), total, 0, date,
+                    one_line(str(raw.get("reason") or "rejected")))
+
+
+def probe_log(raw: dict[str, Any] | None, test: LoadTest, boot: Boot | None) -> str:
+    """The human-readable story of one probe's load test."""
+    lines = [f"load test: {test.status}", f"kernel: {test.kernel}", f"date: {test.date}"]
+    if boot is not None:
+        lines.append(f"boot: {boot.accel}, {boot.share}, {boot.seconds:.1f} s")
+    if test.reason:
+        lines.append(f"reason: {test.reason}")
+    if raw is not None:
+        lines.append(f"programs accepted: {raw.get('accepted')}/{raw.get('total')}, "
+                     f"attached: {raw.get('attached')}, load time: "
+                     f"{float(raw.get('seconds', 0)):.2f} s")
+        lines.append(f"events captured: {raw.get('events', 0)}"
+                     + (f" (capture failed: {raw['capture']})" if raw.get("capture") else ""))
+        for program in raw.get("programs", []):
+            state = "ok" if program.get("accepted") else f"REJECTED {program.get('error')}"
+            lines.append(f"  {program.get('section')}: {state}, {program.get('insns')} insns, "
+                         f"{program.get('processed')} processed")
+        for program in raw.get("programs", []):
+            if program.get("log"):
+                lines += ["", f"--- verifier log of {program.get('section')} ---",
+                          str(program["log"]).rstrip()]
+    return "\n".join(lines) + "\n"
+
+
+def run_group(tester: LoadTester, group: KernelGroup, summary: LoadTestSummary,
+              on_probe: Callable[[Member, LoadTest], None] | None = None,
+              ) -> dict[ProbeKey, LoadTest]:
+    """Load-test one kernel's probes; writes their logs; returns their LoadTests."""
+    date = utc_now()
+    why_not = untestable(group)
+    boot: Boot | None = None
+    raw: dict[str, dict[str, Any]] = {}
+    if not why_not:
+        try:
+            image = tester.image(group.release, group.version, group.arch)
+            tester.say(f"booting {image.package} for {len(group.members)} probe(s)")
+            boot, raw = tester.boot(image, [("|".join(m.key), m.probe, m.source)
+                                            for m in group.members])
+            summary.boots.append({"kernel": group.release, "accel": boot.accel,
+                                  "share": boot.share,
+                                  "seconds": round(boot.seconds, 1), "finished": boot.finished,
+                                  "probes": len(group.members)})
+        except ProbesError as exc:  # no image (KernelUnavailable), apt, the cache, virtiofsd
+            why_not = exc.message
+    if boot is not None:
+        for folder in {member.folder for member in group.members}:
+            _write_console(folder, group.release, boot.console)
+    out = {}
+    for member in group.members:
+        line = raw.get("|".join(member.key))
+        test = loadtest_of(line, group.release, boot, date, why_not)
+        _write_log(member, probe_log(line, test, boot))
+        summary.add(member, test, float(line.get("seconds", 0)) if line else 0.0)
+        out[member.key] = test
+        if on_probe is not None:
+            on_probe(member, test)
+    return out
+
+
+def record(tests: dict[ProbeKey, LoadTest]) -> None:
+    """Write LoadTests into their reports, each report rewritten atomically."""
+    by_folder: dict[str, dict[tuple[str, str], LoadTest]] = {}
+    for (folder, version, file), test in tests.items():
+        by_folder.setdefault(folder, {})[(version, file)] = test
+    for folder, found in by_folder.items():
+        path = Path(folder) / REPORT_NAME
+        results = [replace(r, loadtest=asdict(found[(r.driver_version, r.file)]))
+                   if r.ok and (r.driver_version, r.file) in found else r
+                   for r in read_report(path)]
+        replace_report(path, results)
+
+
+def run_loadtest(paths: list[Path], options: LoadTestOptions, *,
+                 kernel_filter: Callable[[str], bool] = lambda release: True,
+                 say: Callable[[str], None] = lambda line: None,
+                 on_probe: Callable[[Member, LoadTest], None] | None = None,
+                 ) -> LoadTestSummary:
+    groups = [g for g in group_results(iter_reports(paths), options.retest)
+              if kernel_filter(g.release)]
+    tester = LoadTester(options, say)
+    if any(not untestable(g) for g in groups):
+        tester.check_tools()
+    summary = LoadTestSummary()
+    for group in groups:
+        record(run_group(tester, group, summary, on_probe))
+    return summary
+
+
+def _write_log(member: Member, text: str) -> None:
+    name = member.result
+    path = member.folder / "logs" / name.driver_version / name.arch / f"{name.file}.loadtest.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def _write_console(folder: Path, release: str, console: str) -> None:
+    path = folder / "logs" / "loadtest" / f"{release}.console.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(console, encoding="utf-8")
