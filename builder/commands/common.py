@@ -28,7 +28,7 @@ def add_catalog_option(parser: argparse.ArgumentParser) -> None:
                         help=f"catalog folder (default: ${CATALOG_ENV} or ./catalog)")
 
 
-def add_config_option(parser: argparse.ArgumentParser) -> None:
+def add_config_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     parser.add_argument("--config", type=Path, default=None, metavar="FILE",
                         help=f"probes.yaml to use (default: ${CONFIG_ENV} or ./probes.yaml)")
 

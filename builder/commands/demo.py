@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
             str(out / "plan.json"), *cache]
     build = ["build", "--config", str(config), "--plan", str(out / "plan.json"), "--out",
              str(out / "build"), *cache]
-    loadtest = ["loadtest", str(out / "build"), *cache]
+    loadtest = ["loadtest", "--config", str(config), str(out / "build"), *cache]
     publish = ["publish", "--config", str(config), "--store", "directory", "--path",
                str(out / "store"), "--base-url", base_url, "--fragment",
                str(out / "fragment.jsonl"), str(out / "build")]

@@ -24,6 +24,7 @@ from ..loadtest.vm import ACCELS, VmSettings
 from ..paths import cache_root
 from ..records import LoadTest, check_kernel_release
 from ..ui import emit, emit_json, info, progress
+from .common import add_config_option, config_from
 
 DEFAULTS = VmSettings()
 
@@ -79,6 +80,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                      help="apt sources file instead of this machine's")
     apt.add_argument("--keyring", type=Path, metavar="FILE",
                      help="OpenPGP keyring for sources without Signed-By")
+    apt.add_argument("--suite", action="append", default=[], metavar="SUITE",
+                     help="read kernel images from this Debian suite of the machine's mirror "
+                          "(repeatable; default: the suites of the apt targets in --config)")
+    apt.add_argument("--mirror", default="", metavar="URI",
+                     help="with suites: the Debian archive to read (default: this machine's)")
+    add_config_option(apt)
     apt.add_argument("--cache", type=Path, default=None, metavar="DIR",
                      help="downloads, apt state and kernel images "
                           "(default: $XDG_CACHE_HOME/falco-probes, as `build`)")
@@ -88,12 +95,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(func=run)
 
 
+def _suites(args: argparse.Namespace) -> tuple[tuple[str, ...], str]:
+    """Where kernel images come from: --suite, else the suites the config's apt targets
+    read their headers from (so a Debian 13 machine tests Debian 12's kernels)."""
+    if args.suite or args.sources:
+        return tuple(args.suite), args.mirror
+    config = config_from(args, required=args.config is not None)
+    targets = [t for t in (config.targets if config else ()) if t.kernels == "apt"]
+    suites = tuple(dict.fromkeys(s for t in targets for s in t.suites))
+    mirrors = {t.mirror for t in targets if t.suites}
+    return suites, args.mirror or (mirrors.pop() if len(mirrors) == 1 else "")
+
+
 def run(args: argparse.Namespace) -> int:
+    suites, mirror = _suites(args)
     options = LoadTestOptions(
         cache=cache_root(args.cache),
         vm=VmSettings(memory_mb=args.memory, cpus=args.cpus, timeout=args.timeout,
                       accel=args.accel),
-        sources=args.sources, keyring=args.keyring, retest=args.retest)
+        sources=args.sources, keyring=args.keyring, retest=args.retest, suites=suites,
+        mirror=mirror)
     if args.probe is not None:
         if args.reports or args.kernel:
             raise InputError("--probe loads one file; drop the reports and --kernel")

@@ -511,7 +511,8 @@ class AptArchive:
         found = [r for r in self._scan(lambda candidate: candidate == name).get(name, [])
                  if r.arch in (self.arch, "all")]
         if not found:
-            raise InputError(f"package {name!r} is not in the archive ({self.arch})",
+            wanted = f"{name!r} version {version}" if version else repr(name)
+            raise InputError(f"package {wanted} is not in the archive ({self.arch})",
                              hint="check the name and the sources (--sources, suites)")
         if version:
             exact = [r for r in found if str(r.version) == version]

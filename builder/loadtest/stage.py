@@ -55,6 +55,8 @@ class LoadTestOptions:
     sources: Path | None = None
     keyring: Path | None = None
     retest: bool = False
+    suites: tuple[str, ...] = ()   # read images from these suites (the targets' own)
+    mirror: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +185,7 @@ class LoadTester:
         if self._apt is None:
             options = self.options
             self._apt = AptArchive(options.cache / "apt", options.sources, options.keyring,
-                                   arch)
+                                   arch, options.suites, options.mirror)
             if not self._apt.index_files():
                 self._apt.update()
         return fetch_image(release, version, arch, self._apt,
