@@ -56,6 +56,7 @@ class BuildOptions:
     jobs: int = 2
     timeout: float = 900
     base_dir: Path = Path(".")  # where relative driver source folders are resolved
+    job: str = ""               # the CI job running this build (its page), recorded per probe
 
 
 def utc_now() -> str:
@@ -199,7 +200,7 @@ def _failure(kernel: Kernel, config: Config, version: str, attempt: int, step: s
     _, log_path = _paths(options, version, name)
     _write_text(log_path, log or reason + "\n")
     return BuildResult(ok=False, step=step, reason=_one_line(reason),
-                       log=str(log_path.relative_to(options.out)), **base)
+                       log=str(log_path.relative_to(options.out)), job=options.job, **base)
 
 
 def _compile_one(kernel: Kernel, config: Config, version: str, attempt: int, build_dir: Path,
@@ -232,7 +233,8 @@ def _compile_one(kernel: Kernel, config: Config, version: str, attempt: int, bui
     fields.pop("ok")
     fields["headers"] = base.pop("headers")
     return BuildResult(ok=True, path=str(probe_path.relative_to(options.out)),
-                       log=str(log_path.relative_to(options.out)), **base, **fields)
+                       log=str(log_path.relative_to(options.out)), job=options.job, **base,
+                       **fields)
 
 
 def _write_text(path: Path, text: str) -> None:

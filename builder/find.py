@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from .attest import repository_of, verify_commands
 from .catalog import Catalog
 from .config import Config, driver_version_for
 from .naming import (
@@ -48,6 +49,8 @@ class FindResult:
     sha256: str = ""
     size: int = 0
     log: str = ""
+    attestation: str = ""   # the provenance bundle of the probe
+    job: str = ""           # the CI job that built it
 
     @property
     def available(self) -> bool:
@@ -69,6 +72,10 @@ class FindResult:
         }
         if self.available:
             out.update(url=self.url, sha256=self.sha256, size=self.size)
+            if self.attestation:
+                out["attestation"] = self.attestation
+                out["verify"] = verify_commands(out["file"],
+                                                repository_of(self.job, self.attestation))
         else:
             out["reason"] = self.reason
             if self.log:
@@ -116,7 +123,8 @@ def find(host: HostFacts, falco: FalcoVersion, driver_version: str, catalog: Cat
     checked(name, source)
     record = catalog.lookup(driver_version, name.arch, name.file)
     if record is not None:
-        return found(AVAILABLE, url=record.url, sha256=record.sha256, size=record.size)
+        return found(AVAILABLE, url=record.url, sha256=record.sha256, size=record.size,
+                     attestation=record.attestation, job=record.job)
     status, reason, log = _why_missing(host, falco, driver_version, name, catalog, config)
     return found(status, reason=reason, log=log)
 

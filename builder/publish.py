@@ -10,6 +10,12 @@ Failures from the build reports become failure lines in the same fragment.
 Everything is checked before anything is written: each probe file exists
 inside its report folder, has the size and sha256 the report states, and
 passes the ELF check.
+
+Each record links the CI job that built it (`job`, from the build report), its
+compile log kept in the store (`log`; the job's or run's page when the report
+has no log file, or the store could not take it) and, when a bundle given with
+`--attestations` attests its sha256, that bundle kept in the store
+(`attestation`).
 """
 
 from __future__ import annotations
@@ -19,11 +25,12 @@ import fcntl
 import json
 import os
 import subprocess
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .attest import BundleFile, covering
 from .catalog import Catalog, fragment_line, natural_key, read_fragments, unambiguous_aliases
 from .elfcheck import check_probe
 from .errors import ConflictError, InputError, Problem, ProblemsError
@@ -38,7 +45,7 @@ from .records import (
     check_url,
 )
 from .report import BuildResult, iter_reports
-from .stores import Artifact, Placed, Stop, Store
+from .stores import Artifact, FailedBuild, Placed, Stop, Store
 from .ui import info
 from .yamlio import fsync_path
 
@@ -82,24 +89,32 @@ def current_commit(env: Mapping[str, str], cwd: Path | None = None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Provenance:
-    log: str = ""
+    log: str = ""       # the publishing run's page: the log link of last resort
     commit: str = ""
 
 
 # --- reading and checking the build reports ---------------------------------------------
 
+Failure = FailureRecord | FailedBuild   # a failed build, with its log file when it has one
+
+
 def load_reports(paths: Iterable[Path], provenance: Provenance,
-                 ) -> tuple[list[Artifact], list[FailureRecord]]:
-    """Artifacts and failures of the reports; every problem reported at once, nothing used."""
+                 bundles: Sequence[BundleFile] = ()) -> tuple[list[Artifact], list[Failure]]:
+    """Artifacts and failures of the reports; every problem reported at once, nothing used.
+
+    Each artifact carries its log file and the first of `bundles` attesting its sha256."""
     problems: list[Problem] = []
     artifacts: dict[RecordKey, Artifact] = {}
-    failures: dict[RecordKey, FailureRecord] = {}
+    failures: dict[RecordKey, Failure] = {}
+    attested = covering(bundles)
     for folder, result in iter_reports(paths):
         where = str(folder / "report.jsonl")
+        log = _log_file(folder, result, where, problems)
         if result.ok:
             artifact = _artifact(folder, result, provenance, where, problems)
             if artifact is None:
                 continue
+            artifact = replace(artifact, log=log, attestation=attested.get(result.sha256))
             key = artifact.probe.key
             other = artifacts.get(key)
             if other is not None and other.probe.sha256 != artifact.probe.sha256:
@@ -110,11 +125,28 @@ def load_reports(paths: Iterable[Path], provenance: Provenance,
             artifacts[key] = artifact
         else:
             failure = _failure(result, provenance)
-            failures[failure.key] = failure
+            failures[failure.key] = failure if log is None else FailedBuild(failure, log)
     if problems:
         raise ProblemsError(problems, hint="nothing was published; rebuild the probes or pass "
                                            "the folder `falco-probes build --out` wrote")
     return list(artifacts.values()), [f for k, f in failures.items() if k not in artifacts]
+
+
+def _log_file(folder: Path, result: BuildResult, where: str,
+              problems: list[Problem]) -> Path | None:
+    """The result's compile log, inside its report folder; None when it names none or the
+    file is gone (then the record links the job instead)."""
+    if not result.log:
+        return None
+    path = (folder / result.log).resolve()
+    if not path.is_relative_to(folder.resolve()):
+        problems.append(Problem(where, f"log {result.log!r} points outside the report folder",
+                                record=result.file, field="log"))
+        return None
+    if not path.is_file():
+        info(f"{where}: {result.file}: its log {result.log} is missing; linking the job instead")
+        return None
+    return path
 
 
 def _artifact(folder: Path, result: BuildResult, provenance: Provenance, where: str,
@@ -150,8 +182,9 @@ def _artifact(folder: Path, result: BuildResult, provenance: Provenance, where: 
         else ""
     probe = ProbeRecord(result.driver_version, result.arch, result.target, result.kernel_release,
                         result.kernel_version, sha256, size, url="", release="",
-                        built=result.built, log=provenance.log, commit=provenance.commit,
-                        driver_ref=driver_ref, aliases=aliases)
+                        built=result.built, log=result.job or provenance.log,
+                        commit=provenance.commit, driver_ref=driver_ref, aliases=aliases,
+                        source=_line(result.source), job=result.job)
     return Artifact(probe, path)
 
 
@@ -162,9 +195,15 @@ def _failure(result: BuildResult, provenance: Provenance) -> FailureRecord:
     return FailureRecord(result.driver_version, result.arch, result.target,
                          result.kernel_release, result.kernel_version,
                          step=result.step if result.step in FAILURE_STEPS else "compile",
-                         reason=reason[:MAX_REASON], log=provenance.log,
+                         reason=reason[:MAX_REASON], log=result.job or provenance.log,
                          attempts=max(1, result.attempts), last_attempt=result.built,
-                         commit=provenance.commit, driver_ref=driver_ref)
+                         commit=provenance.commit, driver_ref=driver_ref,
+                         category=result.category, source=_line(result.source), job=result.job)
+
+
+def _line(text: str) -> str:
+    """One line of at most 300 printable characters (what the record schema takes)."""
+    return "".join(c if c.isprintable() else " " for c in " ".join(text.split()))[:300]
 
 
 # --- the fragment ------------------------------------------------------------------------
@@ -276,19 +315,53 @@ def publish_order(artifact: Artifact) -> tuple[Any, ...]:
             natural_key(probe.kernel_release), natural_key(probe.kernel_version))
 
 
-def publish(artifacts: Iterable[Artifact], failures: Iterable[FailureRecord], store: Store,
+def publish(artifacts: Iterable[Artifact], failures: Iterable[Failure], store: Store,
             fragment: FragmentFile, *, on_probe: OnProbe | None = None,
             on_step: Callable[[], None] | None = None) -> PublishSummary:
-    """Put every artifact into the store and record it; returns what happened.
+    """Put every artifact into the store and record it, then every failure with its log;
+    returns what happened.
 
     Conflicts (the store or the fragment holds other bytes under the name)
-    are collected and the run goes on with the other probes.
+    are collected and the run goes on with the other probes. Failures left when
+    the run stops are still recorded, linking the job that built them.
     """
     summary = PublishSummary()
-    for failure in failures:
-        if failure.key not in fragment.failures and failure.key not in fragment.probes:
-            fragment.append(failure)
+    _publish_probes(artifacts, store, fragment, summary, on_probe, on_step)
+    _record_failures(failures, store, fragment, summary)
+    return summary
+
+
+def _record_failures(failures: Iterable[Failure], store: Store, fragment: FragmentFile,
+                     summary: PublishSummary) -> None:
+    def confirm(item: FailedBuild, url: str) -> None:
+        record = replace(item.failure, log=url or item.failure.log)
+        if record.key not in fragment.failures:
+            fragment.append(record)
             summary.failures += 1
+
+    stopped = bool(summary.stopped)
+    for failure in failures:
+        record = failure.failure if isinstance(failure, FailedBuild) else failure
+        if record.key in fragment.failures or record.key in fragment.probes:
+            continue
+        if isinstance(failure, FailedBuild) and not stopped:
+            try:
+                store.publish_failure(failure, confirm)
+                continue
+            except Stop as stop:
+                summary.stopped = summary.stopped or stop.reason
+                stopped = True
+        fragment.append(record)
+        summary.failures += 1
+    try:
+        store.finish(lambda _artifact, _placed: None)  # logs waiting in drafts
+    except Stop as stop:
+        summary.stopped = summary.stopped or stop.reason
+
+
+def _publish_probes(artifacts: Iterable[Artifact], store: Store, fragment: FragmentFile,
+                    summary: PublishSummary, on_probe: OnProbe | None,
+                    on_step: Callable[[], None] | None) -> None:
     todo: list[Artifact] = []
     for artifact in sorted(artifacts, key=publish_order):
         recorded = fragment.probes.get(artifact.probe.key)
@@ -306,7 +379,8 @@ def publish(artifacts: Iterable[Artifact], failures: Iterable[FailureRecord], st
     done: set[RecordKey] = set()
 
     def confirm(artifact: Artifact, placed: Placed) -> None:
-        record = replace(artifact.probe, url=placed.url, release=placed.release)
+        record = replace(artifact.probe, url=placed.url, release=placed.release,
+                         log=placed.log or artifact.probe.log, attestation=placed.attestation)
         fragment.append(record)
         done.add(record.key)
         if placed.uploaded:
@@ -333,4 +407,3 @@ def publish(artifacts: Iterable[Artifact], failures: Iterable[FailureRecord], st
     except Stop as stop:
         summary.stopped = summary.stopped or stop.reason
     summary.left = len(todo) - len(done) - conflicted
-    return summary

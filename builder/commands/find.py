@@ -121,6 +121,10 @@ def _print(result: FindResult) -> None:
         emit(f"url:           {result.url}")
         emit(f"sha256:        {result.sha256}")
         emit(f"size:          {result.size}")
+        if result.attestation:
+            emit(f"attestation:   {result.attestation}")
+            for how, command in result.as_dict().get("verify", {}).items():
+                emit(f"verify ({how}): {command}")
     else:
         emit(f"not available: {result.reason}")
         if result.log:

@@ -12,6 +12,7 @@ import os
 import time
 from pathlib import Path
 
+from ..attest import load_bundles
 from ..catalog import load_catalog
 from ..config import Config, StoreConfig
 from ..errors import EXIT_OK, ConflictError, InputError
@@ -46,6 +47,11 @@ fragment as soon as the store confirms it; failures in the reports become failur
 lines. Merge the fragment with `falco-probes catalog merge`. Reruns are safe: what
 the fragment or the store already holds is recorded, never uploaded twice.
 
+Each probe's and failure's compile log goes into the store with it, and so does the
+provenance bundle (--attestations) that attests the probe; the records link both, and
+the CI job that built them. --max-uploads counts every file written (probes, logs,
+bundles).
+
 GitHub: the API URL comes from --api-url, else GITHUB_API_URL, else
 https://api.github.com; the repository from --repository, else store.repository in
 probes.yaml, else GITHUB_REPOSITORY; the token from --token-file, else GITHUB_TOKEN
@@ -78,10 +84,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                            help="stop cleanly after MINUTES minutes, or at TIME "
                                 "(ISO 8601 such as 2025-01-31T04:00:00Z)")
     prov = parser.add_argument_group("provenance recorded with each probe")
+    prov.add_argument("--attestations", action="append", type=Path, default=[],
+                      metavar="PATH",
+                      help="a Sigstore bundle (actions/attest-build-provenance's bundle-path), "
+                           "or a folder of them: each probe a bundle attests gets it kept "
+                           "beside it in the store and linked as its attestation; repeatable")
     prov.add_argument("--job-id", default=os.environ.get("FALCO_PROBES_JOB_ID", ""),
                       metavar="ID",
-                      help="the job's check-run id for the log link (default: "
-                           "$FALCO_PROBES_JOB_ID; Actions: ${{ job.check_run_id }})")
+                      help="this job's check-run id: the log link of a record whose build "
+                           "report has no log (default: $FALCO_PROBES_JOB_ID; Actions: "
+                           "${{ job.check_run_id }}; without it, the run's page)")
     prov.add_argument("--commit", default=None, metavar="SHA",
                       help="this repository's commit (default: GITHUB_SHA, else "
                            "`git rev-parse HEAD`)")
@@ -188,7 +200,12 @@ def run(args: argparse.Namespace) -> int:
     if args.commit and check_commit(commit):
         raise InputError(f"--commit {args.commit!r}: {check_commit(commit)}")
     provenance = Provenance(log=ci_log_url(env, str(args.job_id or "")), commit=commit)
-    artifacts, failures = load_reports(args.reports, provenance)
+    bundles = load_bundles(args.attestations)
+    artifacts, failures = load_reports(args.reports, provenance, bundles)
+    unattested = sum(1 for a in artifacts if a.attestation is None)
+    if bundles and unattested:
+        info(f"{unattested} of {len(artifacts)} probe(s) are in no bundle given: published "
+             "without an attestation")
     folders = {(a.probe.driver_version, a.probe.arch) for a in artifacts}
     artifacts, stale = resolve_aliases(artifacts, load_catalog(catalog_dir(args), only=folders))
     budget = Budget(args.max_uploads, parse_deadline(args.deadline, time.time()))
