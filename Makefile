@@ -1,18 +1,20 @@
 # falco-probes: the commands a newcomer runs. See README.md.
 #   make demo   build real probes for real Debian kernels, publish to a folder, serve the site
 #   make test   lint, type-check and run every test (installs what the tests need)
+#   make rehearse  the nightly workflow itself, end to end, against a fake GitHub
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO   ?= demo
 PORT   ?= 8000
+REHEARSAL ?= rehearsal
 
 # Debian packages the builder and the tests use: the compiler toolchain for
 # kbuild, rpm for the RPM tests, chromium for the site's browser tests.
 DEB_PACKAGES := clang llvm make libelf-dev rpm cpio chromium python3-venv ca-certificates apt-utils git
 
-.PHONY: deps venv test lint typecheck pytest demo site serve bench clean
+.PHONY: deps venv test lint typecheck pytest demo site serve bench clean rehearse
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
@@ -33,6 +35,7 @@ venv: $(BIN)/.installed
 
 lint: venv
 	$(BIN)/ruff check builder tests bench
+	$(BIN)/zizmor --offline --persona auditor --quiet .github/
 
 typecheck: venv
 	$(BIN)/mypy
@@ -51,8 +54,12 @@ site: venv
 serve: venv
 	$(BIN)/mkdocs serve
 
+# .github/workflows/nightly.yml run here: real kernels, compiles and mkdocs, a fake GitHub.
+rehearse: deps venv
+	$(BIN)/python tests/rehearse.py --out $(REHEARSAL)
+
 bench: deps venv
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf site build $(DEMO) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf site build $(DEMO) $(REHEARSAL) .pytest_cache .mypy_cache .ruff_cache
