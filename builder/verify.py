@@ -256,14 +256,17 @@ def _verify_digest(path: Path, index: Index, driver_version: str | None,
 
 
 def _verify_attestation(verdict: Verdict, path: Path, provenance: Provenance) -> Verdict:
-    bundle = provenance.bundle or _find_bundle(path, verdict.matches, provenance.downloads)
-    if bundle is None:
+    found = (provenance.bundle, str(provenance.bundle)) if provenance.bundle else \
+        _find_bundle(path, verdict.matches, provenance.downloads)
+    if found is None:
         if provenance.required:
             return replace(verdict, status=UNATTESTED, message=verdict.message + "; no "
                            "provenance bundle found (--bundle, or FILE.sigstore.json next to it)")
         return verdict
-    check = check_bundle(read_bundle(bundle), verdict.sha256,
+    bundle_path, bundle = found
+    check = check_bundle(read_bundle(bundle_path), verdict.sha256,
                          repository=provenance.repository, trusted_root=provenance.trusted_root)
+    check = replace(check, bundle=bundle)
     verdict = replace(verdict, provenance=check)
     if not check.attested:
         return replace(verdict, status=NOT_ATTESTED, message=f"{bundle} does not attest "
@@ -272,23 +275,24 @@ def _verify_attestation(verdict: Verdict, path: Path, provenance: Provenance) ->
         return replace(verdict, status=BAD_SIGNATURE, message=f"{bundle} attests sha256 "
                        f"{verdict.sha256}, but its signature does not verify: {check.signature}")
     signed = (f"signed by {check.signer}" if check.signer else
-              "signature not checked (pass --repo OWNER/NAME)")
+              "signature not checked: pass --repo OWNER/NAME")
     return replace(verdict, message=f"{verdict.message}; attested by {bundle} ({signed})")
 
 
-def _find_bundle(path: Path, matches: Iterable[Known], downloads: Path | None) -> Path | None:
-    """FILE.sigstore.json next to the file, else the bundle a matching record links (a file
-    URL, or an http(s) URL fetched into `downloads`)."""
+def _find_bundle(path: Path, matches: Iterable[Known],
+                 downloads: Path | None) -> tuple[Path, str] | None:
+    """(file, where it came from): FILE.sigstore.json next to the file, else the bundle a
+    matching record links (a file URL, or an http(s) URL fetched into `downloads`)."""
     beside = path.with_name(path.name + BUNDLE_SUFFIX)
     if beside.is_file():
-        return beside
+        return beside, str(beside)
     for known in matches:
         url = urllib.parse.urlsplit(known.attestation)
         if url.scheme == "file":
             local = Path(urllib.request.url2pathname(url.path))
             if local.is_file():
-                return local
+                return local, str(local)
         elif url.scheme in ("http", "https") and downloads is not None:
             name = hashlib.sha256(known.attestation.encode()).hexdigest()[:16] + BUNDLE_SUFFIX
-            return download(known.attestation, downloads / name)
+            return download(known.attestation, downloads / name), redact(known.attestation)
     return None

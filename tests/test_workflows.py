@@ -285,20 +285,22 @@ def test_scripts_run_in_bash(workflow: Workflow) -> None:
 
 # --- the falco-probes commands -------------------------------------------------------------
 
-def cli_invocations(script: str) -> Iterator[list[str]]:
-    """The argument lists of every `falco-probes ...` / `python -m builder ...` in a script,
-    with `${{ ... }}` expressions and shell variables replaced by a placeholder."""
+def cli_invocations(script: str, tool: str = "falco-probes",
+                    placeholder: str = "1") -> Iterator[list[str]]:
+    """The argument lists of every `falco-probes ...` / `python -m builder ...` (or other
+    `tool`) in a script, with `${{ ... }}` expressions and shell variables replaced by
+    `placeholder`."""
     text = script.replace("\\\n", " ")
     for line in text.splitlines():
-        line = SHELL_VARIABLE.sub("1", EXPRESSION.sub("1", line))
+        line = SHELL_VARIABLE.sub(placeholder, EXPRESSION.sub(placeholder, line))
         lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
         lexer.whitespace_split = True
         tokens = list(lexer)
         for i, token in enumerate(tokens):
-            if token == "falco-probes" or token.endswith("/falco-probes"):
+            if token == tool or token.endswith("/" + tool):
                 start = i + 1
-            elif token.split("/")[-1].startswith("python") and tokens[i + 1:i + 3] == \
-                    ["-m", "builder"]:
+            elif tool == "falco-probes" and token.split("/")[-1].startswith("python") and \
+                    tokens[i + 1:i + 3] == ["-m", "builder"]:
                 start = i + 3
             else:
                 continue
