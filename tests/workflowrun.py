@@ -662,6 +662,8 @@ def default_actions(run: WorkflowRun, origin: Path) -> dict[str, ActionHandler]:
         "actions/configure-pages": nothing({"base_url": "http://127.0.0.1/"}),
         "actions/upload-pages-artifact": pages_artifact(run),
         "actions/deploy-pages": nothing({"page_url": "http://127.0.0.1/"}),
+        # No GitHub App here: an empty token, so a step falls back to GITHUB_TOKEN.
+        "actions/create-github-app-token": nothing({"token": ""}),
     }
 
 
