@@ -276,3 +276,21 @@ def test_mirror_refuses_a_bundle_that_does_not_attest_the_probe(tmp_path: Path,
     unsigned_bundle(next((tmp_path / "store" / "attestations").iterdir()),
                     [Subject("x", "c" * 64)])      # someone swaps the bundle
     assert main(["mirror", str(tmp_path / "m"), "--catalog", "catalog"]) == 4
+
+
+def test_a_rerun_adds_the_attestation_an_earlier_publish_lacked(fake: FakeGitHub,
+                                                                 tmp_path: Path) -> None:
+    """The attest job failed one night: its probes went out without a bundle. Re-running
+    attest and publish fills the records' gap; nothing already recorded is replaced."""
+    results = build_with_logs(tmp_path / "build", specs(2))
+    publish_all(tmp_path / "build", make_store(fake), tmp_path / "night.jsonl")
+    merge_into(tmp_path / "catalog", [tmp_path / "night.jsonl"])
+    before = {p.file: p for p in load_catalog(tmp_path / "catalog").probes()}
+    assert all(not p.attestation for p in before.values())
+    bundle = bundle_for(tmp_path / "build", results, tmp_path / "a.json")
+    publish_all(tmp_path / "build", make_store(fake), tmp_path / "rerun.jsonl", [bundle])
+    report = merge_into(tmp_path / "catalog", [tmp_path / "rerun.jsonl"])
+    assert report.updated == 2
+    for probe in load_catalog(tmp_path / "catalog").probes():
+        assert probe.attestation.endswith(".sigstore.json")
+        assert replace(probe, attestation="") == before[probe.file]
