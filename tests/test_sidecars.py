@@ -25,8 +25,9 @@ from test_store_github import TOKEN, assets_by_name, make_store
 
 from builder.attest import Subject, load_bundles, subject_name
 from builder.audit import MISSING_ATTESTATION, MISSING_LOG, audit
-from builder.catalog import load_catalog, merge_into
+from builder.catalog import fragment_line, load_catalog, merge_into
 from builder.cli import main
+from builder.naming import host_from_inputs, probe_name
 from builder.publish import FragmentFile, Provenance, load_reports, publish
 from builder.records import FailureRecord, ProbeRecord
 from builder.report import BuildResult
@@ -41,6 +42,7 @@ from builder.verify import (
     verify_file,
 )
 from builder.verify import Provenance as VerifyProvenance
+from builder.versions import FalcoVersion
 
 JOB = "https://github.com/acme/probes/actions/runs/7/job/99"
 
@@ -294,3 +296,32 @@ def test_a_rerun_adds_the_attestation_an_earlier_publish_lacked(fake: FakeGitHub
     for probe in load_catalog(tmp_path / "catalog").probes():
         assert probe.attestation.endswith(".sigstore.json")
         assert replace(probe, attestation="") == before[probe.file]
+
+
+# --- find: the answer carries the attestation and the gh commands ------------------------------
+
+def test_find_answers_with_the_attestation_and_how_to_verify_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    host = host_from_inputs("ID=debian\n", "6.1.0-13-amd64",
+                            "#1 SMP PREEMPT_DYNAMIC Debian 6.1.55-1 (2023-09-29)", "x86_64")
+    name = probe_name(host, FalcoVersion.parse("0.36.2"))
+    bundle = "https://github.com/acme/probes/releases/download/t/attestation-0.sigstore.json"
+    record = ProbeRecord("6.0.1+driver", "x86_64", name.target, name.kernel_release,
+                         name.kernel_version, "c" * 64, 42, "https://example.org/x.o",
+                         job=JOB, attestation=bundle)
+    (tmp_path / "f.jsonl").write_text(json.dumps(fragment_line(record)) + "\n")
+    merge_into(tmp_path / "catalog", [tmp_path / "f.jsonl"])
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "os-release").write_text("ID=debian\n")
+    argv = ["find", "--catalog", str(tmp_path / "catalog"), "--falco-version", "0.36.2",
+            "--host-root", str(tmp_path), "--uname-r", host.uname_r, "--uname-v",
+            host.uname_v, "--uname-m", "x86_64"]
+    assert main([*argv, "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["attestation"] == bundle
+    assert answer["verify"]["online"] == (f"gh attestation verify {record.file} "
+                                          "--repo acme/probes")
+    assert f"--bundle {record.file}.sigstore.json" in answer["verify"]["offline"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert f"verify (online): gh attestation verify {record.file} --repo acme/probes" in printed
