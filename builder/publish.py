@@ -323,87 +323,92 @@ def publish(artifacts: Iterable[Artifact], failures: Iterable[Failure], store: S
 
     Conflicts (the store or the fragment holds other bytes under the name)
     are collected and the run goes on with the other probes. Failures left when
-    the run stops are still recorded, linking the job that built them.
+    the run stops are still recorded, linking the job that built them. Drafts
+    are published once, at the end, so failure logs share the probes' drafts.
     """
-    summary = PublishSummary()
-    _publish_probes(artifacts, store, fragment, summary, on_probe, on_step)
-    _record_failures(failures, store, fragment, summary)
-    return summary
-
-
-def _record_failures(failures: Iterable[Failure], store: Store, fragment: FragmentFile,
-                     summary: PublishSummary) -> None:
-    def confirm(item: FailedBuild, url: str) -> None:
-        record = replace(item.failure, log=url or item.failure.log)
-        if record.key not in fragment.failures:
-            fragment.append(record)
-            summary.failures += 1
-
-    stopped = bool(summary.stopped)
-    for failure in failures:
-        record = failure.failure if isinstance(failure, FailedBuild) else failure
-        if record.key in fragment.failures or record.key in fragment.probes:
-            continue
-        if isinstance(failure, FailedBuild) and not stopped:
-            try:
-                store.publish_failure(failure, confirm)
-                continue
-            except Stop as stop:
-                summary.stopped = summary.stopped or stop.reason
-                stopped = True
-        fragment.append(record)
-        summary.failures += 1
-    try:
-        store.finish(lambda _artifact, _placed: None)  # logs waiting in drafts
-    except Stop as stop:
-        summary.stopped = summary.stopped or stop.reason
-
-
-def _publish_probes(artifacts: Iterable[Artifact], store: Store, fragment: FragmentFile,
-                    summary: PublishSummary, on_probe: OnProbe | None,
-                    on_step: Callable[[], None] | None) -> None:
-    todo: list[Artifact] = []
-    for artifact in sorted(artifacts, key=publish_order):
-        recorded = fragment.probes.get(artifact.probe.key)
-        if recorded is None:
-            todo.append(artifact)
-            continue
-        if recorded.sha256 == artifact.probe.sha256:
-            summary.skipped += 1
-        else:
-            summary.conflicts.append(f"{artifact.file}: {fragment.path} records sha256 "
-                                     f"{recorded.sha256}, the build report {artifact.probe.sha256}")
-        if on_step is not None:
-            on_step()
-
-    done: set[RecordKey] = set()
-
-    def confirm(artifact: Artifact, placed: Placed) -> None:
-        record = replace(artifact.probe, url=placed.url, release=placed.release,
-                         log=placed.log or artifact.probe.log, attestation=placed.attestation)
-        fragment.append(record)
-        done.add(record.key)
-        if placed.uploaded:
-            summary.uploaded += 1
-        else:
-            summary.present += 1
-        if on_probe is not None:
-            on_probe(record, placed.uploaded)
-
-    conflicted = 0
+    run = _Run(store, fragment, on_probe)
+    todo = run.unrecorded(artifacts, on_step)
     try:
         for artifact in todo:
             try:
-                store.publish(artifact, confirm)
+                store.publish(artifact, run.confirm)
             except ConflictError as exc:
-                summary.conflicts.append(exc.message)
-                conflicted += 1
+                run.summary.conflicts.append(exc.message)
+                run.conflicted += 1
             if on_step is not None:
                 on_step()
     except Stop as stop:
-        summary.stopped = stop.reason
+        run.summary.stopped = stop.reason
+    run.record_failures(failures)
     try:
-        store.finish(confirm)
+        store.finish(run.confirm)
     except Stop as stop:
-        summary.stopped = summary.stopped or stop.reason
-    summary.left = len(todo) - len(done) - conflicted
+        run.summary.stopped = run.summary.stopped or stop.reason
+    run.summary.left = len(todo) - len(run.done) - run.conflicted
+    return run.summary
+
+
+@dataclass
+class _Run:
+    """One publish run: what it confirmed, into the fragment and the summary."""
+
+    store: Store
+    fragment: FragmentFile
+    on_probe: OnProbe | None
+    summary: PublishSummary = field(default_factory=PublishSummary)
+    done: set[RecordKey] = field(default_factory=set)
+    conflicted: int = 0
+
+    def unrecorded(self, artifacts: Iterable[Artifact],
+                   on_step: Callable[[], None] | None) -> list[Artifact]:
+        """The artifacts the fragment does not record yet, in publish order."""
+        todo: list[Artifact] = []
+        for artifact in sorted(artifacts, key=publish_order):
+            recorded = self.fragment.probes.get(artifact.probe.key)
+            if recorded is None:
+                todo.append(artifact)
+                continue
+            if recorded.sha256 == artifact.probe.sha256:
+                self.summary.skipped += 1
+            else:
+                self.summary.conflicts.append(
+                    f"{artifact.file}: {self.fragment.path} records sha256 {recorded.sha256}, "
+                    f"the build report {artifact.probe.sha256}")
+            if on_step is not None:
+                on_step()
+        return todo
+
+    def confirm(self, artifact: Artifact, placed: Placed) -> None:
+        record = replace(artifact.probe, url=placed.url, release=placed.release,
+                         log=placed.log or artifact.probe.log, attestation=placed.attestation)
+        self.fragment.append(record)
+        self.done.add(record.key)
+        if placed.uploaded:
+            self.summary.uploaded += 1
+        else:
+            self.summary.present += 1
+        if self.on_probe is not None:
+            self.on_probe(record, placed.uploaded)
+
+    def confirm_failure(self, item: FailedBuild, url: str) -> None:
+        self._record(replace(item.failure, log=url or item.failure.log))
+
+    def _record(self, failure: FailureRecord) -> None:
+        if failure.key not in self.fragment.failures:
+            self.fragment.append(failure)
+            self.summary.failures += 1
+
+    def record_failures(self, failures: Iterable[Failure]) -> None:
+        """Each failure with its log in the store; once the run has stopped, linking the
+        job that built it instead."""
+        for failure in failures:
+            record = failure.failure if isinstance(failure, FailedBuild) else failure
+            if record.key in self.fragment.failures or record.key in self.fragment.probes:
+                continue
+            if isinstance(failure, FailedBuild) and not self.summary.stopped:
+                try:
+                    self.store.publish_failure(failure, self.confirm_failure)
+                    continue
+                except Stop as stop:
+                    self.summary.stopped = stop.reason
+            self._record(record)

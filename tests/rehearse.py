@@ -65,7 +65,9 @@ TOKEN = "ghs_rehearsalToken0123456789abcdef"
 RUN_ID = "4242"
 SERVER = "https://github.com"
 # Steps that set the machine up: the rehearsal runs on this one, set up by `make deps`
-# and the venv. tests/test_rehearse.py checks none of them runs a pipeline command.
+# and the venv. tests/test_rehearse.py checks none of them runs a pipeline command. A new
+# step of the workflow (a load test, say) runs here as it is, unless it only installs
+# things: then name it here and have `make deps` install the same.
 SETUP_STEPS = frozenset({"Install Python and git", "Install the toolchain",
                          "Install falco-probes", "Install git", "Trust the checkout"})
 TOOLS = ("falco-probes", "mkdocs")

@@ -184,6 +184,7 @@ def test_github_keeps_logs_and_the_bundle_in_the_probes_release(fake: FakeGitHub
     assets = assets_by_name(fake, repo)
     names = sorted(assets)
     assert len(names) == 6 and sum(n.endswith(".sigstore.json") for n in names) == 1
+    assert len(fake.releases(repo)) == 1     # the failure's log shares the probes' (draft)
     assert all("untagged" not in url for p in probes for url in (p.url, p.log, p.attestation))
     for probe in probes:
         assert probe.log.endswith(f"/{asset_name(probe.file)}.log")
