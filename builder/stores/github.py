@@ -15,7 +15,7 @@ Layout (see docs/publishing.md):
   (GitHub turns `~` and `+` into `.`; the hash keeps names distinct). The
   label is the real file name; the catalog records the exact URL;
 * beside each probe, in the same release: its compile log `<asset>.log` (a
-  failed attempt's `<asset>.attempt-<n>.log`, in the family's newest release)
+  failed attempt's `<asset>.attempt-<n>.log`, in a release of its family)
   and the provenance bundle attesting it, `attestation-<16 hex>.sigstore.json`
   (named by content; one per release and run, however many probes it covers).
   The cap counts every asset; a log or bundle already there is kept.
@@ -34,7 +34,6 @@ whose answer was lost is never repeated blindly.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import re
@@ -545,16 +544,19 @@ class GitHubStore:
         self._confirm_when_final(shard, done)
 
     def _publish_failure(self, item: FailedBuild, confirm: ConfirmFailure) -> None:
+        shard, name = self._place_failure_log(item)
+        self._confirm_when_final(shard, lambda: confirm(item, self._url(shard, name)))
+
+    def _place_failure_log(self, item: FailedBuild) -> tuple[_Shard, str]:
+        """The shard holding the failure's log (found there, or uploaded to the first
+        shard with room, as a probe would be) and its asset name."""
         family = self._family(item.family)
         name = sidecar_asset(item.failure.file, item.log_name.removeprefix(item.failure.file))
         for _ in range(6):
             found = family.find(name)
             shard = found[0] if found is not None else self._open_shard(family, 1)
-            kept = self._keep(shard, item.log, name, item.log_name)
-            if kept:
-                self._confirm_when_final(shard, functools.partial(
-                    lambda at, name_: confirm(item, self._url(at, name_)), shard, kept))
-                return
+            if self._keep(shard, item.log, name, item.log_name):
+                return shard, name
             shard.full = True  # it took no more assets: the next shard
         raise StoreError(f"{item.failure.file}: could not find a release to hold its log",
                          hint="run `falco-probes audit` to see the state of the releases")
