@@ -98,7 +98,7 @@ class Verdict:
 
 
 @dataclass(frozen=True, slots=True)
-class Provenance:
+class AttestationPolicy:
     """How `verify` treats attestations."""
 
     bundle: Path | None = None         # one bundle for every file (else looked up per file)
@@ -213,18 +213,18 @@ def _entries(node: Any, inherited: dict[str, str]) -> Iterator[Known]:
 
 
 def verify_files(paths: Iterable[Path], index: Index, *, driver_version: str | None = None,
-                 arch: str | None = None, provenance: Provenance | None = None,
+                 arch: str | None = None, attestations: AttestationPolicy | None = None,
                  ) -> list[Verdict]:
     return [verify_file(p, index, driver_version=driver_version, arch=arch,
-                        provenance=provenance) for p in paths]
+                        attestations=attestations) for p in paths]
 
 
 def verify_file(path: Path, index: Index, *, driver_version: str | None = None,
-                arch: str | None = None, provenance: Provenance | None = None) -> Verdict:
+                arch: str | None = None, attestations: AttestationPolicy | None = None) -> Verdict:
     verdict = _verify_digest(path, index, driver_version, arch)
-    if not verdict.ok or provenance is None:
+    if not verdict.ok or attestations is None:
         return verdict
-    return _verify_attestation(verdict, path, provenance)
+    return _verify_attestation(verdict, path, attestations)
 
 
 def _verify_digest(path: Path, index: Index, driver_version: str | None,
@@ -255,17 +255,17 @@ def _verify_digest(path: Path, index: Index, driver_version: str | None,
     return Verdict(str(path), OK, f"matches {where}", sha256, tuple(matches))
 
 
-def _verify_attestation(verdict: Verdict, path: Path, provenance: Provenance) -> Verdict:
-    found = (provenance.bundle, str(provenance.bundle)) if provenance.bundle else \
-        _find_bundle(path, verdict.matches, provenance.downloads)
+def _verify_attestation(verdict: Verdict, path: Path, policy: AttestationPolicy) -> Verdict:
+    found = (policy.bundle, str(policy.bundle)) if policy.bundle else \
+        _find_bundle(path, verdict.matches, policy.downloads)
     if found is None:
-        if provenance.required:
+        if policy.required:
             return replace(verdict, status=UNATTESTED, message=verdict.message + "; no "
                            "provenance bundle found (--bundle, or FILE.sigstore.json next to it)")
         return verdict
     bundle_path, bundle = found
     check = check_bundle(read_bundle(bundle_path), verdict.sha256,
-                         repository=provenance.repository, trusted_root=provenance.trusted_root)
+                         repository=policy.repository, trusted_root=policy.trusted_root)
     check = replace(check, bundle=bundle)
     verdict = replace(verdict, provenance=check)
     if not check.attested:

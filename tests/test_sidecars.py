@@ -38,10 +38,10 @@ from builder.verify import (
     NOT_ATTESTED,
     OK,
     UNATTESTED,
+    AttestationPolicy,
     index_from_catalog,
     verify_file,
 )
-from builder.verify import Provenance as VerifyProvenance
 from builder.versions import FalcoVersion
 
 JOB = "https://github.com/acme/probes/actions/runs/7/job/99"
@@ -243,11 +243,12 @@ def test_mirror_copies_bundles_and_verify_checks_them(fake: FakeGitHub, tmp_path
     catalog = index_from_catalog(load_catalog(tmp_path / "catalog"))
     attested = next(p for p, b in zip(mirrored, beside, strict=True) if b.is_file())
     other = unsigned_bundle(tmp_path / "other.json", [subject_of(tmp_path / "a.json")])
-    verdict = verify_file(attested, catalog, provenance=VerifyProvenance(bundle=other))
+    verdict = verify_file(attested, catalog, attestations=AttestationPolicy(bundle=other))
     assert verdict.status == NOT_ATTESTED
-    verdict = verify_file(attested, catalog, provenance=VerifyProvenance(repository="acme/probes"))
+    verdict = verify_file(attested, catalog,
+                          attestations=AttestationPolicy(repository="acme/probes"))
     assert verdict.status == BAD_SIGNATURE          # the test bundle is not signed
-    verdict = verify_file(attested, catalog, provenance=VerifyProvenance())
+    verdict = verify_file(attested, catalog, attestations=AttestationPolicy())
     assert verdict.status == OK and "signature not checked" in verdict.message
 
 

@@ -10,7 +10,7 @@ from ..catalog import load_catalog
 from ..errors import EXIT_NEGATIVE, EXIT_OK, InputError
 from ..records import ARCHES
 from ..ui import emit, emit_json, info
-from ..verify import Provenance, index_from_catalog, load_index, verify_files
+from ..verify import AttestationPolicy, index_from_catalog, load_index, verify_files
 from .common import add_catalog_option, add_json_option, catalog_dir
 
 DESCRIPTION = """\
@@ -77,10 +77,10 @@ def run(args: argparse.Namespace) -> int:
     if args.trusted_root is not None and args.repo is None:
         raise InputError("--trusted-root is for checking signatures: add --repo OWNER/NAME")
     with tempfile.TemporaryDirectory(prefix="falco-probes-verify-") as downloads:
-        provenance = Provenance(args.bundle, args.repo, args.trusted_root,
-                                args.require_attestation, Path(downloads))
+        policy = AttestationPolicy(args.bundle, args.repo, args.trusted_root,
+                                   args.require_attestation, Path(downloads))
         verdicts = verify_files(args.files, index, driver_version=args.driver_version,
-                                arch=args.arch, provenance=provenance)
+                                arch=args.arch, attestations=policy)
     bad = [v for v in verdicts if not v.ok]
     if args.json:
         emit_json({"ok": not bad, "index": index.source,
