@@ -657,3 +657,21 @@ def test_commit_step_replays_the_catalog_on_a_main_that_moved(tmp_path: Path) ->
     assert log == [f"{BOT} catalog: probes published by nightly run 7",
                    "dev meanwhile", "dev start"]
     assert git(origin, "show", "main:catalog/x.yaml", env=env) == "b"
+
+
+def test_a_crash_is_not_a_quiet_night(tmp_path: Path) -> None:
+    """Python exits 1 on an uncaught exception, the code plan and attest subjects use for
+    "nothing to do": the steps tell them apart by the file a real answer writes."""
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    (shims / "falco-probes").write_text("#!/bin/sh\necho 'Traceback ...' >&2\nexit 1\n")
+    (shims / "falco-probes").chmod(0o755)
+    env = {**clean_env(tmp_path), "PATH": f"{shims}{os.pathsep}{os.environ['PATH']}",
+           "KERNEL_LIMIT": "3"}
+    for job, name in (("plan", "Plan"), ("subjects", "List the probes built")):
+        work = tmp_path / job
+        work.mkdir()
+        output = tmp_path / f"{job}.out"
+        result = run_step(workflow_step("nightly.yml", job, name), work,
+                          {**env, "GITHUB_OUTPUT": str(output)})
+        assert result.returncode != 0, f"{job}: a crash passed as nothing to do"
