@@ -2,6 +2,7 @@
 #   make demo   build real probes for real Debian kernels, publish to a folder, serve the site
 #               (options for `falco-probes demo`: make demo ARGS=--no-serve)
 #   make test   lint, type-check and run every test (installs what the tests need)
+#   make rehearse  the nightly workflow itself, end to end, against a fake GitHub
 
 # The distro's own interpreter, not whichever python3 comes first on PATH: a fresh
 # Debian 12 has 3.11.2 (Debian 13: 3.13), and that is the floor we promise.
@@ -11,6 +12,7 @@ BIN    := $(VENV)/bin
 DEMO   ?= demo
 PORT   ?= 8000
 ARGS   ?=
+REHEARSAL ?= rehearsal
 
 # Debian packages. The demo needs the compiler toolchain kbuild runs (clang, llc, make,
 # libelf), Python's venv, and QEMU with a static busybox for the load test's VM; the
@@ -21,7 +23,7 @@ DEMO_PACKAGES := clang llvm make libelf-dev python3-venv ca-certificates qemu-sy
 TEST_PACKAGES := $(DEMO_PACKAGES) rpm cpio chromium git
 
 .PHONY: deps demo-deps test-deps venv venv-dev test lint typecheck pytest demo site serve \
-	bench matrix clean
+	bench matrix rehearse clean
 
 # Install the Debian packages of $(1) that are missing, saying which and why.
 define apt_install
@@ -69,6 +71,8 @@ venv-dev: $(BIN)/.installed-dev
 lint: venv-dev
 	@echo "==> ruff" >&2
 	$(BIN)/ruff check builder tests bench
+	@echo "==> zizmor (the GitHub workflows)" >&2
+	$(BIN)/zizmor --offline --persona auditor --quiet .github/
 
 typecheck: venv-dev
 	@echo "==> mypy" >&2
@@ -89,6 +93,10 @@ site: venv
 serve: venv
 	$(BIN)/mkdocs serve
 
+# .github/workflows/nightly.yml run here: real kernels, compiles and mkdocs, a fake GitHub.
+rehearse: test-deps venv-dev
+	$(BIN)/python tests/rehearse.py --out $(REHEARSAL)
+
 bench: test-deps venv-dev
 	$(BIN)/python -m bench
 
@@ -98,6 +106,6 @@ matrix: demo-deps venv
 	$(BIN)/python -m bench.matrix $(ARGS)
 
 clean:
-	rm -rf site build $(DEMO) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf site build $(DEMO) $(REHEARSAL) .pytest_cache .mypy_cache .ruff_cache
 
 FORCE:

@@ -6,7 +6,7 @@ import importlib
 import json
 import sys
 
-BENCHES = ("bench_catalog", "bench_build", "bench_site", "bench_loadtest")
+BENCHES = ("bench_catalog", "bench_build", "bench_site", "bench_loadtest", "bench_publish")
 
 
 def main() -> int:

@@ -10,7 +10,12 @@ Drift kinds (docs/publishing.md):
   immutable run; the next publish run publishes it);
 * `not_in_catalog`: the store holds a probe the catalog does not list;
 * `repairable`: like not_in_catalog, but a build report names the probe and
-  its digest matches: `--repair` records it in a fragment for `catalog merge`.
+  its digest matches: `--repair` records it in a fragment for `catalog merge`;
+* `missing_log`, `missing_attestation`: a record links a compile log or a
+  provenance bundle in this store that the store does not hold.
+
+Logs and bundles the store holds beyond what records link (an earlier failed
+attempt's log, say) are not drift.
 
 Only `repairable` (and, for a directory store, `missing_path` whose bytes are
 present) can be repaired without a human: the rest need a rebuild, a
@@ -26,9 +31,9 @@ from typing import Any
 from urllib.parse import unquote
 
 from .catalog import Catalog
-from .records import ProbeRecord
+from .records import FailureRecord, ProbeRecord
 from .report import iter_reports
-from .stores import Store, StoredItem
+from .stores import ATTESTATION, LOG, PROBE, Store, StoredItem
 
 MISSING = "missing"
 MISSING_PATH = "missing_path"
@@ -37,6 +42,10 @@ STARTER = "starter"
 DRAFT = "draft"
 NOT_IN_CATALOG = "not_in_catalog"
 REPAIRABLE = "repairable"
+MISSING_LOG = "missing_log"
+MISSING_ATTESTATION = "missing_attestation"
+KINDS = (MISSING, MISSING_PATH, MISMATCH, STARTER, DRAFT, NOT_IN_CATALOG, REPAIRABLE,
+         MISSING_LOG, MISSING_ATTESTATION)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +73,9 @@ class AuditReport:
         return sum(1 for d in self.drifts if d.kind == kind)
 
     def as_dict(self) -> dict[str, Any]:
-        kinds = (MISSING, MISSING_PATH, MISMATCH, STARTER, DRAFT, NOT_IN_CATALOG, REPAIRABLE)
         return {"store": self.store, "checked": self.checked, "ok": self.ok,
                 "stored": self.stored, "clean": not self.drifts,
-                "counts": {k: self.count(k) for k in kinds},
+                "counts": {k: self.count(k) for k in KINDS},
                 "drift": [d.as_dict() for d in self.drifts]}
 
 
@@ -91,18 +99,44 @@ def audit(catalog: Catalog, store: Store, *, reported: Iterable[ProbeRecord] = (
           driver_version: str | None = None) -> AuditReport:
     """Compare; never changes anything (the command applies repairs)."""
     result = AuditReport(store.description)
-    items = {item.key: item for item in store.inventory()  # keys may spell + as %2B
-             if driver_version is None or unquote(item.key).startswith(driver_version + "/")}
+    items: dict[str, StoredItem] = {}
+    sidecars: dict[str, set[str]] = {LOG: set(), ATTESTATION: set()}   # kind -> URLs
+    for item in store.inventory():
+        if item.kind != PROBE:
+            sidecars[item.kind].add(item.url)
+        elif driver_version is None or unquote(item.key).startswith(driver_version + "/"):
+            items[item.key] = item  # keys may spell + as %2B
     result.stored = len(items)
     matched: set[str] = set()
     for probe in sorted(catalog.probes(), key=lambda p: p.key):
         if driver_version is not None and probe.driver_version != driver_version:
             continue
         result.checked += 1
-        if _check_probe(probe, store.expected_keys(probe), items, matched, result):
+        if _check_probe(probe, store.expected_keys(probe), items, matched, result) \
+                & _check_links(probe, store, sidecars, result):
             result.ok += 1
+    for failure in catalog.failures():
+        if driver_version is None or failure.driver_version == driver_version:
+            _check_links(failure, store, sidecars, result)
     _orphans(store, items, matched, reported, result)
     return result
+
+
+def _check_links(record: ProbeRecord | FailureRecord, store: Store,
+                 sidecars: dict[str, set[str]], result: AuditReport) -> bool:
+    """The log and bundle a record links in this store must be there."""
+    label = f"{record.driver_version}/{record.arch}/{record.file}"
+    links = [(LOG, MISSING_LOG, "compile log", record.log)]
+    if isinstance(record, ProbeRecord):
+        links.append((ATTESTATION, MISSING_ATTESTATION, "provenance bundle",
+                      record.attestation))
+    clean = True
+    for kind, drift, what, url in links:
+        if url and store.owns(url) and url not in sidecars[kind]:
+            result.drifts.append(Drift(drift, label, f"{label}: links its {what} at {url}, "
+                                       "which the store does not hold", url))
+            clean = False
+    return clean
 
 
 def _check_probe(probe: ProbeRecord, keys: tuple[str, ...], items: dict[str, StoredItem],

@@ -56,6 +56,7 @@ class BuildOptions:
     jobs: int = 2
     timeout: float = 900
     base_dir: Path = Path(".")  # where relative driver source folders are resolved
+    job: str = ""               # the CI job running this build (its page), recorded per probe
 
 
 def utc_now() -> str:
@@ -191,7 +192,7 @@ def _failure(kernel: Kernel, planned: Planned, step: str, reason: str, started: 
     _write_text(log_path, log or reason + "\n")
     return BuildResult(ok=False, step=step, reason=_one_line(reason),
                        category=category or _STEP_CATEGORY.get(step, "unknown"), source=source,
-                       log=str(log_path.relative_to(options.out)),
+                       log=str(log_path.relative_to(options.out)), job=options.job,
                        **_base(kernel, planned, started))
 
 
@@ -245,7 +246,8 @@ def _compile_one(kernel: Kernel, planned: Planned, build_dir: Path, sources: _So
     fields["source"] = source.description
     fields["headers"] = base.pop("headers")
     return BuildResult(ok=True, path=str(probe_path.relative_to(options.out)),
-                       log=str(log_path.relative_to(options.out)), **base, **fields)
+                       log=str(log_path.relative_to(options.out)), job=options.job, **base,
+                       **fields)
 
 
 def _write_text(path: Path, text: str) -> None:

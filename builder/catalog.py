@@ -408,9 +408,10 @@ def merge_records(files: Mapping[FileKey, CatalogFile], fragment: Fragment,
             conflicts.append(f"{record.driver_version}/{record.arch}/{record.file}: catalog has "
                              f"sha256 {current.sha256}, fragment has {record.sha256}")
             continue
-        elif set(record.aliases) - set(current.aliases):
+        elif set(record.aliases) - set(current.aliases) or _gaps(current, record):
             aliases = tuple(sorted(set(current.aliases) | set(record.aliases)))
-            probes[fkey][record.key] = replace(current, aliases=aliases)
+            probes[fkey][record.key] = replace(current, aliases=aliases,
+                                               **_gaps(current, record))
             report.updated += 1
         else:
             report.unchanged += 1
@@ -440,6 +441,18 @@ def merge_records(files: Mapping[FileKey, CatalogFile], fragment: Fragment,
         out[fkey] = CatalogFile(*fkey, tuple(probes[fkey].values()),
                                 tuple(failures[fkey].values()))
     return out, report
+
+
+# Provenance a later publish of the same bytes may add to a record that lacks it (a rerun
+# that attested what an earlier run published without an attestation); never replaced.
+FILLABLE = ("release", "built", "log", "commit", "driver_ref", "source", "job", "attestation",
+            "loadtest")
+
+
+def _gaps(current: ProbeRecord, new: ProbeRecord) -> dict[str, Any]:
+    """Fields empty in `current` that `new` (same digest) has."""
+    return {name: getattr(new, name) for name in FILLABLE
+            if getattr(current, name) in ("", None) and getattr(new, name) not in ("", None)}
 
 
 def _newer(new: FailureRecord, old: FailureRecord) -> bool:

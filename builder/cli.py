@@ -19,11 +19,12 @@ from .errors import EXIT_INTERRUPTED, ProbesError, ProblemsError
 from .ui import console_err
 
 # Order is the order of `--help`: the pipeline first, consumers last.
-COMMANDS = ("kernels", "plan", "build", "loadtest", "publish", "catalog", "audit",
-            "find", "verify", "mirror", "demo")
+COMMANDS = ("kernels", "plan", "build", "loadtest", "attest", "publish", "catalog",
+            "audit", "find", "verify", "mirror", "demo")
 
 EPILOG = """\
-pipeline:  kernels -> plan -> build -> loadtest -> publish -> catalog merge -> mkdocs build
+pipeline:  kernels -> plan -> build -> loadtest -> attest -> publish -> catalog merge
+           -> mkdocs build
 consumers: find, verify, mirror
 
 exit codes: 0 ok, 1 negative answer (not found, problems found, mismatch),

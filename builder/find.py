@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any
 
+from .attest import repository_of, verify_commands
 from .catalog import Catalog
 from .config import Config, driver_version_for, falco_releases
 from .naming import (
@@ -50,6 +51,8 @@ class FindResult:
     log: str = ""
     note: str = ""          # available, but with a caveat the user must know
     loadtest: LoadTest | None = None   # the probe's load test, None when never load-tested
+    attestation: str = ""   # the provenance bundle of the probe
+    job: str = ""           # the CI job that built it
 
     @property
     def available(self) -> bool:
@@ -75,6 +78,10 @@ class FindResult:
                        loadtest=asdict(self.loadtest) if self.loadtest else None)
             if self.note:
                 out["note"] = self.note
+            if self.attestation:
+                out["attestation"] = self.attestation
+                out["verify"] = verify_commands(out["file"],
+                                                repository_of(self.job, self.attestation))
         else:
             out["reason"] = self.reason
             if self.log:
@@ -134,7 +141,7 @@ def find(host: HostFacts, falco: FalcoVersion, driver_version: str, catalog: Cat
     record = catalog.lookup(driver_version, name.arch, name.file)
     if record is not None:
         return found(AVAILABLE, url=record.url, sha256=record.sha256, size=record.size,
-                     loadtest=record.loadtest,
+                     loadtest=record.loadtest, attestation=record.attestation, job=record.job,
                      note=_other_kernels_probe(host, falco, driver_version, record, config))
     status, reason, log = _why_missing(host, falco, driver_version, name, catalog, config)
     return found(status, reason=reason, log=log)

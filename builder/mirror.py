@@ -6,11 +6,18 @@ size and sha256 checked), then moved into place by the directory store,
 which writes the same layout `publish` does (aliases, no-arch path, `%2B`
 spellings). A probe already in place with its digest is not downloaded
 again, so an interrupted mirror simply runs again.
+
+A probe's provenance bundle (its record's `attestation`) comes along: fetched
+once however many probes it attests, checked to attest each probe's sha256,
+kept under `attestations/` and linked next to the probe as
+`<file>.sigstore.json`, where `verify` and `gh attestation verify --bundle` find
+it on the air-gapped side.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import shutil
 import threading
 from collections.abc import Callable, Iterable
@@ -19,8 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .attest import BundleFile, read_bundle
 from .catalog import Catalog, natural_key
-from .errors import ProbesError
+from .errors import InputError, ProbesError
 from .fetch import download, sha256_file
 from .records import ProbeRecord
 from .stores.directory import DirectoryStore, canonical_path
@@ -58,14 +66,33 @@ class MirrorSummary:
                 "complete": not self.failed}
 
 
+class _Bundles:
+    """Bundles fetched once per URL and shared by the probes they attest (thread-safe)."""
+
+    def __init__(self, staging: Path) -> None:
+        self._staging = staging
+        self._lock = threading.Lock()
+        self._fetched: dict[str, BundleFile] = {}
+
+    def get(self, url: str) -> BundleFile:
+        with self._lock:
+            if url not in self._fetched:
+                name = hashlib.sha256(url.encode()).hexdigest()[:16] + ".json"
+                self._fetched[url] = read_bundle(download(url, self._staging / name))
+            return self._fetched[url]
+
+
 def mirror(records: Iterable[ProbeRecord], store: DirectoryStore, *, jobs: int = 4,
            on_done: Callable[[ProbeRecord], None] | None = None) -> MirrorSummary:
     summary = MirrorSummary()
+    bundles = _Bundles(store.root / STAGING / "attestations")
 
     def one(record: ProbeRecord) -> None:
         label = f"{record.driver_version}/{record.arch}/{record.file}"
         try:
             fetched = _mirror_one(record, store)
+            if record.attestation:
+                _mirror_bundle(record, store, bundles.get(record.attestation))
         except ProbesError as exc:
             with summary.lock:
                 summary.failed.append((label, exc.message))
@@ -100,6 +127,13 @@ def _mirror_one(record: ProbeRecord, store: DirectoryStore) -> bool:
     download(record.url, staging, sha256=record.sha256, size=record.size)
     store.place(staging, record, consume=True)
     return True
+
+
+def _mirror_bundle(record: ProbeRecord, store: DirectoryStore, bundle: BundleFile) -> None:
+    if not bundle.attests(record.sha256):
+        raise InputError(f"the bundle at {record.attestation} does not attest sha256 "
+                         f"{record.sha256}")
+    store.place_attestation(bundle, record)
 
 
 def _has(path: Path, record: ProbeRecord) -> bool:

@@ -10,6 +10,12 @@ Failures from the build reports become failure lines in the same fragment.
 Everything is checked before anything is written: each probe file exists
 inside its report folder, has the size and sha256 the report states, and
 passes the ELF check.
+
+Each record links the CI job that built it (`job`, from the build report), its
+compile log kept in the store (`log`; the job's or run's page when the report
+has no log file, or the store could not take it) and, when a bundle given with
+`--attestations` attests its sha256, that bundle kept in the store
+(`attestation`).
 """
 
 from __future__ import annotations
@@ -19,11 +25,12 @@ import fcntl
 import json
 import os
 import subprocess
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .attest import BundleFile, covering
 from .catalog import Catalog, fragment_line, natural_key, read_fragments, unambiguous_aliases
 from .elfcheck import check_probe
 from .errors import ConflictError, InputError, Problem, ProblemsError
@@ -41,7 +48,7 @@ from .records import (
 )
 from .report import BuildResult, iter_reports
 from .schema import Where
-from .stores import Artifact, Placed, Stop, Store
+from .stores import Artifact, FailedBuild, Placed, Stop, Store
 from .ui import info
 from .yamlio import fsync_path
 
@@ -85,26 +92,31 @@ def current_commit(env: Mapping[str, str], cwd: Path | None = None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Provenance:
-    log: str = ""
+    log: str = ""       # the publishing run's page: the log link of last resort
     commit: str = ""
 
 
 # --- reading and checking the build reports ---------------------------------------------
 
-def load_reports(paths: Iterable[Path], provenance: Provenance, *,
-                 allow_unverified: bool = False,
-                 ) -> tuple[list[Artifact], list[FailureRecord]]:
+Failure = FailureRecord | FailedBuild   # a failed build, with its log file when it has one
+
+
+def load_reports(paths: Iterable[Path], provenance: Provenance,
+                 bundles: Sequence[BundleFile] = (), *, allow_unverified: bool = False,
+                 ) -> tuple[list[Artifact], list[Failure]]:
     """Artifacts and failures of the reports; every problem reported at once, nothing used.
 
-    A probe the kernel's verifier rejected (`falco-probes loadtest`) is not an
-    artifact but a failure (step loadtest, category verifier), unless
-    `allow_unverified`.
+    Each artifact carries its log file and the first of `bundles` attesting its sha256.
+    A probe the kernel's verifier rejected (`falco-probes loadtest`) is not an artifact
+    but a failure (step loadtest, category verifier), unless `allow_unverified`.
     """
     problems: list[Problem] = []
     artifacts: dict[RecordKey, Artifact] = {}
-    failures: dict[RecordKey, FailureRecord] = {}
+    failures: dict[RecordKey, Failure] = {}
+    attested = covering(bundles)
     for folder, result in iter_reports(paths):
         where = str(folder / "report.jsonl")
+        log = _log_file(folder, result, where, problems)
         if result.ok:
             artifact = _artifact(folder, result, provenance, where, problems)
             if artifact is None:
@@ -112,8 +124,9 @@ def load_reports(paths: Iterable[Path], provenance: Provenance, *,
             test = artifact.probe.loadtest
             if test is not None and test.status == "rejected" and not allow_unverified:
                 refused = _refused(result, test, provenance)
-                failures[refused.key] = refused
+                failures[refused.key] = refused if log is None else FailedBuild(refused, log)
                 continue
+            artifact = replace(artifact, log=log, attestation=attested.get(result.sha256))
             key = artifact.probe.key
             other = artifacts.get(key)
             if other is not None and other.probe.sha256 != artifact.probe.sha256:
@@ -124,11 +137,28 @@ def load_reports(paths: Iterable[Path], provenance: Provenance, *,
             artifacts[key] = artifact
         else:
             failure = _failure(result, provenance)
-            failures[failure.key] = failure
+            failures[failure.key] = failure if log is None else FailedBuild(failure, log)
     if problems:
         raise ProblemsError(problems, hint="nothing was published; rebuild the probes or pass "
                                            "the folder `falco-probes build --out` wrote")
     return list(artifacts.values()), [f for k, f in failures.items() if k not in artifacts]
+
+
+def _log_file(folder: Path, result: BuildResult, where: str,
+              problems: list[Problem]) -> Path | None:
+    """The result's compile log, inside its report folder; None when it names none or the
+    file is gone (then the record links the job instead)."""
+    if not result.log:
+        return None
+    path = (folder / result.log).resolve()
+    if not path.is_relative_to(folder.resolve()):
+        problems.append(Problem(where, f"log {result.log!r} points outside the report folder",
+                                record=result.file, field="log"))
+        return None
+    if not path.is_file():
+        info(f"{where}: {result.file}: its log {result.log} is missing; linking the job instead")
+        return None
+    return path
 
 
 def _artifact(folder: Path, result: BuildResult, provenance: Provenance, where: str,
@@ -171,9 +201,9 @@ def _artifact(folder: Path, result: BuildResult, provenance: Provenance, where: 
             return None
     probe = ProbeRecord(result.driver_version, result.arch, result.target, result.kernel_release,
                         result.kernel_version, sha256, size, url="", release="",
-                        built=result.built, log=provenance.log, commit=provenance.commit,
-                        driver_ref=driver_ref, aliases=aliases, source=_line(result.source),
-                        loadtest=loadtest)
+                        built=result.built, log=result.job or provenance.log,
+                        commit=provenance.commit, driver_ref=driver_ref, aliases=aliases,
+                        source=_line(result.source), job=result.job, loadtest=loadtest)
     return Artifact(probe, path)
 
 
@@ -193,12 +223,12 @@ def _failure(result: BuildResult, provenance: Provenance) -> FailureRecord:
     return FailureRecord(result.driver_version, result.arch, result.target,
                          result.kernel_release, result.kernel_version,
                          step=result.step if result.step in FAILURE_STEPS else "compile",
-                         reason=reason[:MAX_REASON], log=provenance.log,
+                         reason=reason[:MAX_REASON], log=result.job or provenance.log,
                          attempts=max(1, result.attempts), last_attempt=result.built,
                          commit=provenance.commit, driver_ref=driver_ref,
                          category=result.category or "unknown",
                          aliases=tuple(sorted(set(result.aliases) - {result.file})),
-                         source=_line(result.source))
+                         source=_line(result.source), job=result.job)
 
 
 def _line(text: str, limit: int = 300) -> str:
@@ -315,61 +345,100 @@ def publish_order(artifact: Artifact) -> tuple[Any, ...]:
             natural_key(probe.kernel_release), natural_key(probe.kernel_version))
 
 
-def publish(artifacts: Iterable[Artifact], failures: Iterable[FailureRecord], store: Store,
+def publish(artifacts: Iterable[Artifact], failures: Iterable[Failure], store: Store,
             fragment: FragmentFile, *, on_probe: OnProbe | None = None,
             on_step: Callable[[], None] | None = None) -> PublishSummary:
-    """Put every artifact into the store and record it; returns what happened.
+    """Put every artifact into the store and record it, then every failure with its log;
+    returns what happened.
 
     Conflicts (the store or the fragment holds other bytes under the name)
-    are collected and the run goes on with the other probes.
+    are collected and the run goes on with the other probes. Failures left when
+    the run stops are still recorded, linking the job that built them. Drafts
+    are published once, at the end, so failure logs share the probes' drafts.
     """
-    summary = PublishSummary()
-    for failure in failures:
-        if failure.key not in fragment.failures and failure.key not in fragment.probes:
-            fragment.append(failure)
-            summary.failures += 1
-    todo: list[Artifact] = []
-    for artifact in sorted(artifacts, key=publish_order):
-        recorded = fragment.probes.get(artifact.probe.key)
-        if recorded is None:
-            todo.append(artifact)
-            continue
-        if recorded.sha256 == artifact.probe.sha256:
-            summary.skipped += 1
-        else:
-            summary.conflicts.append(f"{artifact.file}: {fragment.path} records sha256 "
-                                     f"{recorded.sha256}, the build report {artifact.probe.sha256}")
-        if on_step is not None:
-            on_step()
-
-    done: set[RecordKey] = set()
-
-    def confirm(artifact: Artifact, placed: Placed) -> None:
-        record = replace(artifact.probe, url=placed.url, release=placed.release)
-        fragment.append(record)
-        done.add(record.key)
-        if placed.uploaded:
-            summary.uploaded += 1
-        else:
-            summary.present += 1
-        if on_probe is not None:
-            on_probe(record, placed.uploaded)
-
-    conflicted = 0
+    run = _Run(store, fragment, on_probe)
+    todo = run.unrecorded(artifacts, on_step)
     try:
         for artifact in todo:
             try:
-                store.publish(artifact, confirm)
+                store.publish(artifact, run.confirm)
             except ConflictError as exc:
-                summary.conflicts.append(exc.message)
-                conflicted += 1
+                run.summary.conflicts.append(exc.message)
+                run.conflicted += 1
             if on_step is not None:
                 on_step()
     except Stop as stop:
-        summary.stopped = stop.reason
+        run.summary.stopped = stop.reason
+    run.record_failures(failures)
     try:
-        store.finish(confirm)
+        store.finish(run.confirm)
     except Stop as stop:
-        summary.stopped = summary.stopped or stop.reason
-    summary.left = len(todo) - len(done) - conflicted
-    return summary
+        run.summary.stopped = run.summary.stopped or stop.reason
+    run.summary.left = len(todo) - len(run.done) - run.conflicted
+    return run.summary
+
+
+@dataclass
+class _Run:
+    """One publish run: what it confirmed, into the fragment and the summary."""
+
+    store: Store
+    fragment: FragmentFile
+    on_probe: OnProbe | None
+    summary: PublishSummary = field(default_factory=PublishSummary)
+    done: set[RecordKey] = field(default_factory=set)
+    conflicted: int = 0
+
+    def unrecorded(self, artifacts: Iterable[Artifact],
+                   on_step: Callable[[], None] | None) -> list[Artifact]:
+        """The artifacts the fragment does not record yet, in publish order."""
+        todo: list[Artifact] = []
+        for artifact in sorted(artifacts, key=publish_order):
+            recorded = self.fragment.probes.get(artifact.probe.key)
+            if recorded is None:
+                todo.append(artifact)
+                continue
+            if recorded.sha256 == artifact.probe.sha256:
+                self.summary.skipped += 1
+            else:
+                self.summary.conflicts.append(
+                    f"{artifact.file}: {self.fragment.path} records sha256 {recorded.sha256}, "
+                    f"the build report {artifact.probe.sha256}")
+            if on_step is not None:
+                on_step()
+        return todo
+
+    def confirm(self, artifact: Artifact, placed: Placed) -> None:
+        record = replace(artifact.probe, url=placed.url, release=placed.release,
+                         log=placed.log or artifact.probe.log, attestation=placed.attestation)
+        self.fragment.append(record)
+        self.done.add(record.key)
+        if placed.uploaded:
+            self.summary.uploaded += 1
+        else:
+            self.summary.present += 1
+        if self.on_probe is not None:
+            self.on_probe(record, placed.uploaded)
+
+    def confirm_failure(self, item: FailedBuild, url: str) -> None:
+        self._record(replace(item.failure, log=url or item.failure.log))
+
+    def _record(self, failure: FailureRecord) -> None:
+        if failure.key not in self.fragment.failures:
+            self.fragment.append(failure)
+            self.summary.failures += 1
+
+    def record_failures(self, failures: Iterable[Failure]) -> None:
+        """Each failure with its log in the store; once the run has stopped, linking the
+        job that built it instead."""
+        for failure in failures:
+            record = failure.failure if isinstance(failure, FailedBuild) else failure
+            if record.key in self.fragment.failures or record.key in self.fragment.probes:
+                continue
+            if isinstance(failure, FailedBuild) and not self.summary.stopped:
+                try:
+                    self.store.publish_failure(failure, self.confirm_failure)
+                    continue
+                except Stop as stop:
+                    self.summary.stopped = stop.reason
+            self._record(record)

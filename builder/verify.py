@@ -11,10 +11,17 @@ the wanted driver version's list is fetched). Any JSON whose probe entries
 are objects with `sha256` and `file` (optionally `aliases`, `url`, and
 `driver_version`/`arch`, on the entry or on an enclosing object) is
 understood too.
+
+Provenance (`builder.attest`): when a Sigstore bundle is at hand (`--bundle`,
+`<file>.sigstore.json` next to the file as `mirror` writes it, or the
+`attestation` URL of the matching record), its statement must name the file's
+sha256; with a repository the bundle's signature and signer are checked too,
+offline. A file with no bundle passes unless attestations are required.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import urllib.error
@@ -22,15 +29,16 @@ import urllib.parse
 import urllib.request
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .attest import BUNDLE_SUFFIX, BundleCheck, check_bundle, read_bundle
 from .catalog import Catalog
 from .elfcheck import check_probe
 from .errors import InputError
-from .fetch import redact, sha256_file
+from .fetch import download, redact, sha256_file
 from .records import SHA256_RE, check_file
 from .stores.github import asset_name
 
@@ -41,6 +49,9 @@ MISMATCH = "mismatch"
 UNKNOWN = "unknown"
 NOT_A_PROBE = "not_a_probe"
 UNREADABLE = "unreadable"
+NOT_ATTESTED = "not_attested"       # the bundle does not name the file's sha256
+BAD_SIGNATURE = "bad_signature"     # the bundle's signature or signer did not verify
+UNATTESTED = "unattested"           # no bundle found, and one was required
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +64,7 @@ class Known:
     sha256: str
     url: str = ""
     aliases: tuple[str, ...] = ()
+    attestation: str = ""
 
     def names(self) -> set[str]:
         names = {self.file, *self.aliases}
@@ -71,6 +83,7 @@ class Verdict:
     sha256: str = ""
     matches: tuple[Known, ...] = ()
     elf_reason: str = ""
+    provenance: BundleCheck | None = None
 
     @property
     def ok(self) -> bool:
@@ -80,7 +93,19 @@ class Verdict:
         return {"path": self.path, "ok": self.ok, "status": self.status,
                 "message": self.message, "sha256": self.sha256 or None,
                 "elf_ok": not self.elf_reason, "elf_reason": self.elf_reason or None,
-                "matches": [k.as_dict() for k in self.matches]}
+                "matches": [k.as_dict() for k in self.matches],
+                "attestation": self.provenance.as_dict() if self.provenance else None}
+
+
+@dataclass(frozen=True, slots=True)
+class AttestationPolicy:
+    """How `verify` treats attestations."""
+
+    bundle: Path | None = None         # one bundle for every file (else looked up per file)
+    repository: str | None = None      # check signatures: signed by this repository's Actions
+    trusted_root: Path | None = None   # else sigstore-python's public-good root
+    required: bool = False             # a file without a bundle fails
+    downloads: Path | None = None      # where bundles linked by http(s) URLs are fetched
 
 
 @dataclass
@@ -103,7 +128,7 @@ def index_from_catalog(catalog: Catalog) -> Index:
     index = Index(f"catalog {catalog.root}")
     for probe in catalog.probes():
         index.add(Known(probe.driver_version, probe.arch, probe.file, probe.sha256, probe.url,
-                        probe.aliases))
+                        probe.aliases, probe.attestation))
     return index
 
 
@@ -178,8 +203,9 @@ def _entries(node: Any, inherited: dict[str, str]) -> Iterator[Known]:
             and check_file(file) is None:
         aliases = tuple(a for a in node.get("aliases") or () if isinstance(a, str))
         url = node.get("url") if isinstance(node.get("url"), str) else ""
+        attestation = node.get("attestation") if isinstance(node.get("attestation"), str) else ""
         yield Known(context.get("driver_version", ""), context.get("arch", ""), file, sha256,
-                    str(url), aliases)
+                    str(url), aliases, str(attestation))
         return
     for value in node.values():
         if isinstance(value, dict | list):
@@ -187,12 +213,22 @@ def _entries(node: Any, inherited: dict[str, str]) -> Iterator[Known]:
 
 
 def verify_files(paths: Iterable[Path], index: Index, *, driver_version: str | None = None,
-                 arch: str | None = None) -> list[Verdict]:
-    return [verify_file(p, index, driver_version=driver_version, arch=arch) for p in paths]
+                 arch: str | None = None, attestations: AttestationPolicy | None = None,
+                 ) -> list[Verdict]:
+    return [verify_file(p, index, driver_version=driver_version, arch=arch,
+                        attestations=attestations) for p in paths]
 
 
 def verify_file(path: Path, index: Index, *, driver_version: str | None = None,
-                arch: str | None = None) -> Verdict:
+                arch: str | None = None, attestations: AttestationPolicy | None = None) -> Verdict:
+    verdict = _verify_digest(path, index, driver_version, arch)
+    if not verdict.ok or attestations is None:
+        return verdict
+    return _verify_attestation(verdict, path, attestations)
+
+
+def _verify_digest(path: Path, index: Index, driver_version: str | None,
+                   arch: str | None) -> Verdict:
     def wanted(known: Known) -> bool:
         return (driver_version is None or known.driver_version == driver_version) and \
             (arch is None or known.arch == arch)
@@ -217,3 +253,46 @@ def verify_file(path: Path, index: Index, *, driver_version: str | None = None,
                        f"{elf.reason}", sha256, tuple(matches), elf.reason)
     where = ", ".join(sorted({f"{k.driver_version} {k.arch} {k.file}" for k in matches}))
     return Verdict(str(path), OK, f"matches {where}", sha256, tuple(matches))
+
+
+def _verify_attestation(verdict: Verdict, path: Path, policy: AttestationPolicy) -> Verdict:
+    found = (policy.bundle, str(policy.bundle)) if policy.bundle else \
+        _find_bundle(path, verdict.matches, policy.downloads)
+    if found is None:
+        if policy.required:
+            return replace(verdict, status=UNATTESTED, message=verdict.message + "; no "
+                           "provenance bundle found (--bundle, or FILE.sigstore.json next to it)")
+        return verdict
+    bundle_path, bundle = found
+    check = check_bundle(read_bundle(bundle_path), verdict.sha256,
+                         repository=policy.repository, trusted_root=policy.trusted_root)
+    check = replace(check, bundle=bundle)
+    verdict = replace(verdict, provenance=check)
+    if not check.attested:
+        return replace(verdict, status=NOT_ATTESTED, message=f"{bundle} does not attest "
+                       f"sha256 {verdict.sha256}")
+    if not check.ok:
+        return replace(verdict, status=BAD_SIGNATURE, message=f"{bundle} attests sha256 "
+                       f"{verdict.sha256}, but its signature does not verify: {check.signature}")
+    signed = (f"signed by {check.signer}" if check.signer else
+              "signature not checked: pass --repo OWNER/NAME")
+    return replace(verdict, message=f"{verdict.message}; attested by {bundle} ({signed})")
+
+
+def _find_bundle(path: Path, matches: Iterable[Known],
+                 downloads: Path | None) -> tuple[Path, str] | None:
+    """(file, where it came from): FILE.sigstore.json next to the file, else the bundle a
+    matching record links (a file URL, or an http(s) URL fetched into `downloads`)."""
+    beside = path.with_name(path.name + BUNDLE_SUFFIX)
+    if beside.is_file():
+        return beside, str(beside)
+    for known in matches:
+        url = urllib.parse.urlsplit(known.attestation)
+        if url.scheme == "file":
+            local = Path(urllib.request.url2pathname(url.path))
+            if local.is_file():
+                return local, str(local)
+        elif url.scheme in ("http", "https") and downloads is not None:
+            name = hashlib.sha256(known.attestation.encode()).hexdigest()[:16] + BUNDLE_SUFFIX
+            return download(known.attestation, downloads / name), redact(known.attestation)
+    return None

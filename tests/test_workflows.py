@@ -22,8 +22,10 @@ from typing import Any
 
 import pytest
 import yaml
+from attestations import unsigned_bundle
 from fakegithub import FakeGitHub
 
+from builder.attest import Subject, subject_name
 from builder.cli import build_parser
 from builder.plan import Plan, matrix, plan_job, shard
 from builder.records import HostFacts, Kernel
@@ -43,6 +45,7 @@ SHELL_OPERATORS = {"|", "||", "&", "&&", ";", ";;", ">", ">>", "<", "2>", ")", "
 # The write permissions each job holds, and needs; every other job holds none.
 WRITES = {
     ("nightly.yml", "publish"): {"contents"},           # release assets, catalog commit
+    ("nightly.yml", "attest"): {"id-token", "attestations"},  # Sigstore certificate, storing
     ("nightly.yml", "pages"): {"pages", "id-token"},    # calls pages.yml
     ("pages.yml", "deploy"): {"pages", "id-token"},     # deploy-pages
 }
@@ -61,6 +64,7 @@ EXPECTED_COMMANDS = {
     ("nightly.yml", "plan", "plan"),
     ("nightly.yml", "build", "build"),
     ("nightly.yml", "build", "loadtest"),
+    ("nightly.yml", "subjects", "attest"),
     ("nightly.yml", "publish", "publish"),
     ("nightly.yml", "publish", "catalog"),
 }
@@ -134,8 +138,9 @@ def pushes(job: dict[str, Any]) -> bool:
 
 
 def called_workflow(job: dict[str, Any]) -> Workflow | None:
+    """A reusable workflow of this repository (`$/...`, or the older `./...` form)."""
     uses = job.get("uses", "")
-    if uses.startswith("./.github/workflows/"):
+    if uses.startswith(("$/.github/workflows/", "./.github/workflows/")):
         return BY_NAME[Path(uses).name]
     return None
 
@@ -163,14 +168,15 @@ def test_pages_rebuilds_when_its_inputs_change() -> None:
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda w: w.name)
 def test_actions_are_pinned_to_a_commit_with_its_version(workflow: Workflow) -> None:
-    used = [u for u in all_uses(workflow) if not u.startswith("./")]
+    used = [u for u in all_uses(workflow) if not u.startswith(("./", "$/"))]
     assert used, f"{workflow.name}: uses no action"
     for ref in used:
         assert PINNED.match(ref), f"{workflow.name}: {ref} is not pinned to a 40-hex commit"
     lines = [m for line in workflow.text.splitlines() if (m := USES_LINE.match(line))]
-    assert sorted(m["ref"] for m in lines if not m["ref"].startswith("./")) == sorted(used)
+    assert sorted(m["ref"] for m in lines if not m["ref"].startswith(("./", "$/"))) == \
+        sorted(used)
     for m in lines:
-        if not m["ref"].startswith("./"):
+        if not m["ref"].startswith(("./", "$/")):
             assert VERSION_COMMENT.match(m["comment"] or ""), \
                 f"{workflow.name}: {m['ref']} needs a `# vX.Y.Z` comment"
 
@@ -181,7 +187,7 @@ def test_each_action_has_one_pin_everywhere() -> None:
     for workflow in WORKFLOWS:
         for line in workflow.text.splitlines():
             m = USES_LINE.match(line)
-            if m and not m["ref"].startswith("./"):
+            if m and not m["ref"].startswith(("./", "$/")):
                 action, sha = m["ref"].split("@")
                 pins.setdefault(action, set()).add((sha, m["comment"] or ""))
     assert {a: p for a, p in pins.items() if len(p) > 1} == {}
@@ -281,20 +287,22 @@ def test_scripts_run_in_bash(workflow: Workflow) -> None:
 
 # --- the falco-probes commands -------------------------------------------------------------
 
-def cli_invocations(script: str) -> Iterator[list[str]]:
-    """The argument lists of every `falco-probes ...` / `python -m builder ...` in a script,
-    with `${{ ... }}` expressions and shell variables replaced by a placeholder."""
+def cli_invocations(script: str, tool: str = "falco-probes",
+                    placeholder: str = "1") -> Iterator[list[str]]:
+    """The argument lists of every `falco-probes ...` / `python -m builder ...` (or other
+    `tool`) in a script, with `${{ ... }}` expressions and shell variables replaced by
+    `placeholder`."""
     text = script.replace("\\\n", " ")
     for line in text.splitlines():
-        line = SHELL_VARIABLE.sub("1", EXPRESSION.sub("1", line))
+        line = SHELL_VARIABLE.sub(placeholder, EXPRESSION.sub(placeholder, line))
         lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
         lexer.whitespace_split = True
         tokens = list(lexer)
         for i, token in enumerate(tokens):
-            if token == "falco-probes" or token.endswith("/falco-probes"):
+            if token == tool or token.endswith("/" + tool):
                 start = i + 1
-            elif token.split("/")[-1].startswith("python") and tokens[i + 1:i + 3] == \
-                    ["-m", "builder"]:
+            elif tool == "falco-probes" and token.split("/")[-1].startswith("python") and \
+                    tokens[i + 1:i + 3] == ["-m", "builder"]:
                 start = i + 3
             else:
                 continue
@@ -356,7 +364,7 @@ def test_nightly_jobs_are_wired_plan_build_publish() -> None:
     assert strategy["fail-fast"] is False
     assert isinstance(strategy["max-parallel"], int) and 1 <= strategy["max-parallel"] <= 256
     assert strategy["matrix"].replace(" ", "") == "${{fromJSON(needs.plan.outputs.matrix)}}"
-    assert set(publish["needs"]) == {"plan", "build"}
+    assert set(publish["needs"]) == {"plan", "build", "subjects", "attest"}
     assert "strategy" not in publish
     assert "cancelled()" in publish["if"] or "always()" in publish["if"]
     assert publish["concurrency"] == {"group": "publish", "cancel-in-progress": False}
@@ -524,9 +532,13 @@ def test_publish_job_publishes_merges_and_pushes_the_catalog(tmp_path: Path) -> 
     helpers = pytest.importorskip("test_publish")
     env = clean_env(tmp_path)
     origin, work = origin_and_checkout(tmp_path, {"probes.yaml": PUBLISH_CONFIG}, env)
-    helpers.write_report(work / "shards" / "out-0", helpers.specs(1))
+    built = helpers.write_report(work / "shards" / "out-0", helpers.specs(1))
     helpers.write_report(work / "shards" / "out-1", helpers.specs(1, start=1),
                          failures=helpers.specs(1, start=5))
+    # The attest job's bundle, covering the first leg's probe only.
+    unsigned_bundle(work / "attestations" / "001.sigstore.json",
+                    [Subject(subject_name(r.driver_version, r.arch, r.file), r.sha256)
+                     for r in built])
     start = git(work, "rev-parse", "HEAD", env=env)
     with FakeGitHub(token=TOKEN, owner="acme", repo="probes") as fake:
         for attempt in (1, 2):
@@ -541,7 +553,8 @@ def test_publish_job_publishes_merges_and_pushes_the_catalog(tmp_path: Path) -> 
                 assert result.returncode == 0, f"{name}: {result.stderr}"
             assert TOKEN not in result.stdout + result.stderr
             assert outputs(output)["changed"] == ("true" if attempt == 1 else "false")
-            assert sum(len(r["assets"]) for r in fake.releases()) == 2
+            # two probes and the bundle (these fake reports have no log files)
+            assert sum(len(r["assets"]) for r in fake.releases()) == 3
     assert git(origin, "log", "-1", "--format=%an", "main", env=env) == BOT
     assert "run 4242" in git(origin, "log", "-1", "--format=%s", "main", env=env)
     changed = git(origin, "diff", "--name-only", start, "main", env=env).splitlines()
@@ -550,6 +563,82 @@ def test_publish_job_publishes_merges_and_pushes_the_catalog(tmp_path: Path) -> 
     assert catalog.count(fake.web_url) >= 2      # each probe's exact URL
     assert "actions/runs/4242" in catalog        # and the run that built it
     assert "5.15.0-5-generic" in catalog         # the failed build, recorded
+    assert catalog.count("attestation: ") == 1 and ".sigstore.json" in catalog
+
+
+def test_subjects_step_lists_chunks_for_the_attest_matrix(tmp_path: Path) -> None:
+    helpers = pytest.importorskip("test_publish")
+    work = tmp_path / "work"
+    helpers.write_report(work / "reports" / "report-0", helpers.specs(2))
+    helpers.write_report(work / "reports" / "report-1", [], failures=helpers.specs(1, start=4))
+    step = workflow_step("nightly.yml", "subjects", "List the probes built")
+    output = tmp_path / "output"
+    result = run_step(step, work, {**clean_env(tmp_path), "GITHUB_OUTPUT": str(output)})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(outputs(output)["chunks"]) == ["001"]
+    assert len((work / "subjects" / "001.sha256sums").read_text().splitlines()) == 2
+    # A night where every compile failed: nothing to attest, the attest job is skipped.
+    quiet = tmp_path / "quiet"
+    helpers.write_report(quiet / "reports" / "report-0", [], failures=helpers.specs(1))
+    (tmp_path / "output").unlink()
+    result = run_step(step, quiet, {**clean_env(tmp_path), "GITHUB_OUTPUT": str(output)})
+    assert result.returncode == 0, result.stderr
+    assert outputs(output)["chunks"] == "[]"
+    assert "nothing to attest" in result.stdout
+    assert "needs.subjects.outputs.chunks != '[]'" in BY_NAME["nightly.yml"].jobs["attest"]["if"]
+
+
+def test_the_attest_job_signs_the_lists_and_runs_no_code_of_ours() -> None:
+    """id-token and attestations are granted to this job only (WRITES), and it checks out
+    nothing: what it signs comes from the subject lists, what it runs is the action."""
+    job = BY_NAME["nightly.yml"].jobs["attest"]
+    actions = {s["uses"].split("@")[0]: s for s in steps(job) if "uses" in s}
+    assert "actions/checkout" not in actions
+    assert all("falco-probes" not in script for script in run_scripts(job))
+    attest = actions["actions/attest-build-provenance"]
+    assert attest["with"] == {"subject-checksums": "subjects/${{ matrix.chunk }}.sha256sums"}
+    assert job["strategy"]["matrix"]["chunk"].replace(" ", "") == \
+        "${{fromJSON(needs.subjects.outputs.chunks)}}"
+    assert job["strategy"]["fail-fast"] is False
+    keep = workflow_step("nightly.yml", "attest", "Keep the bundle")
+    assert keep["env"]["BUNDLE"] == "${{ steps.attest.outputs.bundle-path }}"
+    download = workflow_step("nightly.yml", "publish", "Download the attestations")
+    assert download["with"]["pattern"] == "attestation-*"
+    assert "--attestations" in workflow_step("nightly.yml", "publish",
+                                             "Publish to GitHub Releases")["run"]
+
+
+def test_each_build_result_links_its_job() -> None:
+    step = workflow_step("nightly.yml", "build", "Build")
+    assert step["env"]["FALCO_PROBES_JOB_ID"] == "${{ job.check_run_id }}"
+
+
+SUPPRESSION = re.compile(r"# zizmor: ignore\[(?P<audits>[\w,-]+)\](?P<why>.*)$")
+
+
+def test_every_zizmor_suppression_says_why() -> None:
+    found = 0
+    for workflow in WORKFLOWS:
+        for number, line in enumerate(workflow.text.splitlines(), 1):
+            if "zizmor:" not in line:
+                continue
+            match = SUPPRESSION.search(line)
+            assert match, f"{workflow.name}:{number}: malformed zizmor comment"
+            assert re.fullmatch(r" -- \S.{15,}", match["why"]), \
+                f"{workflow.name}:{number}: say why after ` -- `"
+            found += 1
+    assert found
+
+
+def test_zizmor_is_clean() -> None:
+    """The same check `make lint` runs; zizmor is a dev dependency, pinned."""
+    zizmor = Path(sys.executable).with_name("zizmor")
+    if not zizmor.exists():
+        pytest.skip("zizmor is not installed (pip install -e '.[dev]')")
+    result = subprocess.run([str(zizmor), "--offline", "--persona", "auditor",
+                             str(ROOT / ".github")], capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_commit_step_replays_the_catalog_on_a_main_that_moved(tmp_path: Path) -> None:
@@ -576,3 +665,21 @@ def test_commit_step_replays_the_catalog_on_a_main_that_moved(tmp_path: Path) ->
     assert log == [f"{BOT} catalog: probes published by nightly run 7",
                    "dev meanwhile", "dev start"]
     assert git(origin, "show", "main:catalog/x.yaml", env=env) == "b"
+
+
+def test_a_crash_is_not_a_quiet_night(tmp_path: Path) -> None:
+    """Python exits 1 on an uncaught exception, the code plan and attest subjects use for
+    "nothing to do": the steps tell them apart by the file a real answer writes."""
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    (shims / "falco-probes").write_text("#!/bin/sh\necho 'Traceback ...' >&2\nexit 1\n")
+    (shims / "falco-probes").chmod(0o755)
+    env = {**clean_env(tmp_path), "PATH": f"{shims}{os.pathsep}{os.environ['PATH']}",
+           "KERNEL_LIMIT": "3"}
+    for job, name in (("plan", "Plan"), ("subjects", "List the probes built")):
+        work = tmp_path / job
+        work.mkdir()
+        output = tmp_path / f"{job}.out"
+        result = run_step(workflow_step("nightly.yml", job, name), work,
+                          {**env, "GITHUB_OUTPUT": str(output)})
+        assert result.returncode != 0, f"{job}: a crash passed as nothing to do"

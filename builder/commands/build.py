@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import re
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from ..errors import EXIT_NEGATIVE, EXIT_OK, InputError
 from ..kernels.targets import kernels_for_targets
 from ..paths import apt_cache, cache_root
 from ..plan import Job, make_plan, plan_from_dict, shard_jobs
+from ..publish import ci_log_url
 from ..ui import emit_json, info, progress
 from ..yamlio import read_text
 from .common import (
@@ -68,6 +70,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                              "(default: $XDG_CACHE_HOME/falco-probes)")
     parser.add_argument("--strict", action="store_true", help="exit 1 if any probe failed")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--job-id", default=os.environ.get("FALCO_PROBES_JOB_ID", ""),
+                        metavar="ID",
+                        help="this CI job's check-run id: each result links the job's page "
+                             "(default: $FALCO_PROBES_JOB_ID; Actions: ${{ job.check_run_id }}; "
+                             "without it, the run's page; outside Actions, none)")
     add_config_option(parser)
     add_catalog_option(parser)
     parser.set_defaults(func=run)
@@ -88,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
     options = BuildOptions(out=args.out, cache=cache_root(args.cache),
                            jobs=args.jobs or config.build.jobs,
                            timeout=args.timeout or config.build.timeout,
-                           base_dir=Path(config.path).resolve().parent)
+                           base_dir=Path(config.path).resolve().parent,
+                           job=ci_log_url(dict(os.environ), str(args.job_id or "")))
     info(f"building {sum(j.weight for j in jobs)} probe(s) for {len(jobs)} kernel(s) "
          f"into {args.out}")
     with progress() as bar:

@@ -130,6 +130,10 @@ def _print(result: FindResult) -> None:
         if result.note:
             emit(f"note:          {result.note}")
         emit(f"load test:     {loadtest_summary(result.loadtest)}")
+        if result.attestation:
+            emit(f"attestation:   {result.attestation}")
+            for how, command in result.as_dict().get("verify", {}).items():
+                emit(f"verify ({how}): {command}")
     else:
         emit(f"not available: {result.reason}")
         if result.log:

@@ -12,6 +12,7 @@ import os
 import time
 from pathlib import Path
 
+from ..attest import load_bundles
 from ..catalog import load_catalog
 from ..config import Config, StoreConfig, falco_releases
 from ..errors import EXIT_OK, ConflictError, InputError
@@ -26,7 +27,7 @@ from ..publish import (
     resolve_aliases,
 )
 from ..records import ProbeRecord, check_commit
-from ..stores import Budget, Store
+from ..stores import Budget, FailedBuild, Store
 from ..stores.directory import DirectoryStore
 from ..stores.github import ReleaseText, github_settings, open_github_store
 from ..ui import emit, emit_json, info, progress
@@ -44,6 +45,11 @@ loader's layout, or GitHub Releases) and append one JSON line per probe to the
 fragment as soon as the store confirms it; failures in the reports become failure
 lines. Merge the fragment with `falco-probes catalog merge`. Reruns are safe: what
 the fragment or the store already holds is recorded, never uploaded twice.
+
+Each probe's and failure's compile log goes into the store with it, and so does the
+provenance bundle (--attestations) that attests the probe; the records link both, and
+the CI job that built them. --max-uploads counts every file written (probes, logs,
+bundles).
 
 GitHub: the API URL comes from --api-url, else GITHUB_API_URL, else
 https://api.github.com; the repository from --repository, else store.repository in
@@ -85,10 +91,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                            help="stop cleanly after MINUTES minutes, or at TIME "
                                 "(ISO 8601 such as 2025-01-31T04:00:00Z)")
     prov = parser.add_argument_group("provenance recorded with each probe")
+    prov.add_argument("--attestations", action="append", type=Path, default=[],
+                      metavar="PATH",
+                      help="a Sigstore bundle (actions/attest-build-provenance's bundle-path), "
+                           "or a folder of them: each probe a bundle attests gets it kept "
+                           "beside it in the store and linked as its attestation; repeatable")
     prov.add_argument("--job-id", default=os.environ.get("FALCO_PROBES_JOB_ID", ""),
                       metavar="ID",
-                      help="the job's check-run id for the log link (default: "
-                           "$FALCO_PROBES_JOB_ID; Actions: ${{ job.check_run_id }})")
+                      help="this job's check-run id: the log link of a record whose build "
+                           "report has no log (default: $FALCO_PROBES_JOB_ID; Actions: "
+                           "${{ job.check_run_id }}; without it, the run's page)")
     prov.add_argument("--commit", default=None, metavar="SHA",
                       help="this repository's commit (default: GITHUB_SHA, else "
                            "`git rev-parse HEAD`)")
@@ -193,11 +205,17 @@ def run(args: argparse.Namespace) -> int:
     if args.commit and check_commit(commit):
         raise InputError(f"--commit {args.commit!r}: {check_commit(commit)}")
     provenance = Provenance(log=ci_log_url(env, str(args.job_id or "")), commit=commit)
-    artifacts, failures = load_reports(args.reports, provenance,
+    bundles = load_bundles(args.attestations)
+    artifacts, failures = load_reports(args.reports, provenance, bundles,
                                        allow_unverified=args.allow_unverified)
-    for failure in failures:
+    for item in failures:
+        failure = item.failure if isinstance(item, FailedBuild) else item
         if failure.category == "verifier":
             info(f"refused {failure.driver_version} {failure.file}: {failure.reason}")
+    unattested = sum(1 for a in artifacts if a.attestation is None)
+    if bundles and unattested:
+        info(f"{unattested} of {len(artifacts)} probe(s) are in no bundle given: published "
+             "without an attestation")
     folders = {(a.probe.driver_version, a.probe.arch) for a in artifacts}
     artifacts, stale = resolve_aliases(artifacts, load_catalog(catalog_dir(args), only=folders))
     budget = Budget(args.max_uploads, parse_deadline(args.deadline, time.time()))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
 from ..catalog import load_catalog
 from ..errors import EXIT_NEGATIVE, EXIT_OK, InputError
 from ..records import ARCHES
 from ..ui import emit, emit_json, info
-from ..verify import index_from_catalog, load_index, verify_files
+from ..verify import AttestationPolicy, index_from_catalog, load_index, verify_files
 from .common import add_catalog_option, add_json_option, catalog_dir
 
 DESCRIPTION = """\
@@ -18,8 +19,16 @@ is a Falco eBPF object. A file is found by its name (file name, alias or GitHub 
 name) or by its digest, in any driver version and arch unless --driver-version or
 --arch narrow the search.
 
-exit codes: 0 every file matches, 1 any file is unknown, different or not a probe,
-2 bad input (unreadable catalog or index).
+Provenance: the Sigstore bundle of a file (--bundle, FILE.sigstore.json next to it as
+`mirror` writes it, or the bundle its catalog record links) must attest the file's
+sha256. With --repo, the bundle's signature is checked offline too (sigstore-python:
+certificate chain, transparency log proof, signed by OWNER/NAME's GitHub Actions).
+See docs/usage-verify-mirror.md for what that proves and what needs `gh attestation
+verify` online.
+
+exit codes: 0 every file matches, 1 any file is unknown, different, not a probe, not
+attested by its bundle or badly signed, 2 bad input (unreadable catalog, index or
+bundle; --repo without sigstore-python).
 """
 
 
@@ -37,6 +46,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         help="only accept probes of this driver version")
     parser.add_argument("--arch", default=None, choices=ARCHES,
                         help="only accept probes of this arch")
+    prov = parser.add_argument_group("provenance")
+    prov.add_argument("--bundle", type=Path, default=None, metavar="FILE",
+                      help="the Sigstore bundle to check every file against (default: "
+                           "FILE.sigstore.json next to each file, else the bundle its record "
+                           "links)")
+    prov.add_argument("--repo", default=None, metavar="OWNER/NAME",
+                      help="also check the bundle's signature offline: signed by this "
+                           "repository's GitHub Actions (needs falco-probes[attest])")
+    prov.add_argument("--trusted-root", type=Path, default=None, metavar="FILE",
+                      help="Sigstore trusted root for --repo (`gh attestation trusted-root` "
+                           "output; default: sigstore-python's copy of the public-good root)")
+    prov.add_argument("--require-attestation", action="store_true",
+                      help="fail a file that has no bundle")
     add_json_option(parser)
     parser.set_defaults(func=run)
 
@@ -52,8 +74,13 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"{root}: no catalog folder",
                              hint="pass --catalog DIR or --index URL_OR_PATH")
         index = index_from_catalog(load_catalog(root))
-    verdicts = verify_files(args.files, index, driver_version=args.driver_version,
-                            arch=args.arch)
+    if args.trusted_root is not None and args.repo is None:
+        raise InputError("--trusted-root is for checking signatures: add --repo OWNER/NAME")
+    with tempfile.TemporaryDirectory(prefix="falco-probes-verify-") as downloads:
+        policy = AttestationPolicy(args.bundle, args.repo, args.trusted_root,
+                                   args.require_attestation, Path(downloads))
+        verdicts = verify_files(args.files, index, driver_version=args.driver_version,
+                                arch=args.arch, attestations=policy)
     bad = [v for v in verdicts if not v.ok]
     if args.json:
         emit_json({"ok": not bad, "index": index.source,

@@ -6,6 +6,11 @@ store one `Artifact` at a time; the store calls `confirm` once the probe is
 final at its URL (immediately, or for immutable GitHub releases when the
 draft holding it is published). A `Budget` shared by the run stops writing
 cleanly at `--max-uploads` or at the deadline by raising `Stop`.
+
+Beside each probe a store keeps its compile log and the provenance bundle that
+attests it (sidecars), so an old catalog record still reaches both after CI's logs
+and artifacts expire. A sidecar already in the store is kept (the first write wins:
+the log of a published probe is the log of the build that published it).
 """
 
 from __future__ import annotations
@@ -16,17 +21,40 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from ..records import ProbeRecord
+from ..attest import BundleFile
+from ..records import FailureRecord, ProbeRecord
 
 FamilyKey = tuple[str, str, str]  # (driver_version, arch, target): one catalog file, one shard set
 
 
+LOG = "log"
+ATTESTATION = "attestation"
+PROBE = "probe"
+
+
+def log_name(file: str, attempt: int | None = None) -> str:
+    """A compile log's file name: `<file>.log`, a failed attempt's `<file>.attempt-<n>.log`."""
+    return f"{file}.log" if attempt is None else f"{file}.attempt-{attempt}.log"
+
+
+def sidecar_kind(name: str) -> str:
+    """What a stored file is, by its name: probe, log or attestation."""
+    if name.endswith(".log"):
+        return LOG
+    if name.endswith(".sigstore.json"):
+        return ATTESTATION
+    return PROBE
+
+
 @dataclass(frozen=True, slots=True)
 class Artifact:
-    """A probe file to publish: its record (everything but url and release) and its bytes."""
+    """A probe file to publish: its record (everything but url and release) and its bytes,
+    with its compile log and the bundle attesting it when there are."""
 
     probe: ProbeRecord
     path: Path
+    log: Path | None = None
+    attestation: BundleFile | None = None
 
     @property
     def file(self) -> str:
@@ -44,9 +72,30 @@ class Placed:
     url: str
     release: str = ""
     uploaded: bool = False
+    log: str = ""            # where its compile log is ("" if it has none or it could not go)
+    attestation: str = ""    # where its provenance bundle is
 
 
 Confirm = Callable[[Artifact, Placed], None]
+
+
+@dataclass(frozen=True, slots=True)
+class FailedBuild:
+    """A failure to record, with its compile log to keep in the store."""
+
+    failure: FailureRecord
+    log: Path
+
+    @property
+    def family(self) -> FamilyKey:
+        return (self.failure.driver_version, self.failure.arch, self.failure.target)
+
+    @property
+    def log_name(self) -> str:
+        return log_name(self.failure.file, self.failure.attempts)
+
+
+ConfirmFailure = Callable[[FailedBuild, str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +107,7 @@ class StoredItem:
     sha256: str
     state: str = "ok"       # ok | starter
     release: str = ""
+    kind: str = PROBE       # probe | log | attestation (sidecars are not probes)
 
 
 class Stop(Exception):
@@ -102,6 +152,9 @@ class Store(Protocol):
     def publish(self, artifact: Artifact, confirm: Confirm) -> None:
         """Make the probe available (or find it already there) and confirm it when final."""
 
+    def publish_failure(self, item: FailedBuild, confirm: ConfirmFailure) -> None:
+        """Keep a failure's log and confirm it with the log's URL when final."""
+
     def finish(self, confirm: Confirm) -> None:
         """End of run: make pending probes final (publish drafts) and confirm them."""
 
@@ -110,3 +163,6 @@ class Store(Protocol):
 
     def inventory(self) -> Iterable[StoredItem]:
         """Everything the store holds, for audit."""
+
+    def owns(self, url: str) -> bool:
+        """Whether `url` points into this store (audit checks only those links)."""

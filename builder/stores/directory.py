@@ -19,6 +19,14 @@ The request paths come from `builder.naming` (the same functions `find`
 uses), so this module never restates a naming rule. Writes are atomic (temp
 name + rename) and idempotent; a path that holds different bytes is a
 conflict and is never overwritten.
+
+Sidecars, served by the same web server:
+
+* compile logs at `<root>/logs/<driver_version>/<arch>/<file>.log` (a failed
+  attempt's at `<file>.attempt-<n>.log`);
+* provenance bundles once at `<root>/attestations/<name>`, and linked next to
+  each probe they attest as `<driver_version>/<arch>/<file>.sigstore.json`, where
+  `verify` and `gh attestation verify --bundle` look for them.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from ..attest import BUNDLE_SUFFIX, BundleFile
 from ..errors import ConflictError, InputError, StoreError
 from ..fetch import sha256_file
 from ..naming import (
@@ -40,10 +49,22 @@ from ..naming import (
     falcoctl_request_path,
     shell_request_path,
 )
-from ..records import ProbeRecord, validate_name_parts
+from ..records import FailureRecord, ProbeRecord, validate_name_parts
 from ..versions import FalcoVersion
 from ..yamlio import fsync_path
-from . import Artifact, Budget, Confirm, Placed, StoredItem
+from . import (
+    ATTESTATION,
+    LOG,
+    PROBE,
+    Artifact,
+    Budget,
+    Confirm,
+    ConfirmFailure,
+    FailedBuild,
+    Placed,
+    StoredItem,
+    log_name,
+)
 
 NO_ARCH_SERVED = "x86_64"  # the only arch answered at <driver_version>/<file>
 _LINK_FALLBACK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
@@ -93,6 +114,27 @@ def canonical_path(probe: ProbeRecord) -> str:
     return f"{probe.driver_version}/{probe.arch}/{probe.file}"
 
 
+LOGS = "logs"
+ATTESTATIONS = "attestations"
+
+
+def log_path(driver_version: str, arch: str, name: str) -> str:
+    return f"{LOGS}/{driver_version}/{arch}/{name}"
+
+
+def bundle_link_path(probe: ProbeRecord) -> str:
+    """Where a probe's provenance bundle is linked: next to it, as `<file>.sigstore.json`."""
+    return canonical_path(probe) + BUNDLE_SUFFIX
+
+
+def _kind(rel: str) -> str:
+    if rel.startswith(LOGS + "/"):
+        return LOG
+    if rel.startswith(ATTESTATIONS + "/") or rel.endswith(BUNDLE_SUFFIX):
+        return ATTESTATION
+    return PROBE
+
+
 class DirectoryStore:
     """A folder served as DRIVERS_REPO; also what `mirror` writes."""
 
@@ -107,10 +149,27 @@ class DirectoryStore:
     # --- the Store protocol --------------------------------------------------------
 
     def publish(self, artifact: Artifact, confirm: Confirm) -> None:
-        confirm(artifact, self.place(artifact.path, artifact.probe))
+        placed = self.place(artifact.path, artifact.probe)
+        probe = artifact.probe
+        log = attestation = ""
+        if artifact.log is not None:
+            log = self.place_sidecar(artifact.log, log_path(probe.driver_version, probe.arch,
+                                                            log_name(probe.file)))
+        if artifact.attestation is not None:
+            attestation = self.place_attestation(artifact.attestation, probe)
+        confirm(artifact, replace(placed, log=log, attestation=attestation))
+
+    def publish_failure(self, item: FailedBuild, confirm: ConfirmFailure) -> None:
+        failure = item.failure
+        _require_safe(failure)
+        confirm(item, self.place_sidecar(item.log, log_path(failure.driver_version, failure.arch,
+                                                            item.log_name)))
 
     def finish(self, confirm: Confirm) -> None:
         """Nothing is pending: every probe is final as soon as it is written."""
+
+    def owns(self, url: str) -> bool:
+        return url.startswith(self.url_for_path(""))
 
     def expected_keys(self, probe: ProbeRecord) -> tuple[str, ...]:
         return tuple(disk_paths(probe, self.falco_versions(probe.driver_version)))
@@ -131,7 +190,7 @@ class DirectoryStore:
                 if inode not in digests:
                     digests[inode] = sha256_file(path)
                 rel = path.relative_to(self.root).as_posix()
-                yield StoredItem(rel, self.url_for_path(rel), digests[inode])
+                yield StoredItem(rel, self.url_for_path(rel), digests[inode], kind=_kind(rel))
 
     # --- writing -------------------------------------------------------------------
 
@@ -154,6 +213,34 @@ class DirectoryStore:
         for rel in paths[1:]:
             self._link(real, self.root / rel, probe.sha256)
         return Placed(self.url_for_path(paths[0]), uploaded=wrote)
+
+    def place_sidecar(self, source: Path, rel: str) -> str:
+        """Copy a log or bundle to `rel` unless something is there already; its URL."""
+        dest = self.root / rel
+        if not dest.exists():
+            self.budget.take_upload()
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = _temp_name(dest)
+            try:
+                shutil.copyfile(source, tmp)
+                fsync_path(tmp)
+                os.replace(tmp, dest)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+        return self.url_for_path(rel)
+
+    def place_attestation(self, bundle: BundleFile, probe: ProbeRecord) -> str:
+        """The bundle once under attestations/, linked next to the probe; the link's URL.
+
+        A probe already linked to a bundle keeps it: one attestation is enough."""
+        _require_safe(probe)
+        real = self.root / ATTESTATIONS / bundle.name
+        self.place_sidecar(bundle.path, real.relative_to(self.root).as_posix())
+        link = bundle_link_path(probe)
+        if not (self.root / link).exists():
+            self._link(real, self.root / link, bundle.sha256)
+        return self.url_for_path(link)
 
     def retire_alias(self, probe: ProbeRecord, alias: str) -> list[str]:
         """Remove the links that served `alias` for `probe` (it now names another probe).
@@ -214,7 +301,7 @@ class DirectoryStore:
                 tmp.unlink()
 
 
-def _require_safe(probe: ProbeRecord) -> None:
+def _require_safe(probe: ProbeRecord | FailureRecord) -> None:
     wrong = validate_name_parts(probe.target, probe.kernel_release, probe.kernel_version,
                                 probe.arch, probe.driver_version)
     if wrong:

@@ -13,7 +13,12 @@ Layout (see docs/publishing.md):
 * asset name = the probe's file name when GitHub keeps it unchanged, else
   GitHub's renamed form with `-<8 hex of sha256(file name)>` before `.o`
   (GitHub turns `~` and `+` into `.`; the hash keeps names distinct). The
-  label is the real file name; the catalog records the exact URL.
+  label is the real file name; the catalog records the exact URL;
+* beside each probe, in the same release: its compile log `<asset>.log` (a
+  failed attempt's `<asset>.attempt-<n>.log`, in a release of its family)
+  and the provenance bundle attesting it, `attestation-<16 hex>.sigstore.json`
+  (named by content; one per release and run, however many probes it covers).
+  The cap counts every asset; a log or bundle already there is kept.
 
 Each run lists the repository's releases once and each release's assets
 once (when its family is first needed); an asset already there with the same
@@ -48,10 +53,22 @@ from github.Repository import Repository
 
 from .. import __version__
 from ..errors import ConflictError, InputError, StoreError
+from ..fetch import sha256_file
 from ..records import ProbeRecord, check_tag
 from ..ui import info
 from ..versions import FalcoVersion
-from . import Artifact, Budget, Confirm, FamilyKey, Placed, StoredItem
+from . import (
+    Artifact,
+    Budget,
+    Confirm,
+    ConfirmFailure,
+    FailedBuild,
+    FamilyKey,
+    Placed,
+    StoredItem,
+    log_name,
+    sidecar_kind,
+)
 
 DEFAULT_API_URL = "https://api.github.com"
 GITHUB_MAX_ASSETS = 1000
@@ -84,6 +101,11 @@ def asset_name(file: str) -> str:
         return file
     tag = hashlib.sha256(file.encode()).hexdigest()[:8]
     return f"{renamed.removesuffix('.o')}-{tag}.o"
+
+
+def sidecar_asset(file: str, suffix: str) -> str:
+    """A probe's log asset: its asset name plus `suffix` (`.log`, `.attempt-2.log`)."""
+    return asset_name(file) + suffix
 
 
 def tag_slug(driver_version: str) -> str:
@@ -155,7 +177,8 @@ class ReleaseText:
         return "\n\n".join([
             f"Pre-compiled Falco eBPF probes for driver version `{driver_version}`, target "
             f"`{target}`, architecture `{arch}`: part {number} of this set (at most "
-            f"{self.cap} probes per release).",
+            f"{self.cap} files per release: probes, their compile logs (`.log`) and the "
+            "provenance bundles attesting them (`.sigstore.json`)).",
             loaded,
             site,
             "Asset names are the probe file names; names with characters GitHub renames "
@@ -378,7 +401,7 @@ class _Shard:
     number: int
     release: GitRelease
     assets: dict[str, _Asset]
-    pending: list[tuple[Artifact, str, bool]] = field(default_factory=list)
+    pending: list[Callable[[], None]] = field(default_factory=list)  # confirmations
     full: bool = False      # GitHub said file_count although we counted room
     sealed: bool = False    # GitHub refused an upload: the release became immutable
 
@@ -437,14 +460,24 @@ class GitHubStore:
         except GithubException as exc:
             raise self._error(f"publish {artifact.file}", exc) from None
 
+    def publish_failure(self, item: FailedBuild, confirm: ConfirmFailure) -> None:
+        try:
+            self._publish_failure(item, confirm)
+        except GithubException as exc:
+            raise self._error(f"keep the log of {item.failure.file}", exc) from None
+
     def finish(self, confirm: Confirm) -> None:
         try:
             for family in self._families.values():
                 for shard in family.shards:
                     if shard.draft and shard.pending:
-                        self._publish_shard(shard, confirm)
+                        self._publish_shard(shard)
         except GithubException as exc:
             raise self._error("publish draft releases", exc) from None
+
+    def owns(self, url: str) -> bool:
+        web = str(_raw(self.api.repo).get("html_url") or "").rstrip("/")
+        return bool(web) and url.startswith(f"{web}/releases/download/")
 
     def expected_keys(self, probe: ProbeRecord) -> tuple[str, ...]:
         return (f"{probe.driver_version}/{probe.arch}/{probe.target}/{asset_name(probe.file)}",)
@@ -463,7 +496,7 @@ class GitHubStore:
                     state = asset.state if asset.state != "uploaded" else (
                         "draft" if draft else "ok")
                     yield StoredItem("/".join((*family, asset.name)), asset.url, asset.sha256,
-                                     state, tag)
+                                     state, tag, sidecar_kind(asset.name))
         except GithubException as exc:
             raise self._error("list releases", exc) from None
 
@@ -471,6 +504,7 @@ class GitHubStore:
 
     def _publish(self, artifact: Artifact, name: str, confirm: Confirm) -> None:
         family = self._family(artifact.family)
+        need = 1 + (artifact.log is not None) + (artifact.attestation is not None)
         for _ in range(6):
             found = family.find(name)
             if found is not None:
@@ -478,11 +512,12 @@ class GitHubStore:
                 if asset.state != "uploaded":
                     self._delete_starter(shard, asset)
                     continue
-                self._require_digest(artifact, shard, asset)
+                self._require_digest(artifact.file, artifact.probe.sha256, shard, asset)
                 self._settle(shard, artifact, name, False, confirm)
                 return
-            shard = self._open_shard(family)
-            done = self._upload(shard, artifact, name)
+            shard = self._open_shard(family, need)
+            done = self._upload(shard, artifact.path, name, artifact.file,
+                                artifact.probe.sha256)
             if done is None:  # the shard turned out full or closed: pick another
                 continue
             self._settle(shard, artifact, name, done[1], confirm)
@@ -492,19 +527,79 @@ class GitHubStore:
 
     def _settle(self, shard: _Shard, artifact: Artifact, name: str, uploaded: bool,
                 confirm: Confirm) -> None:
-        if not shard.draft:
-            confirm(artifact, Placed(shard.assets[name].url, shard.tag, uploaded))
-            return
-        shard.pending.append((artifact, name, uploaded))
-        if len(shard.assets) >= self.cap:
-            self._publish_shard(shard, confirm)
+        """Put the probe's sidecars next to it, then confirm now or when the draft is out."""
+        log = attestation = ""
+        if artifact.log is not None:
+            log = self._keep(shard, artifact.log, sidecar_asset(artifact.file, ".log"),
+                             log_name(artifact.file))
+        if artifact.attestation is not None:
+            bundle = artifact.attestation
+            attestation = self._keep(shard, bundle.path, bundle.name, bundle.name)
 
-    def _require_digest(self, artifact: Artifact, shard: _Shard, asset: _Asset) -> None:
+        def done() -> None:
+            confirm(artifact, Placed(self._url(shard, name, artifact.file), shard.tag, uploaded,
+                                     log=self._url(shard, log), attestation=self._url(
+                                         shard, attestation)))
+
+        self._confirm_when_final(shard, done)
+
+    def _publish_failure(self, item: FailedBuild, confirm: ConfirmFailure) -> None:
+        shard, name = self._place_failure_log(item)
+        self._confirm_when_final(shard, lambda: confirm(item, self._url(shard, name)))
+
+    def _place_failure_log(self, item: FailedBuild) -> tuple[_Shard, str]:
+        """The shard holding the failure's log (found there, or uploaded to the first
+        shard with room, as a probe would be) and its asset name."""
+        family = self._family(item.family)
+        name = sidecar_asset(item.failure.file, item.log_name.removeprefix(item.failure.file))
+        for _ in range(6):
+            found = family.find(name)
+            shard = found[0] if found is not None else self._open_shard(family, 1)
+            if self._keep(shard, item.log, name, item.log_name):
+                return shard, name
+            shard.full = True  # it took no more assets: the next shard
+        raise StoreError(f"{item.failure.file}: could not find a release to hold its log",
+                         hint="run `falco-probes audit` to see the state of the releases")
+
+    def _confirm_when_final(self, shard: _Shard, done: Callable[[], None]) -> None:
+        if not shard.draft:
+            done()
+            return
+        shard.pending.append(done)
+        if len(shard.assets) >= self.cap:
+            self._publish_shard(shard)
+
+    def _keep(self, shard: _Shard, path: Path, name: str, label: str) -> str:
+        """Upload a sidecar into `shard` unless it holds one by that name (the first write
+        wins); its asset name, or "" when the shard takes no more assets."""
+        there = shard.assets.get(name)
+        if there is not None and there.state == "uploaded":
+            return name
+        if there is not None:
+            self._delete_starter(shard, there)
+        if shard.closed or shard.full:
+            return ""
+        done = self._upload(shard, path, name, label, sha256_file(path), same=False)
+        return name if done is not None else ""
+
+    @staticmethod
+    def _url(shard: _Shard, name: str, probe: str = "") -> str:
+        """The download URL of asset `name` in `shard`; "" for a sidecar that is not there.
+        A probe's asset (`probe` names it) must be there."""
+        asset = shard.assets.get(name) if name else None
+        if asset is not None and asset.state == "uploaded":
+            return asset.url
+        if probe:
+            raise StoreError(f"{probe}: asset {name} vanished from {shard.tag} while it was "
+                             "published", hint="run again; it will be uploaded again")
+        return ""
+
+    def _require_digest(self, label: str, expected: str, shard: _Shard, asset: _Asset) -> None:
         sha256 = asset.sha256 or self._download_digest(asset)
-        if sha256 != artifact.probe.sha256:
+        if sha256 != expected:
             raise ConflictError(
-                f"{artifact.file}: release {shard.tag} already has asset {asset.name} with "
-                f"sha256 {sha256}, the build report says {artifact.probe.sha256}",
+                f"{label}: release {shard.tag} already has asset {asset.name} with "
+                f"sha256 {sha256}, the build report says {expected}",
                 hint="the same probe was built twice with different bytes; keep the published "
                      "one (run `falco-probes audit --repair` with the build report that "
                      "produced it) or delete the asset and publish again")
@@ -519,27 +614,31 @@ class GitHubStore:
             return digest.hexdigest()
         return self.api.call(f"download {asset.name} to check its digest", fetch)
 
-    def _open_shard(self, family: _Family) -> _Shard:
-        """The lowest-numbered shard with room that this mode may append to, or a new one."""
+    def _open_shard(self, family: _Family, need: int = 1) -> _Shard:
+        """The lowest-numbered shard with room for `need` assets that this mode may append
+        to, or a new one."""
         for shard in sorted(family.shards, key=lambda s: s.number):
-            if shard.closed or shard.full or len(shard.assets) >= self.cap:
+            if shard.closed or shard.full or len(shard.assets) + need > self.cap:
                 continue
             if self.immutable and not shard.draft:
                 continue  # immutable mode never changes a published release
             return shard
         return self._create_shard(family)
 
-    def _upload(self, shard: _Shard, artifact: Artifact, name: str) -> tuple[_Asset, bool] | None:
+    def _upload(self, shard: _Shard, path: Path, name: str, label: str, sha256: str, *,
+                same: bool = True) -> tuple[_Asset, bool] | None:
         """Upload into `shard`: (asset, True), or (asset, False) when GitHub turned out to
-        hold it already (a lost answer, a parallel run); None if the shard cannot take it."""
+        hold it already (a lost answer, a parallel run); None if the shard cannot take it.
+        `same`: an asset found under the name must have these bytes (probes), else it is
+        kept whatever it holds (sidecars)."""
         self.api.budget.take_upload()
-        size = artifact.path.stat().st_size
+        size = path.stat().st_size
         found: list[bool] = []
 
         def attempt() -> GitReleaseAsset:
-            with artifact.path.open("rb") as handle:
+            with path.open("rb") as handle:
                 return shard.release.upload_asset_from_memory(
-                    handle, size, name, content_type=CONTENT_TYPE, label=artifact.file)
+                    handle, size, name, content_type=CONTENT_TYPE, label=label)
 
         def reconcile() -> GitReleaseAsset | None:
             self._refresh_assets(shard)
@@ -549,12 +648,13 @@ class GitHubStore:
             if there.state != "uploaded":
                 self._delete_starter(shard, there)
                 return None
-            self._require_digest(artifact, shard, there)
+            if same:
+                self._require_digest(label, sha256, shard, there)
             found.append(True)
             return there.obj
 
         try:
-            obj = self.api.call(f"upload {artifact.file} to {shard.tag}", attempt,
+            obj = self.api.call(f"upload {label} to {shard.tag}", attempt,
                                 reconcile=reconcile)
         except GithubException as exc:
             if exc.status != 422:
@@ -573,12 +673,12 @@ class GitHubStore:
             raise
         asset = _Asset.of(obj)
         if asset.name != name:
-            raise StoreError(f"{artifact.file}: GitHub stored the asset as {asset.name!r}, not "
+            raise StoreError(f"{label}: GitHub stored the asset as {asset.name!r}, not "
                              f"{name!r}", hint="GitHub changed its renaming rules; see "
                                                "docs/publishing.md (asset names)")
-        if asset.sha256 and asset.sha256 != artifact.probe.sha256:
-            raise StoreError(f"{artifact.file}: GitHub computed sha256 {asset.sha256} for the "
-                             f"upload, expected {artifact.probe.sha256}",
+        if asset.sha256 and asset.sha256 != sha256 and (same or not found):
+            raise StoreError(f"{label}: GitHub computed sha256 {asset.sha256} for the "
+                             f"upload, expected {sha256}",
                              hint="the upload was corrupted; delete the asset and run again")
         shard.assets[name] = asset
         return asset, not found
@@ -645,7 +745,7 @@ class GitHubStore:
 
         return self.api.call(f"create release {tag}", attempt, reconcile=reconcile)
 
-    def _publish_shard(self, shard: _Shard, confirm: Confirm) -> None:
+    def _publish_shard(self, shard: _Shard) -> None:
         title = str(_raw(shard.release).get("name") or "")
         body = str(_raw(shard.release).get("body") or "")
         tag = shard.tag
@@ -655,12 +755,8 @@ class GitHubStore:
         info(f"GitHub: published release {tag}")
         self._refresh_assets(shard)  # draft download URLs change on publish
         pending, shard.pending = shard.pending, []
-        for artifact, name, uploaded in pending:
-            asset = shard.assets.get(name)
-            if asset is None or asset.state != "uploaded":
-                raise StoreError(f"{artifact.file}: asset {name} vanished from {tag} while it "
-                                 "was published", hint="run again; it will be uploaded again")
-            confirm(artifact, Placed(asset.url, tag, uploaded))
+        for done in pending:
+            done()
 
     # --- reading the store ---------------------------------------------------------
 
