@@ -4,7 +4,8 @@ A Falco eBPF probe is an ELF64 little-endian relocatable object for EM_BPF.
 Every probe since Falco 0.26 carries program sections named
 `raw_tracepoint/<event>` (or `tracepoint/<category>/<event>` on kernels
 without raw tracepoints), a `maps` section, a `license` section that the
-kernel requires to be GPL-compatible, and a `kernel_version` section holding
+kernel requires to be GPL-compatible (absent from Falco 0.27-0.28's probes,
+whose loader says GPL itself), and a `kernel_version` section holding
 the `uname -r` of the headers it was built against. Newer probes add
 `probe_version`, `build_commit`, `api_version` and `schema_version`; we report
 those when present but do not require them.
@@ -21,7 +22,10 @@ from elftools.common.exceptions import ELFError, ELFParseError
 from elftools.elf.elffile import ELFFile
 
 PROGRAM_PREFIXES = ("raw_tracepoint/", "tracepoint/")
-REQUIRED_SECTIONS = ("maps", "license", "kernel_version")
+REQUIRED_SECTIONS = ("maps", "kernel_version")
+# Probes of Falco 0.27-0.28 (5c0b863d) carry no `license` section: that era's libscap
+# loads every program as "GPL" itself. When the section is there it must say GPL.
+DEFAULT_LICENSE = "GPL"
 ELF_MAGIC = b"\x7fELF"
 
 
@@ -120,7 +124,7 @@ def _content_problem(probe: ProbeCheck, kernel_release: str | None,
     missing = [s for s in REQUIRED_SECTIONS if s not in probe.sections]
     if missing:
         return "missing section(s): " + ", ".join(missing)
-    if "GPL" not in probe.license:
+    if "license" in probe.sections and "GPL" not in probe.license:
         return (f"license {probe.license!r} is not GPL-compatible "
                 "(the kernel refuses to load it)")
     if kernel_release is not None and probe.kernel_release != kernel_release:

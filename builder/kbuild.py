@@ -344,6 +344,7 @@ _NOT_FOUND = re.compile(r"'(?P<name>[^']+)' file not found")
 # feature probes (configure/*, from 7.2.0) fail on purpose where a feature is absent.
 _NOISE = ("expr:", "[configure-bpf]")
 _FEATURE_PROBE = "/configure/"
+_TOOLCHAIN_IN_HEADERS = re.compile(r"\basm\b|constraint|target|register|builtin|attribute")
 _TOOLCHAIN = ("LLVM ERROR", "PLEASE submit a bug report", "clang: error: unable to execute",
               "command not found", "Killed signal", "Build system is broken",
               "error: unknown target", "error: unable to create target")
@@ -397,7 +398,13 @@ def failure_category(log: str) -> str:
         # a driver header missing is how the source was laid out; a kernel header
         # missing is an API this kernel does not have
         return "unsupported-kernel" if "/" in missing.group("name") else "source-layout"
-    return "unsupported-kernel" if in_driver else "toolchain"
+    if in_driver:
+        return "unsupported-kernel"
+    # An error inside the kernel headers: the compiler cannot take them (inline assembly,
+    # a target it lacks), or the driver source predates what they expect of it (an old
+    # source without KBUILD_MODNAME on 5.10, say).
+    message = diagnostic.group("message")
+    return "toolchain" if _TOOLCHAIN_IN_HEADERS.search(message) else "unsupported-kernel"
 
 
 def _deliver(built: Path, out_dir: Path) -> tuple[Path, str, int]:

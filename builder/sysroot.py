@@ -5,8 +5,9 @@ refused package leaves nothing behind. A marker file inside it records the
 packages (name, sha256, size) it was made from: asking again for the same
 packages is a cache hit that extracts nothing; other packages rebuild it.
 
-After extraction, wrapper Makefiles that include another package's Makefile
-by absolute path (Debian's `include /usr/src/linux-headers-<x>-common/Makefile`)
+After extraction, wrapper Makefiles that name another package's folder by
+absolute path (Debian's `include /usr/src/linux-headers-<x>-common/Makefile`,
+and from Linux 7 also `KBUILD_OUTPUT=/usr/src/linux-headers-<x>-<flavor>`)
 are pointed at the copy inside the sysroot, so `make -C <build_dir>` works
 without the headers being installed on the host.
 """
@@ -30,6 +31,8 @@ MARKER = ".falco-probes-sysroot.json"
 MARKER_FORMAT = 1
 _WRAPPER_MAX_BYTES = 4096  # a real kernel Makefile is ~70 KB; wrappers are a few lines
 _ABSOLUTE_INCLUDE = re.compile(r"^(\s*-?include\s+)(/\S+)(\s*)$", re.MULTILINE)
+_ABSOLUTE_ASSIGNMENT = re.compile(r"^(\s*[A-Za-z_][A-Za-z0-9_]*\s*[:?]?=\s*)(/\S+)(\s*)$",
+                                  re.MULTILINE)
 _HINT = ("a Debian kernel needs linux-headers-<abi>-<flavor>, linux-headers-<abi>-common "
          "and linux-kbuild-<major.minor>; an RPM kernel needs kernel-devel")
 
@@ -157,7 +160,7 @@ def _fix_absolute_includes(root: Path) -> list[str]:
                 return match.group(0)
             return match.group(1) + os.path.relpath(root / target, here) + match.group(3)
 
-        new_text = _ABSOLUTE_INCLUDE.sub(relative, text)
+        new_text = _ABSOLUTE_ASSIGNMENT.sub(relative, _ABSOLUTE_INCLUDE.sub(relative, text))
         if new_text != text:
             atomic_write(makefile, new_text.encode("utf-8", "surrogateescape"))
             os.chmod(makefile, info.st_mode & 0o777)

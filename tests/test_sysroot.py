@@ -209,3 +209,24 @@ def test_build_dir_link_escaping_is_not_followed(tmp_path: Path) -> None:
     assert refused.value.message == (
         f"archive {escaping}: member './lib/modules/1.0/build' is a symlink to "
         "'../../../../../etc', outside the destination")
+
+
+def test_wrapper_makefiles_point_inside_the_sysroot(tmp_path: Path) -> None:
+    """Debian's wrappers name the -common folder, and from Linux 7 their own, by absolute
+    path: both become relative, so kbuild runs where the headers are not installed."""
+    flavor, common = "./usr/src/linux-headers-7.2.13+deb14-amd64", \
+        "./usr/src/linux-headers-7.2.13+deb14-common"
+    wrapper = (b"KBUILD_OUTPUT=/usr/src/linux-headers-7.2.13+deb14-amd64\n"
+               b"include /usr/src/linux-headers-7.2.13+deb14-common/Makefile\n"
+               b"OTHER = /nowhere/in/the/sysroot\n")
+    package = tarball(tmp_path, "headers.tgz", [
+        a.file(f"{flavor}/Makefile", wrapper), a.file(f"{flavor}/.config", b"CONFIG_X=y\n"),
+        a.file(f"{common}/Makefile", b"all:\n"),
+        a.file(f"{flavor}/scripts/Makefile.build", b"# kbuild\n"),
+        a.symlink("./usr/lib/modules/7.2.13+deb14-amd64/build", flavor[1:])])
+    sysroot = prepare_sysroot([package], tmp_path / "sysroot")
+    build = sysroot.build_dir("7.2.13+deb14-amd64")
+    assert (build / "Makefile").read_text() == (
+        "KBUILD_OUTPUT=.\ninclude ../linux-headers-7.2.13+deb14-common/Makefile\n"
+        "OTHER = /nowhere/in/the/sysroot\n")  # not in the sysroot: left alone
+    assert sysroot.fixed_makefiles == ("usr/src/linux-headers-7.2.13+deb14-amd64/Makefile",)

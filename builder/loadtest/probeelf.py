@@ -144,7 +144,8 @@ def _read(elf: ELFFile, name: str) -> ProbeObject:
                      for i in wanted)
     for program in programs:
         _check_relocated(program, name)
-    return ProbeObject(name, maps, programs, _text(sections, by_name.get("license")),
+    # no license section (Falco 0.27-0.28): their libscap loaded every program as GPL
+    return ProbeObject(name, maps, programs, _text(sections, by_name.get("license")) or "GPL",
                        _text(sections, by_name.get("kernel_version")))
 
 
