@@ -81,6 +81,8 @@ def main(argv: list[str]) -> dict[str, object]:
     parser.add_argument("--config", type=Path, default=Path("builder/demo.yaml"))
     parser.add_argument("--libs-archive", default=None, metavar="URL_TEMPLATE")
     parser.add_argument("--arch", action="append", choices=sorted(FLAVOR))
+    parser.add_argument("--series", action="append", metavar="LABEL",
+                        help="only these columns (e.g. 'sid', 'Debian 12 6.1'; repeatable)")
     parser.add_argument("--out", type=Path, default=Path("build/matrix"))
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--markdown", type=Path, default=None,
@@ -93,6 +95,8 @@ def main(argv: list[str]) -> dict[str, object]:
     jobs, columns = [], []
     for arch in args.arch or ["x86_64", "aarch64"]:
         for label, suites, pattern in SERIES:
+            if args.series and label not in args.series:
+                continue
             kernel = newest(suites, pattern, arch)
             if kernel is None:
                 print(f"{label} {arch}: no kernel in {', '.join(suites)}", file=sys.stderr)

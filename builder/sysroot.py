@@ -28,7 +28,7 @@ from .records import check_kernel_release
 from .yamlio import atomic_write
 
 MARKER = ".falco-probes-sysroot.json"
-MARKER_FORMAT = 1
+MARKER_FORMAT = 2  # 2: wrappers also get their KBUILD_OUTPUT made relative
 _WRAPPER_MAX_BYTES = 4096  # a real kernel Makefile is ~70 KB; wrappers are a few lines
 _ABSOLUTE_INCLUDE = re.compile(r"^(\s*-?include\s+)(/\S+)(\s*)$", re.MULTILINE)
 _ABSOLUTE_ASSIGNMENT = re.compile(r"^(\s*[A-Za-z_][A-Za-z0-9_]*\s*[:?]?=\s*)(/\S+)(\s*)$",
