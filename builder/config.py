@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import limits
 from .errors import InputError, Problem, ProblemsError
 from .records import ARCHES, check_driver_version, check_ref, check_target
 from .schema import Field, Schema, Where, each, matches, one_of, positive
@@ -194,7 +195,7 @@ BUILD_SCHEMA = Schema("build", [
 
 def load_config(path: Path) -> Config:
     """Read and validate probes.yaml; raise ProblemsError listing every problem."""
-    text = read_text(path)
+    text = read_text(path, limits.CONFIG)
     data, key_lines, node_lines = compose_with_lines(text, str(path))
     problems: list[Problem] = []
     name = str(path)

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import re
 from pathlib import Path
 
+from .. import limits
 from ..build import BuildOptions, build
 from ..catalog import Catalog, load_catalog
 from ..config import Config
 from ..errors import EXIT_NEGATIVE, EXIT_OK, InputError
 from ..plan import Job, make_plan, plan_from_dict, shard_jobs
 from ..ui import emit_json, info, progress
-from ..yamlio import read_text
+from ..yamlio import parse_json, read_text
 from .common import add_catalog_option, add_config_option, catalog_dir, config_from
 from .plan import gather_kernels
 
@@ -104,10 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _read_plan(path: Path) -> dict[str, object]:
-    try:
-        doc = json.loads(read_text(path))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from exc
+    doc = parse_json(read_text(path, limits.PLAN), str(path))
     if not isinstance(doc, dict):
         raise InputError(f"{path}: not a falco-probes plan")
     return doc
