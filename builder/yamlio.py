@@ -18,7 +18,7 @@ import stat
 import tempfile
 from collections.abc import Hashable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
@@ -206,29 +206,35 @@ def read_bytes(path: Path, limit: Limit) -> bytes:
     before they are read, and a file that grows past the limit while read is refused."""
     cap = limit.get()
     try:
-        _require_regular(path, os.stat(path))
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        with open_regular(path) as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > cap:
+                raise limit.exceeded(str(path), size)
+            data = handle.read(size + 1)  # a file that grows while we read: up to the cap
+            if len(data) > size:
+                data += handle.read(cap + 1 - len(data))
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > cap:
+        raise limit.exceeded(str(path))
+    return data
+
+
+def open_regular(path: Path) -> IO[bytes]:
+    """Open a regular file for reading. FIFOs and devices are refused (InputError) before
+    they can block or stream forever: checked before opening, and again on what was
+    opened. A missing or unreadable file raises OSError, as open() does."""
+    _require_regular(path, os.stat(path))
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    handle = os.fdopen(fd, "rb")
     try:
-        info = os.fstat(fd)
-        _require_regular(path, info)  # the same check on what was really opened
-        if info.st_size > cap:
-            raise limit.exceeded(str(path), info.st_size)
-        chunks = []
-        size = 0
-        while chunk := os.read(fd, min(1 << 20, cap + 1 - size) or 1):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > cap:
-                raise limit.exceeded(str(path))
-        return b"".join(chunks)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    finally:
-        os.close(fd)
+        _require_regular(path, os.fstat(fd))
+    except BaseException:
+        handle.close()
+        raise
+    return handle
 
 
 def _require_regular(path: Path, info: os.stat_result) -> None:
