@@ -3,7 +3,7 @@
 Each stage lives in `builder/commands/<name>.py` with `register(subparsers)`
 that adds its parser and sets `func`. This module only wires them up and is
 the one place that catches ProbesError: `error:` and `hint:` on stderr and
-the error's exit code; a traceback only with --debug.
+the error's exit code; with --debug, a traceback first (same exit code).
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ import argparse
 import importlib
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 from . import __version__
 from .errors import EXIT_INTERRUPTED, ProbesError, ProblemsError
-from .ui import console_err
+from .ui import info
 
 # Order is the order of `--help`: the pipeline first, consumers last.
 COMMANDS = ("kernels", "plan", "build", "publish", "catalog", "audit",
@@ -39,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true",
-                        help="show tracebacks for errors (default: one-line error and hint)")
+                        help="also print the traceback of an error (the exit code stays the "
+                             "documented one)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         try:
@@ -59,31 +61,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = args.func(args)
         return int(code or 0)
-    except ProblemsError as exc:
-        for problem in exc.problems:
-            console_err.print(f"error: {problem}", markup=False, highlight=False)
-        _hint(exc.hint)
-        if debug:
-            raise
-        return exc.exit_code
     except ProbesError as exc:
-        console_err.print(f"error: {exc.message}", markup=False, highlight=False)
-        _hint(exc.hint)
-        if debug:
-            raise
+        if debug:  # the traceback, then the same lines and exit code as without --debug
+            for line in traceback.format_exc().splitlines():
+                info(line)
+        problems = exc.problems if isinstance(exc, ProblemsError) else [exc.message]
+        for problem in problems:
+            info(f"error: {problem}")
+        if exc.hint:
+            info(f"hint: {exc.hint}")
         return exc.exit_code
     except KeyboardInterrupt:
-        console_err.print("interrupted", markup=False)
+        info("interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # `falco-probes find --json | head`: the reader went away; not our error.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-
-
-def _hint(hint: str | None) -> None:
-    if hint:
-        console_err.print(f"hint: {hint}", markup=False, highlight=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,7 +26,7 @@ from typing import Any
 
 from .catalog import Catalog, fragment_line, natural_key, read_fragments, unambiguous_aliases
 from .elfcheck import check_probe
-from .errors import ConflictError, InputError, Problem, ProblemsError
+from .errors import ConflictError, InputError, Problem, ProblemsError, StoreError
 from .fetch import sha256_file
 from .records import (
     FAILURE_STEPS,
@@ -38,6 +38,7 @@ from .records import (
     check_url,
 )
 from .report import BuildResult, iter_reports
+from .schema import one_line
 from .stores import Artifact, Placed, Stop, Store
 from .ui import info
 from .yamlio import fsync_path
@@ -156,13 +157,14 @@ def _artifact(folder: Path, result: BuildResult, provenance: Provenance, where: 
 
 
 def _failure(result: BuildResult, provenance: Provenance) -> FailureRecord:
-    reason = " ".join((result.reason or "the build failed without a reason").split())
+    # A compiler's words: one printable line (ANSI colours and the like become escapes).
+    reason = one_line(result.reason, MAX_REASON) or "the build failed without a reason"
     driver_ref = result.driver_ref if result.driver_ref and not check_ref(result.driver_ref) \
         else ""
     return FailureRecord(result.driver_version, result.arch, result.target,
                          result.kernel_release, result.kernel_version,
                          step=result.step if result.step in FAILURE_STEPS else "compile",
-                         reason=reason[:MAX_REASON], log=provenance.log,
+                         reason=reason, log=provenance.log,
                          attempts=max(1, result.attempts), last_attempt=result.built,
                          commit=provenance.commit, driver_ref=driver_ref)
 
@@ -234,15 +236,17 @@ class PublishSummary:
     present: int = 0        # already in the store: recorded without uploading
     skipped: int = 0        # already recorded in the fragment
     failures: int = 0       # failure lines written
-    left: int = 0           # not published because the run stopped (budget, deadline)
-    stopped: str = ""       # "", "budget" or "deadline"
+    left: int = 0           # not published because the run stopped (budget, deadline, error)
+    stopped: str = ""       # "", "budget", "deadline" or "error"
     conflicts: list[str] = field(default_factory=list)
+    error: StoreError | None = None  # the store failure that ended the run (exit 4)
 
     def as_dict(self) -> dict[str, Any]:
         return {"uploaded": self.uploaded, "present": self.present, "skipped": self.skipped,
                 "failures": self.failures, "left": self.left, "stopped": self.stopped or None,
-                "complete": self.left == 0 and not self.conflicts,
-                "conflicts": list(self.conflicts)}
+                "complete": self.left == 0 and not self.conflicts and self.error is None,
+                "conflicts": list(self.conflicts),
+                "error": self.error.message if self.error is not None else None}
 
 
 OnProbe = Callable[[ProbeRecord, bool], None]
@@ -328,9 +332,13 @@ def publish(artifacts: Iterable[Artifact], failures: Iterable[FailureRecord], st
                 on_step()
     except Stop as stop:
         summary.stopped = stop.reason
+    except StoreError as exc:  # the run ends; the summary still says what was done
+        summary.stopped, summary.error = "error", exc
     try:
         store.finish(confirm)
     except Stop as stop:
         summary.stopped = summary.stopped or stop.reason
+    except StoreError as exc:
+        summary.stopped, summary.error = summary.stopped or "error", summary.error or exc
     summary.left = len(todo) - len(done) - conflicted
     return summary

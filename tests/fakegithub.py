@@ -1455,13 +1455,15 @@ class FakeGitHub:
         if not name:
             return self._validation("ReleaseAsset", "invalid", "name", DOCS_UPLOAD_ASSET)
         if len(release.assets) >= self.max_assets_per_release:
+            # GitHub's own answer, word for word (its cap is 1000):
+            # {"resource":"ReleaseAsset","code":"custom","field":"file_count",
+            #  "message":"file_count limited to 1000 assets"}
             return self._validation(
                 "ReleaseAsset",
+                "custom",
                 "file_count",
-                "name",
                 DOCS_UPLOAD_ASSET,
-                "Release has reached the maximum number of assets"
-                f" ({self.max_assets_per_release}).",
+                f"file_count limited to {self.max_assets_per_release} assets",
             )
         if any(a.name == name for a in release.assets.values()):
             return self._validation("ReleaseAsset", "already_exists", "name", DOCS_UPLOAD_ASSET)

@@ -13,11 +13,11 @@ from ..config import Config
 from ..errors import EXIT_NEGATIVE, EXIT_OK, InputError
 from ..kernels import discover
 from ..kernels.select import filters_for_target, select_kernels
-from ..plan import Left, make_plan, matrix, plan_to_dict, shard
+from ..plan import MAX_SHARDS, Left, make_plan, matrix, plan_to_dict, shard
 from ..records import Kernel
 from ..ui import emit_json, info
 from ..yamlio import atomic_write
-from .common import add_catalog_option, add_config_option, catalog_dir, config_from
+from .common import add_catalog_option, add_config_option, catalog_dir, config_from, int_in
 
 DESCRIPTION = """\
 Desired probes (probes.yaml: driver versions x targets x their kernels) minus what the
@@ -38,9 +38,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         help="only these probes.yaml targets (repeatable)")
     parser.add_argument("--driver-version", action="append", default=[], metavar="D",
                         help="only these driver versions (repeatable)")
-    parser.add_argument("--shards", type=int, default=1, metavar="N",
+    parser.add_argument("--shards", type=int_in(1, MAX_SHARDS), default=1, metavar="N",
                         help="split the jobs over N CI legs (1 to 256; default 1)")
-    parser.add_argument("--limit", type=int, default=0, metavar="N",
+    parser.add_argument("--limit", type=int_in(0, 10 ** 6), default=0, metavar="N",
                         help="at most N kernels (the first N in plan order; 0 = all)")
     parser.add_argument("--out", type=Path, default=None, metavar="FILE",
                         help="write the plan (what `build --plan` reads) to FILE")
