@@ -70,7 +70,7 @@ TOKEN_FILE = Limit("TOKEN_FILE", 64 * KIB, "bytes", "a --token-file")
 CONFIG = Limit("CONFIG", 1 * MIB, "bytes", "probes.yaml")
 CATALOG_FILE = Limit("CATALOG_FILE", 8 * MIB, "bytes",
                      "one catalog file (<driver_version>/<arch>/<target>.yaml)")
-JSON_LINES = Limit("JSON_LINES", 64 * MIB, "bytes",
+JSON_LINES = Limit("JSON_LINES", 32 * MIB, "bytes",
                    "a catalog fragment or a build report (report.jsonl)")
 JSON_LINE = Limit("JSON_LINE", 1 * MIB, "bytes",
                   "one line of a fragment, a build report or `find --batch` input")

@@ -18,8 +18,15 @@ from typing import Any
 from .catalog import Catalog, natural_key
 from .config import Config
 from .errors import InputError, Problem, ProblemsError
+from .limits import MAX_COUNT
 from .naming import names_for_driver
-from .records import FailureRecord, Kernel, kernel_from_mapping, kernel_to_dict
+from .records import (
+    FailureRecord,
+    Kernel,
+    check_driver_version,
+    kernel_from_mapping,
+    kernel_to_dict,
+)
 
 MAX_SHARDS = 256  # GitHub Actions refuses a matrix with more legs
 PLAN_SCHEMA_VERSION = 1
@@ -155,27 +162,54 @@ def plan_from_dict(doc: Mapping[str, Any], path: str) -> Plan:
                          "`falco-probes plan --out FILE`")
     problems: list[Problem] = []
     jobs: list[Job] = []
-    for i, raw in enumerate(doc.get("jobs") or []):
-        kernel = kernel_from_mapping(raw.get("kernel") if isinstance(raw, dict) else None,
-                                     path, f"jobs[{i}].kernel", problems)
-        versions = raw.get("driver_versions") if isinstance(raw, dict) else None
-        attempts = raw.get("attempts") if isinstance(raw, dict) else None
-        if not (isinstance(versions, list) and all(isinstance(v, str) for v in versions)):
-            problems.append(Problem(path, "driver_versions must be a list of strings",
-                                    record=f"jobs[{i}]", field="driver_versions"))
+    raw_jobs = doc.get("jobs") or []
+    if not isinstance(raw_jobs, list):
+        raise InputError(f"{path}: jobs must be a list", hint="regenerate the plan with "
+                                                              "`falco-probes plan`")
+    for i, raw in enumerate(raw_jobs):
+        item = raw if isinstance(raw, dict) else {}
+        kernel = kernel_from_mapping(item.get("kernel"), path, f"jobs[{i}].kernel", problems)
+        versions, attempts = item.get("driver_versions"), item.get("attempts")
+        wrong = _versions_problem(versions)
+        if wrong or not isinstance(versions, list):
+            problems.append(Problem(path, wrong or "", record=f"jobs[{i}]",
+                                    field="driver_versions"))
             continue
-        if not (isinstance(attempts, list) and len(attempts) == len(versions)):
+        if not (isinstance(attempts, list) and len(attempts) == len(versions)
+                and all(_is_count(a) for a in attempts)):
             attempts = [1] * len(versions)
         if kernel is not None:
-            jobs.append(Job(kernel, tuple(versions), tuple(int(a) for a in attempts)))
+            jobs.append(Job(kernel, tuple(versions), tuple(attempts)))
     if problems:
         raise ProblemsError(problems, hint="regenerate the plan with `falco-probes plan`")
-    shards = tuple(tuple(int(j) for j in s) for s in doc.get("shards") or [])
-    for members in shards:
+    return Plan(tuple(jobs), (), _shards(doc.get("shards"), len(jobs), path))
+
+
+def _versions_problem(versions: object) -> str | None:
+    if not (isinstance(versions, list) and all(isinstance(v, str) for v in versions)):
+        return "driver_versions must be a list of strings"
+    bad = next((v for v in versions if check_driver_version(v)), None)
+    return f"driver version {bad!r}: {check_driver_version(bad)}" if bad is not None else None
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_COUNT
+
+
+def _shards(raw: object, jobs: int, path: str) -> tuple[tuple[int, ...], ...]:
+    """The plan's shards: lists of job indices, each naming a job that exists."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) > MAX_SHARDS or not all(
+            isinstance(s, list) and all(isinstance(j, int) and not isinstance(j, bool)
+                                        for j in s) for s in raw):
+        raise InputError(f"{path}: shards must be at most {MAX_SHARDS} lists of job numbers",
+                         hint="regenerate the plan with `falco-probes plan`")
+    for members in raw:
         for j in members:
-            if not 0 <= j < len(jobs):
+            if not 0 <= j < jobs:
                 raise InputError(f"{path}: shard refers to job {j}, which does not exist")
-    return Plan(tuple(jobs), (), shards)
+    return tuple(tuple(s) for s in raw)
 
 
 def shard_jobs(plan: Plan, index: int | None) -> tuple[Job, ...]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from . import limits
 from .catalog import Catalog, fragment_line, natural_key, read_fragments, unambiguous_aliases
 from .elfcheck import check_probe
 from .errors import ConflictError, InputError, Problem, ProblemsError, StoreError
@@ -185,10 +186,14 @@ class FragmentFile:
             os.close(self._fd)
             raise InputError(f"{path}: another publish is writing this fragment",
                              hint="wait for it, or give each run its own --fragment") from None
-        if created:
-            fsync_path(path.parent)
-        self._drop_partial_line()
-        existing = read_fragments([path])
+        try:
+            if created:
+                fsync_path(path.parent)
+            self._drop_partial_line()
+            existing = read_fragments([path])
+        except BaseException:
+            os.close(self._fd)
+            raise
         self.probes: dict[RecordKey, ProbeRecord] = {r.key: r for r in existing.probes}
         self.failures: set[RecordKey] = {r.key for r in existing.failures}
 
@@ -198,7 +203,9 @@ class FragmentFile:
         size = os.fstat(self._fd).st_size
         if size == 0:
             return
-        data = self.path.read_bytes()
+        if size > limits.JSON_LINES.get():
+            raise limits.JSON_LINES.exceeded(str(self.path), size)
+        data = os.pread(self._fd, size, 0)
         keep = data.rfind(b"\n") + 1
         if keep != len(data):
             info(f"{self.path}: dropping an unfinished last line left by an interrupted run")

@@ -18,7 +18,7 @@ from ..find import FindResult, find, resolve_versions
 from ..naming import host_from_inputs
 from ..records import HostFacts
 from ..ui import emit, emit_json, info
-from ..yamlio import decode_text, parse_json, read_bytes
+from ..yamlio import decode_text, file_kind, parse_json, read_bytes
 from .common import add_catalog_option, add_config_option, catalog_dir, config_from
 
 FALLBACK_FILES = (("debian_version", "debian"), ("centos-release", "centos"),
@@ -140,8 +140,8 @@ def _open_batch(name: str) -> BinaryIO:
         info = path.stat()
     except OSError as exc:
         raise InputError(f"{name}: cannot read: {exc.strerror}") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise InputError(f"{name}: is a folder, not a file of JSON lines")
+    if not (stat.S_ISREG(info.st_mode) or stat.S_ISFIFO(info.st_mode)):
+        raise InputError(f"{name}: is {file_kind(info.st_mode)}, not a file of JSON lines")
     try:  # a FIFO is fine here: a stream of nodes, read line by line
         return path.open("rb")
     except OSError as exc:
@@ -215,6 +215,10 @@ def _batch_inputs(raw: object, where: str, config: Config | None) -> tuple[HostF
             raise InputError(f"{where}: {key!r} must be a string")
     if raw.get("falco_version") is None and raw.get("driver_version") is None:
         raise InputError(f"{where}: give falco_version or driver_version")
+    for key in ("os_release", "etc_version"):
+        if len(raw.get(key) or "") > limits.OS_RELEASE.get():
+            raise InputError(f"{where}: {key!r} is {len(raw[key])} characters; at most "
+                             f"{limits.OS_RELEASE.get()} allowed ({limits.OS_RELEASE.env})")
     if raw.get("fallback") not in (None, "debian", "centos", "rhel"):
         raise InputError(f"{where}: fallback must be debian, centos or rhel (the legacy file "
                          "the node has instead of os-release)")

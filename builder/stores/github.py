@@ -118,7 +118,7 @@ def parse_marker(body: str | None) -> dict[str, Any] | None:
         return None
     try:
         data = json.loads(match.group(1))
-    except ValueError:
+    except (ValueError, RecursionError):  # someone's edit; never ours
         return None
     return data if isinstance(data, dict) else None
 
