@@ -396,6 +396,8 @@ def atomic_write_many(root: Path, files: Mapping[Path, bytes | str]) -> list[Pat
         for path, data in files.items():
             payload = data.encode("utf-8") if isinstance(data, str) else data
             require_inside(root, path)
+            if path.exists() and not path.is_file():
+                raise InputError(f"{path}: is not a regular file; nothing was changed")
             if _holds(path, payload):
                 continue
             made += _make_folders(path.parent)

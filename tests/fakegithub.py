@@ -162,7 +162,9 @@ class Fault:
       refused anyway (422, 401, ...) gets that answer and still uses the fault up;
     * ``truncate_body_at``: the request is handled normally but only the first N bytes of the
       response body are sent (``Content-Length`` still announces the whole body), then the
-      connection is closed, like a download cut midway.
+      connection is closed, like a download cut midway;
+    * ``echo_authorization``: the error message quotes the request's ``Authorization``
+      header, as a careless proxy or API does (a client must never print it).
     """
 
     method: str
@@ -175,6 +177,7 @@ class Fault:
     body: dict[str, Any] | None = None
     rate_limit_reset_in: int | None = None
     truncate_body_at: int | None = None
+    echo_authorization: bool = False
 
 
 # --------------------------------------------------------------------------------------
@@ -891,6 +894,8 @@ class FakeGitHub:
             except ValueError:
                 phrase = "Error"
             body = {"message": phrase if status < 500 else f"Server Error: {phrase}"}
+            if fault.echo_authorization:
+                body["message"] += f" (Authorization: {req.headers.get('authorization', '')})"
             body["documentation_url"] = DOCS
         if fault.retry_after is not None:
             headers["Retry-After"] = str(fault.retry_after)
