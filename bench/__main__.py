@@ -6,7 +6,7 @@ import importlib
 import json
 import sys
 
-BENCHES = ("bench_catalog", "bench_build", "bench_site")
+BENCHES = ("bench_catalog", "bench_build", "bench_site", "bench_limits")
 
 
 def main() -> int:

@@ -323,7 +323,7 @@ def _declared_total(response: http.client.HTTPResponse, start: int) -> int:
     return 0
 
 
-def read_document(location: str, limit: limits.Limit) -> bytes:
+def read_document(location: str, limit: limits.Limit) -> bytes | bytearray:
     """A document (JSON index, kernel list) from a path, file:// or http(s):// URL, with at
     most `limit` bytes, within limits.HTTP_SECONDS in all over the network.
 
@@ -344,10 +344,9 @@ def read_document(location: str, limit: limits.Limit) -> bytes:
             declared = _declared_total(response, 0)
             if declared > cap:
                 raise limit.exceeded(target.url, declared)
-            chunks, size = [], 0
+            body = bytearray()  # grows in place: the document is held once, never twice
             while chunk := response.read1(CHUNK):
-                size += len(chunk)
-                if size > cap:
+                if len(body) + len(chunk) > cap:
                     raise limit.exceeded(target.url)
                 if time.monotonic() > deadline:
                     raise InputError(f"{target.url}: still sending after "
@@ -355,11 +354,11 @@ def read_document(location: str, limit: limits.Limit) -> bytes:
                                      hint=f"a slow or endless answer; raise "
                                           f"{limits.HTTP_SECONDS.env} if the server is "
                                           "just slow")
-                chunks.append(chunk)
-            if declared and size < declared:
-                raise StoreError(f"{target.url}: the connection closed after {size} of "
+                body += chunk
+            if declared and len(body) < declared:
+                raise StoreError(f"{target.url}: the connection closed after {len(body)} of "
                                  f"{declared} bytes", hint="run again")
-            return b"".join(chunks)
+            return body
     except urllib.error.HTTPError as exc:
         raise StoreError(f"{target.url}: HTTP {exc.code} {printable(str(exc.reason))}") from None
     except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:

@@ -76,7 +76,7 @@ JSON_LINE = Limit("JSON_LINE", 1 * MIB, "bytes",
                   "one line of a fragment, a build report or `find --batch` input")
 PLAN = Limit("PLAN", 64 * MIB, "bytes", "a plan file (plan --out, build --plan)")
 KERNEL_LIST = Limit("KERNEL_LIST", 64 * MIB, "bytes", "a kernel-crawler list (file or URL)")
-INDEX = Limit("INDEX", 64 * MIB, "bytes",
+INDEX = Limit("INDEX", 32 * MIB, "bytes",
               "a site index or probe list read by verify --index (file or URL)")
 DOWNLOAD = Limit("DOWNLOAD", 1 * GIB, "bytes",
                  "a download whose size nothing declares (header packages, driver sources)")

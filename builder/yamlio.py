@@ -255,7 +255,7 @@ def read_text(path: Path, limit: Limit) -> str:
     return decode_text(read_bytes(path, limit), str(path))
 
 
-def decode_text(data: bytes, where: str, *, lines: bool = True) -> str:
+def decode_text(data: bytes | bytearray, where: str, *, lines: bool = True) -> str:
     """UTF-8 text without NUL; `lines` adds the line of a bad byte to `where`."""
     if b"\x00" in data:
         raise InputError(f"{where}: contains a NUL byte; not a text file")
