@@ -15,10 +15,12 @@ from pathlib import Path
 import pytest
 from test_publish import Spec, directory_store, write_report
 
+from builder import limits
 from builder.catalog import check_catalog, fragment_line, load_catalog, merge_into
 from builder.cli import main
 from builder.errors import ConflictError, InputError, ProblemsError
 from builder.kernels.crawler import load_crawler
+from builder.limits import human
 from builder.naming import parse_os_release
 from builder.publish import Provenance, load_reports
 from builder.records import FailureRecord, ProbeRecord
@@ -623,3 +625,18 @@ def test_verify_does_not_read_a_fifo(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert code == 1
     assert out.splitlines() == [f"UNREADABLE  {tmp_path}/fifo: is a FIFO, not a regular file",
                                 "UNREADABLE  /dev/zero: is a device, not a regular file"]
+
+
+def _documented(limit: limits.Limit) -> str:
+    """A limit's default as docs/limits.md writes it: 64 KiB, 100,000, 300 s."""
+    if limit.unit == "bytes":
+        amount = human(limit.default)
+        return f"{amount[:-1]} {amount[-1]}iB"
+    return f"{limit.default:,}" if limit.unit == "count" else f"{limit.default} s"
+
+
+def test_every_limit_is_documented_with_its_default() -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "limits.md").read_text()
+    rows = {line.split("|")[3].strip(" `"): line.split("|")[2].strip()
+            for line in text.splitlines() if line.startswith("| ") and "_LIMIT_" in line}
+    assert rows == {limit.env: _documented(limit) for limit in limits.ALL}
