@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Sequence
 
 from . import __version__
-from .errors import EXIT_INTERRUPTED, ProbesError, ProblemsError
+from .errors import EXIT_INTERRUPTED, InputError, ProbesError, ProblemsError
 from .ui import info
 
 # Order is the order of `--help`: the pipeline first, consumers last.
@@ -62,15 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = args.func(args)
         return int(code or 0)
     except ProbesError as exc:
-        if debug:  # the traceback, then the same lines and exit code as without --debug
-            for line in traceback.format_exc().splitlines():
-                info(line)
-        problems = exc.problems if isinstance(exc, ProblemsError) else [exc.message]
-        for problem in problems:
-            info(f"error: {problem}")
-        if exc.hint:
-            info(f"hint: {exc.hint}")
-        return exc.exit_code
+        return _report(exc, debug)
     except KeyboardInterrupt:
         info("interrupted")
         return EXIT_INTERRUPTED
@@ -78,6 +70,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `falco-probes find --json | head`: the reader went away; not our error.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # a path given to us that cannot be read or written
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _report(InputError(f"{where}{exc.strerror or exc}",
+                                  hint="check the path and its permissions; --debug shows "
+                                       "where it happened"), debug)
+    except RecursionError:  # a structure nested deeper than any parser site expected
+        return _report(InputError("input nested too deeply to read"), debug)
+
+
+def _report(exc: ProbesError, debug: bool) -> int:
+    """`error:` and `hint:` lines (after the traceback with --debug) and the exit code."""
+    if debug:
+        for line in traceback.format_exc().splitlines():
+            info(line)
+    problems = exc.problems if isinstance(exc, ProblemsError) else [exc.message]
+    for problem in problems:
+        info(f"error: {problem}")
+    if exc.hint:
+        info(f"hint: {exc.hint}")
+    return exc.exit_code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -179,7 +179,12 @@ class FragmentFile:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         created = not path.exists()
-        self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK,
+                               0o644)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot open the fragment: {exc.strerror or exc}"
+                             ) from None
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -640,3 +640,12 @@ def test_every_limit_is_documented_with_its_default() -> None:
     rows = {line.split("|")[3].strip(" `"): line.split("|")[2].strip()
             for line in text.splitlines() if line.startswith("| ") and "_LIMIT_" in line}
     assert rows == {limit.env: _documented(limit) for limit in limits.ALL}
+
+
+def test_a_fragment_that_is_a_folder_is_bad_input(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    write_report(tmp_path / "build", [Spec("6.1.0-1-amd64", target="debian")])
+    code, _, err = cli(["publish", str(tmp_path / "build"), "--fragment", str(tmp_path),
+                        "--path", str(tmp_path / "store")], capsys)
+    assert code == 2
+    assert f"error: {tmp_path}: cannot open the fragment: Is a directory" in err

@@ -172,10 +172,14 @@ class DirectoryStore:
             for path in missing:
                 self._link(real, path)
                 created.append(path)
-        except BaseException:
+        except BaseException as exc:
             for path in reversed(created):
                 with contextlib.suppress(OSError):
                     path.unlink()
+            if isinstance(exc, OSError):
+                raise StoreError(f"{exc.filename or real}: cannot write: {exc.strerror or exc}",
+                                 hint="check the store folder's space and permissions; "
+                                      "nothing was written for this probe") from None
             raise
         if consume and source != real:  # the staging name; the bytes live on at `real`
             source.unlink(missing_ok=True)
