@@ -164,23 +164,23 @@ def check_aliases(root: yaml.Node, path: str) -> None:
 
     Aliases make one node appear many times; every reader that walks the data
     (schemas, line maps, JSON output) pays for each appearance. Counted on the
-    composed graph, with each node's expanded size computed once.
+    composed graph, with each node's expanded size computed once and capped
+    just past what is allowed (a bomb's true size has thousands of digits).
     """
     limit = limits.YAML_ALIAS_NODES.get()
+    distinct = _distinct_nodes(root)
+    cap = limit + distinct + 1
     sizes: dict[int, int] = {}
-    open_nodes: set[int] = set()       # nodes whose subtree is being walked: an alias to one loops
+    open_nodes: set[int] = set()  # nodes whose subtree is being walked: an alias to one loops
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    distinct = 0
     while stack:
         node, finished = stack.pop()
         if finished:
             open_nodes.discard(id(node))
-            sizes[id(node)] = min(1 + sum(sizes[id(c)] for c in _children(node)),
-                                  limit + distinct + 1)
+            sizes[id(node)] = min(1 + sum(sizes[id(c)] for c in _children(node)), cap)
             continue
         if id(node) in sizes:
             continue
-        distinct += 1
         open_nodes.add(id(node))
         stack.append((node, True))
         for child in _children(node):
@@ -193,6 +193,17 @@ def check_aliases(root: yaml.Node, path: str) -> None:
         raise YamlSyntaxError(Problem(
             path, f"aliases expand to more than {limit} extra nodes (set "
                   f"{limits.YAML_ALIAS_NODES.env} to allow more)", root.start_mark.line + 1))
+
+
+def _distinct_nodes(root: yaml.Node) -> int:
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) not in seen:
+            seen.add(id(node))
+            stack.extend(_children(node))
+    return len(seen)
 
 
 def _unreadable(exc: BaseException, path: str, line: int | None = None) -> Problem:

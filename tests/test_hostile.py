@@ -27,6 +27,7 @@ from builder.records import FailureRecord, ProbeRecord
 from builder.site.load import load_and_write
 from builder.site.model import FalcoFacts
 from builder.versions import FalcoVersion
+from builder.yamlio import YamlSyntaxError, load_text
 
 SHA = "a" * 64
 HEAD = "schema_version: 1\ndriver_version: 5.0.1+driver\narch: x86_64\ntarget: debian\n"
@@ -134,6 +135,15 @@ def test_every_catalog_reader_refuses_the_same_way(tmp_path: Path, body: str | b
         load_and_write(root, site, FalcoFacts({}), workers=1)
     assert message in str(excinfo.value.problems[0])
     assert list(site.iterdir()) == []
+
+
+def test_aliases_are_counted_wherever_the_bomb_sits() -> None:
+    """A bomb followed by many plain nodes is still a bomb; a few aliases are fine."""
+    padding = "pad: [" + ", ".join(map(str, range(300_000))) + "]\n"
+    with pytest.raises(YamlSyntaxError, match="aliases expand to more than 100000"):
+        load_text(alias_bomb(5) + padding, "bomb.yaml")
+    assert load_text("a: &a [1, 2]\nb: *a\nc: *a\n", "ok.yaml") == {
+        "a": [1, 2], "b": [1, 2], "c": [1, 2]}
 
 
 def test_a_catalog_file_over_its_limit_is_refused_unread(tmp_path: Path,
