@@ -137,11 +137,11 @@ def _open_batch(name: str) -> BinaryIO:
         return sys.stdin.buffer
     path = Path(name)
     try:
-        info = path.stat()
+        mode = path.stat().st_mode
     except OSError as exc:
         raise InputError(f"{name}: cannot read: {exc.strerror}") from None
-    if not (stat.S_ISREG(info.st_mode) or stat.S_ISFIFO(info.st_mode)):
-        raise InputError(f"{name}: is {file_kind(info.st_mode)}, not a file of JSON lines")
+    if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+        raise InputError(f"{name}: is {file_kind(mode)}, not a file of JSON lines")
     try:  # a FIFO is fine here: a stream of nodes, read line by line
         return path.open("rb")
     except OSError as exc:
