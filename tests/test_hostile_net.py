@@ -30,6 +30,12 @@ from builder.stores.github import marker_line, release_tag
 MAX_RSS_MB = 200  # the issue's bound for any single hostile input
 
 
+KERNELS = {"AmazonLinux": [  # a served kernel list whose second entry names a local file
+    {"kernelversion": 1, "kernelrelease": f"4.14.77-70.{i}.amzn1.x86_64", "target": "amazonlinux",
+     "headers": [f"{scheme}/Packages/kernel-devel-4.14.77-70.{i}.amzn1.x86_64.rpm"]}
+    for i, scheme in enumerate(("https://al1.mirror.example", "file:///etc"))]}
+
+
 class Hostile(http.server.BaseHTTPRequestHandler):
     """Answers as an attacker's server would: forever, with lies, or with local links."""
 
@@ -45,6 +51,9 @@ class Hostile(http.server.BaseHTTPRequestHandler):
         if self.path.startswith("/huge"):
             self._head(200, {"Content-Length": str(10 ** 15)})
             return
+        if self.path == "/kernels.json":
+            self._json(KERNELS)
+            return
         links = {"/index-local.json": "file:///dev/zero", "/index-up.json": "../../etc/passwd"}
         if self.path in links:
             body = json.dumps({"driver_versions": [{"driver_version": "5.0.1+driver",
@@ -53,6 +62,11 @@ class Hostile(http.server.BaseHTTPRequestHandler):
             self.wfile.write(body)
             return
         self._head(404, {"Content-Length": "0"})
+
+    def _json(self, data: object) -> None:
+        body = json.dumps(data).encode()
+        self._head(200, {"Content-Length": str(len(body))})
+        self.wfile.write(body)
 
     def _head(self, status: int, headers: dict[str, str]) -> None:
         self.send_response(status)
@@ -124,6 +138,15 @@ def test_relative_links_of_a_remote_index_stay_on_the_server(hostile: str,
     code, _, err, _ = measured(["verify", "--index", f"{hostile}/index-up.json", str(probe)])
     assert code == 2
     assert f"{hostile}/etc/passwd: HTTP 404" in err  # asked the server, not the disk
+
+
+def test_a_served_kernel_list_cannot_name_local_files(hostile: str) -> None:
+    found = load_crawler(f"{hostile}/kernels.json")
+    assert [k.host.uname_r for k in found.kernels] == ["4.14.77-70.0.amzn1.x86_64"]
+    assert [(p.record, p.field, p.message) for p in found.problems] == [
+        ("AmazonLinux[1]", "headers", "header URL 'file:///etc/Packages/kernel-devel-4.14.77-"
+                                      "70.1.amzn1.x86_64.rpm': a list fetched over the network "
+                                      "may only name http(s) URLs")]
 
 
 def test_kernel_list_over_http_is_bounded(hostile: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import posixpath
 import re
 import urllib.error
@@ -459,4 +460,25 @@ def read_location(location: str) -> str:
 def load_crawler(location: str, arch: str | None = None) -> CrawlerList:
     """Read and parse one kernel-crawler list; arch from the caller, the path, or x86_64."""
     chosen = arch or guess_arch(location) or DEFAULT_ARCH
-    return parse_crawler_text(read_location(location), location, chosen)
+    found = parse_crawler_text(read_location(location), location, chosen)
+    if location.startswith(("http://", "https://")):
+        return _remote_headers_only(found, location)
+    return found
+
+
+def _remote_headers_only(found: CrawlerList, location: str) -> CrawlerList:
+    """A list fetched over the network may not make `build` read local files: a kernel
+    whose header URL is not http(s) becomes a problem of the list."""
+    kept: list[tuple[Kernel, str]] = []
+    problems = list(found.problems)
+    for kernel, label in zip(found.kernels, found.labels, strict=True):
+        local = [h.url for h in kernel.headers if not h.url.startswith(("http://", "https://"))]
+        if local:
+            problems.append(Problem(location, f"header URL {short(local[0], 120)}: a list fetched "
+                                    "over the network may only name http(s) URLs",
+                                    record=label, field="headers"))
+        else:
+            kept.append((kernel, label))
+    return dataclasses.replace(found, kernels=tuple(k for k, _ in kept),
+                               labels=tuple(label for _, label in kept),
+                               problems=tuple(problems))
