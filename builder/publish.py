@@ -251,14 +251,13 @@ class PublishSummary:
     left: int = 0           # not published because the run stopped (budget, deadline, error)
     stopped: str = ""       # "", "budget", "deadline" or "error"
     conflicts: list[str] = field(default_factory=list)
-    error: StoreError | None = None  # the store failure that ended the run (exit 4)
+    error: str = ""         # the store failure that ended the run (exit 4)
 
     def as_dict(self) -> dict[str, Any]:
         return {"uploaded": self.uploaded, "present": self.present, "skipped": self.skipped,
                 "failures": self.failures, "left": self.left, "stopped": self.stopped or None,
-                "complete": self.left == 0 and not self.conflicts and self.error is None,
-                "conflicts": list(self.conflicts),
-                "error": self.error.message if self.error is not None else None}
+                "complete": self.left == 0 and not self.conflicts and not self.error,
+                "conflicts": list(self.conflicts), "error": self.error or None}
 
 
 OnProbe = Callable[[ProbeRecord, bool], None]
@@ -294,13 +293,16 @@ def publish_order(artifact: Artifact) -> tuple[Any, ...]:
 
 def publish(artifacts: Iterable[Artifact], failures: Iterable[FailureRecord], store: Store,
             fragment: FragmentFile, *, on_probe: OnProbe | None = None,
-            on_step: Callable[[], None] | None = None) -> PublishSummary:
+            on_step: Callable[[], None] | None = None,
+            summary: PublishSummary | None = None) -> PublishSummary:
     """Put every artifact into the store and record it; returns what happened.
 
     Conflicts (the store or the fragment holds other bytes under the name)
-    are collected and the run goes on with the other probes.
+    are collected and the run goes on with the other probes. A StoreError
+    ends the run: it is raised after `summary` (pass one to read it then)
+    records it, with how many probes are left.
     """
-    summary = PublishSummary()
+    summary = summary if summary is not None else PublishSummary()
     for failure in failures:
         if failure.key not in fragment.failures and failure.key not in fragment.probes:
             fragment.append(failure)
@@ -334,23 +336,24 @@ def publish(artifacts: Iterable[Artifact], failures: Iterable[FailureRecord], st
 
     conflicted = 0
     try:
-        for artifact in todo:
-            try:
-                store.publish(artifact, confirm)
-            except ConflictError as exc:
-                summary.conflicts.append(exc.message)
-                conflicted += 1
-            if on_step is not None:
-                on_step()
-    except Stop as stop:
-        summary.stopped = stop.reason
-    except StoreError as exc:  # the run ends; the summary still says what was done
-        summary.stopped, summary.error = "error", exc
-    try:
-        store.finish(confirm)
-    except Stop as stop:
-        summary.stopped = summary.stopped or stop.reason
+        try:
+            for artifact in todo:
+                try:
+                    store.publish(artifact, confirm)
+                except ConflictError as exc:
+                    summary.conflicts.append(exc.message)
+                    conflicted += 1
+                if on_step is not None:
+                    on_step()
+        except Stop as stop:
+            summary.stopped = stop.reason
+        try:
+            store.finish(confirm)
+        except Stop as stop:
+            summary.stopped = summary.stopped or stop.reason
     except StoreError as exc:
-        summary.stopped, summary.error = summary.stopped or "error", summary.error or exc
-    summary.left = len(todo) - len(done) - conflicted
+        summary.stopped, summary.error = "error", exc.message
+        raise
+    finally:
+        summary.left = len(todo) - len(done) - conflicted
     return summary

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..catalog import load_catalog
 from ..config import Config, StoreConfig
-from ..errors import EXIT_OK, ConflictError, InputError
+from ..errors import EXIT_OK, ConflictError, InputError, StoreError
 from ..publish import (
     FragmentFile,
     Provenance,
@@ -213,13 +213,16 @@ def run(args: argparse.Namespace) -> int:
 
     info(f"publishing {len(artifacts)} probe(s) and {len(failures)} failure(s) to "
          f"{store.description}")
-    with FragmentFile(args.fragment) as fragment, progress() as bar:
-        task = bar.add_task("publish", total=len(artifacts))
-        summary = publish(artifacts, failures, store, fragment, on_probe=on_probe,
-                          on_step=lambda: bar.advance(task))
+    summary = PublishSummary()
+    try:
+        with FragmentFile(args.fragment) as fragment, progress() as bar:
+            task = bar.add_task("publish", total=len(artifacts))
+            publish(artifacts, failures, store, fragment, on_probe=on_probe,
+                    on_step=lambda: bar.advance(task), summary=summary)
+    except StoreError:  # exit 4, after the summary (--json: "complete": false)
+        _report(summary, args)
+        raise
     _report(summary, args)
-    if summary.error is not None:
-        raise summary.error
     if summary.conflicts:
         raise ConflictError(f"{len(summary.conflicts)} conflict(s): "
                             + "; ".join(summary.conflicts[:3])
