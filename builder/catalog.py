@@ -216,6 +216,7 @@ def check_catalog(root: Path) -> list[Problem]:
     record_lines: dict[RecordKey, int | None] = {}
     files, problems = scan_catalog(root)
     for path in files:
+        before = len(problems)
         try:
             text = read_text(path, limits.CATALOG_FILE)
             cat_file = parse_file(path, path.relative_to(root), text, problems,
@@ -228,7 +229,17 @@ def check_catalog(root: Path) -> list[Problem]:
             continue
         if cat_file is not None:
             _check_names_unique(cat_file, str(path), names, problems, record_lines)
+        _cap_problems(problems, before, str(path))
     return problems
+
+
+def _cap_problems(problems: list[Problem], before: int, path: str) -> None:
+    """Keep the first MAX_PROBLEMS_PER_FILE problems of one file: a file of 100,000 broken
+    lines says so in a hundred and one lines (reading stops there), not 100,000."""
+    if len(problems) - before > limits.MAX_PROBLEMS_PER_FILE:
+        del problems[before + limits.MAX_PROBLEMS_PER_FILE:]
+        problems.append(Problem(path, f"more than {limits.MAX_PROBLEMS_PER_FILE} problems; "
+                                      "the rest of this file was not checked"))
 
 
 def _check_names_unique(cat_file: CatalogFile, path: str,
@@ -280,10 +291,11 @@ def parse_file(path: Path, rel: Path, text: str, problems: list[Problem],
                 problems.append(Problem(name, f"says {key} {head[key]!r} but its path says "
                                         f"{want!r}", top_lines.get(key), field=key))
         return None
+    stop_at = len(problems) + limits.MAX_PROBLEMS_PER_FILE
     probes = _records(data.get("probes") or [], head, name, "probe", problems,
-                      key_lines, node_lines)
+                      key_lines, node_lines, stop_at)
     failures = _records(data.get("failures") or [], head, name, "failure", problems,
-                        key_lines, node_lines)
+                        key_lines, node_lines, stop_at)
     probes, failures = _drop_duplicates(probes, failures, name, problems)
     if record_lines is not None:
         record_lines.update((r.key, line) for r, line in probes)
@@ -336,10 +348,14 @@ Located = tuple[Any, int | None]  # a record and its line
 
 def _records(items: list[Any], head: dict[str, str], name: str, kind: str,
              problems: list[Problem], key_lines: dict[int, dict[str, int]],
-             node_lines: dict[int, int]) -> list[Located]:
+             node_lines: dict[int, int], stop_at: int) -> list[Located]:
+    """Valid records of one list; stops once the file has `stop_at` problems (a file of
+    thousands of broken lines is not worth reading to the end)."""
     factory = probe_from_mapping if kind == "probe" else failure_from_mapping
     out: list[Located] = []
     for raw in items:
+        if len(problems) > stop_at:
+            break
         line = node_lines.get(id(raw))
         lines = key_lines.get(id(raw))
         if isinstance(raw, dict):

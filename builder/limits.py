@@ -68,22 +68,27 @@ OS_RELEASE = Limit("OS_RELEASE", 64 * KIB, "bytes",
                    "an os-release or /etc/VERSION file (find)")
 TOKEN_FILE = Limit("TOKEN_FILE", 64 * KIB, "bytes", "a --token-file")
 CONFIG = Limit("CONFIG", 1 * MIB, "bytes", "probes.yaml")
-CATALOG_FILE = Limit("CATALOG_FILE", 8 * MIB, "bytes",
+CATALOG_FILE = Limit("CATALOG_FILE", 4 * MIB, "bytes",
                      "one catalog file (<driver_version>/<arch>/<target>.yaml)")
 JSON_LINES = Limit("JSON_LINES", 32 * MIB, "bytes",
                    "a catalog fragment or a build report (report.jsonl)")
 JSON_LINE = Limit("JSON_LINE", 1 * MIB, "bytes",
                   "one line of a fragment, a build report or `find --batch` input")
-PLAN = Limit("PLAN", 64 * MIB, "bytes", "a plan file (plan --out, build --plan)")
-KERNEL_LIST = Limit("KERNEL_LIST", 64 * MIB, "bytes", "a kernel-crawler list (file or URL)")
+PLAN = Limit("PLAN", 32 * MIB, "bytes", "a plan file (plan --out, build --plan)")
+KERNEL_LIST = Limit("KERNEL_LIST", 32 * MIB, "bytes", "a kernel-crawler list (file or URL)")
 INDEX = Limit("INDEX", 32 * MIB, "bytes",
               "a site index or probe list read by verify --index (file or URL)")
 DOWNLOAD = Limit("DOWNLOAD", 1 * GIB, "bytes",
                  "a download whose size nothing declares (header packages, driver sources)")
 
-# --- structure --------------------------------------------------------------------------
+# --- structure: what a document may hold, counted before it is built ------------------------
+YAML_NODES = Limit("YAML_NODES", 150_000, "count",
+                   "nodes (scalars, lists, mappings) of one YAML document")
 YAML_ALIAS_NODES = Limit("YAML_ALIAS_NODES", 100_000, "count",
                          "nodes that YAML aliases (*name) may add to a document when expanded")
+JSON_VALUES = Limit("JSON_VALUES", 500_000, "count",
+                    "values of one JSON document or line (counted as its commas and brackets)")
+MAX_PROBLEMS_PER_FILE = 100  # catalog check: the rest of a broken file's problems are counted
 
 # --- time ---------------------------------------------------------------------------------
 HTTP_SECONDS = Limit("HTTP_SECONDS", 300, "seconds",
@@ -92,7 +97,7 @@ HTTP_TIMEOUT = Limit("HTTP_TIMEOUT", 60, "seconds",
                      "waiting for a server to connect or send the next bytes")
 
 ALL = (OS_RELEASE, TOKEN_FILE, CONFIG, CATALOG_FILE, JSON_LINES, JSON_LINE, PLAN, KERNEL_LIST,
-       INDEX, DOWNLOAD, YAML_ALIAS_NODES, HTTP_SECONDS, HTTP_TIMEOUT)
+       INDEX, DOWNLOAD, YAML_NODES, YAML_ALIAS_NODES, JSON_VALUES, HTTP_SECONDS, HTTP_TIMEOUT)
 
 # --- values inside records (validated where they enter, not configurable) ----------------
 MAX_PROBE_SIZE = 2 * GIB - 1        # GitHub refuses assets of 2 GiB; probes are a few MB

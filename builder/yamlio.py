@@ -133,6 +133,7 @@ def load_text(text: str, path: str) -> Any:
     """
     loader = _StrictLoader(text)
     try:
+        require_few_nodes(text, path)
         node = loader.get_single_node()
         if node is None:
             return None
@@ -193,6 +194,32 @@ def check_aliases(root: yaml.Node, path: str) -> None:
         raise YamlSyntaxError(Problem(
             path, f"aliases expand to more than {limit} extra nodes (set "
                   f"{limits.YAML_ALIAS_NODES.env} to allow more)", root.start_mark.line + 1))
+
+
+_NODE_EVENTS = (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent,
+                yaml.AliasEvent)
+
+
+def require_few_nodes(text: str, path: str) -> None:
+    """Refuse a document of more than limits.YAML_NODES nodes before it is composed: a
+    node costs a few hundred bytes once built, and `[1,1,1,...]` makes one of every two
+    characters. Counted on libyaml's event stream, only for texts long enough to exceed
+    the limit (a node takes at least one character)."""
+    cap = limits.YAML_NODES.get()
+    if len(text) <= cap:
+        return
+    parser = SafeLoader(text)
+    try:
+        count = 0
+        while parser.check_event():
+            event = parser.get_event()  # type: ignore[no-untyped-call]
+            count += isinstance(event, _NODE_EVENTS)
+            if count > cap:
+                raise YamlSyntaxError(Problem(
+                    path, f"more than {cap} YAML nodes (set {limits.YAML_NODES.env} to allow "
+                          "more)", event.start_mark.line + 1))
+    finally:
+        parser.dispose()
 
 
 def _distinct_nodes(root: yaml.Node) -> int:
@@ -298,6 +325,7 @@ def compose_with_lines(text: str, path: str) -> LineMaps:
     path for big catalogs is `load_text`. Refuses what `load_text` refuses.
     """
     try:
+        require_few_nodes(text, path)
         node = yaml.compose(text, Loader=SafeLoader)
         if node is not None and "*" in text:
             check_aliases(node, path)
@@ -496,6 +524,7 @@ def parse_json(text: str | bytes, where: str, *, lines: bool = True) -> Any:
     Refused: syntax errors (with line and column), nesting deeper than Python
     recurses, integers longer than Python converts, NaN and Infinity.
     """
+    _require_few_values(text, where)
     try:
         return json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
@@ -506,6 +535,22 @@ def parse_json(text: str | bytes, where: str, *, lines: bool = True) -> Any:
         raise InputError(f"{where}: invalid JSON: nested too deeply to read") from None
     except ValueError as exc:  # long integers; undecodable bytes
         raise InputError(f"{where}: invalid JSON: {str(exc).split(';')[0]}") from None
+
+
+def _require_few_values(text: str | bytes, where: str) -> None:
+    """Refuse a document of more than limits.JSON_VALUES values before it is parsed: each
+    costs tens of bytes once built, and `[{},{},...]` makes one of every three characters.
+    Commas and brackets bound the count from above, at C speed."""
+    cap = limits.JSON_VALUES.get()
+    if len(text) <= cap:
+        return
+    if isinstance(text, str):
+        marks = text.count(",") + text.count("[") + text.count("{")
+    else:
+        marks = text.count(b",") + text.count(b"[") + text.count(b"{")
+    if marks > cap:
+        raise InputError(f"{where}: more than {cap} commas and brackets: too many JSON values "
+                         f"to read (set {limits.JSON_VALUES.env} to allow more)")
 
 
 def _refuse_constant(name: str) -> Any:

@@ -91,6 +91,8 @@ CATALOG_CASES = [
     ("integer over 4300 digits", f"probes: [{probe_text(size='9' * 5000)}]\n",
      "a value cannot be read: Exceeds the limit (4300 digits)"),
     ("alias bomb", alias_bomb(), "aliases expand to more than 100000 extra nodes"),
+    ("too many nodes", "probes: [" + ",".join(["1"] * 150_000) + "]\n",
+     "more than 150000 YAML nodes (set FALCO_PROBES_LIMIT_YAML_NODES to allow more)"),
     ("recursive alias", "probes: &loop [*loop]\n", "recursive alias: a node contains itself"),
     ("python tag", "probes: !!python/object/apply:os.system ['true']\n",
      "is not allowed (safe YAML only)"),
@@ -138,12 +140,21 @@ def test_every_catalog_reader_refuses_the_same_way(tmp_path: Path, body: str | b
 
 
 def test_aliases_are_counted_wherever_the_bomb_sits() -> None:
-    """A bomb followed by many plain nodes is still a bomb; a few aliases are fine."""
-    padding = "pad: [" + ", ".join(map(str, range(300_000))) + "]\n"
+    """A bomb behind many plain nodes is still a bomb; a few aliases are fine."""
+    padding = "pad: [" + ", ".join(map(str, range(140_000))) + "]\n"
     with pytest.raises(YamlSyntaxError, match="aliases expand to more than 100000"):
-        load_text(alias_bomb(5) + padding, "bomb.yaml")
+        load_text(padding + alias_bomb(5), "bomb.yaml")  # walked first: counted first
     assert load_text("a: &a [1, 2]\nb: *a\nc: *a\n", "ok.yaml") == {
         "a": [1, 2], "b": [1, 2], "c": [1, 2]}
+
+
+def test_check_lists_at_most_a_hundred_problems_per_file(tmp_path: Path) -> None:
+    root = tmp_path / "catalog"
+    path = write_catalog(root, "probes: [" + ", ".join(["{}"] * 5000) + "]\n")
+    problems = check_catalog(root)
+    assert len(problems) == 101
+    assert str(problems[-1]) == (f"{path}: more than 100 problems; the rest of this file was "
+                                 "not checked")
 
 
 def test_a_catalog_file_over_its_limit_is_refused_unread(tmp_path: Path,
@@ -202,6 +213,8 @@ FRAGMENT_CASES = [
      "field 'reason': contains the non-printable character U+001B"),
     ("timestamp of a 13th month", probe_line(built="2026-13-01T00:00:00Z"),
      "is not a real date and time"),
+    ("too many values", "[" + ",".join(["{}"] * 300_000) + "]",
+     "more than 500000 commas and brackets: too many JSON values to read"),
 ]
 
 
@@ -347,6 +360,7 @@ PLAN_CASES = [
     ("jobs not a list", '{"schema_version": 1, "jobs": 7}', "jobs must be a list"),
     ("shards not lists", '{"schema_version": 1, "jobs": [], "shards": [[true]]}',
      "shards must be at most 256 lists of job numbers"),
+    ("too many values", "[" + ",".join(["[]"] * 300_000) + "]", "too many JSON values"),
     ("bidi override in uname -v", json.dumps({"schema_version": 1, "jobs": [{
         "driver_versions": ["5.0.1+driver"], "kernel": {
             "target": "debian", "host": {"os_id": "debian", "uname_r": "6.1.0-1-amd64",

@@ -21,7 +21,7 @@ from test_hostile import CONFIG, HEAD, NODE, alias_bomb, good_probe, write_catal
 from test_publish import Spec, specs, write_report
 from test_store_github import FAMILY, TOKEN, artifacts, make_store, publish_cli, run
 
-from builder.catalog import fragment_line, merge_into
+from builder.catalog import CatalogFile, fragment_line, merge_into, render
 from builder.errors import InputError
 from builder.fetch import Cache
 from builder.kernels.crawler import load_crawler
@@ -209,7 +209,18 @@ def test_memory_stays_bounded_on_hostile_files(tmp_path: Path) -> None:
                        "uname_v": "#1", "uname_m": "x86_64", "os_release": "ID=debian"})
     with stream.open("w") as handle:
         handle.write(good + "\n" + '{"os_release": "' + "A" * 50_000_000 + '"}\n' + good + "\n")
+    full = tmp_path / "full"  # a genuine file of full probe lines, at the YAML node limit
+    write_catalog(full, render(CatalogFile("5.0.1+driver", "x86_64", "debian", tuple(
+        replace(good_probe(f"6.1.0-{i}-amd64", f"{i:064x}"), release="probes-5.0.1-001",
+                built="2026-11-25T08:00:00Z", commit="a" * 40, source="debian source 1.0")
+        for i in range(7100)))).encode())
+    ones = tmp_path / "ones"  # two million nodes in 4 MB
+    write_catalog(ones, (HEAD + "probes: [" + "1," * 1_999_000 + "1]\n").encode())
     cases = [
+        (["catalog", "check", str(ones)], 1),
+        (["find", "--catalog", str(ones), "--os-release", str(os_release), *NODE], 2),
+        (["catalog", "check", str(full)], 0),
+        (["verify", "--catalog", str(full), "/dev/null"], 1),
         (["catalog", "check", str(catalog)], 1),
         (["find", "--catalog", str(catalog), "--os-release", str(os_release), *NODE], 2),
         (["find", "--catalog", str(deep), "--os-release", str(os_release), *NODE], 2),
