@@ -548,10 +548,13 @@ def merge_into(root: Path, fragment_paths: list[Path]) -> MergeReport:
     folders = {(r.driver_version, r.arch) for r in records}
     catalog = load_catalog(root, only=folders)
     merged, report = merge_records(catalog.files, fragment)
-    rendered = {root / CatalogFile(*key).relpath: render(cat_file)
-                for key, cat_file in sorted(merged.items())}
-    for path, text in rendered.items():
-        if len(text.encode()) > limits.CATALOG_FILE.get():
-            raise limits.CATALOG_FILE.exceeded(f"{path} after the merge", len(text.encode()))
+    rendered: dict[Path, bytes] = {}
+    for key, cat_file in sorted(merged.items()):
+        path = root / CatalogFile(*key).relpath
+        rendered[path] = render(cat_file).encode()
+        if len(rendered[path]) > limits.CATALOG_FILE.get():  # readers would refuse it
+            raise limits.CATALOG_FILE.exceeded(
+                str(path), amount=f"would be {len(rendered[path])} bytes after the merge",
+                done="nothing was written")
     report.files_written = [str(p) for p in atomic_write_many(root, rendered)]
     return report

@@ -44,12 +44,13 @@ class Limit:
                              if self.unit == "bytes" else f"for example {self.env}=10")
         return value
 
-    def exceeded(self, where: str, size: int | None = None) -> InputError:
+    def exceeded(self, where: str, size: int | None = None, *,
+                 amount: str = "", done: str = "nothing was read") -> InputError:
         """The error for an input over this limit (`size` when known before reading)."""
-        amount = f"is {size} bytes" if size is not None else "is larger"
+        amount = amount or (f"is {size} bytes" if size is not None else "is larger")
         return InputError(f"{where}: {amount}; {self.what} may be at most "
                           f"{human(self.get())}B",
-                          hint=f"nothing was read; if it is genuine, raise the limit with "
+                          hint=f"{done}; if it is genuine, raise the limit with "
                                f"{self.env} (see docs/limits.md)")
 
 
@@ -70,7 +71,7 @@ TOKEN_FILE = Limit("TOKEN_FILE", 64 * KIB, "bytes", "a --token-file")
 CONFIG = Limit("CONFIG", 1 * MIB, "bytes", "probes.yaml")
 CATALOG_FILE = Limit("CATALOG_FILE", 4 * MIB, "bytes",
                      "one catalog file (<driver_version>/<arch>/<target>.yaml)")
-JSON_LINES = Limit("JSON_LINES", 32 * MIB, "bytes",
+JSON_LINES = Limit("JSON_LINES", 8 * MIB, "bytes",
                    "a catalog fragment or a build report (report.jsonl)")
 JSON_LINE = Limit("JSON_LINE", 1 * MIB, "bytes",
                   "one line of a fragment, a build report or `find --batch` input")

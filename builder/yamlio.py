@@ -11,6 +11,7 @@ ASCII double-quoted scalar with escapes.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -562,7 +563,13 @@ def iter_json_lines(path: Path, limit: Limit = limits.JSON_LINES) -> Iterator[tu
     line is not UTF-8, not JSON, or longer than limits.JSON_LINE."""
     data = read_bytes(path, limit)
     line_cap = limits.JSON_LINE.get()
-    for number, raw in enumerate(data.split(b"\n"), 1):
+    start = 0
+    for number in itertools.count(1):  # line by line, never a second copy of the file
+        if start >= len(data):
+            return
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end
+        raw, start = data[start:end], end + 1
         if not raw.strip():
             continue
         where = f"{path}:{number}"

@@ -290,6 +290,19 @@ def test_merge_puts_back_what_it_replaced_when_a_later_file_fails(
     assert sorted(p.name for p in first.parent.iterdir()) == ["debian.yaml"]
 
 
+def test_merge_refuses_to_grow_a_file_past_what_readers_accept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FALCO_PROBES_LIMIT_CATALOG_FILE", "1K")
+    fragment = tmp_path / "f.jsonl"
+    fragment.write_text("".join(json.dumps(fragment_line(good_probe(f"6.1.0-{i}-amd64"))) + "\n"
+                                for i in range(10)))
+    with pytest.raises(InputError, match="debian.yaml: would be 2[0-9]{3} bytes after the "
+                                         "merge; one catalog file") as excinfo:
+        merge_into(tmp_path / "catalog", [fragment])
+    assert (excinfo.value.hint or "").startswith("nothing was written")
+    assert not (tmp_path / "catalog").exists()
+
+
 def test_merge_never_writes_through_a_symlinked_folder(tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     root = tmp_path / "catalog"

@@ -216,7 +216,14 @@ def test_memory_stays_bounded_on_hostile_files(tmp_path: Path) -> None:
         for i in range(7100)))).encode())
     ones = tmp_path / "ones"  # two million nodes in 4 MB
     write_catalog(ones, (HEAD + "probes: [" + "1," * 1_999_000 + "1]\n").encode())
+    fragment = tmp_path / "fragment.jsonl"  # just under 8 MiB of minimal probe lines
+    with fragment.open("w") as handle:
+        for i in range(16_500):
+            handle.write(json.dumps(fragment_line(good_probe(f"6.1.0-{i}-amd64",
+                                                             f"{i:064x}"))) + "\n")
+    assert 7.5 < fragment.stat().st_size / 2 ** 20 < 8
     cases = [
+        (["catalog", "merge", "--catalog", str(tmp_path / "merged"), str(fragment)], 0),
         (["catalog", "check", str(ones)], 1),
         (["find", "--catalog", str(ones), "--os-release", str(os_release), *NODE], 2),
         (["catalog", "check", str(full)], 0),
