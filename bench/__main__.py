@@ -6,7 +6,8 @@ import importlib
 import json
 import sys
 
-BENCHES = ("bench_catalog", "bench_build", "bench_site", "bench_loadtest", "bench_publish")
+BENCHES = ("bench_catalog", "bench_build", "bench_site", "bench_loadtest", "bench_publish",
+           "bench_limits")
 
 
 def main() -> int:

@@ -34,6 +34,7 @@ from .catalog import Catalog
 from .records import FailureRecord, ProbeRecord
 from .report import iter_reports
 from .stores import ATTESTATION, LOG, PROBE, Store, StoredItem
+from .stores.directory import SPECIAL
 
 MISSING = "missing"
 MISSING_PATH = "missing_path"
@@ -160,6 +161,10 @@ def _check_probe(probe: ProbeRecord, keys: tuple[str, ...], items: dict[str, Sto
             result.drifts.append(Drift(STARTER, key, f"{label}: the store holds only a failed "
                                        "upload (state starter)", item.url))
             clean = False
+        elif item.state == SPECIAL:
+            result.drifts.append(Drift(MISMATCH, key, f"{label}: the store holds a symbolic "
+                                       f"link or special file at {key}, not the probe"))
+            clean = False
         elif item.sha256 != probe.sha256:
             result.drifts.append(Drift(MISMATCH, key, f"{label}: the store has sha256 "
                                        f"{item.sha256 or '(unknown)'}, the catalog "
@@ -190,6 +195,9 @@ def _orphans(store: Store, items: dict[str, StoredItem], matched: set[str],
         elif item.state == DRAFT:
             result.drifts.append(Drift(DRAFT, key, f"{key}: in unpublished draft {item.release};"
                                        " the next publish run publishes it", item.url))
+        elif item.state == SPECIAL:
+            result.drifts.append(Drift(NOT_IN_CATALOG, key, f"{key}: a symbolic link or "
+                                       "special file (FIFO, device) in the store; not read"))
         else:
             result.drifts.append(Drift(NOT_IN_CATALOG, key, f"{key}: in the store but not in "
                                        "the catalog (no build report names it with this "

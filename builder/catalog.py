@@ -9,13 +9,16 @@ probe with a different digest, rewriting only files whose bytes change.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from . import limits
 from .errors import ConflictError, InputError, Problem, ProblemsError
 from .records import (
     FILE_KEYS,
@@ -31,9 +34,10 @@ from .records import (
 from .schema import Where
 from .yamlio import (
     YamlSyntaxError,
-    atomic_write,
+    atomic_write_many,
     block,
     compose_with_lines,
+    file_kind,
     iter_json_lines,
     load_text,
     read_text,
@@ -138,18 +142,53 @@ class Catalog:
 # --- loading ------------------------------------------------------------------
 
 def catalog_files(root: Path) -> list[Path]:
+    """Every catalog file under `root`, sorted; ProblemsError if the folder holds symbolic
+    links or special files (a link would make readers and `merge` leave the folder)."""
+    files, problems = scan_catalog(root)
+    if problems:
+        raise ProblemsError(problems, hint="the catalog holds only folders and regular files; "
+                                           "nothing was written")
+    return files
+
+
+def scan_catalog(root: Path) -> tuple[list[Path], list[Problem]]:
+    """(regular files, problems): links and special files below `root` are problems."""
     if not root.exists():
-        return []
+        return [], []
     if not root.is_dir():
         raise InputError(f"{root}: not a directory", hint="--catalog takes the catalog folder")
-    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+    files: list[Path] = []
+    problems: list[Problem] = []
+
+    def refused(error: OSError) -> None:
+        problems.append(Problem(str(error.filename), f"cannot read: {error.strerror}"))
+
+    for folder, dirs, names in os.walk(root, onerror=refused):
+        for name in sorted(dirs):
+            path = Path(folder, name)
+            if path.is_symlink():
+                problems.append(Problem(str(path), "is a symbolic link to a folder; the "
+                                        "catalog holds only real folders and files"))
+        for name in names:
+            if name.startswith("."):
+                continue
+            path = Path(folder, name)
+            mode = os.lstat(path).st_mode
+            if stat.S_ISREG(mode):
+                files.append(path)
+            else:
+                problems.append(Problem(str(path), f"is {file_kind(mode)}; the catalog holds "
+                                        "only real folders and regular files"))
+    return sorted(files), sorted(problems, key=lambda p: p.path)
 
 
 def load_catalog(root: Path, *, only: Iterable[tuple[str, str]] | None = None) -> Catalog:
     """Load every catalog file (or those under the given (driver_version, arch) folders).
 
-    Fast path: libyaml without line numbers. If anything is wrong, the whole
-    catalog is re-checked with line numbers and a ProblemsError raised.
+    Fast path: libyaml without line numbers, with the same checks as `check`
+    (safe YAML, no duplicate keys, bounded aliases and sizes, every record
+    validated). If anything is wrong, the whole catalog is re-checked with
+    line numbers and a ProblemsError raised.
     """
     wanted = set(only) if only is not None else None
     catalog = Catalog(root)
@@ -159,7 +198,8 @@ def load_catalog(root: Path, *, only: Iterable[tuple[str, str]] | None = None) -
             continue
         problems: list[Problem] = []
         try:
-            cat_file = parse_file(path, rel, read_text(path), problems, with_lines=False)
+            text = read_text(path, limits.CATALOG_FILE)
+            cat_file = parse_file(path, rel, text, problems, with_lines=False)
         except InputError:
             cat_file = None
         if problems or cat_file is None:
@@ -172,22 +212,34 @@ def load_catalog(root: Path, *, only: Iterable[tuple[str, str]] | None = None) -
 
 def check_catalog(root: Path) -> list[Problem]:
     """Every problem in the catalog, each with its file and line."""
-    problems: list[Problem] = []
     names: dict[tuple[str, str], dict[str, tuple[str, str]]] = defaultdict(dict)
     record_lines: dict[RecordKey, int | None] = {}
-    for path in catalog_files(root):
+    files, problems = scan_catalog(root)
+    for path in files:
+        before = len(problems)
         try:
-            cat_file = parse_file(path, path.relative_to(root), read_text(path), problems,
+            text = read_text(path, limits.CATALOG_FILE)
+            cat_file = parse_file(path, path.relative_to(root), text, problems,
                                   with_lines=True, record_lines=record_lines)
         except YamlSyntaxError as exc:
             problems.append(exc.problem)
             continue
         except InputError as exc:
-            problems.append(Problem(str(path), exc.message))
+            problems.append(Problem(str(path), exc.message.removeprefix(f"{path}: ")))
             continue
         if cat_file is not None:
             _check_names_unique(cat_file, str(path), names, problems, record_lines)
+        _cap_problems(problems, before, str(path))
     return problems
+
+
+def _cap_problems(problems: list[Problem], before: int, path: str) -> None:
+    """Keep the first MAX_PROBLEMS_PER_FILE problems of one file: a file of 100,000 broken
+    lines says so in a hundred and one lines (reading stops there), not 100,000."""
+    if len(problems) - before > limits.MAX_PROBLEMS_PER_FILE:
+        del problems[before + limits.MAX_PROBLEMS_PER_FILE:]
+        problems.append(Problem(path, f"more than {limits.MAX_PROBLEMS_PER_FILE} problems; "
+                                      "the rest of this file was not checked"))
 
 
 def _check_names_unique(cat_file: CatalogFile, path: str,
@@ -239,10 +291,11 @@ def parse_file(path: Path, rel: Path, text: str, problems: list[Problem],
                 problems.append(Problem(name, f"says {key} {head[key]!r} but its path says "
                                         f"{want!r}", top_lines.get(key), field=key))
         return None
+    stop_at = len(problems) + limits.MAX_PROBLEMS_PER_FILE
     probes = _records(data.get("probes") or [], head, name, "probe", problems,
-                      key_lines, node_lines)
+                      key_lines, node_lines, stop_at)
     failures = _records(data.get("failures") or [], head, name, "failure", problems,
-                        key_lines, node_lines)
+                        key_lines, node_lines, stop_at)
     probes, failures = _drop_duplicates(probes, failures, name, problems)
     if record_lines is not None:
         record_lines.update((r.key, line) for r, line in probes)
@@ -295,10 +348,14 @@ Located = tuple[Any, int | None]  # a record and its line
 
 def _records(items: list[Any], head: dict[str, str], name: str, kind: str,
              problems: list[Problem], key_lines: dict[int, dict[str, int]],
-             node_lines: dict[int, int]) -> list[Located]:
+             node_lines: dict[int, int], stop_at: int) -> list[Located]:
+    """Valid records of one list; stops once the file has `stop_at` problems (a file of
+    thousands of broken lines is not worth reading to the end)."""
     factory = probe_from_mapping if kind == "probe" else failure_from_mapping
     out: list[Located] = []
     for raw in items:
+        if len(problems) > stop_at:
+            break
         line = node_lines.get(id(raw))
         lines = key_lines.get(id(raw))
         if isinstance(raw, dict):
@@ -497,15 +554,20 @@ def _drop_ambiguous_aliases(probes: dict[FileKey, dict[RecordKey, ProbeRecord]],
 
 
 def merge_into(root: Path, fragment_paths: list[Path]) -> MergeReport:
-    """Merge fragments into the catalog at `root`, writing only changed files."""
+    """Merge fragments into the catalog at `root`, writing only changed files, all of them
+    or none (a file that cannot be written leaves every other one as it was)."""
     fragment = read_fragments(fragment_paths)
     records: list[ProbeRecord | FailureRecord] = [*fragment.probes, *fragment.failures]
     folders = {(r.driver_version, r.arch) for r in records}
     catalog = load_catalog(root, only=folders)
     merged, report = merge_records(catalog.files, fragment)
-    rendered = {key: render(cat_file) for key, cat_file in merged.items()}
-    for key, text in sorted(rendered.items()):
+    rendered: dict[Path, bytes] = {}
+    for key, cat_file in sorted(merged.items()):
         path = root / CatalogFile(*key).relpath
-        if atomic_write(path, text):
-            report.files_written.append(str(path))
+        rendered[path] = render(cat_file).encode()
+        if len(rendered[path]) > limits.CATALOG_FILE.get():  # readers would refuse it
+            raise limits.CATALOG_FILE.exceeded(
+                str(path), amount=f"would be {len(rendered[path])} bytes after the merge",
+                done="nothing was written")
+    report.files_written = [str(p) for p in atomic_write_many(root, rendered)]
     return report

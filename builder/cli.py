@@ -3,7 +3,7 @@
 Each stage lives in `builder/commands/<name>.py` with `register(subparsers)`
 that adds its parser and sets `func`. This module only wires them up and is
 the one place that catches ProbesError: `error:` and `hint:` on stderr and
-the error's exit code; a traceback only with --debug.
+the error's exit code; with --debug, a traceback first (same exit code).
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ import argparse
 import importlib
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 from . import __version__
-from .errors import EXIT_INTERRUPTED, ProbesError, ProblemsError
-from .ui import console_err
+from .errors import EXIT_INTERRUPTED, InputError, ProbesError, ProblemsError
+from .ui import info
 
 # Order is the order of `--help`: the pipeline first, consumers last.
 COMMANDS = ("kernels", "plan", "build", "loadtest", "attest", "publish", "catalog",
@@ -40,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true",
-                        help="show tracebacks for errors (default: one-line error and hint)")
+                        help="also print the traceback of an error (the exit code stays the "
+                             "documented one)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         try:
@@ -60,31 +62,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = args.func(args)
         return int(code or 0)
-    except ProblemsError as exc:
-        for problem in exc.problems:
-            console_err.print(f"error: {problem}", markup=False, highlight=False)
-        _hint(exc.hint)
-        if debug:
-            raise
-        return exc.exit_code
     except ProbesError as exc:
-        console_err.print(f"error: {exc.message}", markup=False, highlight=False)
-        _hint(exc.hint)
-        if debug:
-            raise
-        return exc.exit_code
+        return _report(exc, debug)
     except KeyboardInterrupt:
-        console_err.print("interrupted", markup=False)
+        info("interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # `falco-probes find --json | head`: the reader went away; not our error.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # a path given to us that cannot be read or written
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _report(InputError(f"{where}{exc.strerror or exc}",
+                                  hint="check the path and its permissions; --debug shows "
+                                       "where it happened"), debug)
+    except RecursionError:  # a structure nested deeper than any parser site expected
+        return _report(InputError("input nested too deeply to read"), debug)
 
 
-def _hint(hint: str | None) -> None:
-    if hint:
-        console_err.print(f"hint: {hint}", markup=False, highlight=False)
+def _report(exc: ProbesError, debug: bool) -> int:
+    """`error:` and `hint:` lines (after the traceback with --debug) and the exit code."""
+    if debug:
+        for line in traceback.format_exc().splitlines():
+            info(line)
+    problems = exc.problems if isinstance(exc, ProblemsError) else [exc.message]
+    for problem in problems:
+        info(f"error: {problem}")
+    if exc.hint:
+        info(f"hint: {exc.hint}")
+    return exc.exit_code
 
 
 if __name__ == "__main__":  # pragma: no cover

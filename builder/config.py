@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import limits
 from .errors import InputError, Problem, ProblemsError
 from .kernels import AptOptions
 from .kernels.apt import SUITE_RE
-from .records import ARCHES, check_driver_version, check_ref, check_target
-from .schema import Field, Schema, Where, each, matches, one_of, positive
+from .limits import MAX_BACKOFF_HOURS, MAX_JOBS
+from .records import ARCHES, URL_RE, check_driver_version, check_ref, check_target
+from .schema import Field, Schema, Where, each, in_range, matches, one_of, short
 from .versions import BUILTIN_RELEASES, FalcoReleases, FalcoVersion
 from .yamlio import compose_with_lines, read_text
 
@@ -25,6 +27,7 @@ SOURCE_KINDS = ("libs-archive", "debian-package", "directory")
 STORE_KINDS = ("directory", "github")
 DEFAULT_LIBS_ARCHIVE = "https://github.com/falcosecurity/libs/archive/{ref}.tar.gz"
 DEFAULT_BACKOFF_HOURS = (24, 72, 168)
+HTTP_URL_RE = URL_RE.replace("(https?|file)", "https?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,14 +133,14 @@ def _min_kernel(value: Any) -> str | None:
     for arch, version in value.items():
         if arch not in ARCHES:
             return f"unknown arch {arch!r}; use {' or '.join(ARCHES)}"
-        if not re.fullmatch(r"\d+\.\d+", str(version)):
+        if not re.fullmatch(r"[0-9]+\.[0-9]+", str(version)):
             return f"{arch}: {version!r} is not a kernel version like 4.14"
     return None
 
 
 def _falco_list(value: Any) -> str | None:
-    for item in value:
-        if not re.fullmatch(r"\d+\.\d+\.\d+", str(item)):
+    for item in value:  # ASCII digits only: a full-width 0.36.2 must not claim a release
+        if not re.fullmatch(r"[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}", str(item)):
             return f"{item!r} is not a Falco version like 0.36.2"
     return None
 
@@ -145,7 +148,7 @@ def _falco_list(value: Any) -> str | None:
 TOP_SCHEMA = Schema("probes.yaml", [
     Field("schema_version", int, check=one_of(1)),
     Field("site_url", str, required=False, default="",
-          check=matches(r"https?://\S+", "an http(s) URL")),
+          check=matches(HTTP_URL_RE, "an http(s) URL in printable ASCII")),
     Field("driver_versions", list),
     Field("targets", list),
     Field("store", dict, required=False, default={}),
@@ -160,7 +163,7 @@ DRIVER_SCHEMA = Schema("driver version", [
 SOURCE_SCHEMA = Schema("driver source", [
     Field("kind", str, check=one_of(*SOURCE_KINDS)),
     Field("url", str, required=False, default="",
-          check=matches(r"(https?|file)://\S+", "an http(s) or file URL template")),
+          check=matches(URL_RE, "an http(s) or file URL template in printable ASCII")),
     Field("package", str, required=False, default="",
           check=matches(r"[a-z0-9][a-z0-9.+-]*", "a Debian package name")),
     Field("path", str, required=False, default=""),
@@ -177,15 +180,17 @@ TARGET_SCHEMA = Schema("target", [
           check=_min_kernel),
     Field("include", str, required=False, default="", check=_regex),
     Field("exclude", str, required=False, default="", check=_regex),
-    Field("latest", int, required=False, default=0),
+    Field("latest", int, required=False, default=0, check=in_range(0, 10 ** 6)),
     Field("suites", list, required=False, default=[],
           check=each(matches(SUITE_RE, "a Debian suite name like bookworm or sid", 41))),
     Field("mirror", str, required=False, default="",
-          check=matches(r"(https?|file)://\S+", "an http(s) or file URI of a Debian archive")),
+          check=matches(URL_RE, "an http(s) or file URI of a Debian archive")),
 ])
 STORE_SCHEMA = Schema("store", [
     Field("kind", str, required=False, default="directory", check=one_of(*STORE_KINDS)),
-    Field("path", str, required=False, default="store"),
+    Field("path", str, required=False, default="store",
+          check=lambda v: None if v.strip() else "must not be empty (it would mean the working "
+                                                 "directory)"),
     Field("repository", str, required=False, default="",
           check=matches(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", "owner/name")),
     Field("max_assets_per_release", int, required=False, default=900,
@@ -194,17 +199,19 @@ STORE_SCHEMA = Schema("store", [
     Field("immutable", bool, required=False, default=False),
 ])
 BUILD_SCHEMA = Schema("build", [
-    Field("jobs", int, required=False, default=2, check=positive),
-    Field("timeout", int, required=False, default=900, check=positive),
+    Field("jobs", int, required=False, default=2, check=in_range(1, MAX_JOBS)),
+    Field("timeout", int, required=False, default=900, check=in_range(1, 7 * 24 * 3600)),
     Field("backoff_hours", list, required=False, default=list(DEFAULT_BACKOFF_HOURS),
-          check=each(lambda v: None if isinstance(v, int) and v > 0
-                     else f"{v!r} is not a positive number of hours")),
+          check=each(lambda v: None if isinstance(v, int) and not isinstance(v, bool)
+                     and 0 < v <= MAX_BACKOFF_HOURS
+                     else f"{short(v)} is not a number of hours from 1 to "
+                          f"{MAX_BACKOFF_HOURS} (ten years)")),
 ])
 
 
 def load_config(path: Path) -> Config:
     """Read and validate probes.yaml; raise ProblemsError listing every problem."""
-    text = read_text(path)
+    text = read_text(path, limits.CONFIG)
     data, key_lines, node_lines = compose_with_lines(text, str(path))
     problems: list[Problem] = []
     name = str(path)

@@ -20,6 +20,7 @@ import http.client
 import os
 import re
 import socket
+import stat
 import time
 import urllib.error
 import urllib.parse
@@ -29,10 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from rich.markup import escape
 from rich.progress import Progress, TaskID
 
-from . import __version__
+from . import __version__, limits
 from .errors import InputError, StoreError
+from .schema import printable
+from .yamlio import open_regular, read_bytes
 
 USER_AGENT = f"falco-probes/{__version__}"
 CHUNK = 1 << 16
@@ -54,8 +58,9 @@ def redact(url: str) -> str:
 
 
 def sha256_file(path: Path) -> str:
+    """The file's sha256; InputError for a FIFO or device (which could block or never end)."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with open_regular(path) as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -67,7 +72,9 @@ def download(url: str, dest: Path, *, sha256: str = "", size: int = 0,
     """Fetch `url` into `dest` (atomically) and return `dest`.
 
     `sha256` and `size`, when given, must match or the partial file is
-    deleted and InputError raised. `retries` is the number of attempts.
+    deleted and InputError raised. Never more than `size` bytes (or
+    limits.DOWNLOAD when no size is known) are written: a longer body is cut
+    off and refused. `retries` is the number of attempts.
     """
     sha256 = sha256.lower()
     if _already_there(dest, sha256, size):
@@ -78,10 +85,11 @@ def download(url: str, dest: Path, *, sha256: str = "", size: int = 0,
             return dest
         part = dest.with_name(dest.name + ".part")
         scheme = urllib.parse.urlsplit(url).scheme.lower()
+        cap = size or limits.DOWNLOAD.get()
         if scheme in ("http", "https"):
-            _fetch_http(url, part, size, progress, timeout, max(1, retries))
+            _fetch_http(url, part, size, cap, progress, timeout, max(1, retries))
         elif scheme in ("file", ""):
-            _copy_local(url, part, size, progress)
+            _copy_local(url, part, cap, progress)
         else:
             raise InputError(f"{redact(url)}: unsupported URL scheme {scheme!r}",
                              hint="use an http(s) or file URL, or a plain path")
@@ -106,12 +114,23 @@ def _already_there(dest: Path, sha256: str, size: int) -> bool:
 def _locked(dest: Path) -> Iterator[None]:
     """One writer per destination, so parallel builds share one download."""
     lock_path = dest.with_name(f".{dest.name}.lock")
-    with lock_path.open("a") as lock:
+    with _open_own(lock_path, append=True) as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def _open_own(path: Path, *, append: bool = False) -> IO[bytes]:
+    """Open a file we write (partial download, lock) without following a link planted at
+    its name, and without blocking on a FIFO there."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    fd = os.open(path, flags if append else flags | os.O_TRUNC, 0o644)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InputError(f"{path}: is not a regular file; refusing to write it")
+    return os.fdopen(fd, "r+b" if append else "wb")
 
 
 def _verify(url: str, part: Path, sha256: str, size: int) -> None:
@@ -137,39 +156,49 @@ def _local_path(url: str) -> Path:
     return Path(urllib.request.url2pathname(parts.path))
 
 
-def _copy_local(url: str, part: Path, size: int, progress: Progress | None) -> None:
+def _copy_local(url: str, part: Path, cap: int, progress: Progress | None) -> None:
     source = _local_path(url)
     try:
-        with source.open("rb") as src, part.open("wb") as out:
-            task = _task(progress, source.name, size or source.stat().st_size, 0)
-            _copy(src, out, progress, task)
-    except FileNotFoundError as exc:
+        with open_regular(source) as src, _open_own(part) as out:
+            task = _task(progress, source.name, os.fstat(src.fileno()).st_size, 0)
+            _copy(src, out, progress, task, cap, redact(url))
+    except InputError:
         part.unlink(missing_ok=True)
-        raise InputError(f"{redact(url)}: no such file") from exc
-    except IsADirectoryError as exc:
+        raise
+    except FileNotFoundError:
         part.unlink(missing_ok=True)
-        raise InputError(f"{redact(url)}: is a directory, not a file") from exc
-    except PermissionError as exc:
+        raise InputError(f"{redact(url)}: no such file") from None
+    except OSError as exc:
         part.unlink(missing_ok=True)
-        raise InputError(f"{redact(url)}: permission denied") from exc
+        raise InputError(f"{redact(url)}: cannot read: {exc.strerror or exc}") from None
 
 
 def _task(progress: Progress | None, name: str, total: int | None,
           done: int) -> TaskID | None:
     if progress is None:
         return None
-    return progress.add_task(name, total=total or None, completed=done)
+    return progress.add_task(escape(printable(name)), total=total or None, completed=done)
 
 
 def _copy(src: IO[bytes], out: IO[bytes], progress: Progress | None,
-          task: TaskID | None) -> int:
+          task: TaskID | None, cap: int, what: str) -> int:
+    """Copy at most `cap` bytes; TooLong (the caller removes the partial file) past it."""
     copied = 0
-    while block := src.read(CHUNK):
-        out.write(block)
+    while block := src.read(min(CHUNK, cap - copied + 1)):
         copied += len(block)
+        if copied > cap:
+            raise TooLong(f"{what}: more than the expected {cap} bytes; stopped and removed "
+                          "the partial file", hint="the source serves another (or an endless) "
+                                                   "file; check the URL and the size recorded "
+                                                   "for it")
+        out.write(block)
         if progress is not None and task is not None:
             progress.advance(task, len(block))
     return copied
+
+
+class TooLong(InputError):
+    """A body longer than the size we expect (or may accept)."""
 
 
 class _Retry(Exception):
@@ -202,7 +231,7 @@ class _Target:
         return request
 
 
-def _fetch_http(url: str, part: Path, size: int, progress: Progress | None,
+def _fetch_http(url: str, part: Path, size: int, cap: int, progress: Progress | None,
                 timeout: float, attempts: int) -> None:
     target = _Target.of(url)
     task: TaskID | None = None
@@ -211,8 +240,11 @@ def _fetch_http(url: str, part: Path, size: int, progress: Progress | None,
         if attempt:
             time.sleep(min(MAX_BACKOFF_SECONDS, RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1)))
         try:
-            task = _attempt(target, part, size, progress, task, timeout)
+            task = _attempt(target, part, size, cap, progress, task, timeout)
             return
+        except TooLong:
+            part.unlink(missing_ok=True)
+            raise
         except _Retry as exc:
             last = str(exc)
     tries = f"{attempts} attempts" if attempts > 1 else "1 attempt"
@@ -221,27 +253,31 @@ def _fetch_http(url: str, part: Path, size: int, progress: Progress | None,
                           "the partial file is kept and resumed")
 
 
-def _attempt(target: _Target, part: Path, size: int, progress: Progress | None,
+def _attempt(target: _Target, part: Path, size: int, cap: int, progress: Progress | None,
              task: TaskID | None, timeout: float) -> TaskID | None:
     """One request; appends to `part` from where it stops. Raises _Retry if transient."""
     have = part.stat().st_size if part.exists() else 0
-    if size and have > size:  # not a prefix of the file we want
+    if have > cap:  # not a prefix of the file we want
         part.unlink()
         have = 0
     try:
         with urllib.request.urlopen(target.request(have), timeout=timeout) as response:
             start = _resume_offset(response, have, part) if response.status == 206 else 0
             declared = _declared_total(response, start)
+            if declared > cap:
+                raise TooLong(f"{target.url}: the server announces {declared} bytes, more than "
+                              f"the expected {cap}; nothing was downloaded",
+                              hint="check the URL and the size recorded for it")
             total = declared or size
             if task is None:
                 task = _task(progress, Path(urllib.parse.urlsplit(target.url).path).name,
                              total, start)
             elif progress is not None:
                 progress.update(task, completed=start, total=total or None)
-            with part.open("r+b" if start else "wb") as out:
+            with _open_own(part, append=bool(start)) as out:
                 out.seek(start)
                 out.truncate()
-                got = _copy(response, out, progress, task)
+                got = _copy(response, out, progress, task, cap - start, target.url)
             if declared and start + got < declared:  # urllib does not notice a short body
                 raise _Retry(f"the connection closed after {start + got} of {declared} bytes")
     except urllib.error.HTTPError as exc:
@@ -285,6 +321,50 @@ def _declared_total(response: http.client.HTTPResponse, start: int) -> int:
     if length and length.isdigit():
         return start + int(length)
     return 0
+
+
+def read_document(location: str, limit: limits.Limit) -> bytes | bytearray:
+    """A document (JSON index, kernel list) from a path, file:// or http(s):// URL, with at
+    most `limit` bytes, within limits.HTTP_SECONDS in all over the network.
+
+    InputError for what is wrong with the document, StoreError when the network fails.
+    """
+    scheme = urllib.parse.urlsplit(location).scheme.lower()
+    if scheme in ("", "file"):
+        return read_bytes(_local_path(location), limit)
+    if scheme not in ("http", "https"):
+        raise InputError(f"{redact(location)}: unsupported URL scheme {scheme!r}",
+                         hint="use an http(s) or file URL, or a plain path")
+    target = _Target.of(location)
+    cap = limit.get()
+    deadline = time.monotonic() + limits.HTTP_SECONDS.get()
+    try:
+        with urllib.request.urlopen(target.request(0), timeout=limits.HTTP_TIMEOUT.get()
+                                    ) as response:
+            declared = _declared_total(response, 0)
+            if declared > cap:
+                raise limit.exceeded(target.url, declared)
+            body = bytearray()  # grows in place: the document is held once, never twice
+            while chunk := response.read1(CHUNK):
+                if len(body) + len(chunk) > cap:
+                    raise limit.exceeded(target.url)
+                if time.monotonic() > deadline:
+                    raise InputError(f"{target.url}: still sending after "
+                                     f"{limits.HTTP_SECONDS.get()} s; stopped",
+                                     hint=f"a slow or endless answer; raise "
+                                          f"{limits.HTTP_SECONDS.env} if the server is "
+                                          "just slow")
+                body += chunk
+            if declared and len(body) < declared:
+                raise StoreError(f"{target.url}: the connection closed after {len(body)} of "
+                                 f"{declared} bytes", hint="run again")
+            return body
+    except urllib.error.HTTPError as exc:
+        raise StoreError(f"{target.url}: HTTP {exc.code} {printable(str(exc.reason))}") from None
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise StoreError(f"{target.url}: {printable(str(reason))}",
+                         hint="check the URL and the network") from None
 
 
 @dataclass(frozen=True, slots=True)

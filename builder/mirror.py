@@ -32,6 +32,7 @@ from .errors import InputError, ProbesError
 from .fetch import download, sha256_file
 from .records import ProbeRecord
 from .stores.directory import DirectoryStore, canonical_path
+from .yamlio import require_inside
 
 STAGING = ".partial"
 
@@ -84,6 +85,12 @@ class _Bundles:
 
 def mirror(records: Iterable[ProbeRecord], store: DirectoryStore, *, jobs: int = 4,
            on_done: Callable[[ProbeRecord], None] | None = None) -> MirrorSummary:
+    """Place every record; InputError before anything is written if a path would pass
+    through a symbolic link inside the destination (or its staging folder)."""
+    records = list(records)
+    for record in records:
+        store.paths_for(record)
+        require_inside(store.root, store.root / STAGING / canonical_path(record))
     summary = MirrorSummary()
     bundles = _Bundles(store.root / STAGING / "attestations")
 
@@ -124,6 +131,7 @@ def _mirror_one(record: ProbeRecord, store: DirectoryStore) -> bool:
         store.place(real, record)  # (re)creates aliases and spellings
         return False
     staging = store.root / STAGING / canonical_path(record)
+    require_inside(store.root, staging)
     download(record.url, staging, sha256=record.sha256, size=record.size)
     store.place(staging, record, consume=True)
     return True
@@ -139,6 +147,6 @@ def _mirror_bundle(record: ProbeRecord, store: DirectoryStore, bundle: BundleFil
 def _has(path: Path, record: ProbeRecord) -> bool:
     try:
         return bool(path.stat().st_size == record.size and sha256_file(path) == record.sha256)
-    except OSError:
+    except (OSError, InputError):
         return False
 

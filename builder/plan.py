@@ -18,6 +18,7 @@ from typing import Any
 from .catalog import Catalog, natural_key
 from .config import Config
 from .errors import InputError, Problem, ProblemsError
+from .limits import MAX_COUNT
 from .naming import names_for_driver
 from .records import (
     FailureRecord,
@@ -29,7 +30,7 @@ from .records import (
     kernel_to_dict,
     validate_name_parts,
 )
-from .schema import Field, Schema, Where, each, positive
+from .schema import Field, Schema, Where, each, in_range
 from .versions import FalcoReleases
 
 MAX_SHARDS = 256  # GitHub Actions refuses a matrix with more legs
@@ -197,7 +198,7 @@ _PLANNED_SCHEMA = Schema("planned probe", [
     Field("kernel_version", str),
     Field("arch", str),
     Field("aliases", list, required=False, default=[], check=each(check_file)),
-    Field("attempt", int, required=False, default=1, check=positive),
+    Field("attempt", int, required=False, default=1, check=in_range(1, MAX_COUNT)),
 ])
 
 
@@ -239,12 +240,23 @@ def plan_from_dict(doc: Mapping[str, Any], path: str) -> Plan:
             jobs.append(Job(kernel, tuple(p for p in probes if p is not None)))
     if problems:
         raise ProblemsError(problems, hint="regenerate the plan with `falco-probes plan`")
-    shards = tuple(tuple(int(j) for j in s) for s in doc.get("shards") or [])
-    for members in shards:
+    return Plan(tuple(jobs), (), _shards(doc.get("shards"), len(jobs), path))
+
+
+def _shards(raw: object, jobs: int, path: str) -> tuple[tuple[int, ...], ...]:
+    """The plan's shards: lists of job indices, each naming a job that exists."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) > MAX_SHARDS or not all(
+            isinstance(s, list) and all(isinstance(j, int) and not isinstance(j, bool)
+                                        for j in s) for s in raw):
+        raise InputError(f"{path}: shards must be at most {MAX_SHARDS} lists of job numbers",
+                         hint="regenerate the plan with `falco-probes plan`")
+    for members in raw:
         for j in members:
-            if not 0 <= j < len(jobs):
+            if not 0 <= j < jobs:
                 raise InputError(f"{path}: shard refers to job {j}, which does not exist")
-    return Plan(tuple(jobs), (), shards)
+    return tuple(tuple(s) for s in raw)
 
 
 def shard_jobs(plan: Plan, index: int | None) -> tuple[Job, ...]:

@@ -30,10 +30,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from . import limits
 from .attest import BundleFile, covering
 from .catalog import Catalog, fragment_line, natural_key, read_fragments, unambiguous_aliases
 from .elfcheck import check_probe
-from .errors import ConflictError, InputError, Problem, ProblemsError
+from .errors import ConflictError, InputError, Problem, ProblemsError, StoreError
 from .fetch import sha256_file
 from .records import (
     FAILURE_STEPS,
@@ -47,7 +48,7 @@ from .records import (
     loadtest_from_mapping,
 )
 from .report import BuildResult, iter_reports
-from .schema import Where
+from .schema import Where, one_line
 from .stores import Artifact, FailedBuild, Placed, Stop, Store
 from .ui import info
 from .yamlio import fsync_path
@@ -203,7 +204,7 @@ def _artifact(folder: Path, result: BuildResult, provenance: Provenance, where: 
                         result.kernel_version, sha256, size, url="", release="",
                         built=result.built, log=result.job or provenance.log,
                         commit=provenance.commit, driver_ref=driver_ref, aliases=aliases,
-                        source=_line(result.source), job=result.job, loadtest=loadtest)
+                        source=one_line(result.source, 300), job=result.job, loadtest=loadtest)
     return Artifact(probe, path)
 
 
@@ -213,27 +214,23 @@ def _refused(result: BuildResult, test: LoadTest, provenance: Provenance) -> Fai
     reason = f"the {test.kernel or 'kernel'} verifier rejected {test.total - test.accepted} " \
              f"of {test.total} programs: {test.reason or 'no reason recorded'}"
     return replace(failure, step="loadtest", category="verifier",
-                   reason=" ".join(reason.split())[:MAX_REASON])
+                   reason=one_line(reason, MAX_REASON))
 
 
 def _failure(result: BuildResult, provenance: Provenance) -> FailureRecord:
-    reason = " ".join((result.reason or "the build failed without a reason").split())
+    # A compiler's words: one printable line (ANSI colours and the like become escapes).
+    reason = one_line(result.reason, MAX_REASON) or "the build failed without a reason"
     driver_ref = result.driver_ref if result.driver_ref and not check_ref(result.driver_ref) \
         else ""
     return FailureRecord(result.driver_version, result.arch, result.target,
                          result.kernel_release, result.kernel_version,
                          step=result.step if result.step in FAILURE_STEPS else "compile",
-                         reason=reason[:MAX_REASON], log=result.job or provenance.log,
+                         reason=reason, log=result.job or provenance.log,
                          attempts=max(1, result.attempts), last_attempt=result.built,
                          commit=provenance.commit, driver_ref=driver_ref,
                          category=result.category or "unknown",
                          aliases=tuple(sorted(set(result.aliases) - {result.file})),
-                         source=_line(result.source), job=result.job)
-
-
-def _line(text: str, limit: int = 300) -> str:
-    """Free text from a report as one printable line (records refuse anything else)."""
-    return "".join(c if c.isprintable() else " " for c in " ".join(text.split()))[:limit]
+                         source=one_line(result.source, 300), job=result.job)
 
 
 # --- the fragment ------------------------------------------------------------------------
@@ -245,17 +242,26 @@ class FragmentFile:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         created = not path.exists()
-        self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK,
+                               0o644)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot open the fragment: {exc.strerror or exc}"
+                             ) from None
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(self._fd)
             raise InputError(f"{path}: another publish is writing this fragment",
                              hint="wait for it, or give each run its own --fragment") from None
-        if created:
-            fsync_path(path.parent)
-        self._drop_partial_line()
-        existing = read_fragments([path])
+        try:
+            if created:
+                fsync_path(path.parent)
+            self._drop_partial_line()
+            existing = read_fragments([path])
+        except BaseException:
+            os.close(self._fd)
+            raise
         self.probes: dict[RecordKey, ProbeRecord] = {r.key: r for r in existing.probes}
         self.failures: set[RecordKey] = {r.key for r in existing.failures}
 
@@ -265,7 +271,9 @@ class FragmentFile:
         size = os.fstat(self._fd).st_size
         if size == 0:
             return
-        data = self.path.read_bytes()
+        if size > limits.JSON_LINES.get():
+            raise limits.JSON_LINES.exceeded(str(self.path), size)
+        data = os.pread(self._fd, size, 0)
         keep = data.rfind(b"\n") + 1
         if keep != len(data):
             info(f"{self.path}: dropping an unfinished last line left by an interrupted run")
@@ -303,15 +311,16 @@ class PublishSummary:
     present: int = 0        # already in the store: recorded without uploading
     skipped: int = 0        # already recorded in the fragment
     failures: int = 0       # failure lines written
-    left: int = 0           # not published because the run stopped (budget, deadline)
-    stopped: str = ""       # "", "budget" or "deadline"
+    left: int = 0           # not published because the run stopped (budget, deadline, error)
+    stopped: str = ""       # "", "budget", "deadline" or "error"
     conflicts: list[str] = field(default_factory=list)
+    error: str = ""         # the store failure that ended the run (exit 4)
 
     def as_dict(self) -> dict[str, Any]:
         return {"uploaded": self.uploaded, "present": self.present, "skipped": self.skipped,
                 "failures": self.failures, "left": self.left, "stopped": self.stopped or None,
-                "complete": self.left == 0 and not self.conflicts,
-                "conflicts": list(self.conflicts)}
+                "complete": self.left == 0 and not self.conflicts and not self.error,
+                "conflicts": list(self.conflicts), "error": self.error or None}
 
 
 OnProbe = Callable[[ProbeRecord, bool], None]
@@ -347,7 +356,8 @@ def publish_order(artifact: Artifact) -> tuple[Any, ...]:
 
 def publish(artifacts: Iterable[Artifact], failures: Iterable[Failure], store: Store,
             fragment: FragmentFile, *, on_probe: OnProbe | None = None,
-            on_step: Callable[[], None] | None = None) -> PublishSummary:
+            on_step: Callable[[], None] | None = None,
+            summary: PublishSummary | None = None) -> PublishSummary:
     """Put every artifact into the store and record it, then every failure with its log;
     returns what happened.
 
@@ -355,26 +365,33 @@ def publish(artifacts: Iterable[Artifact], failures: Iterable[Failure], store: S
     are collected and the run goes on with the other probes. Failures left when
     the run stops are still recorded, linking the job that built them. Drafts
     are published once, at the end, so failure logs share the probes' drafts.
+    A StoreError ends the run: it is raised after `summary` (pass one to read it
+    then) records it, with how many probes are left.
     """
-    run = _Run(store, fragment, on_probe)
+    run = _Run(store, fragment, on_probe, summary if summary is not None else PublishSummary())
     todo = run.unrecorded(artifacts, on_step)
     try:
-        for artifact in todo:
-            try:
-                store.publish(artifact, run.confirm)
-            except ConflictError as exc:
-                run.summary.conflicts.append(exc.message)
-                run.conflicted += 1
-            if on_step is not None:
-                on_step()
-    except Stop as stop:
-        run.summary.stopped = stop.reason
-    run.record_failures(failures)
-    try:
-        store.finish(run.confirm)
-    except Stop as stop:
-        run.summary.stopped = run.summary.stopped or stop.reason
-    run.summary.left = len(todo) - len(run.done) - run.conflicted
+        try:
+            for artifact in todo:
+                try:
+                    store.publish(artifact, run.confirm)
+                except ConflictError as exc:
+                    run.summary.conflicts.append(exc.message)
+                    run.conflicted += 1
+                if on_step is not None:
+                    on_step()
+        except Stop as stop:
+            run.summary.stopped = stop.reason
+        run.record_failures(failures)
+        try:
+            store.finish(run.confirm)
+        except Stop as stop:
+            run.summary.stopped = run.summary.stopped or stop.reason
+    except StoreError as exc:
+        run.summary.stopped, run.summary.error = "error", exc.message
+        raise
+    finally:
+        run.summary.left = len(todo) - len(run.done) - run.conflicted
     return run.summary
 
 

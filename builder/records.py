@@ -8,13 +8,15 @@ constructors directly and `validate_name_parts` guards what goes into paths.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import InputError, Problem
-from .schema import Check, Field, Schema, Where, each, matches, non_negative, one_of, positive
+from .limits import FIRST_YEAR, LAST_YEAR, MAX_COUNT, MAX_PROBE_SIZE
+from .schema import Check, Field, Schema, Where, each, in_range, matches, one_of
 
 ARCHES = ("x86_64", "aarch64")
 # driverkit and Debian call them amd64/arm64; the loader sends `uname -m`.
@@ -32,7 +34,9 @@ DRIVER_VERSION_RE = _SAFE
 SHA256_RE = r"[0-9a-f]{64}"
 COMMIT_RE = r"[0-9a-f]{7,64}"
 TIMESTAMP_RE = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
-URL_RE = r"(https?|file)://[^\s<>\"'`\x00-\x1f\x7f]+"
+# Printable ASCII but space, quotes, backquote and <>: a URL with anything else
+# (bidi overrides, other scripts) is percent-encoded by whoever wrote it.
+URL_RE = r"(https?|file)://[\x21\x23-\x26\x28-\x3b\x3d\x3f-\x5f\x61-\x7e]+"
 TAG_RE = r"[A-Za-z0-9][A-Za-z0-9._+-]*"
 FILE_RE = r"[A-Za-z0-9][A-Za-z0-9._+~-]*\.o"
 REF_RE = r"[A-Za-z0-9][A-Za-z0-9._+~/-]*"
@@ -61,8 +65,26 @@ check_driver_version = _no_dotdot(
 check_arch = one_of(*ARCHES)
 check_sha256 = matches(SHA256_RE, "64 lowercase hex digits")
 check_commit = matches(COMMIT_RE, "a git commit hash in lowercase hex", 64)
-check_timestamp = matches(TIMESTAMP_RE, "UTC time as YYYY-MM-DDTHH:MM:SSZ", 20)
-check_url = matches(URL_RE, "an http, https or file URL without spaces or quotes", 2048)
+_timestamp_shape = matches(TIMESTAMP_RE, "UTC time as YYYY-MM-DDTHH:MM:SSZ", 20)
+check_url = matches(URL_RE, "an http, https or file URL in printable ASCII without spaces or "
+                            "quotes", 2048)
+check_size = in_range(1, MAX_PROBE_SIZE)
+check_attempts = in_range(1, MAX_COUNT)
+check_count = in_range(0, MAX_COUNT)
+
+
+def check_timestamp(value: Any) -> str | None:
+    """A real UTC time (no 13th month, no 61st minute) in a sane year."""
+    wrong = _timestamp_shape(value)
+    if wrong or not isinstance(value, str):
+        return wrong
+    try:
+        when = dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return f"{value!r} is not a real date and time"
+    if not FIRST_YEAR <= when.year <= LAST_YEAR:
+        return f"{value!r}: the year must be from {FIRST_YEAR} to {LAST_YEAR}"
+    return None
 check_ref = _no_dotdot(REF_RE, "a git ref: letters, digits and . _ + ~ / -", 200)
 check_file = _no_dotdot(FILE_RE, "a probe file name such as falco_debian_6.1.0-1-amd64_1.o", 300)
 
@@ -270,9 +292,9 @@ LOADTEST_SCHEMA = Schema("loadtest", [
     Field("status", str, check=one_of(*LOADTEST_STATES)),
     Field("kernel", str, required=False, default="",
           check=lambda v: None if v == "" else check_kernel_release(v)),
-    Field("accepted", int, required=False, default=0, check=non_negative),
-    Field("total", int, required=False, default=0, check=non_negative),
-    Field("events", int, required=False, default=0, check=non_negative),
+    Field("accepted", int, required=False, default=0, check=check_count),
+    Field("total", int, required=False, default=0, check=check_count),
+    Field("events", int, required=False, default=0, check=check_count),
     Field("date", str, required=False, default="",
           check=lambda v: None if v == "" else check_timestamp(v)),
     Field("reason", str, required=False, default="", check=check_line(2000)),
@@ -297,7 +319,7 @@ PROBE_SCHEMA = Schema("probe record", [
     *_NAME_FIELDS,
     Field("file", str, required=False, check=check_file),
     Field("sha256", str, check=check_sha256),
-    Field("size", int, check=positive),
+    Field("size", int, check=check_size),
     Field("url", str, check=check_url),
     Field("release", str, required=False, default="",
           check=lambda v: None if v == "" else check_tag(v)),
@@ -317,7 +339,7 @@ FAILURE_SCHEMA = Schema("failure record", [
     Field("reason", str, check=lambda v: check_line(2000)(v) or (
         "must not be empty" if not v.strip() else None)),
     Field("log", str, required=False, default="", check=check_log),
-    Field("attempts", int, required=False, default=1, check=positive),
+    Field("attempts", int, required=False, default=1, check=check_attempts),
     Field("last_attempt", str, required=False, default="",
           check=lambda v: None if v == "" else check_timestamp(v)),
     *_SOURCE_FIELDS,
@@ -450,7 +472,8 @@ _HOST_SCHEMA = Schema("host facts", [
     Field("os_id", str, check=lambda v: None if v == "" else matches(
         r"[A-Za-z0-9._-]+", "an os-release ID", 64)(v)),
     Field("uname_r", str, check=check_kernel_release, coerce_str=True),
-    Field("uname_v", str, check=matches(r"[^\x00-\x1f\x7f]+", "printable text", 256)),
+    Field("uname_v", str, check=lambda v: check_line(256)(v) or (
+        "must not be empty" if not v else None)),
     Field("uname_m", str, check=one_of(*ARCH_ALIASES)),
     Field("version_id", str, required=False, default="", coerce_str=True,
           check=lambda v: None if v == "" else matches(r"[A-Za-z0-9._~+-]+",
@@ -472,16 +495,17 @@ _HEADER_SCHEMA = Schema("header package", [
     Field("url", str, check=check_url),
     Field("sha256", str, required=False, default="",
           check=lambda v: None if v == "" else check_sha256(v)),
-    Field("size", int, required=False, default=0),
+    Field("size", int, required=False, default=0, check=in_range(0, MAX_PROBE_SIZE)),
     Field("kind", str, required=False, default="deb", check=one_of("deb", "rpm", "tar")),
 ])
 _KERNEL_SCHEMA = Schema("kernel", [
     Field("target", str, check=check_target),
     Field("host", dict),
     Field("headers", list, required=False, default=[]),
-    Field("source", str, required=False, default=""),
-    Field("flavor", str, required=False, default=""),
-    Field("package_version", str, required=False, default="", coerce_str=True),
+    Field("source", str, required=False, default="", check=check_line(300)),
+    Field("flavor", str, required=False, default="", check=check_line(64)),
+    Field("package_version", str, required=False, default="", coerce_str=True,
+          check=check_line(128)),
     Field("kernelconfigdata", str, required=False, default=""),
 ])
 

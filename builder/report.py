@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, Problem, ProblemsError
+from .limits import MAX_COUNT, MAX_PROBE_SIZE
 from .records import (
     FAILURE_CATEGORIES,
     FAILURE_STEPS,
@@ -32,10 +33,11 @@ from .records import (
     check_target,
     check_timestamp,
 )
-from .schema import Field, Schema, Where, each, one_of
+from .schema import Field, Schema, Where, each, in_range, longest, one_of
 from .yamlio import atomic_write, iter_json_lines
 
 REPORT_NAME = "report.jsonl"
+MAX_REASON = 64 * 1024  # a compiler's message; publish keeps one printable line of it
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,20 +91,20 @@ _SCHEMA = Schema("build result", [
     Field("path", str, required=False, default=""),
     Field("sha256", str, required=False, default="",
           check=lambda v: None if v == "" else check_sha256(v)),
-    Field("size", int, required=False, default=0),
+    Field("size", int, required=False, default=0, check=in_range(0, MAX_PROBE_SIZE)),
     Field("built", str, required=False, default="",
           check=lambda v: None if v == "" else check_timestamp(v)),
     Field("log", str, required=False, default=""),
     Field("step", str, required=False, default="",
           check=lambda v: None if v == "" else one_of(*FAILURE_STEPS)(v)),
-    Field("reason", str, required=False, default=""),
-    Field("attempts", int, required=False, default=1),
+    Field("reason", str, required=False, default="", check=longest(MAX_REASON)),
+    Field("attempts", int, required=False, default=1, check=in_range(1, MAX_COUNT)),
     Field("driver_ref", str, required=False, default=""),
     Field("driver_source_sha256", str, required=False, default=""),
     Field("compiler", dict, required=False, default={}),
     Field("headers", list, required=False, default=[]),
     Field("kernel_key", str, required=False, default=""),
-    Field("duration", float, required=False, default=0.0),
+    Field("duration", float, required=False, default=0.0, check=in_range(0, 10 ** 9)),
     Field("category", str, required=False, default="",
           check=lambda v: None if v == "" else one_of(*FAILURE_CATEGORIES)(v)),
     Field("source", str, required=False, default="", check=check_line(300)),

@@ -114,14 +114,34 @@ def type_name(value: object) -> str:
 
 def short(value: object, limit: int = 60) -> str:
     """repr() cut to a readable length: error messages quote hostile values safely."""
-    text = repr(value)
+    text = repr(value) if not isinstance(value, str) or len(value) <= limit else repr(value[:limit])
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def printable(text: str) -> str:
+    """`text` with every character a terminal or page could obey (ESC, CR, LF, bidi
+    overrides and other control or format characters) written as a visible escape."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _escape(c) for c in text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def one_line(text: str, max_len: int) -> str:
+    """Free text (a compiler's message, a server's answer) as one printable line."""
+    return printable(" ".join(text.split()))[:max_len]
 
 
 # --- reusable checks -------------------------------------------------------
 
 def matches(pattern: str, what: str, max_len: int = 200) -> Check:
-    compiled = re.compile(pattern)
+    compiled = re.compile(pattern, re.ASCII)  # \d, \w: ASCII; never full-width digits
 
     def check(value: Any) -> str | None:
         if not isinstance(value, str):
@@ -133,6 +153,14 @@ def matches(pattern: str, what: str, max_len: int = 200) -> Check:
         if compiled.fullmatch(value) is None:
             return f"{short(value)} is not allowed: {what}"
         return None
+
+    return check
+
+
+def longest(max_len: int) -> Check:
+    def check(value: Any) -> str | None:
+        return f"is {len(value)} characters long; at most {max_len} allowed" \
+            if len(value) > max_len else None
 
     return check
 
@@ -153,6 +181,18 @@ def each(inner: Check) -> Check:
             if wrong:
                 return f"item {i}: {wrong}"
         return None
+
+    return check
+
+
+def in_range(low: int, high: int) -> Check:
+    """An integer from `low` to `high`: values enter bounded, so no later sum or date overflows."""
+
+    def check(value: Any) -> str | None:
+        if low <= value <= high:
+            return None
+        shown = value if abs(value) < 10 ** 30 else short(value, 20)
+        return f"must be from {low} to {high}, got {shown}"
 
     return check
 

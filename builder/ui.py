@@ -25,7 +25,9 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-console_err = Console(stderr=True, highlight=False, soft_wrap=True)
+from .schema import printable
+
+console_err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def progress_enabled() -> bool:
@@ -50,14 +52,17 @@ def progress(kind: str = "count") -> Iterator[Progress]:
 
 
 def info(message: str) -> None:
-    console_err.print(message, markup=False, highlight=False)
+    """A message on stderr, with anything a terminal would obey shown as an escape."""
+    console_err.print(printable(message), markup=False, highlight=False)
 
 
 def emit_json(data: Any) -> None:
-    """One JSON document (or line) on stdout."""
-    sys.stdout.write(json.dumps(data, sort_keys=False) + "\n")
+    """One JSON document (or line) on stdout; JSON escapes control and non-ASCII characters."""
+    sys.stdout.write(json.dumps(data, sort_keys=False, ensure_ascii=True) + "\n")
     sys.stdout.flush()
 
 
 def emit(line: str) -> None:
-    sys.stdout.write(line + "\n")
+    """One result line on stdout. Lines carry external data (catalog values, file names,
+    server messages): ESC, CR, LF and bidi overrides are shown as escapes, never obeyed."""
+    sys.stdout.write(printable(line) + "\n")

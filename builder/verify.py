@@ -22,9 +22,7 @@ offline. A file with no bundle passes unless attestations are required.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections import defaultdict
@@ -33,14 +31,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import limits
 from .attest import BUNDLE_SUFFIX, BundleCheck, check_bundle, read_bundle
 from .catalog import Catalog
 from .elfcheck import check_probe
-from .errors import InputError
-from .fetch import download, redact, sha256_file
+from .errors import InputError, StoreError
+from .fetch import download, read_document, redact, sha256_file
 from .records import SHA256_RE, check_file
+from .schema import printable, short
 from .stores.github import asset_name
+from .yamlio import decode_text, parse_json
 
 _SHA256 = re.compile(SHA256_RE)
 
@@ -160,31 +160,28 @@ def _probe_lists(data: Any, driver_version: str | None) -> list[str]:
 
 
 def _resolve(source: str, link: str) -> str:
-    """`link` relative to the index: a URL for URLs, a path for paths."""
-    if urllib.parse.urlsplit(source).scheme.lower() in ("http", "https", "file"):
+    """`link` relative to the index: a URL for URLs, a path for paths. A document fetched
+    over the network may only link to http(s) URLs, never make us read a local file."""
+    scheme = urllib.parse.urlsplit(source).scheme.lower()
+    if scheme in ("http", "https"):
+        resolved = urllib.parse.urljoin(source, link)
+        if urllib.parse.urlsplit(resolved).scheme.lower() not in ("http", "https"):
+            raise InputError(f"{redact(source)}: links to {printable(short(link))}: a remote "
+                             "index may only link to http(s) URLs",
+                             hint="an index served over the network cannot point at local "
+                                  "files; nothing was read")
+        return resolved
+    if scheme == "file":
         return urllib.parse.urljoin(source, link)
     return str(Path(source).parent / urllib.request.url2pathname(link))
 
 
 def _read_json(source: str) -> Any:
-    scheme = urllib.parse.urlsplit(source).scheme.lower()
     try:
-        if scheme in ("http", "https"):
-            request = urllib.request.Request(source,
-                                             headers={"User-Agent": f"falco-probes/{__version__}"})
-            with urllib.request.urlopen(request, timeout=60) as response:
-                raw = response.read()
-        else:
-            path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(source).path)) \
-                if scheme == "file" else Path(source)
-            raw = path.read_bytes()
-    except (OSError, urllib.error.URLError) as exc:
-        raise InputError(f"{redact(source)}: cannot read the index: "
-                         f"{getattr(exc, 'reason', None) or exc}") from None
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise InputError(f"{redact(source)}: not JSON: {exc}") from None
+        raw = read_document(source, limits.INDEX)
+    except StoreError as exc:
+        raise InputError(f"cannot read the index: {exc.message}", hint=exc.hint) from None
+    return parse_json(decode_text(raw, redact(source)), redact(source))
 
 
 def _entries(node: Any, inherited: dict[str, str]) -> Iterator[Known]:
@@ -237,6 +234,8 @@ def _verify_digest(path: Path, index: Index, driver_version: str | None,
         sha256 = sha256_file(path)
     except OSError as exc:
         return Verdict(str(path), UNREADABLE, f"cannot read: {exc.strerror or exc}")
+    except InputError as exc:  # a FIFO or device: never read
+        return Verdict(str(path), UNREADABLE, exc.message.removeprefix(f"{path}: "))
     named = [k for k in index.by_name.get(path.name, ()) if wanted(k)]
     same = [k for k in index.by_sha.get(sha256, ()) if wanted(k)]
     elf = check_probe(path)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .errors import InputError
 
-_VERSION_RE = re.compile(r"v?(\d+)\.(\d+)(?:\.(\d+))?")
+_VERSION_RE = re.compile(r"v?([0-9]{1,4})\.([0-9]{1,4})(?:\.([0-9]{1,4}))?")  # ASCII digits
 
 
 @dataclass(frozen=True, slots=True, order=True)

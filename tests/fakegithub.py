@@ -162,7 +162,9 @@ class Fault:
       refused anyway (422, 401, ...) gets that answer and still uses the fault up;
     * ``truncate_body_at``: the request is handled normally but only the first N bytes of the
       response body are sent (``Content-Length`` still announces the whole body), then the
-      connection is closed, like a download cut midway.
+      connection is closed, like a download cut midway;
+    * ``echo_authorization``: the error message quotes the request's ``Authorization``
+      header, as a careless proxy or API does (a client must never print it).
     """
 
     method: str
@@ -175,6 +177,7 @@ class Fault:
     body: dict[str, Any] | None = None
     rate_limit_reset_in: int | None = None
     truncate_body_at: int | None = None
+    echo_authorization: bool = False
 
 
 # --------------------------------------------------------------------------------------
@@ -891,6 +894,8 @@ class FakeGitHub:
             except ValueError:
                 phrase = "Error"
             body = {"message": phrase if status < 500 else f"Server Error: {phrase}"}
+            if fault.echo_authorization:
+                body["message"] += f" (Authorization: {req.headers.get('authorization', '')})"
             body["documentation_url"] = DOCS
         if fault.retry_after is not None:
             headers["Retry-After"] = str(fault.retry_after)
@@ -1455,13 +1460,15 @@ class FakeGitHub:
         if not name:
             return self._validation("ReleaseAsset", "invalid", "name", DOCS_UPLOAD_ASSET)
         if len(release.assets) >= self.max_assets_per_release:
+            # GitHub's own answer, word for word (its cap is 1000):
+            # {"resource":"ReleaseAsset","code":"custom","field":"file_count",
+            #  "message":"file_count limited to 1000 assets"}
             return self._validation(
                 "ReleaseAsset",
+                "custom",
                 "file_count",
-                "name",
                 DOCS_UPLOAD_ASSET,
-                "Release has reached the maximum number of assets"
-                f" ({self.max_assets_per_release}).",
+                f"file_count limited to {self.max_assets_per_release} assets",
             )
         if any(a.name == name for a in release.assets.values()):
             return self._validation("ReleaseAsset", "already_exists", "name", DOCS_UPLOAD_ASSET)

@@ -61,7 +61,7 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str],
             stdin: str | None = None, monkeypatch: pytest.MonkeyPatch | None = None
             ) -> tuple[int, str, str]:
     if stdin is not None and monkeypatch is not None:
-        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(stdin.encode())))
     code = main(argv)
     out, err = capsys.readouterr()
     return code, out, err

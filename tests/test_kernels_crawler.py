@@ -161,7 +161,7 @@ JUNK_PROBLEMS = [
     ("Ubuntu[9]", "headers", "must be a list, got a string 'https://mirror.example/ubuntu/"
                              "pool/main/l/linux/linux-he..."),
     ("Ubuntu[10]", "headers", "item 0: 'javascript:alert(1)' is not allowed: an http, https "
-                              "or file URL without spaces or quotes"),
+                              "or file URL in printable ASCII without spaces or quotes"),
     ("Ubuntu[11]", "headers", "item 0: must be a URL string, got 7"),
     ("Ubuntu[12]", "headers", "item 0: 'https://mirror.example/pool/..' does not end in a "
                               "usable file name"),
@@ -194,8 +194,8 @@ def test_everything_wrong_fixture_reports_each_problem_and_lists_the_rest() -> N
 @pytest.mark.parametrize(("text", "message"), [
     ("[]", "a kernel-crawler list is a JSON object mapping distro names to lists of kernels, "
            "got list"),
-    ('{"Ubuntu": [', "list.json:1: not valid JSON: Expecting value (column 13)"),
-    ("", "list.json:1: not valid JSON: Expecting value (column 1)"),
+    ('{"Ubuntu": [', "list.json:1: invalid JSON: Expecting value (column 13)"),
+    ("", "list.json:1: invalid JSON: Expecting value (column 1)"),
 ])
 def test_a_file_that_is_not_a_list_at_all_is_bad_input(text: str, message: str) -> None:
     with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):

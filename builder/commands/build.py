@@ -4,26 +4,30 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import re
 from pathlib import Path
 
+from .. import limits
 from ..build import BuildOptions, build
 from ..catalog import Catalog, load_catalog
 from ..config import Config
 from ..errors import EXIT_NEGATIVE, EXIT_OK, InputError
 from ..kernels.targets import kernels_for_targets
+from ..limits import MAX_JOBS
 from ..paths import apt_cache, cache_root
-from ..plan import Job, make_plan, plan_from_dict, shard_jobs
+from ..plan import MAX_SHARDS, Job, make_plan, plan_from_dict, shard_jobs
 from ..publish import ci_log_url
 from ..ui import emit_json, info, progress
-from ..yamlio import read_text
+from ..yamlio import parse_json, read_text
 from .common import (
     add_catalog_option,
     add_config_option,
     catalog_dir,
     config_from,
+    folder,
+    int_in,
+    seconds,
     show_problems,
 )
 
@@ -48,22 +52,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                             description=DESCRIPTION,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--plan", type=Path, metavar="FILE", help="a plan from `plan --out`")
-    parser.add_argument("--shard", type=int, metavar="N", help="only shard N of the plan")
+    parser.add_argument("--shard", type=int_in(0, MAX_SHARDS - 1), metavar="N",
+                        help="only shard N of the plan")
     parser.add_argument("--target", action="append", default=[], metavar="NAME",
                         help="without --plan: kernels of this probes.yaml target (repeatable)")
     parser.add_argument("--release", metavar="REGEX",
                         help="without --plan: only kernels whose `uname -r` matches REGEX")
     parser.add_argument("--driver-version", action="append", default=[], metavar="D",
                         help="without --plan: only these driver versions (repeatable)")
-    parser.add_argument("--limit", type=int, default=0, metavar="N",
+    parser.add_argument("--limit", type=int_in(0, 10 ** 6), default=0, metavar="N",
                         help="without --plan: at most N kernels")
     parser.add_argument("--rebuild", action="store_true",
                         help="without --plan: build even what the catalog already has")
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+    parser.add_argument("--out", type=folder, required=True, metavar="DIR",
                         help="output folder (report.jsonl, probes/, logs/)")
-    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+    parser.add_argument("--jobs", type=int_in(1, MAX_JOBS), default=None, metavar="N",
                         help="kernels built in parallel (default: build.jobs in probes.yaml)")
-    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+    parser.add_argument("--timeout", type=seconds, default=None, metavar="SECONDS",
                         help="per compile (default: build.timeout in probes.yaml)")
     parser.add_argument("--cache", type=Path, default=None, metavar="DIR",
                         help="downloads, sysroots and driver sources "
@@ -113,10 +118,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _read_plan(path: Path) -> dict[str, object]:
-    try:
-        doc = json.loads(read_text(path))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from exc
+    doc = parse_json(read_text(path, limits.PLAN), str(path))
     if not isinstance(doc, dict):
         raise InputError(f"{path}: not a falco-probes plan")
     return doc

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from ..config import Config, load_config
@@ -55,3 +57,40 @@ def show_problems(found: TargetKernels, limit: int = 20) -> None:
         info(f"  {source}: {problem}")
     if len(found.problems) > limit:
         info(f"  ... and {len(found.problems) - limit} more")
+# --- option types: a value out of range is refused by argparse (exit 2), never clamped ---
+
+def int_in(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer from `low` to `high`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip(), 10) if text.strip().isascii() else None
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer from {low} to {high}")
+        return value
+
+    parse.__name__ = "integer"  # argparse names the type in its messages
+    return parse
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds, 0 or more (nan and inf refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 <= value <= 7 * 24 * 3600):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 0 to "
+                                         "604800 (a week)")
+    return value
+
+
+def folder(text: str) -> Path:
+    """An argparse type: a folder path, never empty (an empty path means the working
+    directory, where nobody means to publish)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path is not a folder; give one, such as "
+                                         "./store")
+    return Path(text)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import stat
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
+from .. import limits
 from ..catalog import Catalog, load_catalog
 from ..config import Config
 from ..errors import EXIT_BAD_INPUT, EXIT_NEGATIVE, EXIT_OK, InputError, ProbesError
@@ -16,6 +18,7 @@ from ..find import FindResult, find, loadtest_summary, resolve_versions
 from ..naming import host_from_inputs
 from ..records import HostFacts
 from ..ui import emit, emit_json, info
+from ..yamlio import decode_text, file_kind, parse_json, read_bytes
 from .common import add_catalog_option, add_config_option, catalog_dir, config_from
 
 FALLBACK_FILES = (("debian_version", "debian"), ("centos-release", "centos"),
@@ -91,10 +94,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _read(path: Path, what: str) -> str:
+    """A small text file of the node, bounded and regular (never a FIFO or /dev/zero)."""
     try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read {what}: {exc.strerror}") from exc
+        data = read_bytes(path, limits.OS_RELEASE)
+    except InputError as exc:
+        raise InputError(f"{what}: {exc.message}", hint=exc.hint) from None
+    return data.decode("utf-8", errors="replace")
 
 
 def _node(args: argparse.Namespace) -> HostFacts:
@@ -140,42 +145,67 @@ def _print(result: FindResult) -> None:
             emit(f"build log:     {result.log}")
 
 
-def _open_batch(name: str) -> TextIO:
+def _open_batch(name: str) -> BinaryIO:
     if name == "-":
-        return sys.stdin
+        return sys.stdin.buffer
+    path = Path(name)
     try:
-        return open(name, encoding="utf-8")
+        mode = path.stat().st_mode
     except OSError as exc:
-        raise InputError(f"{name}: cannot read: {exc.strerror}") from exc
+        raise InputError(f"{name}: cannot read: {exc.strerror}") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+        raise InputError(f"{name}: is {file_kind(mode)}, not a file of JSON lines")
+    try:  # a FIFO is fine here: a stream of nodes, read line by line
+        return path.open("rb")
+    except OSError as exc:
+        raise InputError(f"{name}: cannot read: {exc.strerror}") from None
+
+
+def batch_lines(source: BinaryIO, max_line: int) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, bytes) per line; None for a line longer than `max_line`, which is
+    skipped without being held in memory."""
+    number = 0
+    while True:
+        line = source.readline(max_line + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) <= max_line or line.endswith(b"\n"):
+            yield number, line
+            continue
+        while line and not line.endswith(b"\n"):  # drop the rest of the long line
+            line = source.readline(1 << 20)
+        yield number, None
 
 
 def _run_batch(name: str, catalog: Catalog, config: Config | None) -> int:
     worst = EXIT_OK
     source = _open_batch(name)
+    max_line = limits.JSON_LINE.get()
     try:
-        for number, line in enumerate(source, 1):
-            if not line.strip():
+        for number, line in batch_lines(source, max_line):
+            if line is not None and not line.strip():
                 continue
             out, code = _batch_line(line, number, name, catalog, config)
             emit_json(out)
             worst = max(worst, code)
     finally:
-        if source is not sys.stdin:
+        if source is not sys.stdin.buffer:
             source.close()
     return worst
 
 
-def _batch_line(line: str, number: int, name: str, catalog: Catalog,
+def _batch_line(line: bytes | None, number: int, name: str, catalog: Catalog,
                 config: Config | None) -> tuple[dict[str, Any], int]:
+    """One node's answer; a bad line gets its own error result and the next lines go on."""
     where = f"{name}:{number}"
     head: dict[str, Any] = {"line": number}
     try:
-        raw = json.loads(line)
-    except json.JSONDecodeError as exc:
-        return {**head, "error": f"{where}: invalid JSON: {exc.msg}"}, EXIT_BAD_INPUT
-    if isinstance(raw, dict) and "id" in raw:
-        head["id"] = raw["id"]
-    try:
+        if line is None:
+            raise limits.JSON_LINE.exceeded(where)
+        raw = parse_json(decode_text(line, where, lines=False), where, lines=False)
+        if isinstance(raw, dict) and "id" in raw:
+            head["id"] = raw["id"]
         host, falco, driver = _batch_inputs(raw, where, config)
         result = find(host, falco, driver, catalog, config, source=where)
     except ProbesError as exc:
@@ -198,6 +228,10 @@ def _batch_inputs(raw: object, where: str, config: Config | None) -> tuple[HostF
             raise InputError(f"{where}: {key!r} must be a string")
     if raw.get("falco_version") is None and raw.get("driver_version") is None:
         raise InputError(f"{where}: give falco_version or driver_version")
+    for key in ("os_release", "etc_version"):
+        if len(raw.get(key) or "") > limits.OS_RELEASE.get():
+            raise InputError(f"{where}: {key!r} is {len(raw[key])} characters; at most "
+                             f"{limits.OS_RELEASE.get()} allowed ({limits.OS_RELEASE.env})")
     if raw.get("fallback") not in (None, "debian", "centos", "rhel"):
         raise InputError(f"{where}: fallback must be debian, centos or rhel (the legacy file "
                          "the node has instead of os-release)")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from ..catalog import load_catalog
 from ..config import driver_version_for, falco_releases
-from ..errors import EXIT_NEGATIVE, EXIT_OK, EXIT_STORE, InputError
+from ..errors import EXIT_NEGATIVE, EXIT_OK, EXIT_STORE
+from ..limits import MAX_JOBS
 from ..mirror import Filters, mirror, select
 from ..records import ARCHES
 from ..stores.directory import DirectoryStore
@@ -19,6 +19,8 @@ from .common import (
     add_json_option,
     catalog_dir,
     config_from,
+    folder,
+    int_in,
 )
 
 DESCRIPTION = """\
@@ -38,7 +40,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("mirror", help="copy probes into a local folder to serve",
                             description=DESCRIPTION,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("dest", type=Path, metavar="DEST", help="folder to write (created)")
+    parser.add_argument("dest", type=folder, metavar="DEST", help="folder to write (created)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--driver-version", action="append", default=None, metavar="D",
                        help="only this driver version (repeatable)")
@@ -47,7 +49,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--target", default=None, metavar="T",
                         help="only this target (ubuntu-generic, debian, cos, ...)")
     parser.add_argument("--arch", default=None, choices=ARCHES, help="only this arch")
-    parser.add_argument("--jobs", type=int, default=4, metavar="N",
+    parser.add_argument("--jobs", type=int_in(1, MAX_JOBS), default=4, metavar="N",
                         help="parallel downloads (default 4)")
     add_catalog_option(parser)
     add_config_option(parser)
@@ -57,8 +59,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from(args, required=args.config is not None)
-    if args.jobs < 1:
-        raise InputError("--jobs must be 1 or more")
     drivers: set[str] | None = set(args.driver_version) if args.driver_version else None
     if args.falco_version:
         drivers = set()

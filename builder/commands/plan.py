@@ -11,7 +11,7 @@ from ..catalog import load_catalog
 from ..errors import EXIT_NEGATIVE, EXIT_OK, InputError
 from ..kernels.targets import kernels_for_targets
 from ..paths import apt_cache
-from ..plan import Left, make_plan, matrix, plan_to_dict, shard
+from ..plan import MAX_SHARDS, Left, make_plan, matrix, plan_to_dict, shard
 from ..ui import emit_json, info
 from ..yamlio import atomic_write
 from .common import (
@@ -19,6 +19,7 @@ from .common import (
     add_config_option,
     catalog_dir,
     config_from,
+    int_in,
     show_problems,
 )
 
@@ -41,9 +42,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         help="only these probes.yaml targets (repeatable)")
     parser.add_argument("--driver-version", action="append", default=[], metavar="D",
                         help="only these driver versions (repeatable)")
-    parser.add_argument("--shards", type=int, default=1, metavar="N",
+    parser.add_argument("--shards", type=int_in(1, MAX_SHARDS), default=1, metavar="N",
                         help="split the jobs over N CI legs (1 to 256; default 1)")
-    parser.add_argument("--limit", type=int, default=0, metavar="N",
+    parser.add_argument("--limit", type=int_in(0, 10 ** 6), default=0, metavar="N",
                         help="at most N kernels (the first N in plan order; 0 = all)")
     parser.add_argument("--out", type=Path, default=None, metavar="FILE",
                         help="write the plan (what `build --plan` reads) to FILE")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import os
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 from ..attest import load_bundles
 from ..catalog import load_catalog
 from ..config import Config, StoreConfig, falco_releases
-from ..errors import EXIT_OK, ConflictError, InputError
+from ..errors import EXIT_OK, ConflictError, InputError, StoreError
 from ..publish import (
     FragmentFile,
     Provenance,
@@ -29,7 +30,7 @@ from ..publish import (
 from ..records import ProbeRecord, check_commit
 from ..stores import Budget, FailedBuild, Store
 from ..stores.directory import DirectoryStore
-from ..stores.github import ReleaseText, github_settings, open_github_store
+from ..stores.github import GITHUB_MAX_ASSETS, ReleaseText, github_settings, open_github_store
 from ..ui import emit, emit_json, info, progress
 from .common import (
     add_catalog_option,
@@ -37,7 +38,12 @@ from .common import (
     add_json_option,
     catalog_dir,
     config_from,
+    folder,
+    int_in,
+    seconds,
 )
+
+MAX_DEADLINE_MINUTES = 7 * 24 * 60
 
 DESCRIPTION = """\
 Publish the probes of one or more build reports into a store (a directory in the
@@ -84,7 +90,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         help="publish probes even when the load test says the verifier "
                              "rejected them (default: record them as failures)")
     run_group = parser.add_argument_group("limits of one run")
-    run_group.add_argument("--max-uploads", type=int, default=None, metavar="N",
+    run_group.add_argument("--max-uploads", type=int_in(0, 10 ** 9), default=None, metavar="N",
                            help="stop cleanly after uploading N probes (default: no limit; "
                                 "github.com allows about 500 writes per hour)")
     run_group.add_argument("--deadline", default=None, metavar="MINUTES|TIME",
@@ -116,7 +122,7 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
                        help="which store (default: directory with --path/--base-url, "
                             "github with --repository/--api-url/--token-file, else store.kind "
                             "from probes.yaml, else directory)")
-    group.add_argument("--path", type=Path, default=None, metavar="DIR",
+    group.add_argument("--path", type=folder, default=None, metavar="DIR",
                        help="directory store: its root folder (default: store.path)")
     group.add_argument("--base-url", default="", metavar="URL",
                        help="directory store: the URL the folder is served at, recorded in "
@@ -129,16 +135,17 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
                             "https://api.github.com; Enterprise: https://HOST/api/v3)")
     group.add_argument("--token-file", type=Path, default=None, metavar="FILE",
                        help="read the GitHub token from FILE (default: $GITHUB_TOKEN)")
-    group.add_argument("--max-assets-per-release", type=int, default=None, metavar="N",
+    group.add_argument("--max-assets-per-release", type=int_in(1, GITHUB_MAX_ASSETS),
+                       default=None, metavar="N",
                        help="GitHub: assets per release before a new one is opened, 1-1000 "
                             "(default: store.max_assets_per_release, else 900)")
     group.add_argument("--immutable", action="store_true", default=None,
                        help="GitHub: create releases as drafts, upload, then publish them "
                             "(for repositories with immutable releases)")
-    group.add_argument("--write-interval", type=float, default=1.0, metavar="SECONDS",
+    group.add_argument("--write-interval", type=seconds, default=1.0, metavar="SECONDS",
                        help="GitHub: pause between write requests (default 1; GitHub asks "
                             "for at least 1 s; 0 disables pacing, for tests)")
-    group.add_argument("--retry-delay", type=float, default=2.0, metavar="SECONDS",
+    group.add_argument("--retry-delay", type=seconds, default=2.0, metavar="SECONDS",
                        help="GitHub: first backoff after a 5xx or dropped connection, doubled "
                             "on each retry (default 2)")
 
@@ -153,12 +160,12 @@ def open_store(args: argparse.Namespace, config: Config | None, budget: Budget,
     if kind == "directory":
         root = args.path if args.path is not None else Path(stored.path)
         return DirectoryStore(root, versions, base_url=args.base_url, budget=budget)
-    cap = args.max_assets_per_release or stored.max_assets_per_release
+    cap = (stored.max_assets_per_release if args.max_assets_per_release is None
+           else args.max_assets_per_release)
     immutable = stored.immutable if args.immutable is None else args.immutable
     settings = github_settings(env, api_url=args.api_url, repository=args.repository,
                                config_repository=stored.repository, token_file=args.token_file,
-                               write_interval=max(0.0, args.write_interval),
-                               retry_delay=max(0.0, args.retry_delay))
+                               write_interval=args.write_interval, retry_delay=args.retry_delay)
     text = ReleaseText(site_url=config.site_url if config else "", falco_versions=versions,
                        cap=cap)
     return open_github_store(settings, budget, cap=cap, immutable=immutable, text=text)
@@ -181,9 +188,10 @@ def parse_deadline(text: str | None, now: float) -> float | None:
         minutes = float(text)
     except ValueError:
         pass
-    else:
-        if minutes <= 0:
-            raise InputError(f"--deadline {text}: must be a positive number of minutes")
+    else:  # nan and inf parse as floats: refuse them, never ignore a deadline silently
+        if not (math.isfinite(minutes) and 0 < minutes <= MAX_DEADLINE_MINUTES):
+            raise InputError(f"--deadline {text}: must be a number of minutes from 0 to "
+                             f"{MAX_DEADLINE_MINUTES} (a week), or an ISO 8601 time")
         return now + minutes * 60
     try:
         when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -199,8 +207,6 @@ def parse_deadline(text: str | None, now: float) -> float | None:
 def run(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     config = config_from(args, required=args.config is not None)
-    if args.max_uploads is not None and args.max_uploads < 0:
-        raise InputError("--max-uploads must be 0 or more")
     commit = (args.commit or "").lower() or current_commit(env)
     if args.commit and check_commit(commit):
         raise InputError(f"--commit {args.commit!r}: {check_commit(commit)}")
@@ -234,10 +240,15 @@ def run(args: argparse.Namespace) -> int:
 
     info(f"publishing {len(artifacts)} probe(s) and {len(failures)} failure(s) to "
          f"{store.description}")
-    with FragmentFile(args.fragment) as fragment, progress() as bar:
-        task = bar.add_task("publish", total=len(artifacts))
-        summary = publish(artifacts, failures, store, fragment, on_probe=on_probe,
-                          on_step=lambda: bar.advance(task))
+    summary = PublishSummary()
+    try:
+        with FragmentFile(args.fragment) as fragment, progress() as bar:
+            task = bar.add_task("publish", total=len(artifacts))
+            publish(artifacts, failures, store, fragment, on_probe=on_probe,
+                    on_step=lambda: bar.advance(task), summary=summary)
+    except StoreError:  # exit 4, after the summary (--json: "complete": false)
+        _report(summary, args)
+        raise
     _report(summary, args)
     if summary.conflicts:
         raise ConflictError(f"{len(summary.conflicts)} conflict(s): "
@@ -253,6 +264,8 @@ def _report(summary: PublishSummary, args: argparse.Namespace) -> None:
         emit_json({"fragment": str(args.fragment), **summary.as_dict()})
     text = (f"{summary.uploaded} uploaded, {summary.present} already in the store, "
             f"{summary.skipped} already in the fragment, {summary.failures} failure(s) recorded")
-    if summary.stopped:
+    if summary.stopped == "error":
+        text += f"; stopped by a store error, {summary.left} left for the next run"
+    elif summary.stopped:
         text += f"; stopped at the {summary.stopped}, {summary.left} left for the next run"
     info(text)

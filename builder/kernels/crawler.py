@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
+import dataclasses
 import posixpath
 import re
 import urllib.error
@@ -26,10 +26,11 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from .. import limits
 from ..errors import InputError, Problem, StoreError
+from ..fetch import read_document
 from ..records import (
     ARCH_ALIASES,
     HeaderPackage,
@@ -41,11 +42,11 @@ from ..records import (
     check_url,
 )
 from ..schema import Field, Schema, Where, short
+from ..yamlio import decode_text, parse_json
 from .apt import debian_uname_v, ubuntu_uname_v
 
 SOURCE_PREFIX = "kernel-crawler:"
 DEFAULT_ARCH = "x86_64"
-_FETCH_TIMEOUT = 120
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,12 +428,7 @@ def parse_crawler_data(data: object, path: str, arch: str = DEFAULT_ARCH) -> Cra
 
 
 def parse_crawler_text(text: str, path: str, arch: str = DEFAULT_ARCH) -> CrawlerList:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg} (column {exc.colno})",
-                         hint="give the list.json file kernel-crawler publishes") from None
-    return parse_crawler_data(data, path, arch)
+    return parse_crawler_data(parse_json(text, path), path, arch)
 
 
 # --- the edge: paths and URLs ----------------------------------------------------
@@ -452,28 +448,37 @@ def guess_arch(location: str) -> str | None:
 
 
 def read_location(location: str) -> str:
-    """The text at a path, file:// URL or http(s):// URL."""
-    if location.startswith(("http://", "https://")):
-        try:
-            with urllib.request.urlopen(location, timeout=_FETCH_TIMEOUT) as response:
-                return bytes(response.read()).decode("utf-8")
-        except (urllib.error.URLError, OSError, UnicodeDecodeError) as exc:
-            raise StoreError(f"{location}: could not download the kernel list: {exc}",
-                             hint="check the URL, or download the file and give its path"
-                             ) from None
-    path = Path(urllib.parse.unquote(urllib.parse.urlsplit(location).path)
-                if location.startswith("file://") else location)
+    """The text at a path, file:// URL or http(s):// URL, at most limits.KERNEL_LIST bytes."""
     try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file",
-                         hint="give a kernel-crawler list as a path, file:// or http(s):// URL"
+        return decode_text(read_document(location, limits.KERNEL_LIST), location)
+    except StoreError as exc:
+        raise StoreError(f"could not download the kernel list: {exc.message}",
+                         hint="check the URL, or download the file and give its path"
                          ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the kernel list: {exc}") from None
 
 
 def load_crawler(location: str, arch: str | None = None) -> CrawlerList:
     """Read and parse one kernel-crawler list; arch from the caller, the path, or x86_64."""
     chosen = arch or guess_arch(location) or DEFAULT_ARCH
-    return parse_crawler_text(read_location(location), location, chosen)
+    found = parse_crawler_text(read_location(location), location, chosen)
+    if location.startswith(("http://", "https://")):
+        return _remote_headers_only(found, location)
+    return found
+
+
+def _remote_headers_only(found: CrawlerList, location: str) -> CrawlerList:
+    """A list fetched over the network may not make `build` read local files: a kernel
+    whose header URL is not http(s) becomes a problem of the list."""
+    kept: list[tuple[Kernel, str]] = []
+    problems = list(found.problems)
+    for kernel, label in zip(found.kernels, found.labels, strict=True):
+        local = [h.url for h in kernel.headers if not h.url.startswith(("http://", "https://"))]
+        if local:
+            problems.append(Problem(location, f"header URL {short(local[0], 120)}: a list fetched "
+                                    "over the network may only name http(s) URLs",
+                                    record=label, field="headers"))
+        else:
+            kept.append((kernel, label))
+    return dataclasses.replace(found, kernels=tuple(k for k, _ in kept),
+                               labels=tuple(label for _, label in kept),
+                               problems=tuple(problems))

@@ -35,6 +35,7 @@ import contextlib
 import errno
 import os
 import shutil
+import stat
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
@@ -51,7 +52,7 @@ from ..naming import (
 )
 from ..records import FailureRecord, ProbeRecord, validate_name_parts
 from ..versions import FalcoVersion
-from ..yamlio import fsync_path
+from ..yamlio import fsync_path, require_inside
 from . import (
     ATTESTATION,
     LOG,
@@ -67,6 +68,7 @@ from . import (
 )
 
 NO_ARCH_SERVED = "x86_64"  # the only arch answered at <driver_version>/<file>
+SPECIAL = "special"  # inventory state of a link, FIFO or device found in the store
 _LINK_FALLBACK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
 
 FalcoVersions = Callable[[str], Sequence[FalcoVersion]]
@@ -175,18 +177,23 @@ class DirectoryStore:
         return tuple(disk_paths(probe, self.falco_versions(probe.driver_version)))
 
     def inventory(self) -> Iterator[StoredItem]:
-        """Every regular file under the root (hidden temp files and folders skipped)."""
+        """Every file under the root (hidden temp files and folders skipped). Links and
+        special files are listed with state "special", never read (a FIFO would hang)."""
         digests: dict[tuple[int, int], str] = {}
         if not self.root.is_dir():
             return
         for folder, dirs, files in os.walk(self.root):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for name in sorted(files):
+            for name in sorted(files + [d for d in dirs if Path(folder, d).is_symlink()]):
                 if name.startswith("."):
                     continue
                 path = Path(folder, name)
-                stat = path.stat()
-                inode = (stat.st_dev, stat.st_ino)
+                rel = path.relative_to(self.root).as_posix()
+                info = os.lstat(path)
+                if not stat.S_ISREG(info.st_mode):
+                    yield StoredItem(rel, self.url_for_path(rel), "", SPECIAL)
+                    continue
+                inode = (info.st_dev, info.st_ino)
                 if inode not in digests:
                     digests[inode] = sha256_file(path)
                 rel = path.relative_to(self.root).as_posix()
@@ -203,20 +210,55 @@ class DirectoryStore:
     def place(self, source: Path, probe: ProbeRecord, *, consume: bool = False) -> Placed:
         """Put `source` (bytes with digest probe.sha256) at every path of the probe.
 
-        `consume` moves a staging file (mirror downloads) instead of copying it.
-        Returns uploaded=False when the store already held these bytes.
+        All or nothing: every path is checked first (no symbolic link on the
+        way, no other bytes already there), and if writing one fails, the ones
+        this call created are removed. `consume` moves a staging file (mirror
+        downloads) instead of copying it. Returns uploaded=False when the
+        store already held these bytes.
         """
+        paths = self.paths_for(probe)
+        real = paths[0]
+        have_real = real.exists()
+        if have_real:
+            _require_same(real, probe.sha256, source)
+        missing = [path for path in paths[1:] if not self._holds(path, real, probe.sha256)]
+        if not have_real:
+            self.budget.take_upload()
+        created: list[Path] = []
+        try:
+            if not have_real:
+                self._write_real(source, real, probe.sha256, consume)
+                created.append(real)
+            for path in missing:
+                self._link(real, path)
+                created.append(path)
+        except BaseException as exc:
+            for path in reversed(created):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            if isinstance(exc, OSError):
+                raise StoreError(f"{exc.filename or real}: cannot write: {exc.strerror or exc}",
+                                 hint="check the store folder's space and permissions; "
+                                      "nothing was written for this probe") from None
+            raise
+        if consume and source != real:  # the staging name; the bytes live on at `real`
+            source.unlink(missing_ok=True)
+        return Placed(self.url_for_path(canonical_path(probe)), uploaded=not have_real)
+
+    def paths_for(self, probe: ProbeRecord) -> list[Path]:
+        """Where the probe goes (bytes first, then links): name parts checked, and no path
+        passing through a symbolic link below the root (InputError)."""
         _require_safe(probe)
-        paths = disk_paths(probe, self.falco_versions(probe.driver_version))
-        real = self.root / paths[0]
-        wrote = self._write_real(source, real, probe.sha256, consume)
-        for rel in paths[1:]:
-            self._link(real, self.root / rel, probe.sha256)
-        return Placed(self.url_for_path(paths[0]), uploaded=wrote)
+        paths = [self.root / rel for rel in disk_paths(probe,
+                                                       self.falco_versions(probe.driver_version))]
+        for path in paths:
+            require_inside(self.root, path)
+        return paths
 
     def place_sidecar(self, source: Path, rel: str) -> str:
         """Copy a log or bundle to `rel` unless something is there already; its URL."""
         dest = self.root / rel
+        require_inside(self.root, dest)  # no write through a link planted in the store
         if not dest.exists():
             self.budget.take_upload()
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -238,8 +280,10 @@ class DirectoryStore:
         real = self.root / ATTESTATIONS / bundle.name
         self.place_sidecar(bundle.path, real.relative_to(self.root).as_posix())
         link = bundle_link_path(probe)
-        if not (self.root / link).exists():
-            self._link(real, self.root / link, bundle.sha256)
+        dest = self.root / link
+        require_inside(self.root, dest)
+        if not (dest.exists() or dest.is_symlink()):
+            self._link(real, dest)
         return self.url_for_path(link)
 
     def retire_alias(self, probe: ProbeRecord, alias: str) -> list[str]:
@@ -253,18 +297,23 @@ class DirectoryStore:
         removed = []
         for rel in sorted(set(disk_paths(replace(probe, aliases=(alias,)), versions)) - mine):
             path = self.root / rel
+            require_inside(self.root, path)
             if path.is_file() and real.is_file() and _same_file(path, real):
                 path.unlink()
                 removed.append(rel)
         return removed
 
-    def _write_real(self, source: Path, real: Path, sha256: str, consume: bool) -> bool:
-        if real.exists():
-            _require_same(real, sha256, source)
-            if consume and not _same_file(source, real):
-                source.unlink()
+    @staticmethod
+    def _holds(path: Path, real: Path, sha256: str) -> bool:
+        """True if `path` already serves these bytes; ConflictError if it holds others."""
+        if not (path.exists() or path.is_symlink()):
             return False
-        self.budget.take_upload()
+        if not _same_file(real, path):
+            _require_same(path, sha256, real)
+        return True
+
+    @staticmethod
+    def _write_real(source: Path, real: Path, sha256: str, consume: bool) -> None:
         real.parent.mkdir(parents=True, exist_ok=True)
         tmp = _temp_name(real)
         try:
@@ -281,16 +330,9 @@ class DirectoryStore:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
-        if consume:
-            with contextlib.suppress(FileNotFoundError):
-                source.unlink()
-        return True
 
-    def _link(self, real: Path, dest: Path, sha256: str) -> None:
-        if dest.exists() or dest.is_symlink():
-            if not _same_file(real, dest):
-                _require_same(dest, sha256, real)
-            return
+    @staticmethod
+    def _link(real: Path, dest: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = _temp_name(dest)
         try:
@@ -314,6 +356,9 @@ def _require_same(path: Path, sha256: str, source: Path) -> None:
         got = sha256_file(path)
     except OSError as exc:
         raise StoreError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except InputError as exc:  # a FIFO, a device: not a probe we wrote
+        raise ConflictError(f"{exc.message}; refusing to replace it with {source.name}",
+                            hint="remove it from the store, then run again") from None
     if got != sha256:
         raise ConflictError(f"{path} already holds other bytes (sha256 {got}); refusing to "
                             f"replace it with {source.name} (sha256 {sha256})",

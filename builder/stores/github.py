@@ -51,12 +51,14 @@ from github.GitRelease import GitRelease
 from github.GitReleaseAsset import GitReleaseAsset
 from github.Repository import Repository
 
-from .. import __version__
+from .. import __version__, limits
 from ..errors import ConflictError, InputError, StoreError
 from ..fetch import sha256_file
-from ..records import ProbeRecord, check_tag
+from ..records import ProbeRecord, check_tag, check_url
+from ..schema import one_line
 from ..ui import info
 from ..versions import FalcoVersion
+from ..yamlio import read_text
 from . import (
     Artifact,
     Budget,
@@ -138,7 +140,7 @@ def parse_marker(body: str | None) -> dict[str, Any] | None:
         return None
     try:
         data = json.loads(match.group(1))
-    except ValueError:
+    except (ValueError, RecursionError):  # someone's edit; never ours
         return None
     return data if isinstance(data, dict) else None
 
@@ -214,8 +216,8 @@ def github_settings(env: Mapping[str, str], *, api_url: str | None, repository: 
                          hint="pass --repository OWNER/NAME, set store.repository in "
                               "probes.yaml, or set GITHUB_REPOSITORY")
     api = (api_url or env.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
-    if not re.fullmatch(r"https?://\S+", api):
-        raise InputError(f"GitHub API URL {api!r} is not an http(s) URL",
+    if not re.fullmatch(r"https?://\S+", api, re.ASCII) or check_url(api):
+        raise InputError(f"GitHub API URL {api!r} is not an http(s) URL in printable ASCII",
                          hint="GitHub Enterprise: https://HOST/api/v3")
     return GitHubSettings(api, repo, read_token(env, token_file),
                           write_interval=write_interval, retry_delay=retry_delay)
@@ -225,18 +227,25 @@ def read_token(env: Mapping[str, str], token_file: Path | None) -> str:
     """The token from --token-file or GITHUB_TOKEN; never from a flag value."""
     if token_file is not None:
         try:
-            token = token_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise InputError(f"{token_file}: cannot read the token file: "
-                             f"{exc.strerror or exc}") from None
+            token = read_text(token_file, limits.TOKEN_FILE).strip()
+        except InputError as exc:
+            raise InputError(f"cannot read the token file: {exc.message}") from None
         if not token:
             raise InputError(f"{token_file}: the token file is empty")
-        return token
+        return _plausible(token, str(token_file))
     token = env.get("GITHUB_TOKEN", "").strip()
     if not token:
         raise InputError("no GitHub token: GITHUB_TOKEN is not set",
                          hint="set GITHUB_TOKEN (Actions: ${{ secrets.GITHUB_TOKEN }} with "
                               "contents: write) or pass --token-file FILE")
+    return _plausible(token, "GITHUB_TOKEN")
+
+
+def _plausible(token: str, source: str) -> str:
+    """Refuse (without showing it) a token that could not go into an HTTP header."""
+    if not re.fullmatch(r"[\x21-\x7e]+", token):
+        raise InputError(f"{source}: the token holds spaces, control or non-ASCII characters",
+                         hint="a GitHub token is one word of printable ASCII")
     return token
 
 
@@ -266,8 +275,23 @@ def _error_text(exc: GithubException) -> str:
     return "; ".join(p for p in parts if p)
 
 
-def describe(exc: GithubException) -> str:
-    return f"HTTP {exc.status} {_error_text(exc)}".strip()
+def is_file_count(exc: GithubException) -> bool:
+    """GitHub's refusal at 1,000 assets: {"resource": "ReleaseAsset", "code": "custom",
+    "field": "file_count", "message": "file_count limited to 1000 assets"}."""
+    data = exc.data if isinstance(exc.data, dict) else {}
+    return any(isinstance(e, dict) and "file_count" in (e.get("field"), e.get("code"))
+               for e in data.get("errors") or [])
+
+
+def describe(exc: GithubException, secret: str = "") -> str:
+    """Status and the server's own words, one printable line, without our token: a server
+    (or a proxy) that echoes the Authorization header must not put it into CI logs."""
+    text = one_line(f"HTTP {exc.status} {_error_text(exc)}", 500)
+    return redact_secret(text, secret)
+
+
+def redact_secret(text: str, secret: str) -> str:
+    return text.replace(secret, "***") if secret else text
 
 
 class GitHubApi:
@@ -299,9 +323,12 @@ class GitHubApi:
              reconcile: Callable[[], T | None] | None = None) -> T:
         """Run `fn`, retrying transient failures; other GitHub errors propagate.
 
-        `reconcile` (for calls that are not idempotent) runs before each retry
-        and on 422 already_exists: it returns the result if the store shows the
-        call took effect, or None to try again.
+        `reconcile` (for calls that are not idempotent) runs on 422
+        already_exists and before a retry when the failure may have left
+        something behind (a 5xx, a lost connection; not a 403/429 rate limit,
+        which GitHub answers before doing anything): it returns the result if
+        the store shows the call took effect, or None to try again. At most
+        `settings.rate_waits` rate-limit waits per call.
         """
         delay = self.settings.retry_delay
         failures = rate_waits = 0
@@ -310,8 +337,8 @@ class GitHubApi:
                 return fn()
             except GithubException as exc:
                 if exc.status == 401:
-                    raise StoreError(f"GitHub rejected the token ({describe(exc)}) while trying "
-                                     f"to {what}",
+                    raise StoreError(f"GitHub rejected the token ({self.describe(exc)}) while "
+                                     f"trying to {what}",
                                      hint="check GITHUB_TOKEN or --token-file: it must be valid "
                                           f"for {self.settings.api_url} and have contents: "
                                           "write on the repository") from None
@@ -324,6 +351,7 @@ class GitHubApi:
                         raise
                     continue
                 wait = self._rate_wait(exc, delay)
+                left_something = wait is None  # refused before it ran: nothing to look for
                 if wait is not None:
                     rate_waits += 1
                     if rate_waits > self.settings.rate_waits:
@@ -333,12 +361,13 @@ class GitHubApi:
                     seconds, reason = wait
                 elif exc.status >= 500:
                     failures += 1
-                    seconds, reason = delay, describe(exc)
+                    seconds, reason = delay, self.describe(exc)
                 else:
                     raise
             except (requests.ConnectionError, requests.Timeout,
                     requests.exceptions.ChunkedEncodingError) as exc:
                 failures += 1
+                left_something = True
                 seconds, reason = delay, f"connection failed ({exc.__class__.__name__})"
             if failures >= self.settings.attempts:
                 raise StoreError(f"GitHub: could not {what} after {failures} attempts: {reason}",
@@ -348,10 +377,13 @@ class GitHubApi:
             info(f"GitHub: {what}: {reason}; retrying in {seconds:.3g}s")
             self.sleep(seconds)
             delay = min(delay * 2, self.settings.max_delay)
-            if reconcile is not None:
-                found = reconcile()
+            if reconcile is not None and left_something:  # a 5xx or lost answer may have
+                found = reconcile()                        # done it: look before repeating
                 if found is not None:
                     return found
+
+    def describe(self, exc: GithubException) -> str:
+        return describe(exc, self.settings.token)
 
     def _rate_wait(self, exc: GithubException, delay: float) -> tuple[float, str] | None:
         """How long a rate-limited request must wait, or None if it is not rate-limited."""
@@ -659,7 +691,7 @@ class GitHubStore:
         except GithubException as exc:
             if exc.status != 422:
                 raise
-            if "file_count" in _error_codes(exc):
+            if is_file_count(exc):
                 shard.full = True
                 return None
             if "immutable" in _error_text(exc).lower():
@@ -708,7 +740,7 @@ class GitHubStore:
                                  hint="driver version and target become the tag; see "
                                       "docs/publishing.md")
             try:
-                release = self._create_release(family, tag, number)
+                release, created = self._create_release(family, tag, number)
             except GithubException as exc:
                 if exc.status == 422 and "immutable" in _error_text(exc).lower():
                     number += 1  # the tag belonged to a deleted immutable release
@@ -723,13 +755,19 @@ class GitHubStore:
             if _raw(release).get("assets"):  # found again after a lost answer
                 self._refresh_assets(shard)
             family.shards.append(shard)
-            info(f"GitHub: created {'draft ' if shard.draft else ''}release {tag}")
+            kind = "draft release" if shard.draft else "release"
+            info(f"GitHub: created {kind} {tag}" if created else
+                 f"GitHub: {kind} {tag} already existed (a lost answer or a parallel run); "
+                 "taking it over")
             return shard
         raise StoreError(f"no free release tag for {'/'.join(family.key)}")
 
-    def _create_release(self, family: _Family, tag: str, number: int) -> GitRelease:
+    def _create_release(self, family: _Family, tag: str, number: int
+                        ) -> tuple[GitRelease, bool]:
+        """The new release, and False when it turned out to exist already (taken over)."""
         title = self.text.title(family.key, number)
         body = self.text.body(family.key, number)
+        found: list[bool] = []
 
         def attempt() -> GitRelease:
             return self.api.repo.create_git_release(tag, title, body, draft=self.immutable,
@@ -740,10 +778,12 @@ class GitHubStore:
             for release in self._all_releases():
                 if _raw(release)["tag_name"] == tag:
                     self._require_marker(release, family.key)
+                    found.append(True)
                     return release
             return None
 
-        return self.api.call(f"create release {tag}", attempt, reconcile=reconcile)
+        release = self.api.call(f"create release {tag}", attempt, reconcile=reconcile)
+        return release, not found
 
     def _publish_shard(self, shard: _Shard) -> None:
         title = str(_raw(shard.release).get("name") or "")
@@ -824,7 +864,7 @@ class GitHubStore:
     def _error(self, what: str, exc: GithubException) -> StoreError:
         hints = {403: "the token may lack contents: write on the repository",
                  404: "check --repository / GITHUB_REPOSITORY and that the token can see it"}
-        return StoreError(f"GitHub: could not {what}: {describe(exc)}",
+        return StoreError(f"GitHub: could not {what}: {self.api.describe(exc)}",
                           hint=hints.get(exc.status, "run `falco-probes audit` to see the "
                                                      "state of the releases"))
 
