@@ -51,7 +51,7 @@ def test_demo_ends_with_a_find_command_that_works(tmp_path: Path) -> None:
     done = subprocess.run(
         [str(falco_probes), "demo", "--out", str(tmp_path / "demo"), "--config",
          str(tmp_path / "probes.yaml"), "--mkdocs", str(ROOT / "mkdocs.yml"), "--cache",
-         str(shared_cache()), "--no-serve"],
+         str(shared_cache()), "--no-serve", "--no-loadtest"],  # tests/test_loadtest_boot.py
         capture_output=True, text=True, timeout=1200, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
