@@ -85,15 +85,7 @@ def report_probes(paths: Iterable[Path]) -> list[ProbeRecord]:
 
     The probe files themselves need not exist any more: the store holds the bytes.
     """
-    out = []
-    for _folder, result in iter_reports(paths):
-        if result.ok:
-            out.append(ProbeRecord(result.driver_version, result.arch, result.target,
-                                   result.kernel_release, result.kernel_version, result.sha256,
-                                   result.size, url="", built=result.built,
-                                   driver_ref=result.driver_ref,
-                                   aliases=tuple(sorted(set(result.aliases) - {result.file}))))
-    return out
+    return [result.to_probe() for _folder, result in iter_reports(paths) if result.ok]
 
 
 def audit(catalog: Catalog, store: Store, *, reported: Iterable[ProbeRecord] = (),

@@ -16,7 +16,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from .errors import InputError
-from .records import HostFacts, ProbeName, check_kernel_release, validate_name_parts
+from .records import (
+    HostFacts,
+    ProbeName,
+    check_kernel_release,
+    unique_aliases,
+    validate_name_parts,
+)
 from .versions import FalcoVersion, v
 
 CLIENT_SHELL = "falco-driver-loader"
@@ -450,8 +456,8 @@ def names_for_driver(host: HostFacts, falco_versions: Iterable[FalcoVersion],
     if not names:  # fall back to the newest shell rules, which always name something
         names.append(shell_name(host, min(versions[-1], v("0.36.2"))))
     canonical = names[0]
-    aliases = sorted({n.file for n in names[1:] if n.kernel_release} - {canonical.file})
-    return canonical, tuple(aliases)
+    return canonical, unique_aliases(canonical.file,
+                                     (n.file for n in names[1:] if n.kernel_release))
 
 
 def every_request(host: HostFacts, driver_version: str,

@@ -37,18 +37,14 @@ from .elfcheck import check_probe
 from .errors import ConflictError, InputError, Problem, ProblemsError, StoreError
 from .fetch import sha256_file
 from .records import (
-    FAILURE_STEPS,
     FailureRecord,
     LoadTest,
     ProbeRecord,
     check_commit,
-    check_file,
-    check_ref,
     check_url,
-    loadtest_from_mapping,
 )
 from .report import BuildResult, iter_reports
-from .schema import Where, one_line
+from .schema import one_line
 from .stores import Artifact, FailedBuild, Placed, Stop, Store
 from .ui import info
 from .yamlio import fsync_path
@@ -186,25 +182,7 @@ def _artifact(folder: Path, result: BuildResult, provenance: Provenance, where: 
     if not checked.ok:
         problem(f"{result.path} is not a valid probe: {checked.reason}", "path")
         return None
-    aliases = tuple(sorted(set(result.aliases) - {result.file}))
-    bad = [a for a in aliases if check_file(a)]
-    if bad:
-        problem(f"alias {bad[0]!r} is not a probe file name", "aliases")
-        return None
-    driver_ref = result.driver_ref if result.driver_ref and not check_ref(result.driver_ref) \
-        else ""
-    loadtest = None
-    if result.loadtest is not None:
-        count = len(problems)
-        loadtest = loadtest_from_mapping(result.loadtest, Where(where, None, result.file),
-                                         problems)
-        if loadtest is None or len(problems) > count:
-            return None
-    probe = ProbeRecord(result.driver_version, result.arch, result.target, result.kernel_release,
-                        result.kernel_version, sha256, size, url="", release="",
-                        built=result.built, log=result.job or provenance.log,
-                        commit=provenance.commit, driver_ref=driver_ref, aliases=aliases,
-                        source=one_line(result.source, 300), job=result.job, loadtest=loadtest)
+    probe = result.to_probe(commit=provenance.commit, log=provenance.log)
     return Artifact(probe, path)
 
 
@@ -218,19 +196,7 @@ def _refused(result: BuildResult, test: LoadTest, provenance: Provenance) -> Fai
 
 
 def _failure(result: BuildResult, provenance: Provenance) -> FailureRecord:
-    # A compiler's words: one printable line (ANSI colours and the like become escapes).
-    reason = one_line(result.reason, MAX_REASON) or "the build failed without a reason"
-    driver_ref = result.driver_ref if result.driver_ref and not check_ref(result.driver_ref) \
-        else ""
-    return FailureRecord(result.driver_version, result.arch, result.target,
-                         result.kernel_release, result.kernel_version,
-                         step=result.step if result.step in FAILURE_STEPS else "compile",
-                         reason=reason, log=result.job or provenance.log,
-                         attempts=max(1, result.attempts), last_attempt=result.built,
-                         commit=provenance.commit, driver_ref=driver_ref,
-                         category=result.category or "unknown",
-                         aliases=tuple(sorted(set(result.aliases) - {result.file})),
-                         source=one_line(result.source, 300), job=result.job)
+    return result.to_failure(commit=provenance.commit, log=provenance.log)
 
 
 # --- the fragment ------------------------------------------------------------------------

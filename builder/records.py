@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -118,6 +118,11 @@ def check_line(max_len: int) -> Check:
 
 
 check_optional_url = check_log
+
+
+def unique_aliases(file: str, aliases: Iterable[str]) -> tuple[str, ...]:
+    """Aliases as records keep them: sorted, once each, never the record's own name."""
+    return tuple(sorted(set(aliases) - {file}))
 
 
 def probe_file_name(target: str, kernel_release: str, kernel_version: str) -> str:
@@ -365,7 +370,7 @@ def _from_mapping(schema: Schema, make: Any, raw: object, where: Where,
         return None
     stated_file = clean.pop("file")
     file = probe_file_name(clean["target"], clean["kernel_release"], clean["kernel_version"])
-    clean["aliases"] = tuple(sorted(set(clean["aliases"]) - {file}))
+    clean["aliases"] = unique_aliases(file, clean["aliases"])
     if clean.get("loadtest") is not None:
         clean["loadtest"] = loadtest_from_mapping(clean["loadtest"], where, problems)
         if clean["loadtest"] is None:

@@ -21,7 +21,10 @@ from .limits import MAX_COUNT, MAX_PROBE_SIZE
 from .records import (
     FAILURE_CATEGORIES,
     FAILURE_STEPS,
+    FailureRecord,
+    LoadTest,
     ProbeName,
+    ProbeRecord,
     check_arch,
     check_driver_version,
     check_file,
@@ -29,15 +32,19 @@ from .records import (
     check_kernel_version,
     check_line,
     check_optional_url,
+    check_ref,
     check_sha256,
     check_target,
     check_timestamp,
+    loadtest_from_mapping,
+    unique_aliases,
 )
-from .schema import Field, Schema, Where, each, in_range, longest, one_of
+from .schema import Field, Schema, Where, each, in_range, longest, one_line, one_of
 from .yamlio import atomic_write, iter_json_lines
 
 REPORT_NAME = "report.jsonl"
 MAX_REASON = 64 * 1024  # a compiler's message; publish keeps one printable line of it
+MAX_FAILURE_REASON = 2000  # what a catalog failure keeps of it
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +75,7 @@ class BuildResult:
     category: str = ""      # failures: FAILURE_CATEGORIES
     source: str = ""        # exactly what was compiled (PreparedSource.description)
     job: str = ""           # the CI job that ran the build
-    loadtest: dict[str, Any] | None = None  # LoadTest fields, added by `falco-probes loadtest`
+    loadtest: LoadTest | None = None  # added by `falco-probes loadtest`
 
     @property
     def name(self) -> ProbeName:
@@ -77,6 +84,31 @@ class BuildResult:
     @property
     def file(self) -> str:
         return self.name.file
+
+    # The one place a build result becomes a catalog record (publish and audit alike).
+
+    def to_probe(self, *, commit: str = "", log: str = "") -> ProbeRecord:
+        """This built probe as a catalog record; the store adds its url and release.
+        `log`: where its log is when the build's own job cannot say (the run's page)."""
+        return ProbeRecord(self.driver_version, self.arch, self.target, self.kernel_release,
+                           self.kernel_version, self.sha256, self.size, url="",
+                           built=self.built, log=self.job or log, commit=commit,
+                           driver_ref=self.driver_ref,
+                           aliases=unique_aliases(self.file, self.aliases),
+                           source=self.source, job=self.job, loadtest=self.loadtest)
+
+    def to_failure(self, *, commit: str = "", log: str = "") -> FailureRecord:
+        """This failed build as a catalog failure: the compiler's words on one line."""
+        return FailureRecord(self.driver_version, self.arch, self.target, self.kernel_release,
+                             self.kernel_version,
+                             step=self.step if self.step in FAILURE_STEPS else "compile",
+                             reason=one_line(self.reason, MAX_FAILURE_REASON)
+                             or "the build failed without a reason",
+                             log=self.job or log, attempts=self.attempts,
+                             last_attempt=self.built, commit=commit,
+                             driver_ref=self.driver_ref, category=self.category or "unknown",
+                             aliases=unique_aliases(self.file, self.aliases),
+                             source=self.source, job=self.job)
 
 
 _SCHEMA = Schema("build result", [
@@ -99,7 +131,8 @@ _SCHEMA = Schema("build result", [
           check=lambda v: None if v == "" else one_of(*FAILURE_STEPS)(v)),
     Field("reason", str, required=False, default="", check=longest(MAX_REASON)),
     Field("attempts", int, required=False, default=1, check=in_range(1, MAX_COUNT)),
-    Field("driver_ref", str, required=False, default=""),
+    Field("driver_ref", str, required=False, default="",
+          check=lambda v: None if v == "" else check_ref(v)),
     Field("driver_source_sha256", str, required=False, default=""),
     Field("compiler", dict, required=False, default={}),
     Field("headers", list, required=False, default=[]),
@@ -145,6 +178,12 @@ def read_report(path: Path) -> list[BuildResult]:
         clean["aliases"] = tuple(clean["aliases"])
         clean["headers"] = tuple(clean["headers"])
         clean["duration"] = float(clean["duration"])
+        if clean["loadtest"] is not None:
+            label = f"{clean['kernel_release']} #{clean['kernel_version']}"
+            clean["loadtest"] = loadtest_from_mapping(
+                clean["loadtest"], Where(str(path), number, label), problems)
+            if clean["loadtest"] is None:
+                continue
         result = BuildResult(**clean)
         if stated is not None and stated != result.file:
             problems.append(Problem(str(path), f"file {stated!r} does not match its name parts",

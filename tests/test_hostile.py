@@ -25,14 +25,20 @@ from builder.naming import parse_os_release
 from builder.publish import Provenance, load_reports
 from builder.records import FailureRecord, ProbeRecord
 from builder.site.load import load_and_write
-from builder.site.model import FalcoFacts
-from builder.versions import FalcoVersion
+from builder.versions import BUILTIN_RELEASES, FalcoVersion
 from builder.yamlio import YamlSyntaxError, load_text
 
 SHA = "a" * 64
 HEAD = "schema_version: 1\ndriver_version: 5.0.1+driver\narch: x86_64\ntarget: debian\n"
 NODE = ["--uname-r", "6.1.0-1-amd64", "--uname-v", "#1 SMP PREEMPT_DYNAMIC Debian 6.1.0-1",
         "--uname-m", "x86_64", "--falco-version", "0.35.0"]
+
+
+def empty_catalog(tmp: Path) -> Path:
+    """A catalog folder with nothing in it (find refuses a folder that is not there)."""
+    root = tmp / "empty-catalog"
+    root.mkdir(exist_ok=True)
+    return root
 
 
 def probe_text(extra: str = "", **raw: str) -> str:
@@ -134,7 +140,7 @@ def test_every_catalog_reader_refuses_the_same_way(tmp_path: Path, body: str | b
     site = tmp_path / "site"  # the MkDocs plugin's loading call: refused, nothing written
     site.mkdir()
     with pytest.raises(ProblemsError) as excinfo:
-        load_and_write(root, site, FalcoFacts({}), workers=1)
+        load_and_write(root, site, BUILTIN_RELEASES, workers=1)
     assert message in str(excinfo.value.problems[0])
     assert list(site.iterdir()) == []
 
@@ -354,7 +360,7 @@ def test_probes_yaml_refused_with_its_line(tmp_path: Path, text: str, message: s
                                            capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "probes.yaml"
     config.write_text(text)
-    code, _, err = cli(["find", "--config", str(config), "--catalog", str(tmp_path / "c"),
+    code, _, err = cli(["find", "--config", str(config), "--catalog", str(empty_catalog(tmp_path)),
                         "--os-release", str(os_release(tmp_path)), *NODE], capsys)
     assert code == 2
     assert f"error: {config}" in err and message in err, err
@@ -370,12 +376,14 @@ def test_versions_are_ascii() -> None:
 PLAN_CASES = [
     ("nested JSON", "[" * 100_000, "invalid JSON: nested too deeply to read"),
     ("integer over 4300 digits", '{"schema_version": ' + "1" * 5000 + "}", "Exceeds the limit"),
-    ("jobs not a list", '{"schema_version": 1, "jobs": 7}', "jobs must be a list"),
-    ("shards not lists", '{"schema_version": 1, "jobs": [], "shards": [[true]]}',
+    ("jobs not a list", '{"schema_version": 2, "jobs": 7}', "jobs must be a list"),
+    ("shards not lists", '{"schema_version": 2, "jobs": [], "shards": [[true]]}',
      "shards must be at most 256 lists of job numbers"),
     ("too many values", "[" + ",".join(["[]"] * 300_000) + "]", "too many JSON values"),
-    ("bidi override in uname -v", json.dumps({"schema_version": 1, "jobs": [{
-        "driver_versions": ["5.0.1+driver"], "kernel": {
+    ("bidi override in uname -v", json.dumps({"schema_version": 2, "jobs": [{
+        "probes": [{"driver_version": "5.0.1+driver", "target": "debian",
+                    "kernel_release": "6.1.0-1-amd64", "kernel_version": "1",
+                    "arch": "x86_64"}], "kernel": {
             "target": "debian", "host": {"os_id": "debian", "uname_r": "6.1.0-1-amd64",
                                          "uname_v": "#1 \u202eSMP", "uname_m": "x86_64"}}}]}),
      "field 'uname_v': contains the non-printable character U+202E"),
@@ -458,7 +466,7 @@ NODE_CASES: list[tuple[str, list[str], Callable[[Path], Path], str]] = [
 def test_node_files_are_bounded_and_regular(tmp_path: Path, flag: list[str],
                                             make: Callable[[Path], Path], message: str,
                                             capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["find", "--catalog", str(tmp_path / "c"), *flag, str(make(tmp_path)), *NODE]
+    argv = ["find", "--catalog", str(empty_catalog(tmp_path)), *flag, str(make(tmp_path)), *NODE]
     if flag != ["--os-release"] and flag != ["--host-root"]:
         argv += ["--os-release", str(os_release(tmp_path))]
     code, _, err = cli(argv, capsys)
@@ -487,7 +495,7 @@ def test_batch_answers_every_line_in_order(tmp_path: Path, monkeypatch: pytest.M
                          "os_release": "ID=x\n" + "#" * 70_000}).encode()[:3000] + b"}",
              good.replace(b'"good"', b'"last"')]
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"\n".join(lines) + b"\n")))
-    code, out, _ = cli(["find", "--catalog", str(tmp_path / "c"), "--batch", "-"], capsys)
+    code, out, _ = cli(["find", "--catalog", str(empty_catalog(tmp_path)), "--batch", "-"], capsys)
     results = [json.loads(line) for line in out.splitlines()]
     assert code == 2
     assert [r["line"] for r in results] == list(range(1, 9))
@@ -509,12 +517,12 @@ def test_batch_os_release_is_bounded_like_the_file(tmp_path: Path,
     batch.write_text(json.dumps({"falco_version": "0.35.0", "uname_r": "6.1.0-1-amd64",
                                  "uname_v": "#1", "uname_m": "x86_64",
                                  "os_release": "ID=x\n" + "#" * 70_000}) + "\n")
-    code, out, _ = cli(["find", "--catalog", str(tmp_path / "c"), "--batch", str(batch)],
+    code, out, _ = cli(["find", "--catalog", str(empty_catalog(tmp_path)), "--batch", str(batch)],
                        capsys)
     assert code == 2
     assert json.loads(out)["error"] == (f"{batch}:1: 'os_release' is 70005 characters; at most "
                                         "65536 allowed (FALCO_PROBES_LIMIT_OS_RELEASE)")
-    code, _, err = cli(["find", "--catalog", str(tmp_path / "c"), "--batch", "/dev/zero"],
+    code, _, err = cli(["find", "--catalog", str(empty_catalog(tmp_path)), "--batch", "/dev/zero"],
                        capsys)
     assert code == 2 and "error: /dev/zero: is a device, not a file of JSON lines" in err
 

@@ -222,6 +222,7 @@ def test_memory_stays_bounded_on_hostile_files(tmp_path: Path) -> None:
             handle.write(json.dumps(fragment_line(good_probe(f"6.1.0-{i}-amd64",
                                                              f"{i:064x}"))) + "\n")
     assert 7.5 < fragment.stat().st_size / 2 ** 20 < 8
+    (tmp_path / "none").mkdir()  # an empty catalog: find refuses a missing folder
     cases = [
         (["catalog", "merge", "--catalog", str(tmp_path / "merged"), str(fragment)], 0),
         (["catalog", "check", str(ones)], 1),

@@ -51,12 +51,12 @@ def test_the_real_probe_loads_in_its_own_kernel(tested: tuple[Path, dict[str, ob
     results = by_driver(out)
     test = results[DKMS_DRIVER_VERSION].loadtest
     assert test is not None
-    assert test["status"] == "passed", test
-    assert test["accepted"] == test["total"] == facts["programs"] == 107
-    assert test["kernel"] == facts["uname_r"]
-    assert test["reason"] == ""
+    assert test.status == "passed", test
+    assert test.accepted == test.total == facts["programs"] == 107
+    assert test.kernel == facts["uname_r"]
+    assert test.reason == ""
     # The child opened a file OPENS times: an enter and an exit event each, no more.
-    assert test["events"] == 2 * OPENS
+    assert test.events == 2 * OPENS
     log = out / "logs" / DKMS_DRIVER_VERSION / "x86_64" / \
         f"{results[DKMS_DRIVER_VERSION].file}.loadtest.log"
     text = log.read_text()
@@ -73,10 +73,10 @@ def test_the_broken_probe_is_rejected_with_the_verifiers_log(
     broken = by_driver(out)[BROKEN_DRIVER]
     test = broken.loadtest
     assert test is not None
-    assert test["status"] == "rejected"
-    assert (test["accepted"], test["total"]) == (106, 107)
-    assert test["reason"].startswith("raw_tracepoint/sys_enter: EACCES: ")
-    assert "invalid read from stack" in test["reason"]
+    assert test.status == "rejected"
+    assert (test.accepted, test.total) == (106, 107)
+    assert test.reason.startswith("raw_tracepoint/sys_enter: EACCES: ")
+    assert "invalid read from stack" in test.reason
     log = (out / "logs" / BROKEN_DRIVER / "x86_64" / f"{broken.file}.loadtest.log").read_text()
     assert "raw_tracepoint/sys_enter: REJECTED EACCES" in log
     verifier = log.split("--- verifier log of raw_tracepoint/sys_enter ---", 1)[1]

@@ -91,8 +91,8 @@ def test_untestable_kernels_are_recorded_not_tested_and_still_publishable(tmp_pa
     after = by_file(tmp_path)
     for result in results:
         test = after[result.file].loadtest
-        assert test is not None and test["status"] == "not_tested"
-        assert test["reason"] and test["date"]
+        assert test is not None and test.status == "not_tested"
+        assert test.reason and test.date
         # Every other field is as the build wrote it.
         assert {**json.loads(_line_of(before, result.file)), "loadtest": None} == \
             {**json.loads(_line_of((tmp_path / REPORT_NAME).read_text(), result.file)),
@@ -148,10 +148,10 @@ def test_a_kernel_whose_image_cannot_be_fetched_is_not_tested(tmp_path: Path,
     tests = {r.kernel_release: r.loadtest for r in by_file(out).values()}
     gone, unlisted = tests[GONE.uname_r], tests[UNLISTED.uname_r]
     assert gone is not None and unlisted is not None
-    assert gone["status"] == unlisted["status"] == "not_tested"
-    assert gone["reason"].startswith("the kernel image could not be downloaded: file://")
-    assert "no such file" in gone["reason"]
-    assert unlisted["reason"] == (f"no kernel image: package 'linux-image-{UNLISTED.uname_r}' "
+    assert gone.status == unlisted.status == "not_tested"
+    assert gone.reason.startswith("the kernel image could not be downloaded: file://")
+    assert "no such file" in gone.reason
+    assert unlisted.reason == (f"no kernel image: package 'linux-image-{UNLISTED.uname_r}' "
                                   f"version {UNLISTED.package_version} is not in the archive "
                                   "(amd64)")
     # Without --strict the run itself succeeded: the results are in the report.

@@ -26,7 +26,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +128,7 @@ def group_results(reports: Iterable[tuple[Path, BuildResult]], retest: bool = Fa
     for folder, result in reports:
         if not result.ok:
             continue
-        done = result.loadtest is not None and result.loadtest.get("status") != "not_tested"
+        done = result.loadtest is not None and result.loadtest.status != "not_tested"
         if done and not retest:
             continue
         release, version = kernel_of(result)
@@ -328,7 +328,7 @@ def record(tests: dict[ProbeKey, LoadTest]) -> None:
         by_folder.setdefault(folder, {})[(version, file)] = test
     for folder, found in by_folder.items():
         path = Path(folder) / REPORT_NAME
-        results = [replace(r, loadtest=asdict(found[(r.driver_version, r.file)]))
+        results = [replace(r, loadtest=found[(r.driver_version, r.file)])
                    if r.ok and (r.driver_version, r.file) in found else r
                    for r in read_report(path)]
         replace_report(path, results)
