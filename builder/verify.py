@@ -39,7 +39,7 @@ from .errors import InputError, StoreError
 from .fetch import download, read_document, redact, sha256_file
 from .records import SHA256_RE, check_file
 from .schema import printable, short
-from .stores.github import asset_name
+from .stores.assetnames import asset_name
 from .yamlio import decode_text, parse_json
 
 _SHA256 = re.compile(SHA256_RE)

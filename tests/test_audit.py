@@ -30,8 +30,9 @@ from builder.catalog import load_catalog, merge_into
 from builder.cli import main
 from builder.publish import FragmentFile, Provenance, load_reports, publish
 from builder.stores import Budget
+from builder.stores.assetnames import asset_name
 from builder.stores.directory import DirectoryStore
-from builder.stores.github import GitHubApi, GitHubSettings, GitHubStore, asset_name
+from builder.stores.github import GitHubApi, GitHubSettings, GitHubStore
 from builder.versions import BUILTIN_RELEASES
 
 TOKEN = "ghp_auditToken0123456789"

@@ -25,7 +25,7 @@ from builder.catalog import CatalogFile, fragment_line, merge_into, render
 from builder.errors import InputError
 from builder.fetch import Cache
 from builder.kernels.crawler import load_crawler
-from builder.stores.github import marker_line, release_tag
+from builder.stores.assetnames import marker_line, release_tag
 
 MAX_RSS_MB = 200  # the bound for any single hostile input
 

@@ -20,7 +20,7 @@ from fakegithub import FakeGitHub, Fault
 from test_publish import Spec, specs, write_report
 
 from builder.catalog import load_catalog, merge_into
-from builder.stores.github import asset_name
+from builder.stores.assetnames import asset_name
 
 TOKEN = "ghp_sigkillToken0123456789"
 CAP = 60

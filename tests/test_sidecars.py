@@ -32,7 +32,7 @@ from builder.publish import FragmentFile, Provenance, load_reports, publish
 from builder.records import FailureRecord, ProbeRecord
 from builder.report import BuildResult
 from builder.stores import Budget, Store
-from builder.stores.github import asset_name
+from builder.stores.assetnames import asset_name
 from builder.verify import (
     BAD_SIGNATURE,
     NOT_ATTESTED,

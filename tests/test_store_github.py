@@ -24,16 +24,8 @@ from builder.publish import FragmentFile, Provenance, PublishSummary, load_repor
 from builder.records import check_tag
 from builder.stores import Artifact, Budget, Placed
 from builder.stores import github as ghstore
-from builder.stores.github import (
-    GitHubApi,
-    GitHubSettings,
-    GitHubStore,
-    ReleaseText,
-    asset_name,
-    github_renamed,
-    marker_line,
-    release_tag,
-)
+from builder.stores.assetnames import asset_name, github_renamed, marker_line, release_tag
+from builder.stores.github import GitHubApi, GitHubSettings, GitHubStore, ReleaseText
 from builder.versions import BUILTIN_RELEASES
 
 TOKEN = "ghp_fakeToken0123456789abcdefSECRET"

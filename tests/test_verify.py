@@ -18,8 +18,8 @@ from builder.publish import FragmentFile, Provenance, load_reports, publish
 from builder.records import ProbeRecord
 from builder.site.model import build_site
 from builder.site.plugin import write_api
+from builder.stores.assetnames import asset_name
 from builder.stores.directory import DirectoryStore
-from builder.stores.github import asset_name
 from builder.verify import index_from_catalog, load_index, verify_file
 from builder.versions import BUILTIN_RELEASES
 

@@ -11,10 +11,17 @@ from ..catalog import load_catalog
 from ..errors import EXIT_NEGATIVE, EXIT_OK, InputError
 from ..publish import FragmentFile
 from ..stores import Budget
-from ..stores.directory import DirectoryStore
+from ..stores.choice import open_store
 from ..ui import emit, emit_json, info
-from .common import add_catalog_option, add_config_option, add_json_option, catalog_dir, config_from
-from .publish import add_store_options, open_store
+from .common import (
+    add_catalog_option,
+    add_config_option,
+    add_json_option,
+    add_store_options,
+    catalog_dir,
+    config_from,
+    store_choice,
+)
 
 DESCRIPTION = """\
 Compare the catalog with a store and list the drift: probes in the catalog but missing
@@ -60,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
                                                                "`falco-probes catalog merge`")
     config = config_from(args, required=args.config is not None)
     catalog = load_catalog(catalog_dir(args))
-    store = open_store(args, config, Budget(), dict(os.environ))
+    store = open_store(store_choice(args), config, Budget(), dict(os.environ))
     reported = report_probes(args.report) if args.report else []
     result = audit(catalog, store, reported=reported, driver_version=args.driver_version)
     fixed: set[str] = set()
@@ -70,11 +77,9 @@ def run(args: argparse.Namespace) -> int:
                 if record.key not in fragment.probes:
                     fragment.append(record)
         fixed.add(REPAIRABLE)
-        if isinstance(store, DirectoryStore):
-            for probe in result.relink:
-                real = store.root / store.expected_keys(probe)[0]
-                store.place(real, probe)
-            fixed.add(MISSING_PATH)
+        for probe in result.relink:
+            store.relink(probe)
+        fixed.add(MISSING_PATH)
     remaining = [d for d in result.drifts if d.kind not in fixed]
     if args.json:
         emit_json({**result.as_dict(), "repaired": len(result.drifts) - len(remaining),

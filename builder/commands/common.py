@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 from ..config import Config, load_config
 from ..kernels.targets import TargetKernels
+from ..paths import CATALOG_ENV, CONFIG_ENV, default_catalog, default_config
+from ..stores.assetnames import GITHUB_MAX_ASSETS
+from ..stores.choice import StoreChoice
 from ..ui import info
-
-CATALOG_ENV = "FALCO_PROBES_CATALOG"
-CONFIG_ENV = "FALCO_PROBES_CONFIG"
-
-
-def default_catalog() -> Path:
-    """The catalog folder: $FALCO_PROBES_CATALOG, else ./catalog (the repo's, run from its root)."""
-    return Path(os.environ.get(CATALOG_ENV) or "catalog")
-
-
-def default_config() -> Path:
-    return Path(os.environ.get(CONFIG_ENV) or "probes.yaml")
 
 
 def add_catalog_option(parser: argparse.ArgumentParser) -> None:
@@ -94,3 +84,46 @@ def folder(text: str) -> Path:
         raise argparse.ArgumentTypeError("an empty path is not a folder; give one, such as "
                                          "./store")
     return Path(text)
+
+
+# --- the store options of publish and audit -------------------------------------------
+
+def add_store_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("store (defaults from `store:` in probes.yaml)")
+    group.add_argument("--store", choices=("directory", "github"), default=None,
+                       help="which store (default: directory with --path/--base-url, "
+                            "github with --repository/--api-url/--token-file, else store.kind "
+                            "from probes.yaml, else directory)")
+    group.add_argument("--path", type=folder, default=None, metavar="DIR",
+                       help="directory store: its root folder (default: store.path)")
+    group.add_argument("--base-url", default="", metavar="URL",
+                       help="directory store: the URL the folder is served at, recorded in "
+                            "the catalog (default: a file:// URL of the folder)")
+    group.add_argument("--repository", default=None, metavar="OWNER/NAME",
+                       help="GitHub repository (default: store.repository, else "
+                            "$GITHUB_REPOSITORY)")
+    group.add_argument("--api-url", default=None, metavar="URL",
+                       help="GitHub API base URL (default: $GITHUB_API_URL, else "
+                            "https://api.github.com; Enterprise: https://HOST/api/v3)")
+    group.add_argument("--token-file", type=Path, default=None, metavar="FILE",
+                       help="read the GitHub token from FILE (default: $GITHUB_TOKEN)")
+    group.add_argument("--max-assets-per-release", type=int_in(1, GITHUB_MAX_ASSETS),
+                       default=None, metavar="N",
+                       help="GitHub: assets per release before a new one is opened, 1-1000 "
+                            "(default: store.max_assets_per_release, else 900)")
+    group.add_argument("--immutable", action="store_true", default=None,
+                       help="GitHub: create releases as drafts, upload, then publish them "
+                            "(for repositories with immutable releases)")
+    group.add_argument("--write-interval", type=seconds, default=1.0, metavar="SECONDS",
+                       help="GitHub: pause between write requests (default 1; GitHub asks "
+                            "for at least 1 s; 0 disables pacing, for tests)")
+    group.add_argument("--retry-delay", type=seconds, default=2.0, metavar="SECONDS",
+                       help="GitHub: first backoff after a 5xx or dropped connection, doubled "
+                            "on each retry (default 2)")
+
+
+def store_choice(args: argparse.Namespace) -> StoreChoice:
+    """The store options as the stores module takes them."""
+    return StoreChoice(args.store or "", args.path, args.base_url, args.repository,
+                       args.api_url, args.token_file, args.max_assets_per_release,
+                       args.immutable, args.write_interval, args.retry_delay)

@@ -1,7 +1,5 @@
 """`falco-probes publish`: built probes into a store, and a catalog fragment for `catalog merge`.
 
-Also home of the store options shared with `audit` (`add_store_options`,
-`open_store`).
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ from pathlib import Path
 
 from ..attest import load_bundles
 from ..catalog import load_catalog
-from ..config import Config, StoreConfig, falco_releases
 from ..errors import EXIT_OK, ConflictError, InputError, StoreError
 from ..publish import (
     FragmentFile,
@@ -28,19 +25,18 @@ from ..publish import (
     resolve_aliases,
 )
 from ..records import ProbeRecord, check_commit
-from ..stores import Budget, FailedBuild, Store
-from ..stores.directory import DirectoryStore
-from ..stores.github import GITHUB_MAX_ASSETS, ReleaseText, github_settings, open_github_store
+from ..stores import Budget, FailedBuild
+from ..stores.choice import open_store
 from ..ui import emit, emit_json, info, progress
 from .common import (
     add_catalog_option,
     add_config_option,
     add_json_option,
+    add_store_options,
     catalog_dir,
     config_from,
-    folder,
     int_in,
-    seconds,
+    store_choice,
 )
 
 MAX_DEADLINE_MINUTES = 7 * 24 * 60
@@ -116,70 +112,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(func=run)
 
 
-def add_store_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("store (defaults from `store:` in probes.yaml)")
-    group.add_argument("--store", choices=("directory", "github"), default=None,
-                       help="which store (default: directory with --path/--base-url, "
-                            "github with --repository/--api-url/--token-file, else store.kind "
-                            "from probes.yaml, else directory)")
-    group.add_argument("--path", type=folder, default=None, metavar="DIR",
-                       help="directory store: its root folder (default: store.path)")
-    group.add_argument("--base-url", default="", metavar="URL",
-                       help="directory store: the URL the folder is served at, recorded in "
-                            "the catalog (default: a file:// URL of the folder)")
-    group.add_argument("--repository", default=None, metavar="OWNER/NAME",
-                       help="GitHub repository (default: store.repository, else "
-                            "$GITHUB_REPOSITORY)")
-    group.add_argument("--api-url", default=None, metavar="URL",
-                       help="GitHub API base URL (default: $GITHUB_API_URL, else "
-                            "https://api.github.com; Enterprise: https://HOST/api/v3)")
-    group.add_argument("--token-file", type=Path, default=None, metavar="FILE",
-                       help="read the GitHub token from FILE (default: $GITHUB_TOKEN)")
-    group.add_argument("--max-assets-per-release", type=int_in(1, GITHUB_MAX_ASSETS),
-                       default=None, metavar="N",
-                       help="GitHub: assets per release before a new one is opened, 1-1000 "
-                            "(default: store.max_assets_per_release, else 900)")
-    group.add_argument("--immutable", action="store_true", default=None,
-                       help="GitHub: create releases as drafts, upload, then publish them "
-                            "(for repositories with immutable releases)")
-    group.add_argument("--write-interval", type=seconds, default=1.0, metavar="SECONDS",
-                       help="GitHub: pause between write requests (default 1; GitHub asks "
-                            "for at least 1 s; 0 disables pacing, for tests)")
-    group.add_argument("--retry-delay", type=seconds, default=2.0, metavar="SECONDS",
-                       help="GitHub: first backoff after a 5xx or dropped connection, doubled "
-                            "on each retry (default 2)")
-
-
-def open_store(args: argparse.Namespace, config: Config | None, budget: Budget,
-               env: dict[str, str] | None = None) -> Store:
-    env = dict(os.environ) if env is None else env
-    stored = config.store if config is not None else StoreConfig()
-    kind = args.store or _implied_kind(args) or stored.kind
-    versions = falco_releases(config).falco_for
-
-    if kind == "directory":
-        root = args.path if args.path is not None else Path(stored.path)
-        return DirectoryStore(root, versions, base_url=args.base_url, budget=budget)
-    cap = (stored.max_assets_per_release if args.max_assets_per_release is None
-           else args.max_assets_per_release)
-    immutable = stored.immutable if args.immutable is None else args.immutable
-    settings = github_settings(env, api_url=args.api_url, repository=args.repository,
-                               config_repository=stored.repository, token_file=args.token_file,
-                               write_interval=args.write_interval, retry_delay=args.retry_delay)
-    text = ReleaseText(site_url=config.site_url if config else "", falco_versions=versions,
-                       cap=cap)
-    return open_github_store(settings, budget, cap=cap, immutable=immutable, text=text)
-
-
-def _implied_kind(args: argparse.Namespace) -> str:
-    """--path means a directory store, --repository or --api-url GitHub, unless --store says."""
-    if args.path is not None or args.base_url:
-        return "directory"
-    if args.repository or args.api_url or args.token_file:
-        return "github"
-    return ""
-
-
 def parse_deadline(text: str | None, now: float) -> float | None:
     """Minutes from now, or an ISO 8601 time (UTC unless it has an offset), as epoch seconds."""
     if text is None:
@@ -225,11 +157,10 @@ def run(args: argparse.Namespace) -> int:
     folders = {(a.probe.driver_version, a.probe.arch) for a in artifacts}
     artifacts, stale = resolve_aliases(artifacts, load_catalog(catalog_dir(args), only=folders))
     budget = Budget(args.max_uploads, parse_deadline(args.deadline, time.time()))
-    store = open_store(args, config, budget, env)
-    if isinstance(store, DirectoryStore):
-        for probe, alias in stale:
-            for rel in store.retire_alias(probe, alias):
-                info(f"retired {rel}: {alias} now names another probe")
+    store = open_store(store_choice(args), config, budget, env)
+    for probe, alias in stale:
+        for rel in store.retire_alias(probe, alias):
+            info(f"retired {rel}: {alias} now names another probe")
 
     def on_probe(record: ProbeRecord, uploaded: bool) -> None:
         line = f"{'published' if uploaded else 'present'}  {record.sha256}  {record.url}"

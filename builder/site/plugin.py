@@ -33,7 +33,7 @@ from mkdocs.plugins import BasePlugin, get_plugin_logger
 from mkdocs.structure.files import File, Files, InclusionLevel
 from mkdocs.structure.pages import Page
 
-from ..commands.common import CATALOG_ENV, CONFIG_ENV
+from ..paths import CATALOG_ENV, CONFIG_ENV
 from ..config import Config, falco_releases, load_config
 from ..errors import ProbesError, ProblemsError
 from . import api, layout

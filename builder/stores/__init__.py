@@ -23,9 +23,7 @@ from typing import Protocol
 
 from ..attest import BundleFile
 from ..records import FailureRecord, ProbeRecord
-
-FamilyKey = tuple[str, str, str]  # (driver_version, arch, target): one catalog file, one shard set
-
+from .assetnames import FamilyKey  # (driver_version, arch, target): one catalog file
 
 LOG = "log"
 ATTESTATION = "attestation"
@@ -159,10 +157,19 @@ class Store(Protocol):
         """End of run: make pending probes final (publish drafts) and confirm them."""
 
     def expected_keys(self, probe: ProbeRecord) -> tuple[str, ...]:
-        """Audit keys a probe must be found under; the first is where its bytes live."""
+        """The keys of the StoredItems (see `inventory`) a catalogued probe must be found
+        under, each the store's name of one file it serves; the first holds its bytes."""
 
     def inventory(self) -> Iterable[StoredItem]:
         """Everything the store holds, for audit."""
 
     def owns(self, url: str) -> bool:
         """Whether `url` points into this store (audit checks only those links)."""
+
+    def retire_alias(self, probe: ProbeRecord, alias: str) -> list[str]:
+        """Stop serving `alias` from `probe` (another probe now owns that name); the keys
+        removed. Stores that serve aliases only through the catalog remove nothing."""
+
+    def relink(self, probe: ProbeRecord) -> list[str]:
+        """Serve every name of a probe whose bytes the store holds again (audit's repair of
+        missing paths); the keys restored."""

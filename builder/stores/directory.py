@@ -207,6 +207,15 @@ class DirectoryStore:
             return f"{self.base_url}/{quoted}"
         return f"{self.root.resolve().as_uri()}/{quoted}"
 
+    def relink(self, probe: ProbeRecord) -> list[str]:
+        """Recreate the missing alias and %2B paths of a probe whose bytes are here."""
+        paths = self.paths_for(probe)
+        missing = [p.relative_to(self.root).as_posix() for p in paths[1:] if not p.exists()]
+        if missing and paths[0].is_file():
+            self.place(paths[0], probe)
+            return missing
+        return []
+
     def place(self, source: Path, probe: ProbeRecord, *, consume: bool = False) -> Placed:
         """Put `source` (bytes with digest probe.sha256) at every path of the probe.
 

@@ -35,10 +35,8 @@ whose answer was lost is never repeated blindly.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import time
-import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,94 +63,27 @@ from . import (
     Confirm,
     ConfirmFailure,
     FailedBuild,
-    FamilyKey,
     Placed,
     StoredItem,
     log_name,
     sidecar_kind,
 )
+from .assetnames import (
+    GITHUB_MAX_ASSETS,
+    FamilyKey,
+    asset_name,
+    family_tag_pattern,
+    github_renamed,
+    marker_family,
+    marker_line,
+    release_tag,
+    sidecar_asset,
+)
 
 DEFAULT_API_URL = "https://api.github.com"
-GITHUB_MAX_ASSETS = 1000
 CONTENT_TYPE = "application/octet-stream"
-TAG_PREFIX = "probes"
-_UNSAFE_RUN = re.compile(r"[^A-Za-z0-9._-]+")
-_MARKER_RE = re.compile(r"<!--\s*falco-probes:\s*(\{[^\n]*?\})\s*-->")
-_SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 T = TypeVar("T")
-
-
-# --- names ------------------------------------------------------------------------
-
-def github_renamed(name: str) -> str:
-    """The name GitHub stores for an upload named `name`.
-
-    Letters with accents lose them; each run of characters outside
-    [A-Za-z0-9._-] becomes one "."; leading and trailing dots are dropped.
-    """
-    decomposed = unicodedata.normalize("NFKD", name)
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return _UNSAFE_RUN.sub(".", plain).strip(".")
-
-
-def asset_name(file: str) -> str:
-    """The asset name for a probe file: itself if GitHub keeps it, else renamed + 8 hex."""
-    renamed = github_renamed(file)
-    if renamed == file:
-        return file
-    tag = hashlib.sha256(file.encode()).hexdigest()[:8]
-    return f"{renamed.removesuffix('.o')}-{tag}.o"
-
-
-def sidecar_asset(file: str, suffix: str) -> str:
-    """A probe's log asset: its asset name plus `suffix` (`.log`, `.attempt-2.log`)."""
-    return asset_name(file) + suffix
-
-
-def tag_slug(driver_version: str) -> str:
-    """A driver version as a tag part: `6.0.1+driver` -> `6.0.1-driver`."""
-    return _SLUG_UNSAFE.sub("-", driver_version)
-
-
-def release_tag(family: FamilyKey, number: int) -> str:
-    driver_version, arch, target = family
-    return f"{TAG_PREFIX}-{tag_slug(driver_version)}-{arch}-{target}-{number:03d}"
-
-
-def family_tag_pattern(family: FamilyKey) -> re.Pattern[str]:
-    driver_version, arch, target = family
-    prefix = f"{TAG_PREFIX}-{tag_slug(driver_version)}-{arch}-{target}-"
-    return re.compile(re.escape(prefix) + r"(\d{3,})")
-
-
-def marker_fields(family: FamilyKey) -> dict[str, str]:
-    return dict(zip(("driver_version", "arch", "target"), family, strict=True))
-
-
-def marker_line(family: FamilyKey) -> str:
-    return f"<!-- falco-probes: {json.dumps(marker_fields(family), sort_keys=True)} -->"
-
-
-def parse_marker(body: str | None) -> dict[str, Any] | None:
-    match = _MARKER_RE.search(body or "")
-    if match is None:
-        return None
-    try:
-        data = json.loads(match.group(1))
-    except (ValueError, RecursionError):  # someone's edit; never ours
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def marker_family(body: str | None) -> FamilyKey | None:
-    data = parse_marker(body)
-    if data is None:
-        return None
-    values = tuple(data.get(k) for k in ("driver_version", "arch", "target"))
-    if not all(isinstance(v, str) for v in values):
-        return None
-    return (str(values[0]), str(values[1]), str(values[2]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -513,6 +444,14 @@ class GitHubStore:
 
     def expected_keys(self, probe: ProbeRecord) -> tuple[str, ...]:
         return (f"{probe.driver_version}/{probe.arch}/{probe.target}/{asset_name(probe.file)}",)
+
+    def retire_alias(self, probe: ProbeRecord, alias: str) -> list[str]:
+        """Nothing to remove: one asset per probe; aliases live only in the catalog."""
+        return []
+
+    def relink(self, probe: ProbeRecord) -> list[str]:
+        """Nothing to restore: a release asset is the probe's only name here."""
+        return []
 
     def inventory(self) -> Iterator[StoredItem]:
         """Every asset of every release carrying a falco-probes marker."""
