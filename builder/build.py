@@ -18,13 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from rich.progress import Progress
-
 from .config import Config, DriverVersion
 from .driversrc import PreparedSource, prepare_source
 from .elfcheck import check_probe
 from .errors import ProbesError, SourceLayoutError
-from .fetch import Cache
+from .fetch import Cache, Meter
 from .kbuild import compile_probe as kbuild_compile
 from .kbuild import find_toolchain
 from .kernels.select import release_numbers
@@ -110,41 +108,36 @@ class _Report:
             self._on_result(result)
 
 
-def build(jobs: Sequence[Job], config: Config, options: BuildOptions,
-          progress: Progress | None = None) -> BuildSummary:
-    """Run every job; results go to <out>/report.jsonl as they finish."""
+def build(jobs: Sequence[Job], config: Config, options: BuildOptions, *,
+          on_result: Callable[[BuildResult], None] | None = None,
+          meter: Meter | None = None) -> BuildSummary:
+    """Run every job; results go to <out>/report.jsonl as they finish.
+
+    `on_result` hears of each result as it is written (from the build's threads, one at a
+    time); `meter` shows the header downloads. The command layer draws both.
+    """
     find_toolchain()  # fail fast, before any download, when clang/llc/make are missing
     options.out.mkdir(parents=True, exist_ok=True)
     report_path = options.out / REPORT_NAME
     summary = BuildSummary(report=report_path)
     sources = _Sources(config, options)
     downloads = Cache(options.cache / "downloads")
-    total = sum(job.weight for job in jobs)
-    task = progress.add_task("compiling probes", total=total) if progress else None
-
-    def advance(result: BuildResult) -> None:
-        if progress is not None and task is not None:
-            progress.advance(task)
-            state = "ok" if result.ok else f"failed at {result.step}: {result.reason[:80]}"
-            progress.console.print(f"{result.driver_version} {result.file}: {state}",
-                                   markup=False, highlight=False)
-
     with open(report_path, "a", encoding="utf-8") as handle:
-        report = _Report(handle, summary, advance)
+        report = _Report(handle, summary, on_result or (lambda result: None))
         with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
-            for future in [pool.submit(_build_kernel, job, config, options, sources, downloads,
-                                       report, progress) for job in jobs]:
+            for future in [pool.submit(_build_kernel, job, options, sources, downloads,
+                                       report, meter) for job in jobs]:
                 future.result()
     return summary
 
 
-def _build_kernel(job: Job, config: Config, options: BuildOptions, sources: _Sources,
-                  downloads: Cache, report: _Report, progress: Progress | None) -> None:
+def _build_kernel(job: Job, options: BuildOptions, sources: _Sources, downloads: Cache,
+                  report: _Report, meter: Meter | None) -> None:
     kernel = job.kernel
     started = utc_now()
     step = "download"
     try:
-        packages = _download(kernel, downloads, progress)
+        packages = _download(kernel, downloads, meter)
         step = "extract"
         build_dir = _sysroot(kernel, packages, options).build_dir(kernel.host.uname_r)
     except ProbesError as exc:
@@ -155,10 +148,10 @@ def _build_kernel(job: Job, config: Config, options: BuildOptions, sources: _Sou
         report.write(_compile_one(kernel, planned, build_dir, sources, options))
 
 
-def _download(kernel: Kernel, downloads: Cache, progress: Progress | None) -> list[Path]:
+def _download(kernel: Kernel, downloads: Cache, meter: Meter | None) -> list[Path]:
     if not kernel.headers:
         raise ProbesError(f"{kernel.key}: the kernel source lists no header packages")
-    return [downloads.fetch(h.url, sha256=h.sha256, size=h.size, progress=progress)
+    return [downloads.fetch(h.url, sha256=h.sha256, size=h.size, meter=meter)
             for h in kernel.headers]
 
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from . import __version__
 from .errors import EXIT_INTERRUPTED, InputError, ProbesError, ProblemsError
-from .ui import info
+from .ui import info, show_library_messages
 
 # Order is the order of `--help`: the pipeline first, consumers last.
 COMMANDS = ("kernels", "plan", "build", "loadtest", "attest", "publish", "catalog",
@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    show_library_messages()
     debug = args.debug or bool(os.environ.get("FALCO_PROBES_DEBUG"))
     try:
         code = args.func(args)

@@ -28,10 +28,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
-
-from rich.markup import escape
-from rich.progress import Progress, TaskID
+from typing import IO, Protocol
 
 from . import __version__, limits
 from .errors import InputError, StoreError
@@ -57,6 +54,18 @@ def redact(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
+class Meter(Protocol):
+    """Where download progress goes; the command layer draws it (ui.DownloadMeter).
+
+    Several downloads can run at once: `start` returns the handle the others take."""
+
+    def start(self, name: str, total: int | None, done: int) -> int: ...
+
+    def advance(self, task: int, count: int) -> None: ...
+
+    def restart(self, task: int, done: int, total: int | None) -> None: ...
+
+
 def sha256_file(path: Path) -> str:
     """The file's sha256; InputError for a FIFO or device (which could block or never end)."""
     digest = hashlib.sha256()
@@ -67,7 +76,7 @@ def sha256_file(path: Path) -> str:
 
 
 def download(url: str, dest: Path, *, sha256: str = "", size: int = 0,
-             progress: Progress | None = None, timeout: float = 60,
+             meter: Meter | None = None, timeout: float = 60,
              retries: int = 3) -> Path:
     """Fetch `url` into `dest` (atomically) and return `dest`.
 
@@ -87,9 +96,9 @@ def download(url: str, dest: Path, *, sha256: str = "", size: int = 0,
         scheme = urllib.parse.urlsplit(url).scheme.lower()
         cap = size or limits.DOWNLOAD.get()
         if scheme in ("http", "https"):
-            _fetch_http(url, part, size, cap, progress, timeout, max(1, retries))
+            _fetch_http(url, part, size, cap, meter, timeout, max(1, retries))
         elif scheme in ("file", ""):
-            _copy_local(url, part, cap, progress)
+            _copy_local(url, part, cap, meter)
         else:
             raise InputError(f"{redact(url)}: unsupported URL scheme {scheme!r}",
                              hint="use an http(s) or file URL, or a plain path")
@@ -156,12 +165,12 @@ def _local_path(url: str) -> Path:
     return Path(urllib.request.url2pathname(parts.path))
 
 
-def _copy_local(url: str, part: Path, cap: int, progress: Progress | None) -> None:
+def _copy_local(url: str, part: Path, cap: int, meter: Meter | None) -> None:
     source = _local_path(url)
     try:
         with open_regular(source) as src, _open_own(part) as out:
-            task = _task(progress, source.name, os.fstat(src.fileno()).st_size, 0)
-            _copy(src, out, progress, task, cap, redact(url))
+            task = _task(meter, source.name, os.fstat(src.fileno()).st_size, 0)
+            _copy(src, out, meter, task, cap, redact(url))
     except InputError:
         part.unlink(missing_ok=True)
         raise
@@ -173,15 +182,15 @@ def _copy_local(url: str, part: Path, cap: int, progress: Progress | None) -> No
         raise InputError(f"{redact(url)}: cannot read: {exc.strerror or exc}") from None
 
 
-def _task(progress: Progress | None, name: str, total: int | None,
-          done: int) -> TaskID | None:
-    if progress is None:
+def _task(meter: Meter | None, name: str, total: int | None,
+          done: int) -> int | None:
+    if meter is None:
         return None
-    return progress.add_task(escape(printable(name)), total=total or None, completed=done)
+    return meter.start(name, total or None, done)
 
 
-def _copy(src: IO[bytes], out: IO[bytes], progress: Progress | None,
-          task: TaskID | None, cap: int, what: str) -> int:
+def _copy(src: IO[bytes], out: IO[bytes], meter: Meter | None,
+          task: int | None, cap: int, what: str) -> int:
     """Copy at most `cap` bytes; TooLong (the caller removes the partial file) past it."""
     copied = 0
     while block := src.read(min(CHUNK, cap - copied + 1)):
@@ -192,8 +201,8 @@ def _copy(src: IO[bytes], out: IO[bytes], progress: Progress | None,
                                                    "file; check the URL and the size recorded "
                                                    "for it")
         out.write(block)
-        if progress is not None and task is not None:
-            progress.advance(task, len(block))
+        if meter is not None and task is not None:
+            meter.advance(task, len(block))
     return copied
 
 
@@ -231,16 +240,16 @@ class _Target:
         return request
 
 
-def _fetch_http(url: str, part: Path, size: int, cap: int, progress: Progress | None,
+def _fetch_http(url: str, part: Path, size: int, cap: int, meter: Meter | None,
                 timeout: float, attempts: int) -> None:
     target = _Target.of(url)
-    task: TaskID | None = None
+    task: int | None = None
     last = ""
     for attempt in range(attempts):
         if attempt:
             time.sleep(min(MAX_BACKOFF_SECONDS, RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1)))
         try:
-            task = _attempt(target, part, size, cap, progress, task, timeout)
+            task = _attempt(target, part, size, cap, meter, task, timeout)
             return
         except TooLong:
             part.unlink(missing_ok=True)
@@ -253,8 +262,8 @@ def _fetch_http(url: str, part: Path, size: int, cap: int, progress: Progress | 
                           "the partial file is kept and resumed")
 
 
-def _attempt(target: _Target, part: Path, size: int, cap: int, progress: Progress | None,
-             task: TaskID | None, timeout: float) -> TaskID | None:
+def _attempt(target: _Target, part: Path, size: int, cap: int, meter: Meter | None,
+             task: int | None, timeout: float) -> int | None:
     """One request; appends to `part` from where it stops. Raises _Retry if transient."""
     have = part.stat().st_size if part.exists() else 0
     if have > cap:  # not a prefix of the file we want
@@ -270,14 +279,14 @@ def _attempt(target: _Target, part: Path, size: int, cap: int, progress: Progres
                               hint="check the URL and the size recorded for it")
             total = declared or size
             if task is None:
-                task = _task(progress, Path(urllib.parse.urlsplit(target.url).path).name,
+                task = _task(meter, Path(urllib.parse.urlsplit(target.url).path).name,
                              total, start)
-            elif progress is not None:
-                progress.update(task, completed=start, total=total or None)
+            elif meter is not None:
+                meter.restart(task, start, total or None)
             with _open_own(part, append=bool(start)) as out:
                 out.seek(start)
                 out.truncate()
-                got = _copy(response, out, progress, task, cap - start, target.url)
+                got = _copy(response, out, meter, task, cap - start, target.url)
             if declared and start + got < declared:  # urllib does not notice a short body
                 raise _Retry(f"the connection closed after {start + got} of {declared} bytes")
     except urllib.error.HTTPError as exc:
@@ -387,10 +396,10 @@ class Cache:
         return self.root / "url" / key / name
 
     def fetch(self, url: str, *, sha256: str = "", size: int = 0,
-              progress: Progress | None = None, timeout: float = 60,
+              meter: Meter | None = None, timeout: float = 60,
               retries: int = 3) -> Path:
         return download(url, self.cache_path_for(url, sha256), sha256=sha256, size=size,
-                        progress=progress, timeout=timeout, retries=retries)
+                        meter=meter, timeout=timeout, retries=retries)
 
 
 def _file_name(url: str) -> str:

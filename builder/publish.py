@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import subprocess
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -46,8 +47,9 @@ from .records import (
 from .report import BuildResult, iter_reports
 from .schema import one_line
 from .stores import Artifact, FailedBuild, Placed, Stop, Store
-from .ui import info
 from .yamlio import fsync_path
+
+log = logging.getLogger(__name__)  # the command line shows it (ui.show_library_messages)
 
 RecordKey = tuple[str, str, str, str, str]
 MAX_REASON = 2000
@@ -153,7 +155,8 @@ def _log_file(folder: Path, result: BuildResult, where: str,
                                 record=result.file, field="log"))
         return None
     if not path.is_file():
-        info(f"{where}: {result.file}: its log {result.log} is missing; linking the job instead")
+        log.info(f"{where}: {result.file}: its log {result.log} is missing; linking the job "
+                 "instead")
         return None
     return path
 
@@ -242,7 +245,7 @@ class FragmentFile:
         data = os.pread(self._fd, size, 0)
         keep = data.rfind(b"\n") + 1
         if keep != len(data):
-            info(f"{self.path}: dropping an unfinished last line left by an interrupted run")
+            log.info(f"{self.path}: dropping an unfinished last line left by an interrupted run")
             os.ftruncate(self._fd, keep)
             os.fsync(self._fd)
 
@@ -309,7 +312,7 @@ def resolve_aliases(artifacts: list[Artifact], catalog: Catalog,
     stale = [(r, alias) for r in known for alias in r.aliases if alias not in keep[r.key]]
     for artifact, new in zip(artifacts, resolved, strict=True):
         for alias in sorted(set(artifact.probe.aliases) - set(new.probe.aliases)):
-            info(f"{artifact.file}: not serving alias {alias}: another probe answers it")
+            log.info(f"{artifact.file}: not serving alias {alias}: another probe answers it")
     return resolved, stale
 
 

@@ -7,6 +7,7 @@ FALCO_PROBES_PROGRESS=1), so logs and pipes stay clean.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -14,11 +15,13 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -49,6 +52,38 @@ def progress(kind: str = "count") -> Iterator[Progress]:
                    transient=False)
     with bar:
         yield bar
+
+
+class DownloadMeter:
+    """fetch.Meter drawn on a rich progress display: one bar per download."""
+
+    def __init__(self, bar: Progress) -> None:
+        self._bar = bar
+
+    def start(self, name: str, total: int | None, done: int) -> int:
+        return int(self._bar.add_task(escape(printable(name)), total=total, completed=done))
+
+    def advance(self, task: int, count: int) -> None:
+        self._bar.advance(TaskID(task), count)
+
+    def restart(self, task: int, done: int, total: int | None) -> None:
+        self._bar.update(TaskID(task), completed=done, total=total)
+
+
+class LibraryMessages(logging.Handler):
+    """What the library says (`logging`, logger "builder"), shown on stderr like `info`."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        info(record.getMessage())
+
+
+def show_library_messages() -> None:
+    """The library logs instead of printing; the command line shows its messages."""
+    logger = logging.getLogger("builder")
+    if not any(isinstance(h, LibraryMessages) for h in logger.handlers):
+        logger.addHandler(LibraryMessages())
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 def info(message: str) -> None:

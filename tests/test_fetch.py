@@ -17,6 +17,7 @@ from rich.progress import Progress
 from builder import __version__
 from builder.errors import InputError, StoreError
 from builder.fetch import Cache, download, redact
+from builder.ui import DownloadMeter
 
 PAYLOAD = bytes(range(256)) * 800  # 200 KiB
 DIGEST = hashlib.sha256(PAYLOAD).hexdigest()
@@ -231,10 +232,12 @@ def test_redact(url: str, clean: str) -> None:
 
 
 def test_progress_task_counts_bytes(server: Server, tmp_path: Path) -> None:
+    """The library reports progress to a meter; the command layer's draws it with rich."""
     with Progress(disable=True) as progress:
-        download(f"{server.url}/pkg.deb", tmp_path / "pkg.deb", progress=progress)
+        download(f"{server.url}/pkg.deb", tmp_path / "pkg.deb", meter=DownloadMeter(progress))
         (task,) = progress.tasks
     assert (task.total, task.completed) == (len(PAYLOAD), len(PAYLOAD))
+    assert task.description == "pkg.deb"
 
 
 @pytest.mark.parametrize("form", ["file-url", "plain-path"])

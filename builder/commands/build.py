@@ -18,7 +18,9 @@ from ..limits import MAX_JOBS
 from ..paths import apt_cache, cache_root
 from ..plan import MAX_SHARDS, Job, make_plan, plan_from_dict, shard_jobs
 from ..publish import ci_log_url
-from ..ui import emit_json, info, progress
+from ..report import BuildResult
+from ..schema import printable
+from ..ui import DownloadMeter, emit_json, info, progress
 from ..yamlio import parse_json, read_text
 from .common import (
     add_catalog_option,
@@ -105,7 +107,15 @@ def run(args: argparse.Namespace) -> int:
     info(f"building {sum(j.weight for j in jobs)} probe(s) for {len(jobs)} kernel(s) "
          f"into {args.out}")
     with progress() as bar:
-        summary = build(jobs, config, options, bar)
+        task = bar.add_task("compiling probes", total=sum(job.weight for job in jobs))
+
+        def on_result(result: BuildResult) -> None:
+            bar.advance(task)
+            state = "ok" if result.ok else f"failed at {result.step}: {result.reason[:80]}"
+            bar.console.print(printable(f"{result.driver_version} {result.file}: {state}"),
+                              markup=False, highlight=False)
+
+        summary = build(jobs, config, options, on_result=on_result, meter=DownloadMeter(bar))
     steps = ", ".join(f"{n} at {s}" for s, n in sorted(summary.by_step.items()))
     info(f"built {summary.built}, failed {summary.failed}" + (f" ({steps})" if steps else "")
          + f"; report: {summary.report}")

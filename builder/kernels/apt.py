@@ -24,6 +24,7 @@ build machine's own architecture, at the same version.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import platform
 import posixpath
@@ -42,7 +43,8 @@ from debian.debian_support import Version
 from ..errors import InputError, Problem, StoreError
 from ..records import HeaderPackage, HostFacts, Kernel, check_kernel_release, check_url
 from ..schema import short
-from ..ui import info
+
+log = logging.getLogger(__name__)  # the command line shows it (ui.show_library_messages)
 
 DEB_ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 UNAME_M = {"amd64": "x86_64", "arm64": "aarch64"}
@@ -443,7 +445,7 @@ class AptArchive:
 
     def update(self) -> None:
         """Download and verify the archive's indices into the private state folder."""
-        info(f"apt: updating the {self.arch} package indices of {len(self.sources)} sources "
+        log.info(f"apt: updating the {self.arch} package indices of {len(self.sources)} sources "
              f"file(s) in {self.root}")
         proc = self._apt("update", "-q")
         said = [line for line in (proc.stdout + proc.stderr).splitlines()
@@ -455,8 +457,8 @@ class AptArchive:
             self._raise_update_error(errors or [proc.stderr.strip() or "apt-get update failed"])
         fetched = [line for line in proc.stdout.splitlines() if line.startswith("Fetched")]
         for warning in said:
-            info(f"apt: {self._origin_of(warning)}")
-        info(f"apt: indices up to date{' (' + fetched[-1] + ')' if fetched else ''}")
+            log.info(f"apt: {self._origin_of(warning)}")
+        log.info(f"apt: indices up to date{' (' + fetched[-1] + ')' if fetched else ''}")
         self._records = self._indices = None
 
     def _raise_update_error(self, errors: list[str]) -> None:

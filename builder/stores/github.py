@@ -35,6 +35,7 @@ whose answer was lost is never repeated blindly.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -54,7 +55,6 @@ from ..errors import ConflictError, InputError, StoreError
 from ..fetch import sha256_file
 from ..records import ProbeRecord, check_tag, check_url
 from ..schema import one_line
-from ..ui import info
 from ..versions import FalcoVersion
 from ..yamlio import read_text
 from . import (
@@ -79,6 +79,8 @@ from .assetnames import (
     release_tag,
     sidecar_asset,
 )
+
+log = logging.getLogger(__name__)  # the command line shows it (ui.show_library_messages)
 
 DEFAULT_API_URL = "https://api.github.com"
 CONTENT_TYPE = "application/octet-stream"
@@ -305,7 +307,7 @@ class GitHubApi:
                                  hint="GitHub or the network is failing; run again later, "
                                       "nothing confirmed is lost")
             self.budget.may_wait(seconds)
-            info(f"GitHub: {what}: {reason}; retrying in {seconds:.3g}s")
+            log.info(f"GitHub: {what}: {reason}; retrying in {seconds:.3g}s")
             self.sleep(seconds)
             delay = min(delay * 2, self.settings.max_delay)
             if reconcile is not None and left_something:  # a 5xx or lost answer may have
@@ -655,7 +657,7 @@ class GitHubStore:
         return asset, not found
 
     def _delete_starter(self, shard: _Shard, asset: _Asset) -> None:
-        info(f"GitHub: deleting {asset.name} (state {asset.state}) left in {shard.tag} by a "
+        log.info(f"GitHub: deleting {asset.name} (state {asset.state}) left in {shard.tag} by a "
              "failed upload")
 
         def delete() -> bool:
@@ -695,7 +697,7 @@ class GitHubStore:
                 self._refresh_assets(shard)
             family.shards.append(shard)
             kind = "draft release" if shard.draft else "release"
-            info(f"GitHub: created {kind} {tag}" if created else
+            log.info(f"GitHub: created {kind} {tag}" if created else
                  f"GitHub: {kind} {tag} already existed (a lost answer or a parallel run); "
                  "taking it over")
             return shard
@@ -731,7 +733,7 @@ class GitHubStore:
         shard.release = self.api.call(
             f"publish release {tag}",
             lambda: shard.release.update_release(title, body, draft=False, tag_name=tag))
-        info(f"GitHub: published release {tag}")
+        log.info(f"GitHub: published release {tag}")
         self._refresh_assets(shard)  # draft download URLs change on publish
         pending, shard.pending = shard.pending, []
         for done in pending:
