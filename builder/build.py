@@ -25,9 +25,8 @@ from .errors import ProbesError, SourceLayoutError
 from .fetch import Cache, Meter
 from .kbuild import compile_probe as kbuild_compile
 from .kbuild import find_toolchain
-from .kernels.select import release_numbers
 from .plan import Job, Planned
-from .records import Kernel
+from .records import Kernel, release_numbers
 from .report import REPORT_NAME, BuildResult, write_result
 from .sysroot import Sysroot, prepare_sysroot
 

@@ -23,7 +23,7 @@ from .naming import (
     probe_name,
     request_path,
 )
-from .records import ARCHES, HostFacts, LoadTest, ProbeName, ProbeRecord
+from .records import ARCHES, HostFacts, LoadTest, ProbeName, ProbeRecord, release_numbers
 from .versions import FalcoVersion, check_supported
 
 # What `status` can say; exit code 0 only for "available".
@@ -169,7 +169,7 @@ def _why_missing(host: HostFacts, falco: FalcoVersion, driver_version: str, name
                  catalog: Catalog, config: Config | None) -> tuple[str, str, str]:
     """(status, reason, log link) for a probe the catalog does not have."""
     minimum = MIN_KERNEL.get(name.arch)
-    numbers = _release_numbers(host.uname_r)
+    numbers = release_numbers(host.uname_r)
     if minimum is not None and numbers is not None and numbers < minimum:
         need = ".".join(map(str, minimum[:2]))
         return (TOO_OLD, f"kernel {host.uname_r} is too old: legacy eBPF probes need kernel "
@@ -183,14 +183,3 @@ def _why_missing(host: HostFacts, falco: FalcoVersion, driver_version: str, name
                             f"{failure.reason}", failure.log)
     return (NOT_BUILT, f"no probe for {name.file} in the catalog for driver {driver_version} "
                        f"({name.arch}): not built yet", "")
-
-
-def _release_numbers(release: str) -> tuple[int, int, int] | None:
-    parts = release.split("-")[0].split(".")
-    try:
-        numbers = [int("".join(ch for ch in p if ch.isdigit()) or "0") for p in parts[:3]]
-    except ValueError:
-        return None
-    while len(numbers) < 3:
-        numbers.append(0)
-    return (numbers[0], numbers[1], numbers[2])

@@ -49,6 +49,7 @@ from typing import Any
 from .driversrc import PreparedSource
 from .errors import BuildError
 from .records import HeaderPackage
+from .yamlio import atomic_write
 
 CANONICAL_DRIVER = "/falco-probes/driver"
 CANONICAL_KERNEL = "/falco-probes/kernel"
@@ -409,10 +410,7 @@ def failure_category(log: str) -> str:
 
 def _deliver(built: Path, out_dir: Path) -> tuple[Path, str, int]:
     """Copy the probe to out_dir atomically; return its path, sha256 and size."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / PROBE_OBJECT
-    tmp = out_dir / f".{PROBE_OBJECT}.{os.getpid()}.tmp"
-    shutil.copyfile(built, tmp)
-    os.replace(tmp, target)
-    data = target.read_bytes()
+    data = built.read_bytes()
+    atomic_write(target, data)
     return target, hashlib.sha256(data).hexdigest(), len(data)

@@ -12,7 +12,7 @@ tested against the same table.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .errors import InputError
@@ -458,18 +458,3 @@ def names_for_driver(host: HostFacts, falco_versions: Iterable[FalcoVersion],
     canonical = names[0]
     return canonical, unique_aliases(canonical.file,
                                      (n.file for n in names[1:] if n.kernel_release))
-
-
-def every_request(host: HostFacts, driver_version: str,
-                  falco_versions: Sequence[FalcoVersion]) -> dict[str, set[str]]:
-    """file name -> every request path (both spellings) the given releases send for it."""
-    out: dict[str, set[str]] = {}
-    for falco in falco_versions:
-        try:
-            name = probe_name(host, falco)
-        except NoRequest:
-            continue
-        paths = out.setdefault(name.file, set())
-        paths.add(request_path(driver_version, name, falco))
-        paths.add(falcoctl_request_path(driver_version, name))
-    return out

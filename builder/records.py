@@ -14,13 +14,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .errors import InputError, Problem
+from .errors import Problem
 from .limits import FIRST_YEAR, LAST_YEAR, MAX_COUNT, MAX_PROBE_SIZE
 from .schema import Check, Field, Schema, Where, each, in_range, matches, one_of
 
 ARCHES = ("x86_64", "aarch64")
 # driverkit and Debian call them amd64/arm64; the loader sends `uname -m`.
 ARCH_ALIASES = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
+# ... and back: the Debian (and driverkit) name of each `uname -m`.
+DEB_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 PROBE_PREFIX = "falco"
 
 # Name parts end up in file names, URLs and folder names. Each pattern admits
@@ -118,6 +120,25 @@ def check_line(max_len: int) -> Check:
 
 
 check_optional_url = check_log
+
+
+_RELEASE_NUMBERS = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
+OTHER_SERIES = "other"
+
+
+def release_numbers(release: str) -> tuple[int, int, int] | None:
+    """The version a kernel release starts with: `5.10.0-22-amd64` -> (5, 10, 0),
+    `6.12.117+deb12-amd64` -> (6, 12, 117), `5.4` -> (5, 4, 0); None if it has none."""
+    found = _RELEASE_NUMBERS.match(release)
+    if found is None:
+        return None
+    return (int(found[1]), int(found[2]), int(found[3] or 0))
+
+
+def kernel_series(release: str) -> str:
+    """`5.15.0-1034-aws` -> `5.15`: how kernels are grouped (tables, --latest, offers)."""
+    numbers = release_numbers(release)
+    return f"{numbers[0]}.{numbers[1]}" if numbers else OTHER_SERIES
 
 
 def unique_aliases(file: str, aliases: Iterable[str]) -> tuple[str, ...]:
@@ -410,15 +431,6 @@ def record_to_dict(record: ProbeRecord | FailureRecord) -> dict[str, Any]:
         if key == "kernel_version":
             out["file"] = record.file
     return out
-
-
-def require_name_parts(target: str, kernel_release: str, kernel_version: str, arch: str,
-                       source: str) -> None:
-    """Raise InputError when computed name parts are unsafe (hostile host input)."""
-    wrong = validate_name_parts(target, kernel_release, kernel_version, arch)
-    if wrong:
-        raise InputError(f"{source}: " + "; ".join(wrong),
-                         hint="name parts become file names and URLs; see docs/catalog.md")
 
 
 # --- kernels: what the builder compiles against -------------------------------

@@ -21,7 +21,7 @@ from sitecatalog import DRIVERS, PROBES_YAML, Fixture, build_fixture, write_cata
 
 from builder.catalog import Catalog, CatalogFile, load_catalog, natural_key
 from builder.config import load_config
-from builder.records import FailureRecord, ProbeRecord, record_to_dict
+from builder.records import FailureRecord, ProbeRecord, kernel_series, record_to_dict
 from builder.site import api, charts, layout
 from builder.site.model import (
     SiteModel,
@@ -29,7 +29,6 @@ from builder.site.model import (
     coverage_pages,
     driver_order,
     failures_page,
-    kernel_series,
     table_pages,
 )
 from builder.site.render import GeneratedPage, Renderer, pack_parts, safe_url

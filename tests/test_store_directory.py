@@ -11,7 +11,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,11 +19,19 @@ import pytest
 from fakeprobe import fake_probe_bytes
 
 from builder.errors import ConflictError, InputError
-from builder.naming import OVERRIDE_RELEASES, every_request, host_from_inputs, names_for_driver
+from builder.naming import (
+    OVERRIDE_RELEASES,
+    NoRequest,
+    falcoctl_request_path,
+    host_from_inputs,
+    names_for_driver,
+    probe_name,
+    request_path,
+)
 from builder.records import HostFacts, ProbeRecord
 from builder.stores import Budget, Stop
 from builder.stores.directory import DirectoryStore, disk_paths
-from builder.versions import BUILTIN_RELEASES
+from builder.versions import BUILTIN_RELEASES, FalcoVersion
 
 UBUNTU = 'NAME="Ubuntu"\nID=ubuntu\nVERSION_ID="20.04"\n'
 # Hosts whose names exercise the layout: `~` and `+` in names, aliases across naming
@@ -51,6 +59,21 @@ DRIVER_VERSIONS = (
     "6.0.1+driver",
     "0.1.1dev+git20220316.e5c53d64",              # no Falco release: override aliases
 )
+
+
+def every_request(host: HostFacts, driver_version: str,
+                  falco_versions: Sequence[FalcoVersion]) -> dict[str, set[str]]:
+    """file name -> every request path (both spellings) the given releases send for it."""
+    out: dict[str, set[str]] = {}
+    for falco in falco_versions:
+        try:
+            name = probe_name(host, falco)
+        except NoRequest:
+            continue
+        paths = out.setdefault(name.file, set())
+        paths.add(request_path(driver_version, name, falco))
+        paths.add(falcoctl_request_path(driver_version, name))
+    return out
 
 
 def host(key: str) -> HostFacts:

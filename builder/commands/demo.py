@@ -23,10 +23,9 @@ from ..catalog import load_catalog
 from ..config import falco_releases, load_config
 from ..errors import EXIT_NEGATIVE, EXIT_OK, InputError, ProbesError
 from ..find import find
-from ..kernels.select import release_numbers
 from ..kernels.targets import kernels_for_targets
 from ..paths import apt_cache
-from ..records import Kernel
+from ..records import Kernel, release_numbers
 from ..ui import emit, info
 
 DESCRIPTION = """\

@@ -41,13 +41,22 @@ from debian import deb822
 from debian.debian_support import Version
 
 from ..errors import InputError, Problem, StoreError
-from ..records import HeaderPackage, HostFacts, Kernel, check_kernel_release, check_url
+from ..records import (
+    ARCH_ALIASES,
+    DEB_ARCH,
+    HeaderPackage,
+    HostFacts,
+    Kernel,
+    check_kernel_release,
+    check_url,
+    release_numbers,
+)
 from ..schema import short
 
 log = logging.getLogger(__name__)  # the command line shows it (ui.show_library_messages)
 
-DEB_ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
-UNAME_M = {"amd64": "x86_64", "arm64": "aarch64"}
+# Debian's name for any spelling of an architecture (amd64/x86_64, arm64/aarch64).
+DEB_ARCHES = {alias: DEB_ARCH[uname_m] for alias, uname_m in ARCH_ALIASES.items()}
 _SOURCE_FILE_NAME = re.compile(r"[A-Za-z0-9_.-]+\.(list|sources)")  # what apt reads
 _KEYRING_NAME = re.compile(r"[A-Za-z0-9_.-]+\.(gpg|asc)")
 _ONE_LINE = re.compile(
@@ -62,16 +71,11 @@ _APT_TIMEOUT = 900
 # --- what `uname -v` says on Debian and Ubuntu (also used for kernel-crawler lists)
 
 
-def _numeric_prefix(release: str) -> tuple[int, ...]:
-    found = re.match(r"(\d+)\.(\d+)", release)
-    return (int(found[1]), int(found[2])) if found else (0, 0)
-
-
 def debian_uname_v(build: str, flavor: str, package_version: str, uname_r: str) -> str:
     """`#1 SMP PREEMPT_DYNAMIC Debian 6.1.158-1`: the loader reads the version after Debian."""
     if flavor.startswith("rt-"):
         preempt = " PREEMPT_RT"
-    elif _numeric_prefix(uname_r) >= (5, 12):
+    elif (release_numbers(uname_r) or (0, 0, 0)) >= (5, 12, 0):
         preempt = " PREEMPT_DYNAMIC"
     else:
         preempt = ""
@@ -581,7 +585,7 @@ class AptArchive:
             return self._problem(record, wrong)
         ubuntu = record.index.origin.lower() == "ubuntu"
         host, target, package_version = (_ubuntu_host if ubuntu else _debian_host)(
-            record, abi, flavor, UNAME_M[self.arch])
+            record, abi, flavor, ARCH_ALIASES[self.arch])
         return Kernel(target=target, host=host,
                       headers=tuple(h for h in headers if isinstance(h, HeaderPackage)),
                       source="apt", flavor=flavor, package_version=package_version)

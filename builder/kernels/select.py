@@ -15,7 +15,7 @@ from types import MappingProxyType
 
 from ..config import DEFAULT_MIN_KERNEL, Target
 from ..errors import InputError
-from ..records import ARCH_ALIASES, Kernel
+from ..records import ARCH_ALIASES, OTHER_SERIES, Kernel, kernel_series, release_numbers
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +65,6 @@ def filters_for_target(target: Target, *, by_target: bool) -> KernelFilters:
 class Selection:
     kept: tuple[Kernel, ...]
     skipped: tuple[Skipped, ...]
-
-
-def release_numbers(release: str) -> tuple[int, ...] | None:
-    """The numeric version a `uname -r` starts with: 5.10.0-22-amd64 -> (5, 10, 0)."""
-    found = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", release)
-    if found is None:
-        return None
-    return tuple(int(part) for part in found.groups() if part is not None)
 
 
 def _chunks(text: str) -> tuple[tuple[int, int, str], ...]:
@@ -144,8 +136,8 @@ def _latest(kernels: list[Kernel], count: int) -> tuple[list[Kernel], list[Skipp
 
 
 def _series(kernel: Kernel) -> str:
-    numbers = release_numbers(kernel.host.uname_r)
-    return ".".join(map(str, numbers[:2])) if numbers else ""
+    series = kernel_series(kernel.host.uname_r)
+    return "" if series == OTHER_SERIES else series
 
 
 def _group_name(kernel: Kernel) -> str:

@@ -14,9 +14,9 @@ from pathlib import Path
 from ..config import Config, Target
 from ..errors import InputError, Problem
 from ..plan import Left
-from ..records import Kernel
+from ..records import Kernel, release_numbers
 from . import Discovery, discover
-from .select import filters_for_target, release_numbers, select_kernels, version_order
+from .select import filters_for_target, select_kernels, version_order
 
 _OFFERS_SHOWN = 12
 

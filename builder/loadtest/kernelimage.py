@@ -30,6 +30,7 @@ from ..errors import ProbesError
 from ..extract import extract
 from ..fetch import Cache
 from ..kernels.apt import AptArchive
+from ..records import DEB_ARCH
 
 # What a boot needs from the package (paths under lib/modules/<release>/kernel/).
 MODULE_DIRS = ("drivers/virtio/", "net/9p/", "fs/9p/", "fs/netfs/", "fs/fscache/", "fs/fuse/")
@@ -38,7 +39,7 @@ MODULE_DIRS = ("drivers/virtio/", "net/9p/", "fs/9p/", "fs/netfs/", "fs/fscache/
 # is there for kernels built without 9p (Debian's cloud flavors).
 SHARES = {"9p": ("virtio_pci", "9pnet_virtio", "9p"), "virtiofs": ("virtio_pci", "virtiofs")}
 _MODULE_SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")
-_IMAGE_ARCH = {"x86_64": "amd64"}
+_IMAGE_ARCH = {"x86_64": DEB_ARCH["x86_64"]}  # only x86_64 kernels boot in this machine's QEMU
 
 
 class KernelUnavailable(ProbesError):

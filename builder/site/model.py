@@ -15,11 +15,9 @@ from functools import lru_cache
 
 from ..catalog import Catalog, CatalogFile
 from ..catalog import natural_key as _natural_key
-from ..records import ARCHES, FailureRecord, ProbeRecord
+from ..records import ARCHES, OTHER_SERIES, FailureRecord, ProbeRecord, kernel_series
 from ..versions import FalcoReleases, FalcoVersion
 
-_SERIES = re.compile(r"(\d+)\.(\d+)")
-OTHER_SERIES = "other"
 
 
 def driver_order(driver_versions: Iterable[str], releases: FalcoReleases) -> list[str]:
@@ -33,12 +31,6 @@ def driver_order(driver_versions: Iterable[str], releases: FalcoReleases) -> lis
 
 # Kernel releases repeat across driver versions: 100,000 probes have ~5,000 distinct ones.
 natural_key = lru_cache(maxsize=65536)(_natural_key)
-
-
-def kernel_series(kernel_release: str) -> str:
-    """`5.15.0-1034-aws` -> `5.15`: the group a big table is split by."""
-    match = _SERIES.match(kernel_release)
-    return f"{int(match.group(1))}.{int(match.group(2))}" if match else OTHER_SERIES
 
 
 def row_sort_key(record: ProbeRecord | FailureRecord) -> tuple[object, ...]:
