@@ -149,10 +149,6 @@ def load_text(text: str, path: str) -> Any:
         loader.dispose()
 
 
-def load_file(path: Path, limit: Limit) -> Any:
-    return load_text(read_text(path, limit), str(path))
-
-
 def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.MappingNode):
         return [part for pair in node.value for part in pair]
