@@ -24,16 +24,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from builder.config import DriverSource, DriverVersion
-from builder.driversrc import prepare_source
-from builder.fetch import Cache
-from builder.kbuild import find_toolchain
+from builder.build.driversrc import prepare_source
+from builder.build.fetch import Cache
+from builder.build.kbuild import find_toolchain
+from builder.build.sysroot import prepare_sysroot
+from builder.core.config import DriverSource, DriverVersion
+from builder.core.paths import apt_cache
+from builder.core.records import Kernel
+from builder.core.versions import BUILTIN_RELEASES
 from builder.kernels.apt import AptArchive
-from builder.paths import apt_cache
 from builder.plan import Plan, plan_job, plan_to_dict
-from builder.records import Kernel
-from builder.sysroot import prepare_sysroot
-from builder.versions import BUILTIN_RELEASES
 
 # Named suites: the same on a Debian 12 and a Debian 13 machine.
 DKMS = DriverVersion("0.1.1dev+git20220316.e5c53d64", "e5c53d64", (),

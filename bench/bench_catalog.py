@@ -29,7 +29,7 @@ def stage(name: str, root: Path, fragments: Path) -> dict[str, Any]:
     """Run one stage in this process; return seconds and what it saw."""
     import yaml
 
-    from builder.catalog import catalog_files, check_catalog, load_catalog, merge_into
+    from builder.core.catalog import catalog_files, check_catalog, load_catalog, merge_into
 
     start = time.perf_counter()
     if name == "bare":
@@ -54,7 +54,7 @@ def stage(name: str, root: Path, fragments: Path) -> dict[str, Any]:
 
 def write_fragments(folder: Path) -> None:
     """1,000 new probes: all for the newest driver version, or spread over all twenty."""
-    from builder.catalog import fragment_line
+    from builder.core.catalog import fragment_line
 
     folder.mkdir(parents=True, exist_ok=True)
     kernels = synth.kernels()

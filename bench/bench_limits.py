@@ -21,10 +21,10 @@ from typing import Any
 
 import yaml
 
-from builder.catalog import CatalogFile, render
-from builder.naming import parse_os_release
-from builder.records import FailureRecord, ProbeRecord
-from builder.yamlio import YamlSyntaxError, load_text
+from builder.core.catalog import CatalogFile, render
+from builder.core.naming import parse_os_release
+from builder.core.records import FailureRecord, ProbeRecord
+from builder.core.yamlio import YamlSyntaxError, load_text
 
 
 def best(fn: Callable[[], object], repeat: int) -> float:

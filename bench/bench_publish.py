@@ -28,8 +28,8 @@ def run(probes: int, failures: int, sidecars: bool) -> dict[str, Any]:
     from test_publish import rewrite_report, specs, write_report
     from test_store_github import TOKEN, make_store
 
-    from builder.attest import Subject, load_bundles, subject_name
-    from builder.publish import FragmentFile, Provenance, load_reports, publish
+    from builder.publish.attest import Subject, load_bundles, subject_name
+    from builder.publish.stage import FragmentFile, Provenance, load_reports, publish
 
     with tempfile.TemporaryDirectory() as tmp, \
             FakeGitHub(token=TOKEN, owner="acme", repo="probes") as fake:

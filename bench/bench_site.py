@@ -56,10 +56,10 @@ def on_files(files: Any, config: Any) -> Any:
     """Naive: the same table pages, as Markdown tables, searchable, through MkDocs."""
     from mkdocs.structure.files import File, InclusionLevel
 
-    from builder.catalog import load_catalog
+    from builder.core.catalog import load_catalog
+    from builder.core.versions import BUILTIN_RELEASES
     from builder.site import layout
     from builder.site.model import build_site, table_pages
-    from builder.versions import BUILTIN_RELEASES
 
     model = build_site(load_catalog(Path(os.environ["FALCO_PROBES_CATALOG"])),
                        BUILTIN_RELEASES)
@@ -188,7 +188,7 @@ MEASURE_JS = """async (q) => {
 def _queries(catalog: Path, count: int, seed: int = 5) -> list[dict[str, str]]:
     """Host inputs whose names are in the catalog: centos, fedora and amazonlinux2 hosts
     (their names are plain uname -r and the digits of uname -v), found by driver version."""
-    from builder.catalog import load_catalog
+    from builder.core.catalog import load_catalog
 
     os_release = {"centos": "ID=centos\nVERSION_ID=7\n", "fedora": "ID=fedora\n",
                   "amazonlinux2": "ID=amzn\nVERSION_ID=2\n"}

@@ -13,9 +13,9 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
-from builder.catalog import CatalogFile, render
-from builder.records import ProbeRecord, probe_file_name
-from builder.yamlio import atomic_write
+from builder.core.catalog import CatalogFile, render
+from builder.core.records import ProbeRecord, probe_file_name
+from builder.core.yamlio import atomic_write
 
 KERNEL_LIST_NAME = "kernel-crawler-x86_64-2022.json"
 

@@ -15,9 +15,9 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from . import __version__
-from .errors import EXIT_INTERRUPTED, InputError, ProbesError, ProblemsError
-from .ui import info, show_library_messages
+from builder import __version__
+from builder.core.errors import EXIT_INTERRUPTED, InputError, ProbesError, ProblemsError
+from builder.ui import info, show_library_messages
 
 # Order is the order of `--help`: the pipeline first, consumers last.
 COMMANDS = ("kernels", "plan", "build", "loadtest", "attest", "publish", "catalog",

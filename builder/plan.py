@@ -15,12 +15,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .catalog import Catalog, natural_key
-from .config import Config
-from .errors import InputError, Problem, ProblemsError
-from .limits import MAX_COUNT
-from .naming import names_for_driver
-from .records import (
+from builder.core.catalog import Catalog, natural_key
+from builder.core.config import Config
+from builder.core.errors import InputError, Problem, ProblemsError
+from builder.core.limits import MAX_COUNT
+from builder.core.naming import names_for_driver
+from builder.core.records import (
     FailureRecord,
     Kernel,
     ProbeName,
@@ -30,8 +30,8 @@ from .records import (
     kernel_to_dict,
     validate_name_parts,
 )
-from .schema import Field, Schema, Where, each, in_range
-from .versions import FalcoReleases
+from builder.core.schema import Field, Schema, Where, each, in_range
+from builder.core.versions import FalcoReleases
 
 MAX_SHARDS = 256  # GitHub Actions refuses a matrix with more legs
 PLAN_SCHEMA_VERSION = 2  # 2: each job lists its probes with their names

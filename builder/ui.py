@@ -28,7 +28,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from .schema import printable
+from builder.core.schema import printable
 
 console_err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from realkernel import cache_dir
 
-from builder.attest import SLSA_PROVENANCE, Subject
+from builder.publish.attest import SLSA_PROVENANCE, Subject
 
 REAL_PROJECT = "pypi-attestations==0.0.30"
 REAL_SUBJECT = "pypi_attestations-0.0.19.tar.gz"

@@ -15,13 +15,13 @@ from pathlib import Path
 
 from realkernel import BOOKWORM, archive, cache_dir, debian_headers_or_skip
 
-from builder.config import DriverSource, DriverVersion
-from builder.driversrc import PreparedSource, prepare_source
-from builder.fetch import sha256_file
-from builder.kbuild import CompileResult, compile_probe
+from builder.build.driversrc import PreparedSource, prepare_source
+from builder.build.fetch import sha256_file
+from builder.build.kbuild import CompileResult, compile_probe
+from builder.build.sysroot import prepare_sysroot
+from builder.core.config import DriverSource, DriverVersion
+from builder.core.records import HeaderPackage
 from builder.kernels.apt import AptArchive
-from builder.records import HeaderPackage
-from builder.sysroot import prepare_sysroot
 
 DKMS_PACKAGE = "falcosecurity-scap-dkms"
 # Named, not "whatever the host's archive has": Debian 13 ships 0.20.0-3 under that name.

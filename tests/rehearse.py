@@ -55,7 +55,7 @@ from workflowrun import (  # noqa: E402
     default_actions,
 )
 
-from builder.attest import MAX_SUBJECTS, Subject  # noqa: E402
+from builder.publish.attest import MAX_SUBJECTS, Subject  # noqa: E402
 
 ROOT = TESTS.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -303,8 +303,8 @@ def _check_end_state(result: Rehearsal, origin: Path, env: dict[str, str],
 
 
 def _records(catalog: Path) -> dict[str, list[dict[str, Any]]]:
-    from builder.catalog import load_catalog
-    from builder.records import record_to_dict
+    from builder.core.catalog import load_catalog
+    from builder.core.records import record_to_dict
 
     loaded = load_catalog(catalog)
     return {"probes": [record_to_dict(r) for r in loaded.probes()],

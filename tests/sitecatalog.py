@@ -1,6 +1,6 @@
 """A realistic small catalog for the site tests: 3 driver versions, 5 targets, both arches.
 
-Every probe is named by builder.naming exactly as the loaders of the Falco
+Every probe is named by builder.core.naming exactly as the loaders of the Falco
 releases its driver version serves name it (aliases included), so the site's
 find-my-probe can be tested against real host inputs. Some kernels are left
 unbuilt for some driver versions, some builds failed. Probe bytes are
@@ -15,11 +15,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.catalog import CatalogFile, render
-from builder.naming import host_from_inputs, names_for_driver
-from builder.records import FailureRecord, HostFacts, ProbeRecord
-from builder.versions import FalcoVersion
-from builder.yamlio import atomic_write
+from builder.core.catalog import CatalogFile, render
+from builder.core.naming import host_from_inputs, names_for_driver
+from builder.core.records import FailureRecord, HostFacts, ProbeRecord
+from builder.core.versions import FalcoVersion
+from builder.core.yamlio import atomic_write
 
 STORE_URL = "https://downloads.example.org/falco-probes"
 LOG_URL = "https://ci.example.org/falco-probes/runs/{n}"

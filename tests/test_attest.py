@@ -18,7 +18,10 @@ from attestations import (
 )
 from test_publish import specs, write_report
 
-from builder.attest import (
+from builder.build.report import read_report
+from builder.cli import main
+from builder.core.errors import InputError
+from builder.publish.attest import (
     MAX_SUBJECTS,
     NOT_CHECKED,
     VERIFIED,
@@ -32,9 +35,6 @@ from builder.attest import (
     verify_commands,
     verify_signature,
 )
-from builder.cli import main
-from builder.errors import InputError
-from builder.report import read_report
 
 SHA_A, SHA_B = "a" * 64, "b" * 64
 

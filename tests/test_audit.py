@@ -14,7 +14,8 @@ from fakegithub import FakeGitHub, Fault
 from fakeprobe import fake_probe_bytes
 from test_publish import Spec, specs, write_report
 
-from builder.audit import (
+from builder.cli import main
+from builder.consumers.audit import (
     DRAFT,
     MISMATCH,
     MISSING,
@@ -26,14 +27,13 @@ from builder.audit import (
     audit,
     report_probes,
 )
-from builder.catalog import load_catalog, merge_into
-from builder.cli import main
-from builder.publish import FragmentFile, Provenance, load_reports, publish
-from builder.stores import Budget
-from builder.stores.assetnames import asset_name
-from builder.stores.directory import DirectoryStore
-from builder.stores.github import GitHubApi, GitHubSettings, GitHubStore
-from builder.versions import BUILTIN_RELEASES
+from builder.core.catalog import load_catalog, merge_into
+from builder.core.versions import BUILTIN_RELEASES
+from builder.publish.stage import FragmentFile, Provenance, load_reports, publish
+from builder.publish.stores import Budget
+from builder.publish.stores.assetnames import asset_name
+from builder.publish.stores.directory import DirectoryStore
+from builder.publish.stores.github import GitHubApi, GitHubSettings, GitHubStore
 
 TOKEN = "ghp_auditToken0123456789"
 ALIASED = Spec("5.15.0-1034-aws", "38~20.04.1", driver_version="5.0.1+driver",

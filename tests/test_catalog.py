@@ -13,7 +13,8 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from builder.catalog import (
+from builder.cli import main
+from builder.core.catalog import (
     CatalogFile,
     check_catalog,
     fragment_line,
@@ -21,10 +22,9 @@ from builder.catalog import (
     merge_into,
     render,
 )
-from builder.cli import main
-from builder.errors import ConflictError, ProblemsError
-from builder.records import FailureRecord, LoadTest, ProbeRecord
-from builder.yamlio import scalar
+from builder.core.errors import ConflictError, ProblemsError
+from builder.core.records import FailureRecord, LoadTest, ProbeRecord
+from builder.core.yamlio import scalar
 
 DATA = Path(__file__).parent / "data"
 H1 = "a" * 64

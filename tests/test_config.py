@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from builder.config import load_config
-from builder.errors import InputError, ProblemsError
-from builder.versions import BUILTIN_RELEASES, v
+from builder.core.config import load_config
+from builder.core.errors import InputError, ProblemsError
+from builder.core.versions import BUILTIN_RELEASES, v
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = """\

@@ -20,7 +20,7 @@ import pytest
 from realprobe import DKMS_PACKAGE_VERSION, DKMS_SUITE, shared_cache
 
 from builder.commands.demo import make_server
-from builder.config import load_config
+from builder.core.config import load_config
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""builder.driversrc: the three providers on real driver source, config generation, errors.
+"""builder.build.driversrc: the three providers on real driver source, config generation, errors.
 
 The real source is Debian's falcosecurity-scap-dkms (libs e5c53d64). From it
 the tests lay out a libs checkout (driver/bpf, driver/driver_config.h.in,
@@ -27,17 +27,17 @@ from realprobe import (
     sysroot,
 )
 
-from builder.config import DriverSource, DriverVersion
-from builder.driversrc import (
+from builder.build.driversrc import (
     PreparedSource,
     find_driver_dir,
     prepare_source,
     render_config,
     tree_digest,
 )
-from builder.elfcheck import check_probe
-from builder.errors import BuildError, ProbesError
-from builder.kbuild import compile_probe
+from builder.build.elfcheck import check_probe
+from builder.build.kbuild import compile_probe
+from builder.core.config import DriverSource, DriverVersion
+from builder.core.errors import BuildError, ProbesError
 
 pytestmark = pytest.mark.slow
 
@@ -309,7 +309,7 @@ def test_url_template_needs_ref(tmp_path: Path) -> None:
     ("/* no variables */", "/* no variables */"),
 ])
 def test_render_config(template: str, rendered: str, tmp_path: Path) -> None:
-    from builder.driversrc import config_values
+    from builder.build.driversrc import config_values
 
     values = config_values(tmp_path, "6.0.1+driver", "abc1234")
     assert render_config(template, values, "t") == rendered

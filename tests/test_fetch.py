@@ -15,8 +15,8 @@ import pytest
 from rich.progress import Progress
 
 from builder import __version__
-from builder.errors import InputError, StoreError
-from builder.fetch import Cache, download, redact
+from builder.build.fetch import Cache, download, redact
+from builder.core.errors import InputError, StoreError
 from builder.ui import DownloadMeter
 
 PAYLOAD = bytes(range(256)) * 800  # 200 KiB

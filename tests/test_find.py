@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import yaml
 
-from builder.catalog import fragment_line, merge_into
 from builder.cli import main
-from builder.naming import host_from_inputs, probe_name
-from builder.records import FailureRecord, ProbeRecord
-from builder.versions import FalcoVersion
+from builder.core.catalog import fragment_line, merge_into
+from builder.core.naming import host_from_inputs, probe_name
+from builder.core.records import FailureRecord, ProbeRecord
+from builder.core.versions import FalcoVersion
 
 CASES: list[dict[str, Any]] = yaml.safe_load(
     (Path(__file__).parent / "data" / "naming_cases.yaml").read_text())

@@ -15,18 +15,18 @@ from pathlib import Path
 import pytest
 from test_publish import Spec, directory_store, write_report
 
-from builder import limits
-from builder.catalog import check_catalog, fragment_line, load_catalog, merge_into
 from builder.cli import main
-from builder.errors import ConflictError, InputError, ProblemsError
+from builder.core import limits
+from builder.core.catalog import check_catalog, fragment_line, load_catalog, merge_into
+from builder.core.errors import ConflictError, InputError, ProblemsError
+from builder.core.limits import human
+from builder.core.naming import parse_os_release
+from builder.core.records import FailureRecord, ProbeRecord
+from builder.core.versions import BUILTIN_RELEASES, FalcoVersion
+from builder.core.yamlio import YamlSyntaxError, load_text
 from builder.kernels.crawler import load_crawler
-from builder.limits import human
-from builder.naming import parse_os_release
-from builder.publish import Provenance, load_reports
-from builder.records import FailureRecord, ProbeRecord
+from builder.publish.stage import Provenance, load_reports
 from builder.site.load import load_and_write
-from builder.versions import BUILTIN_RELEASES, FalcoVersion
-from builder.yamlio import YamlSyntaxError, load_text
 
 SHA = "a" * 64
 HEAD = "schema_version: 1\ndriver_version: 5.0.1+driver\narch: x86_64\ntarget: debian\n"

@@ -1,4 +1,4 @@
-"""builder.kbuild: real compiles of the Debian-packaged Falco driver against real Debian headers.
+"""builder.build.kbuild: real compiles of the Debian-packaged Falco driver on real headers.
 
 One good compile per session (tests/realprobe.py), plus a deliberately broken
 probe.c and a timeout, which fail fast. Toolchain and folder errors are
@@ -22,10 +22,9 @@ from realprobe import (
     sysroot,
 )
 
-from builder.driversrc import PreparedSource, prepare_source
-from builder.elfcheck import check_probe
-from builder.errors import BuildError
-from builder.kbuild import (
+from builder.build.driversrc import PreparedSource, prepare_source
+from builder.build.elfcheck import check_probe
+from builder.build.kbuild import (
     CANONICAL_DRIVER,
     CANONICAL_KERNEL,
     TOOLCHAIN_HINT,
@@ -36,6 +35,7 @@ from builder.kbuild import (
     kernel_root_of,
     version_number,
 )
+from builder.core.errors import BuildError
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,8 @@ import pytest
 from debian import deb822
 
 from builder.cli import main
-from builder.errors import InputError, StoreError
+from builder.core.errors import InputError, StoreError
+from builder.core.records import Kernel
 from builder.kernels.apt import (
     AptArchive,
     SourcesFile,
@@ -30,7 +31,6 @@ from builder.kernels.apt import (
     read_sources_file,
     suite_sources,
 )
-from builder.records import Kernel
 
 CACHE = Path(os.environ.get("FALCO_PROBES_TEST_CACHE")
              or Path.home() / ".cache" / "falco-probes-tests") / "apt"

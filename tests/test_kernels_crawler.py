@@ -17,11 +17,11 @@ import pytest
 
 from bench.synth import find_kernel_list
 from builder.cli import main
-from builder.errors import InputError, StoreError
+from builder.core.errors import InputError, StoreError
+from builder.core.records import HeaderPackage, HostFacts, Kernel
 from builder.kernels import discover, parse_source
 from builder.kernels.crawler import CrawlerList, load_crawler, parse_crawler_text
 from builder.kernels.select import KernelFilters, select_kernels, version_order
-from builder.records import HeaderPackage, HostFacts, Kernel
 
 DATA = Path(__file__).parent / "data" / "kernel-crawler"
 OLD = DATA / "old-format.json"
@@ -316,7 +316,7 @@ def _naming_exception(want: tuple[str, str, str], got: tuple[str, str, str] | No
 
 @needs_2022
 def test_the_2022_hosts_get_their_entry_names_from_the_newest_loader() -> None:
-    naming = pytest.importorskip("builder.naming")
+    naming = pytest.importorskip("builder.core.naming")
     raw = json.loads(LIST_2022.read_text())
     found = load_crawler(str(LIST_2022))
     exceptions: Counter[str] = Counter()

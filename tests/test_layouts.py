@@ -23,14 +23,14 @@ import pytest
 from realkernel import BOOKWORM, debian_headers_or_skip
 from realprobe import COMPILE_TIMEOUT, debian_source, shared_cache, sysroot
 
-from builder.build import _legacy_always_reason
-from builder.config import DriverSource, DriverVersion
-from builder.driversrc import LAYOUT_FLAT, LAYOUT_PARENT, PreparedSource, prepare_source
-from builder.elfcheck import check_probe
-from builder.errors import BuildError
-from builder.kbuild import CompileResult, compile_probe
-from builder.records import HostFacts, Kernel
-from builder.sysroot import prepare_sysroot
+from builder.build.driversrc import LAYOUT_FLAT, LAYOUT_PARENT, PreparedSource, prepare_source
+from builder.build.elfcheck import check_probe
+from builder.build.kbuild import CompileResult, compile_probe
+from builder.build.stage import _legacy_always_reason
+from builder.build.sysroot import prepare_sysroot
+from builder.core.config import DriverSource, DriverVersion
+from builder.core.errors import BuildError
+from builder.core.records import HostFacts, Kernel
 
 pytestmark = pytest.mark.slow
 
@@ -137,8 +137,8 @@ def upstream_layout(dkms_root: Path, dest: Path) -> Path:
 @functools.cache
 def dkms_root() -> Path:
     """sid's /usr/src/scap-<version> tree, unpacked once (the prepared copy is bpf/ only)."""
-    from builder.extract import extract
-    from builder.fetch import download
+    from builder.build.extract import extract
+    from builder.build.fetch import download
     from builder.kernels.apt import AptArchive
 
     apt = AptArchive(shared_cache() / "apt", suites=("sid",))

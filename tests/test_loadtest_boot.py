@@ -16,9 +16,9 @@ from loadtestreports import Built, broken_copy, by_driver, write_built
 from realprobe import DKMS_DRIVER_VERSION, compiled_probe, real_kernel, shared_cache
 from test_loadtest_stage import needs_vm_tools
 
-from builder.catalog import read_fragments
+from builder.build.elfcheck import check_probe
 from builder.cli import main
-from builder.elfcheck import check_probe
+from builder.core.catalog import read_fragments
 from builder.loadtest.events import OPENS
 
 pytestmark = pytest.mark.slow

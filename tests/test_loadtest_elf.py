@@ -17,7 +17,7 @@ from elftools.elf.relocation import RelocationSection
 from fakeprobe import EM_X86_64, make_fake_probe
 from realprobe import compiled_probe
 
-from builder.elfcheck import check_probe
+from builder.build.elfcheck import check_probe
 from builder.loadtest.probeelf import (
     BPF_PSEUDO_MAP_FD,
     LD_IMM64,

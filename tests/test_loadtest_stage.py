@@ -17,8 +17,11 @@ from pathlib import Path
 import pytest
 from loadtestreports import Built, by_file, write_built
 
+from builder.build.report import REPORT_NAME, iter_reports
 from builder.cli import main
-from builder.errors import Problem, ProblemsError
+from builder.core.errors import Problem, ProblemsError
+from builder.core.records import LOADTEST_SCHEMA, LoadTest
+from builder.core.schema import Where
 from builder.loadtest.stage import (
     LoadTestOptions,
     group_results,
@@ -29,10 +32,7 @@ from builder.loadtest.stage import (
     run_loadtest,
     untestable,
 )
-from builder.publish import Provenance, load_reports
-from builder.records import LOADTEST_SCHEMA, LoadTest
-from builder.report import REPORT_NAME, iter_reports
-from builder.schema import Where
+from builder.publish.stage import Provenance, load_reports
 
 UBUNTU = Built("5.15.0-100-generic", "5.15.0-100.110", target="ubuntu-generic")
 ARM = Built("6.1.0-56-arm64", "6.1.192-2", arch="aarch64")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.errors import BuildError, InputError
+from builder.core.errors import BuildError, InputError
 from builder.loadtest.initramfs import INIT, build_initramfs, newc, params, static_busybox
 from builder.loadtest.kernelimage import (
     KernelModule,

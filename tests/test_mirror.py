@@ -21,12 +21,12 @@ from test_store_directory import (
     served_requests,
 )
 
-from builder.catalog import fragment_line, load_catalog, merge_into
 from builder.cli import main
-from builder.publish import FragmentFile, Provenance, load_reports, publish
-from builder.records import ProbeRecord
-from builder.stores import Artifact, Budget
-from builder.stores.github import GitHubApi, GitHubSettings, GitHubStore
+from builder.core.catalog import fragment_line, load_catalog, merge_into
+from builder.core.records import ProbeRecord
+from builder.publish.stage import FragmentFile, Provenance, load_reports, publish
+from builder.publish.stores import Artifact, Budget
+from builder.publish.stores.github import GitHubApi, GitHubSettings, GitHubStore
 
 TOKEN = "ghp_mirrorToken0123456789"
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from builder.naming import (
+from builder.core.naming import (
     NoRequest,
     falcoctl_request_path,
     host_from_inputs,
@@ -17,8 +17,8 @@ from builder.naming import (
     probe_name,
     request_path,
 )
-from builder.records import HostFacts
-from builder.versions import FalcoVersion, builtin_driver_version, v
+from builder.core.records import HostFacts
+from builder.core.versions import FalcoVersion, builtin_driver_version, v
 
 CASES: list[dict[str, Any]] = yaml.safe_load(
     (Path(__file__).parent / "data" / "naming_cases.yaml").read_text())

@@ -1,8 +1,8 @@
-"""naming.js (the site's find-my-probe) against builder/naming.py and the naming table.
+"""naming.js (the site's find-my-probe) against builder/core/naming.py and the naming table.
 
 Every case of tests/data/naming_cases.yaml runs through naming.js in headless
 Chromium and must give the expected names and request paths, and the same as
-builder.naming. Then thousands of seeded variations of those hosts (mutated
+builder.core.naming. Then thousands of seeded variations of those hosts (mutated
 uname strings, os-release texts full of quotes and comments, every rule era)
 run through both, which must agree exactly.
 """
@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from builder.errors import InputError
-from builder.naming import (
+from builder.core.errors import InputError
+from builder.core.naming import (
     NoRequest,
     falcoctl_request_path,
     host_from_inputs,
@@ -29,7 +29,7 @@ from builder.naming import (
     probe_name,
     request_path,
 )
-from builder.versions import KNOWN_RELEASES, FalcoVersion
+from builder.core.versions import KNOWN_RELEASES, FalcoVersion
 
 pytestmark = pytest.mark.browser
 

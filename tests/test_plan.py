@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from bench.synth import find_kernel_list
-from builder.catalog import Catalog, CatalogFile, fragment_line, merge_into
 from builder.cli import main
-from builder.config import load_config
-from builder.naming import names_for_driver
+from builder.core.catalog import Catalog, CatalogFile, fragment_line, merge_into
+from builder.core.config import load_config
+from builder.core.naming import names_for_driver
+from builder.core.records import FailureRecord, HeaderPackage, HostFacts, Kernel, ProbeRecord
 from builder.plan import (
     MAX_SHARDS,
     backoff_until,
@@ -25,7 +26,6 @@ from builder.plan import (
     shard,
     shard_jobs,
 )
-from builder.records import FailureRecord, HeaderPackage, HostFacts, Kernel, ProbeRecord
 
 KERNEL_LIST = find_kernel_list()
 NOW = dt.datetime(2026, 11, 25, 3, 0, tzinfo=dt.UTC)
@@ -126,7 +126,14 @@ def test_sharding_is_balanced_deterministic_and_capped() -> None:
 
 
 def _inline_config():  # type: ignore[no-untyped-def]
-    from builder.config import BuildConfig, Config, DriverSource, DriverVersion, StoreConfig, Target
+    from builder.core.config import (
+        BuildConfig,
+        Config,
+        DriverSource,
+        DriverVersion,
+        StoreConfig,
+        Target,
+    )
 
     src = DriverSource("libs-archive", url="https://e.org/{ref}.tar.gz")
     return Config("inline", "", (DriverVersion("6.0.1+driver", "6.0.1+driver",
@@ -225,7 +232,7 @@ def test_catalog_probes_are_not_planned_again(tmp_path: Path) -> None:
     frag = tmp_path / "f.jsonl"
     frag.write_text("".join(json.dumps(fragment_line(r)) + "\n" for r in records))
     merge_into(tmp_path / "cat", [frag])
-    from builder.catalog import load_catalog
+    from builder.core.catalog import load_catalog
 
     plan = make_plan(config, [kernel, debian(10)], load_catalog(tmp_path / "cat"), NOW)
     assert [j.kernel.host.uname_r for j in plan.jobs] == ["6.1.0-10-amd64"]

@@ -19,11 +19,14 @@ from typing import Any
 import pytest
 from fakeprobe import make_fake_probe
 
-from builder.catalog import check_catalog, load_catalog, merge_into, read_fragments
+from builder.build.report import BuildResult, result_to_dict
 from builder.cli import main
 from builder.commands.publish import parse_deadline
-from builder.errors import InputError, ProblemsError
-from builder.publish import (
+from builder.core.catalog import check_catalog, load_catalog, merge_into, read_fragments
+from builder.core.errors import InputError, ProblemsError
+from builder.core.records import FailureRecord, ProbeRecord
+from builder.core.versions import BUILTIN_RELEASES
+from builder.publish.stage import (
     FragmentFile,
     Provenance,
     ci_log_url,
@@ -31,11 +34,8 @@ from builder.publish import (
     load_reports,
     publish,
 )
-from builder.records import FailureRecord, ProbeRecord
-from builder.report import BuildResult, result_to_dict
-from builder.stores import Budget
-from builder.stores.directory import DirectoryStore
-from builder.versions import BUILTIN_RELEASES
+from builder.publish.stores import Budget
+from builder.publish.stores.directory import DirectoryStore
 
 BUILT = "2025-01-02T03:04:05Z"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

@@ -19,8 +19,8 @@ import pytest
 from fakegithub import FakeGitHub, Fault
 from test_publish import Spec, specs, write_report
 
-from builder.catalog import load_catalog, merge_into
-from builder.stores.assetnames import asset_name
+from builder.core.catalog import load_catalog, merge_into
+from builder.publish.stores.assetnames import asset_name
 
 TOKEN = "ghp_sigkillToken0123456789"
 CAP = 60

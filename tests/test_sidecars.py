@@ -23,17 +23,10 @@ from test_publish import (
 from test_store_directory import http_server
 from test_store_github import TOKEN, assets_by_name, make_store
 
-from builder.attest import Subject, load_bundles, subject_name
-from builder.audit import MISSING_ATTESTATION, MISSING_LOG, audit
-from builder.catalog import fragment_line, load_catalog, merge_into
+from builder.build.report import BuildResult
 from builder.cli import main
-from builder.naming import host_from_inputs, probe_name
-from builder.publish import FragmentFile, Provenance, load_reports, publish
-from builder.records import FailureRecord, ProbeRecord
-from builder.report import BuildResult
-from builder.stores import Budget, Store
-from builder.stores.assetnames import asset_name
-from builder.verify import (
+from builder.consumers.audit import MISSING_ATTESTATION, MISSING_LOG, audit
+from builder.consumers.verify import (
     BAD_SIGNATURE,
     NOT_ATTESTED,
     OK,
@@ -42,7 +35,14 @@ from builder.verify import (
     index_from_catalog,
     verify_file,
 )
-from builder.versions import FalcoVersion
+from builder.core.catalog import fragment_line, load_catalog, merge_into
+from builder.core.naming import host_from_inputs, probe_name
+from builder.core.records import FailureRecord, ProbeRecord
+from builder.core.versions import FalcoVersion
+from builder.publish.attest import Subject, load_bundles, subject_name
+from builder.publish.stage import FragmentFile, Provenance, load_reports, publish
+from builder.publish.stores import Budget, Store
+from builder.publish.stores.assetnames import asset_name
 
 JOB = "https://github.com/acme/probes/actions/runs/7/job/99"
 

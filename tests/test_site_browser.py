@@ -3,7 +3,7 @@
 The fixture site (tests/sitecatalog.py) is built with `mkdocs build --strict` and
 served by a loopback http.server. Every request to another host is refused and
 fails the test, as does any console error. Expected answers are computed in
-Python with builder.naming and the loaded catalog, the way `falco-probes find`
+Python with builder.core.naming and the loaded catalog, the way `falco-probes find`
 answers, so the browser must agree with it.
 """
 
@@ -32,9 +32,9 @@ from sitecatalog import (
 )
 from test_site_build import mkdocs_build
 
-from builder.catalog import Catalog, load_catalog
-from builder.naming import NoRequest, names_for_driver, probe_name, request_path
-from builder.versions import FalcoVersion
+from builder.core.catalog import Catalog, load_catalog
+from builder.core.naming import NoRequest, names_for_driver, probe_name, request_path
+from builder.core.versions import FalcoVersion
 
 pytestmark = pytest.mark.browser
 

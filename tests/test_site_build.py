@@ -24,10 +24,10 @@ import pytest
 import yaml
 from sitecatalog import DRIVERS, PROBES_YAML, Fixture, build_fixture, write_catalog, write_store
 
-from builder.catalog import CatalogFile, render
-from builder.records import FailureRecord, ProbeRecord
+from builder.core.catalog import CatalogFile, render
+from builder.core.records import FailureRecord, ProbeRecord
+from builder.core.yamlio import atomic_write
 from builder.site import layout
-from builder.yamlio import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
 MKDOCS_YML = ROOT / "mkdocs.yml"
@@ -299,8 +299,8 @@ def test_page_budget_splits_big_tables(tmp_path: Path) -> None:
 
 
 def test_parallel_load_gives_the_same_catalog_and_api(tmp_path: Path) -> None:
+    from builder.core.versions import BUILTIN_RELEASES
     from builder.site.load import load_and_write
-    from builder.versions import BUILTIN_RELEASES
     write_catalog(tmp_path / "catalog")
     facts = BUILTIN_RELEASES
     serial = load_and_write(tmp_path / "catalog", tmp_path / "serial", facts, workers=1)
@@ -318,9 +318,9 @@ def test_parallel_load_gives_the_same_catalog_and_api(tmp_path: Path) -> None:
 
 
 def test_parallel_load_of_a_broken_catalog_reports_every_problem(tmp_path: Path) -> None:
-    from builder.errors import ProblemsError
+    from builder.core.errors import ProblemsError
+    from builder.core.versions import BUILTIN_RELEASES
     from builder.site.load import load_and_write
-    from builder.versions import BUILTIN_RELEASES
     shutil.copytree(ROOT / "tests/data/broken-catalog", tmp_path / "catalog")
     with pytest.raises(ProblemsError) as caught:
         load_and_write(tmp_path / "catalog", tmp_path / "site", BUILTIN_RELEASES, workers=2,

@@ -19,9 +19,10 @@ import pytest
 import yaml
 from sitecatalog import DRIVERS, PROBES_YAML, Fixture, build_fixture, write_catalog
 
-from builder.catalog import Catalog, CatalogFile, load_catalog, natural_key
-from builder.config import load_config
-from builder.records import FailureRecord, ProbeRecord, kernel_series, record_to_dict
+from builder.core.catalog import Catalog, CatalogFile, load_catalog, natural_key
+from builder.core.config import load_config
+from builder.core.records import FailureRecord, ProbeRecord, kernel_series, record_to_dict
+from builder.core.versions import BUILTIN_RELEASES, FalcoReleases, v
 from builder.site import api, charts, layout
 from builder.site.model import (
     SiteModel,
@@ -32,7 +33,6 @@ from builder.site.model import (
     table_pages,
 )
 from builder.site.render import GeneratedPage, Renderer, pack_parts, safe_url
-from builder.versions import BUILTIN_RELEASES, FalcoReleases, v
 
 
 @pytest.fixture(scope="module")

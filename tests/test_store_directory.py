@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from fakeprobe import fake_probe_bytes
 
-from builder.errors import ConflictError, InputError
-from builder.naming import (
+from builder.core.errors import ConflictError, InputError
+from builder.core.naming import (
     OVERRIDE_RELEASES,
     NoRequest,
     falcoctl_request_path,
@@ -28,10 +28,10 @@ from builder.naming import (
     probe_name,
     request_path,
 )
-from builder.records import HostFacts, ProbeRecord
-from builder.stores import Budget, Stop
-from builder.stores.directory import DirectoryStore, disk_paths
-from builder.versions import BUILTIN_RELEASES, FalcoVersion
+from builder.core.records import HostFacts, ProbeRecord
+from builder.core.versions import BUILTIN_RELEASES, FalcoVersion
+from builder.publish.stores import Budget, Stop
+from builder.publish.stores.directory import DirectoryStore, disk_paths
 
 UBUNTU = 'NAME="Ubuntu"\nID=ubuntu\nVERSION_ID="20.04"\n'
 # Hosts whose names exercise the layout: `~` and `+` in names, aliases across naming

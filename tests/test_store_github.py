@@ -19,14 +19,14 @@ import pytest
 from fakegithub import FakeGitHub, Fault, github_asset_name
 from test_publish import Spec, specs, write_report
 
-from builder.errors import ConflictError, InputError, StoreError
-from builder.publish import FragmentFile, Provenance, PublishSummary, load_reports, publish
-from builder.records import check_tag
-from builder.stores import Artifact, Budget, Placed
-from builder.stores import github as ghstore
-from builder.stores.assetnames import asset_name, github_renamed, marker_line, release_tag
-from builder.stores.github import GitHubApi, GitHubSettings, GitHubStore, ReleaseText
-from builder.versions import BUILTIN_RELEASES
+from builder.core.errors import ConflictError, InputError, StoreError
+from builder.core.records import check_tag
+from builder.core.versions import BUILTIN_RELEASES
+from builder.publish.stage import FragmentFile, Provenance, PublishSummary, load_reports, publish
+from builder.publish.stores import Artifact, Budget, Placed
+from builder.publish.stores import github as ghstore
+from builder.publish.stores.assetnames import asset_name, github_renamed, marker_line, release_tag
+from builder.publish.stores.github import GitHubApi, GitHubSettings, GitHubStore, ReleaseText
 
 TOKEN = "ghp_fakeToken0123456789abcdefSECRET"
 FAMILY = ("6.0.1+driver", "x86_64", "ubuntu-generic")

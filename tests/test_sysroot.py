@@ -12,8 +12,8 @@ import archives as a
 import pytest
 from realkernel import cache_dir, debian_headers_or_skip
 
-from builder.errors import InputError
-from builder.sysroot import MARKER, Sysroot, prepare_sysroot
+from builder.build.sysroot import MARKER, Sysroot, prepare_sysroot
+from builder.core.errors import InputError
 
 Debs = tuple[str, str, list[Path]]
 

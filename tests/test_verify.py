@@ -11,17 +11,17 @@ from fakeprobe import fake_probe_bytes
 from test_publish import specs, write_report
 from test_store_directory import http_server
 
-from builder.catalog import load_catalog, merge_into
+from builder.build.fetch import sha256_file
 from builder.cli import main
-from builder.fetch import sha256_file
-from builder.publish import FragmentFile, Provenance, load_reports, publish
-from builder.records import ProbeRecord
+from builder.consumers.verify import index_from_catalog, load_index, verify_file
+from builder.core.catalog import load_catalog, merge_into
+from builder.core.records import ProbeRecord
+from builder.core.versions import BUILTIN_RELEASES
+from builder.publish.stage import FragmentFile, Provenance, load_reports, publish
+from builder.publish.stores.assetnames import asset_name
+from builder.publish.stores.directory import DirectoryStore
 from builder.site.model import build_site
 from builder.site.plugin import write_api
-from builder.stores.assetnames import asset_name
-from builder.stores.directory import DirectoryStore
-from builder.verify import index_from_catalog, load_index, verify_file
-from builder.versions import BUILTIN_RELEASES
 
 ALIAS = "falco_ubuntu-aws_5.15.0-1034-aws_38.o"
 

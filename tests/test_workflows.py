@@ -25,11 +25,11 @@ import yaml
 from attestations import unsigned_bundle
 from fakegithub import FakeGitHub
 
-from builder.attest import Subject, subject_name
 from builder.cli import build_parser
+from builder.core.records import HostFacts, Kernel
+from builder.core.versions import BUILTIN_RELEASES
 from builder.plan import Plan, matrix, plan_job, shard
-from builder.records import HostFacts, Kernel
-from builder.versions import BUILTIN_RELEASES
+from builder.publish.attest import Subject, subject_name
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW_DIR = ROOT / ".github" / "workflows"

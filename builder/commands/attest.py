@@ -7,11 +7,11 @@ import argparse
 import json
 from pathlib import Path
 
-from ..attest import MAX_SUBJECTS, checksums_text, chunks, report_subjects
-from ..errors import EXIT_NEGATIVE, EXIT_OK
-from ..ui import emit, emit_json, info
-from ..yamlio import atomic_write
-from .common import add_json_option
+from builder.commands.common import add_json_option
+from builder.core.errors import EXIT_NEGATIVE, EXIT_OK
+from builder.core.yamlio import atomic_write
+from builder.publish.attest import MAX_SUBJECTS, checksums_text, chunks, report_subjects
+from builder.ui import emit, emit_json, info
 
 DESCRIPTION = """\
 Read build reports (report.jsonl files, or folders holding them at any depth) and write

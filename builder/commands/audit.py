@@ -6,14 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from ..audit import MISSING_PATH, REPAIRABLE, audit, report_probes
-from ..catalog import load_catalog
-from ..errors import EXIT_NEGATIVE, EXIT_OK, InputError
-from ..publish import FragmentFile
-from ..stores import Budget
-from ..stores.choice import open_store
-from ..ui import emit, emit_json, info
-from .common import (
+from builder.commands.common import (
     add_catalog_option,
     add_config_option,
     add_json_option,
@@ -22,6 +15,13 @@ from .common import (
     config_from,
     store_choice,
 )
+from builder.consumers.audit import MISSING_PATH, REPAIRABLE, audit, report_probes
+from builder.core.catalog import load_catalog
+from builder.core.errors import EXIT_NEGATIVE, EXIT_OK, InputError
+from builder.publish.stage import FragmentFile
+from builder.publish.stores import Budget
+from builder.publish.stores.choice import open_store
+from builder.ui import emit, emit_json, info
 
 DESCRIPTION = """\
 Compare the catalog with a store and list the drift: probes in the catalog but missing

@@ -8,21 +8,9 @@ import os
 import re
 from pathlib import Path
 
-from .. import limits
-from ..build import BuildOptions, build
-from ..catalog import Catalog, load_catalog
-from ..config import Config
-from ..errors import EXIT_NEGATIVE, EXIT_OK, InputError
-from ..kernels.targets import kernels_for_targets
-from ..limits import MAX_JOBS
-from ..paths import apt_cache, cache_root
-from ..plan import MAX_SHARDS, Job, make_plan, plan_from_dict, shard_jobs
-from ..publish import ci_log_url
-from ..report import BuildResult
-from ..schema import printable
-from ..ui import DownloadMeter, emit_json, info, progress
-from ..yamlio import parse_json, read_text
-from .common import (
+from builder.build.report import BuildResult
+from builder.build.stage import BuildOptions, build
+from builder.commands.common import (
     add_catalog_option,
     add_config_option,
     catalog_dir,
@@ -32,6 +20,18 @@ from .common import (
     seconds,
     show_problems,
 )
+from builder.core import limits
+from builder.core.catalog import Catalog, load_catalog
+from builder.core.config import Config
+from builder.core.errors import EXIT_NEGATIVE, EXIT_OK, InputError
+from builder.core.limits import MAX_JOBS
+from builder.core.paths import apt_cache, cache_root
+from builder.core.schema import printable
+from builder.core.yamlio import parse_json, read_text
+from builder.kernels.targets import kernels_for_targets
+from builder.plan import MAX_SHARDS, Job, make_plan, plan_from_dict, shard_jobs
+from builder.publish.stage import ci_log_url
+from builder.ui import DownloadMeter, emit_json, info, progress
 
 DESCRIPTION = """\
 Compile Falco eBPF probes with kbuild (clang, llc), check each one (ELF, EM_BPF, program

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..catalog import check_catalog, merge_into
-from ..errors import EXIT_NEGATIVE, EXIT_OK
-from ..ui import emit, emit_json, info
-from .common import add_catalog_option, add_json_option, catalog_dir
+from builder.commands.common import add_catalog_option, add_json_option, catalog_dir
+from builder.core.catalog import check_catalog, merge_into
+from builder.core.errors import EXIT_NEGATIVE, EXIT_OK
+from builder.ui import emit, emit_json, info
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -7,12 +7,12 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-from ..config import Config, load_config
-from ..kernels.targets import TargetKernels
-from ..paths import CATALOG_ENV, CONFIG_ENV, default_catalog, default_config
-from ..stores.assetnames import GITHUB_MAX_ASSETS
-from ..stores.choice import StoreChoice
-from ..ui import info
+from builder.core.config import Config, load_config
+from builder.core.paths import CATALOG_ENV, CONFIG_ENV, default_catalog, default_config
+from builder.kernels.targets import TargetKernels
+from builder.publish.stores.assetnames import GITHUB_MAX_ASSETS
+from builder.publish.stores.choice import StoreChoice
+from builder.ui import info
 
 
 def add_catalog_option(parser: argparse.ArgumentParser) -> None:

@@ -19,14 +19,14 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-from ..catalog import load_catalog
-from ..config import falco_releases, load_config
-from ..errors import EXIT_NEGATIVE, EXIT_OK, InputError, ProbesError
-from ..find import find
-from ..kernels.targets import kernels_for_targets
-from ..paths import apt_cache
-from ..records import Kernel, release_numbers
-from ..ui import emit, info
+from builder.consumers.find import find
+from builder.core.catalog import load_catalog
+from builder.core.config import falco_releases, load_config
+from builder.core.errors import EXIT_NEGATIVE, EXIT_OK, InputError, ProbesError
+from builder.core.paths import apt_cache
+from builder.core.records import Kernel, release_numbers
+from builder.kernels.targets import kernels_for_targets
+from builder.ui import emit, info
 
 DESCRIPTION = """\
 Run the whole pipeline on embedded defaults (builder/demo.yaml): list the Debian 12
@@ -68,7 +68,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import main as cli  # the same entry point a user types
+    from builder.cli import main as cli  # the same entry point a user types
 
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)

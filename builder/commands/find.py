@@ -10,16 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .. import limits
-from ..catalog import Catalog, load_catalog
-from ..config import Config
-from ..errors import EXIT_BAD_INPUT, EXIT_NEGATIVE, EXIT_OK, InputError, ProbesError
-from ..find import FindResult, find, loadtest_summary, resolve_versions
-from ..naming import host_from_inputs
-from ..records import HostFacts
-from ..ui import emit, emit_json, info
-from ..yamlio import decode_text, file_kind, parse_json, read_bytes
-from .common import add_catalog_option, add_config_option, catalog_dir, config_from
+from builder.commands.common import add_catalog_option, add_config_option, catalog_dir, config_from
+from builder.consumers.find import FindResult, find, loadtest_summary, resolve_versions
+from builder.core import limits
+from builder.core.catalog import Catalog, load_catalog
+from builder.core.config import Config
+from builder.core.errors import EXIT_BAD_INPUT, EXIT_NEGATIVE, EXIT_OK, InputError, ProbesError
+from builder.core.naming import host_from_inputs
+from builder.core.records import HostFacts
+from builder.core.yamlio import decode_text, file_kind, parse_json, read_bytes
+from builder.ui import emit, emit_json, info
 
 FALLBACK_FILES = (("debian_version", "debian"), ("centos-release", "centos"),
                   ("redhat-release", "rhel"))

@@ -16,19 +16,19 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from ..config import DEFAULT_MIN_KERNEL, load_config
-from ..errors import EXIT_NEGATIVE, EXIT_OK, InputError, Problem, ProblemsError
-from ..kernels import AptOptions, Discovery, discover, parse_source
-from ..kernels.select import (
+from builder.core.config import DEFAULT_MIN_KERNEL, load_config
+from builder.core.errors import EXIT_NEGATIVE, EXIT_OK, InputError, Problem, ProblemsError
+from builder.core.paths import apt_cache
+from builder.core.records import ARCH_ALIASES, Kernel
+from builder.kernels import AptOptions, Discovery, discover, parse_source
+from builder.kernels.select import (
     KernelFilters,
     Selection,
     Skipped,
     filters_for_target,
     select_kernels,
 )
-from ..paths import apt_cache
-from ..records import ARCH_ALIASES, Kernel
-from ..ui import emit, emit_json, info
+from builder.ui import emit, emit_json, info
 
 _SHOWN_PROBLEMS = 20
 

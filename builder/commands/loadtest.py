@@ -7,10 +7,13 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import EXIT_NEGATIVE, EXIT_OK, InputError
-from ..loadtest.kernelimage import KernelUnavailable
-from ..loadtest.probeelf import read_probe
-from ..loadtest.stage import (
+from builder.commands.common import add_config_option, config_from
+from builder.core.errors import EXIT_NEGATIVE, EXIT_OK, InputError
+from builder.core.paths import cache_root
+from builder.core.records import LoadTest, check_kernel_release
+from builder.loadtest.kernelimage import KernelUnavailable
+from builder.loadtest.probeelf import read_probe
+from builder.loadtest.stage import (
     LoadTester,
     LoadTestOptions,
     LoadTestSummary,
@@ -20,11 +23,8 @@ from ..loadtest.stage import (
     run_loadtest,
     utc_now,
 )
-from ..loadtest.vm import ACCELS, VmSettings
-from ..paths import cache_root
-from ..records import LoadTest, check_kernel_release
-from ..ui import emit, emit_json, info, progress
-from .common import add_config_option, config_from
+from builder.loadtest.vm import ACCELS, VmSettings
+from builder.ui import emit, emit_json, info, progress
 
 DEFAULTS = VmSettings()
 

@@ -4,16 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..catalog import load_catalog
-from ..config import driver_version_for, falco_releases
-from ..errors import EXIT_NEGATIVE, EXIT_OK, EXIT_STORE
-from ..limits import MAX_JOBS
-from ..mirror import Filters, mirror, select
-from ..records import ARCHES
-from ..stores.directory import DirectoryStore
-from ..ui import emit, emit_json, info, progress
-from ..versions import FalcoVersion
-from .common import (
+from builder.commands.common import (
     add_catalog_option,
     add_config_option,
     add_json_option,
@@ -22,6 +13,15 @@ from .common import (
     folder,
     int_in,
 )
+from builder.consumers.mirror import Filters, mirror, select
+from builder.core.catalog import load_catalog
+from builder.core.config import driver_version_for, falco_releases
+from builder.core.errors import EXIT_NEGATIVE, EXIT_OK, EXIT_STORE
+from builder.core.limits import MAX_JOBS
+from builder.core.records import ARCHES
+from builder.core.versions import FalcoVersion
+from builder.publish.stores.directory import DirectoryStore
+from builder.ui import emit, emit_json, info, progress
 
 DESCRIPTION = """\
 Download probes listed in the catalog (from their http, https or file URLs), check each

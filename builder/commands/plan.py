@@ -7,14 +7,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from ..catalog import load_catalog
-from ..errors import EXIT_NEGATIVE, EXIT_OK, InputError
-from ..kernels.targets import kernels_for_targets
-from ..paths import apt_cache
-from ..plan import MAX_SHARDS, Left, make_plan, matrix, plan_to_dict, shard
-from ..ui import emit_json, info
-from ..yamlio import atomic_write
-from .common import (
+from builder.commands.common import (
     add_catalog_option,
     add_config_option,
     catalog_dir,
@@ -22,6 +15,13 @@ from .common import (
     int_in,
     show_problems,
 )
+from builder.core.catalog import load_catalog
+from builder.core.errors import EXIT_NEGATIVE, EXIT_OK, InputError
+from builder.core.paths import apt_cache
+from builder.core.yamlio import atomic_write
+from builder.kernels.targets import kernels_for_targets
+from builder.plan import MAX_SHARDS, Left, make_plan, matrix, plan_to_dict, shard
+from builder.ui import emit_json, info
 
 DESCRIPTION = """\
 Desired probes (probes.yaml: driver versions x targets x their kernels) minus what the

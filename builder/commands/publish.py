@@ -11,24 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from ..attest import load_bundles
-from ..catalog import load_catalog
-from ..errors import EXIT_OK, ConflictError, InputError, StoreError
-from ..publish import (
-    FragmentFile,
-    Provenance,
-    PublishSummary,
-    ci_log_url,
-    current_commit,
-    load_reports,
-    publish,
-    resolve_aliases,
-)
-from ..records import ProbeRecord, check_commit
-from ..stores import Budget, FailedBuild
-from ..stores.choice import open_store
-from ..ui import emit, emit_json, info, progress
-from .common import (
+from builder.commands.common import (
     add_catalog_option,
     add_config_option,
     add_json_option,
@@ -38,6 +21,23 @@ from .common import (
     int_in,
     store_choice,
 )
+from builder.core.catalog import load_catalog
+from builder.core.errors import EXIT_OK, ConflictError, InputError, StoreError
+from builder.core.records import ProbeRecord, check_commit
+from builder.publish.attest import load_bundles
+from builder.publish.stage import (
+    FragmentFile,
+    Provenance,
+    PublishSummary,
+    ci_log_url,
+    current_commit,
+    load_reports,
+    publish,
+    resolve_aliases,
+)
+from builder.publish.stores import Budget, FailedBuild
+from builder.publish.stores.choice import open_store
+from builder.ui import emit, emit_json, info, progress
 
 MAX_DEADLINE_MINUTES = 7 * 24 * 60
 

@@ -6,12 +6,12 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from ..catalog import load_catalog
-from ..errors import EXIT_NEGATIVE, EXIT_OK, InputError
-from ..records import ARCHES
-from ..ui import emit, emit_json, info
-from ..verify import AttestationPolicy, index_from_catalog, load_index, verify_files
-from .common import add_catalog_option, add_json_option, catalog_dir
+from builder.commands.common import add_catalog_option, add_json_option, catalog_dir
+from builder.consumers.verify import AttestationPolicy, index_from_catalog, load_index, verify_files
+from builder.core.catalog import load_catalog
+from builder.core.errors import EXIT_NEGATIVE, EXIT_OK, InputError
+from builder.core.records import ARCHES
+from builder.ui import emit, emit_json, info
 
 DESCRIPTION = """\
 Check each probe file's sha256 against the catalog (or a site index) and check that it

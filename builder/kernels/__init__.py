@@ -1,5 +1,9 @@
 """Kernel discovery: the kernels we can build for, from kernel-crawler lists or apt.
 
+Takes: a kernel source (and probes.yaml's targets with their filters). Gives: Kernel
+records (the host facts a loader reads, the header packages), and for every kernel
+left out, why (`targets.kernels_for_targets`, used by plan, build and demo).
+
 A source is named as in probes.yaml: `apt` (the archive apt on this machine
 uses), `apt:<sources file>`, or `kernel-crawler:<path or URL>` (a `{arch}` in
 the path or URL reads one list per architecture). `discover` reads one and
@@ -14,11 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InputError, Problem
-from ..paths import apt_cache
-from ..records import Kernel
-from .apt import AptArchive
-from .crawler import SOURCE_PREFIX, load_crawler
+from builder.core.errors import InputError, Problem
+from builder.core.paths import apt_cache
+from builder.core.records import Kernel
+from builder.kernels.apt import AptArchive
+from builder.kernels.crawler import SOURCE_PREFIX, load_crawler
 
 SOURCE_HINT = "use apt, apt:<sources file> or kernel-crawler:<path or URL>"
 

@@ -40,8 +40,8 @@ from typing import Any
 from debian import deb822
 from debian.debian_support import Version
 
-from ..errors import InputError, Problem, StoreError
-from ..records import (
+from builder.core.errors import InputError, Problem, StoreError
+from builder.core.records import (
     ARCH_ALIASES,
     DEB_ARCH,
     HeaderPackage,
@@ -51,7 +51,7 @@ from ..records import (
     check_url,
     release_numbers,
 )
-from ..schema import short
+from builder.core.schema import short
 
 log = logging.getLogger(__name__)  # the command line shows it (ui.show_library_messages)
 

@@ -28,10 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .. import limits
-from ..errors import InputError, Problem, StoreError
-from ..fetch import read_document
-from ..records import (
+from builder.build.fetch import read_document
+from builder.core import limits
+from builder.core.errors import InputError, Problem, StoreError
+from builder.core.records import (
     ARCH_ALIASES,
     HeaderPackage,
     HostFacts,
@@ -41,9 +41,9 @@ from ..records import (
     check_target,
     check_url,
 )
-from ..schema import Field, Schema, Where, short
-from ..yamlio import decode_text, parse_json
-from .apt import debian_uname_v, ubuntu_uname_v
+from builder.core.schema import Field, Schema, Where, short
+from builder.core.yamlio import decode_text, parse_json
+from builder.kernels.apt import debian_uname_v, ubuntu_uname_v
 
 SOURCE_PREFIX = "kernel-crawler:"
 DEFAULT_ARCH = "x86_64"

@@ -13,9 +13,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from ..config import DEFAULT_MIN_KERNEL, Target
-from ..errors import InputError
-from ..records import ARCH_ALIASES, OTHER_SERIES, Kernel, kernel_series, release_numbers
+from builder.core.config import DEFAULT_MIN_KERNEL, Target
+from builder.core.errors import InputError
+from builder.core.records import ARCH_ALIASES, OTHER_SERIES, Kernel, kernel_series, release_numbers
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import Config, Target
-from ..errors import InputError, Problem
-from ..plan import Left
-from ..records import Kernel, release_numbers
-from . import Discovery, discover
-from .select import filters_for_target, select_kernels, version_order
+from builder.core.config import Config, Target
+from builder.core.errors import InputError, Problem
+from builder.core.records import Kernel, release_numbers
+from builder.kernels import Discovery, discover
+from builder.kernels.select import filters_for_target, select_kernels, version_order
+from builder.plan import Left
 
 _OFFERS_SHOWN = 12
 

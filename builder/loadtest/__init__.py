@@ -1,5 +1,8 @@
 """Load testing: boot each probe's own kernel in a VM and load the probe there.
 
+Takes: build reports. Gives: the same reports with each probe's LoadTest (passed,
+rejected with the verifier's words, or not tested and why), and the logs.
+
 Host side (`stage`, `kernelimage`, `initramfs`, `vm`) fetches the kernel's
 `linux-image` package, boots it in QEMU with the host's root file system
 shared read-only, and writes the results into the build report. Guest side

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .bpf import Bpf, BpfError
+from builder.loadtest.bpf import Bpf, BpfError
 
 # Native syscall numbers of openat, and what a perf BPF output event is.
 OPENAT = {"x86_64": 257, "aarch64": 56}

@@ -19,8 +19,8 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from .bpf import Bpf
-from .loader import Capture, ProbeResult, load_probe
+from builder.loadtest.bpf import Bpf
+from builder.loadtest.loader import Capture, ProbeResult, load_probe
 
 MARK = "falco-probes-vm:"
 
@@ -54,7 +54,7 @@ def run(job: dict[str, Any]) -> int:
 
 
 def _capture(recipe: dict[str, Any]) -> Capture:
-    from .events import count_events  # only when there is something to capture
+    from builder.loadtest.events import count_events  # only when there is something to capture
 
     return lambda maps, fillers, bpf: count_events(recipe, maps, fillers, bpf)
 

@@ -22,8 +22,8 @@ from pathlib import Path
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
-from ..errors import BuildError
-from .kernelimage import KernelModule
+from builder.core.errors import BuildError
+from builder.loadtest.kernelimage import KernelModule
 
 MARK = "falco-probes-vm:"
 HOST_TAG = "hostroot"

@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import InputError
-from .bpf import (
+from builder.core.errors import InputError
+from builder.loadtest.bpf import (
     BPF_LOG_LEVEL_STATS,
     BPF_LOG_LEVEL_VERBOSE,
     BPF_MAP_TYPE_PROG_ARRAY,
@@ -36,7 +36,7 @@ from .bpf import (
     Bpf,
     BpfError,
 )
-from .probeelf import MapDef, ProbeObject, Program, read_probe
+from builder.loadtest.probeelf import MapDef, ProbeObject, Program, read_probe
 
 LOG_TAIL_LINES = 4
 _STATISTICS = ("processed ", "verification time ", "stack depth ")

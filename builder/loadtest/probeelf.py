@@ -32,7 +32,7 @@ from typing import Any
 from elftools.common.exceptions import ELFError, ELFParseError
 from elftools.elf.elffile import ELFFile
 
-from ..errors import InputError
+from builder.core.errors import InputError
 
 PROGRAM_PREFIXES = ("raw_tracepoint/", "tracepoint/")
 FILLER_PREFIX = "raw_tracepoint/filler/"

@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import BuildError, InputError
-from .initramfs import HOST_TAG, MARK, WORK_TAG
+from builder.core.errors import BuildError, InputError
+from builder.loadtest.initramfs import HOST_TAG, MARK, WORK_TAG
 
 QEMU = {"x86_64": "qemu-system-x86_64"}
 ACCELS = ("auto", "kvm", "tcg")

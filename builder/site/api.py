@@ -18,11 +18,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, fields
 from typing import Any
 
-from ..catalog import CatalogFile
-from ..naming import MIN_KERNEL, OVERRIDE_RELEASES
-from ..records import FailureRecord, LoadTest, ProbeRecord
-from . import layout
-from .model import SiteModel, row_sort_key
+from builder.core.catalog import CatalogFile
+from builder.core.naming import MIN_KERNEL, OVERRIDE_RELEASES
+from builder.core.records import FailureRecord, LoadTest, ProbeRecord
+from builder.site import layout
+from builder.site.model import SiteModel, row_sort_key
 
 SCHEMA_VERSION = 1
 # Names per lookup shard, on average: ~250 bytes each, so a shard is ~30 kB.
@@ -91,7 +91,7 @@ _FAILURE_FIELDS = tuple(f.name for f in fields(FailureRecord))
 
 
 def record_dict(record: ProbeRecord | FailureRecord) -> dict[str, Any]:
-    """builder.records.record_to_dict, without dataclasses.asdict's deep copies (100,000x)."""
+    """builder.core.records.record_to_dict, without dataclasses.asdict's deep copies (100,000x)."""
     names = _PROBE_FIELDS if isinstance(record, ProbeRecord) else _FAILURE_FIELDS
     out: dict[str, Any] = {}
     for name in names:

@@ -4,7 +4,7 @@ Loading and validating 100,000 catalog records is most of a site build, and the
 API files of a driver version (probes.json, SHA256SUMS, lookup shards) depend
 on that driver version's catalog files only. So big catalogs are split by driver
 version over worker processes, each loading its share with
-`builder.catalog.load_catalog(only=...)` and writing its API files straight into
+`builder.core.catalog.load_catalog(only=...)` and writing its API files straight into
 the site folder; the parent merges the loaded files. Small catalogs (and any
 problem at all) take the plain path in this process, so errors read exactly as
 `falco-probes catalog check` reports them.
@@ -23,10 +23,10 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from ..catalog import Catalog, CatalogFile, FileKey, catalog_files, load_catalog
-from ..errors import ProbesError
-from . import api
-from ..versions import FalcoReleases
+from builder.core.catalog import Catalog, CatalogFile, FileKey, catalog_files, load_catalog
+from builder.core.errors import ProbesError
+from builder.site import api
+from builder.core.versions import FalcoReleases
 
 # Below this many bytes of catalog YAML, starting workers costs more than it saves.
 PARALLEL_BYTES = 8_000_000

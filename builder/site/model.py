@@ -13,10 +13,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from ..catalog import Catalog, CatalogFile
-from ..catalog import natural_key as _natural_key
-from ..records import ARCHES, OTHER_SERIES, FailureRecord, ProbeRecord, kernel_series
-from ..versions import FalcoReleases, FalcoVersion
+from builder.core.catalog import Catalog, CatalogFile
+from builder.core.catalog import natural_key as _natural_key
+from builder.core.records import ARCHES, OTHER_SERIES, FailureRecord, ProbeRecord, kernel_series
+from builder.core.versions import FalcoReleases, FalcoVersion
 
 
 
@@ -34,7 +34,7 @@ natural_key = lru_cache(maxsize=65536)(_natural_key)
 
 
 def row_sort_key(record: ProbeRecord | FailureRecord) -> tuple[object, ...]:
-    """builder.catalog's record order (natural kernel release, then version), then arch."""
+    """builder.core.catalog's record order (natural kernel release, then version), then arch."""
     return (natural_key(record.kernel_release), natural_key(record.kernel_version), record.arch)
 
 

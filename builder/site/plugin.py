@@ -33,13 +33,13 @@ from mkdocs.plugins import BasePlugin, get_plugin_logger
 from mkdocs.structure.files import File, Files, InclusionLevel
 from mkdocs.structure.pages import Page
 
-from ..paths import CATALOG_ENV, CONFIG_ENV
-from ..config import Config, falco_releases, load_config
-from ..errors import ProbesError, ProblemsError
-from . import api, layout
-from .load import load_and_write, write_apis, write_text
-from .model import SiteModel, build_site
-from .render import PAGE_BUDGET, Renderer
+from builder.core.paths import CATALOG_ENV, CONFIG_ENV
+from builder.core.config import Config, falco_releases, load_config
+from builder.core.errors import ProbesError, ProblemsError
+from builder.site import api, layout
+from builder.site.load import load_and_write, write_apis, write_text
+from builder.site.model import SiteModel, build_site
+from builder.site.render import PAGE_BUDGET, Renderer
 
 ASSETS = Path(__file__).parent / "assets"
 # Pages linked from mkdocs.yml's nav; every other generated page stays out of it.

@@ -18,9 +18,9 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup, escape
 
-from ..records import ARCHES, FAILURE_STEPS
-from . import api, charts, layout
-from .model import (
+from builder.core.records import ARCHES, FAILURE_STEPS
+from builder.site import api, charts, layout
+from builder.site.model import (
     CoveragePage,
     FailuresPage,
     SiteModel,

@@ -1,7 +1,7 @@
 /*
  * "Find my probe" on the home page.
  *
- * The host inputs go through naming.js (the port of builder/naming.py), which gives
+ * The host inputs go through naming.js (the port of builder/core/naming.py), which gives
  * the exact file name the chosen Falco release requests. The probe is then looked up
  * in api/<driver version>/<arch>/find/<n>.json, the shard chosen by the 32-bit FNV-1a
  * hash of that file name (builder/site/api.py computes the same), so one answer

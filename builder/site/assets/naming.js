@@ -1,8 +1,8 @@
 /*
  * What falco-driver-loader (Falco 0.26-0.36) and falcoctl (0.37-0.43) request:
- * a line-by-line port of builder/naming.py for the site's "find my probe" box.
+ * a line-by-line port of builder/core/naming.py for the site's "find my probe" box.
  *
- * builder/naming.py is the source of truth. Every function here keeps its name
+ * builder/core/naming.py is the source of truth. Every function here keeps its name
  * (in camelCase) and its order of checks; tests/test_naming_js.py runs every case
  * of tests/data/naming_cases.yaml, and randomised variations of them, through both
  * and fails on any difference. Python's regular expressions, str.strip(),
@@ -58,7 +58,7 @@
   NoRequest.prototype = Object.create(Error.prototype);
   NoRequest.prototype.constructor = NoRequest;
 
-  // --- Falco versions (builder/versions.py) --------------------------------------------
+  // --- Falco versions (builder/core/versions.py) --------------------------------------------
 
   var VERSION_RE = /^v?([0-9]+)\.([0-9]+)(?:\.([0-9]+))?$/;
 
@@ -250,7 +250,7 @@
 
   function get(values, key) { return values.has(key) ? values.get(key) : ""; }
 
-  // --- input checks (builder/records.py check_kernel_release, builder/schema.py) --------
+  // --- input checks (builder/core/records.py check_kernel_release, builder/core/schema.py) --------
 
   var KERNEL_RELEASE_RE = /^[A-Za-z0-9][A-Za-z0-9._+~\-]*$/;
   var UNAME_M_RE = /^[A-Za-z0-9_]{1,32}$/;

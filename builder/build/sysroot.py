@@ -21,11 +21,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError
-from .extract import ExtractReport, extract, resolve_inside
-from .fetch import sha256_file
-from .records import check_kernel_release
-from .yamlio import atomic_write
+from builder.core.errors import InputError
+from builder.build.extract import ExtractReport, extract, resolve_inside
+from builder.build.fetch import sha256_file
+from builder.core.records import check_kernel_release
+from builder.core.yamlio import atomic_write
 
 MARKER = ".falco-probes-sysroot.json"
 MARKER_FORMAT = 2  # 2: wrappers also get their KBUILD_OUTPUT made relative

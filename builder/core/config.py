@@ -12,15 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import limits
-from .errors import InputError, Problem, ProblemsError
-from .kernels import AptOptions
-from .kernels.apt import SUITE_RE
-from .limits import MAX_BACKOFF_HOURS, MAX_JOBS
-from .records import ARCHES, URL_RE, check_driver_version, check_ref, check_target
-from .schema import Field, Schema, Where, each, in_range, matches, one_of, short
-from .versions import BUILTIN_RELEASES, FalcoReleases, FalcoVersion
-from .yamlio import compose_with_lines, read_text
+from builder.core import limits
+from builder.core.errors import InputError, Problem, ProblemsError
+from builder.core.limits import MAX_BACKOFF_HOURS, MAX_JOBS
+from builder.core.records import ARCHES, URL_RE, check_driver_version, check_ref, check_target
+from builder.core.schema import Field, Schema, Where, each, in_range, matches, one_of, short
+from builder.core.versions import BUILTIN_RELEASES, FalcoReleases, FalcoVersion
+from builder.core.yamlio import compose_with_lines, read_text
+from builder.kernels import AptOptions
+from builder.kernels.apt import SUITE_RE
 
 DEFAULT_MIN_KERNEL = {"x86_64": "4.14", "aarch64": "4.17"}
 SOURCE_KINDS = ("libs-archive", "debian-package", "directory")

@@ -31,23 +31,29 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import limits
-from .attest import BundleFile, covering
-from .catalog import Catalog, fragment_line, natural_key, read_fragments, unambiguous_aliases
-from .elfcheck import check_probe
-from .errors import ConflictError, InputError, Problem, ProblemsError, StoreError
-from .fetch import sha256_file
-from .records import (
+from builder.build.elfcheck import check_probe
+from builder.build.fetch import sha256_file
+from builder.build.report import BuildResult, iter_reports
+from builder.core import limits
+from builder.core.catalog import (
+    Catalog,
+    fragment_line,
+    natural_key,
+    read_fragments,
+    unambiguous_aliases,
+)
+from builder.core.errors import ConflictError, InputError, Problem, ProblemsError, StoreError
+from builder.core.records import (
     FailureRecord,
     LoadTest,
     ProbeRecord,
     check_commit,
     check_url,
 )
-from .report import BuildResult, iter_reports
-from .schema import one_line
-from .stores import Artifact, FailedBuild, Placed, Stop, Store
-from .yamlio import fsync_path
+from builder.core.schema import one_line
+from builder.core.yamlio import fsync_path
+from builder.publish.attest import BundleFile, covering
+from builder.publish.stores import Artifact, FailedBuild, Placed, Stop, Store
 
 log = logging.getLogger(__name__)  # the command line shows it (ui.show_library_messages)
 

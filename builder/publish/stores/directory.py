@@ -15,7 +15,7 @@ other path a supported loader requests for it is a hard link to that file:
   the raw path to a file name (some object stores and proxies) look for a
   literal `%2B`. Both exist on disk, as links to one file.
 
-The request paths come from `builder.naming` (the same functions `find`
+The request paths come from `builder.core.naming` (the same functions `find`
 uses), so this module never restates a naming rule. Writes are atomic (temp
 name + rename) and idempotent; a path that holds different bytes is a
 conflict and is never overwritten.
@@ -42,18 +42,18 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from ..attest import BUNDLE_SUFFIX, BundleFile
-from ..errors import ConflictError, InputError, StoreError
-from ..fetch import sha256_file
-from ..naming import (
+from builder.build.fetch import sha256_file
+from builder.core.errors import ConflictError, InputError, StoreError
+from builder.core.naming import (
     OVERRIDE_RELEASES,
     falcoctl_request_path,
     shell_request_path,
 )
-from ..records import FailureRecord, ProbeRecord, validate_name_parts
-from ..versions import FalcoVersion
-from ..yamlio import fsync_path, require_inside
-from . import (
+from builder.core.records import FailureRecord, ProbeRecord, validate_name_parts
+from builder.core.versions import FalcoVersion
+from builder.core.yamlio import fsync_path, require_inside
+from builder.publish.attest import BUNDLE_SUFFIX, BundleFile
+from builder.publish.stores import (
     ATTESTATION,
     LOG,
     PROBE,

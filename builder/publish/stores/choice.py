@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import Config, StoreConfig, falco_releases
-from . import Budget, Store
-from .directory import DirectoryStore
+from builder.core.config import Config, StoreConfig, falco_releases
+from builder.publish.stores import Budget, Store
+from builder.publish.stores.directory import DirectoryStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +48,7 @@ def open_store(choice: StoreChoice, config: Config | None, budget: Budget,
     if kind == "directory":
         root = choice.path if choice.path is not None else Path(stored.path)
         return DirectoryStore(root, versions, base_url=choice.base_url, budget=budget)
-    from .github import ReleaseText, github_settings, open_github_store
+    from builder.publish.stores.github import ReleaseText, github_settings, open_github_store
 
     cap = (stored.max_assets_per_release if choice.max_assets_per_release is None
            else choice.max_assets_per_release)

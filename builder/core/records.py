@@ -14,9 +14,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .errors import Problem
-from .limits import FIRST_YEAR, LAST_YEAR, MAX_COUNT, MAX_PROBE_SIZE
-from .schema import Check, Field, Schema, Where, each, in_range, matches, one_of
+from builder.core.errors import Problem
+from builder.core.limits import FIRST_YEAR, LAST_YEAR, MAX_COUNT, MAX_PROBE_SIZE
+from builder.core.schema import Check, Field, Schema, Where, each, in_range, matches, one_of
 
 ARCHES = ("x86_64", "aarch64")
 # driverkit and Debian call them amd64/arm64; the loader sends `uname -m`.

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import Problem
+from builder.core.errors import Problem
 
 Check = Callable[[Any], str | None]  # returns what is wrong, or None when fine
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import limits
-from .errors import ConflictError, InputError, Problem, ProblemsError
-from .records import (
+from builder.core import limits
+from builder.core.errors import ConflictError, InputError, Problem, ProblemsError
+from builder.core.records import (
     FILE_KEYS,
     FailureRecord,
     ProbeRecord,
@@ -31,8 +31,8 @@ from .records import (
     probe_from_mapping,
     record_to_dict,
 )
-from .schema import Where
-from .yamlio import (
+from builder.core.schema import Where
+from builder.core.yamlio import (
     YamlSyntaxError,
     atomic_write_many,
     block,

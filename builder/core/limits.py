@@ -13,7 +13,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from .errors import InputError
+from builder.core.errors import InputError
 
 ENV_PREFIX = "FALCO_PROBES_LIMIT_"
 _AMOUNT = re.compile(r"([0-9]{1,15})([KMG]?)", re.ASCII)

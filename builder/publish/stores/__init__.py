@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from ..attest import BundleFile
-from ..records import FailureRecord, ProbeRecord
-from .assetnames import FamilyKey  # (driver_version, arch, target): one catalog file
+from builder.core.records import FailureRecord, ProbeRecord
+from builder.publish.attest import BundleFile
+from builder.publish.stores.assetnames import (
+    FamilyKey,  # (driver_version, arch, target): one catalog file
+)
 
 LOG = "log"
 ATTESTATION = "attestation"

@@ -23,10 +23,10 @@ from typing import IO, Any
 
 import yaml
 
-from . import limits
-from .errors import InputError, Problem
-from .limits import Limit
-from .schema import short
+from builder.core import limits
+from builder.core.errors import InputError, Problem
+from builder.core.limits import Limit
+from builder.core.schema import short
 
 try:  # libyaml is an optional speed-up; the pure loader is just as safe
     SafeLoader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]

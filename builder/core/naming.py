@@ -15,15 +15,15 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .errors import InputError
-from .records import (
+from builder.core.errors import InputError
+from builder.core.records import (
     HostFacts,
     ProbeName,
     check_kernel_release,
     unique_aliases,
     validate_name_parts,
 )
-from .versions import FalcoVersion, v
+from builder.core.versions import FalcoVersion, v
 
 CLIENT_SHELL = "falco-driver-loader"
 CLIENT_FALCOCTL = "falcoctl"

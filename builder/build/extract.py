@@ -56,7 +56,7 @@ import zstandard
 from debian.arfile import ArError
 from debian.debfile import DebFile
 
-from .errors import InputError
+from builder.core.errors import InputError
 
 KINDS = ("deb", "rpm", "tar")
 CHUNK = 1 << 20

@@ -10,10 +10,9 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any
 
-from .attest import repository_of, verify_commands
-from .catalog import Catalog
-from .config import Config, driver_version_for, falco_releases
-from .naming import (
+from builder.core.catalog import Catalog
+from builder.core.config import Config, driver_version_for, falco_releases
+from builder.core.naming import (
     MIN_KERNEL,
     NoRequest,
     checked,
@@ -23,8 +22,16 @@ from .naming import (
     probe_name,
     request_path,
 )
-from .records import ARCHES, HostFacts, LoadTest, ProbeName, ProbeRecord, release_numbers
-from .versions import FalcoVersion, check_supported
+from builder.core.records import (
+    ARCHES,
+    HostFacts,
+    LoadTest,
+    ProbeName,
+    ProbeRecord,
+    release_numbers,
+)
+from builder.core.versions import FalcoVersion, check_supported
+from builder.publish.attest import repository_of, verify_commands
 
 # What `status` can say; exit code 0 only for "available".
 AVAILABLE = "available"

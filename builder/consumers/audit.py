@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from .catalog import Catalog
-from .records import FailureRecord, ProbeRecord
-from .report import iter_reports
-from .stores import ATTESTATION, LOG, PROBE, Store, StoredItem
-from .stores.directory import SPECIAL
+from builder.build.report import iter_reports
+from builder.core.catalog import Catalog
+from builder.core.records import FailureRecord, ProbeRecord
+from builder.publish.stores import ATTESTATION, LOG, PROBE, Store, StoredItem
+from builder.publish.stores.directory import SPECIAL
 
 MISSING = "missing"
 MISSING_PATH = "missing_path"

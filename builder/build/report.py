@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError, Problem, ProblemsError
-from .limits import MAX_COUNT, MAX_PROBE_SIZE
-from .records import (
+from builder.core.errors import InputError, Problem, ProblemsError
+from builder.core.limits import MAX_COUNT, MAX_PROBE_SIZE
+from builder.core.records import (
     FAILURE_CATEGORIES,
     FAILURE_STEPS,
     FailureRecord,
@@ -39,8 +39,8 @@ from .records import (
     loadtest_from_mapping,
     unique_aliases,
 )
-from .schema import Field, Schema, Where, each, in_range, longest, one_line, one_of
-from .yamlio import atomic_write, iter_json_lines
+from builder.core.schema import Field, Schema, Where, each, in_range, longest, one_line, one_of
+from builder.core.yamlio import atomic_write, iter_json_lines
 
 REPORT_NAME = "report.jsonl"
 MAX_REASON = 64 * 1024  # a compiler's message; publish keeps one printable line of it

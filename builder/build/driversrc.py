@@ -52,13 +52,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .config import DriverVersion
-from .errors import BuildError, SourceLayoutError
-from .extract import extract
-from .fetch import download, sha256_file
-from .kernels.apt import AptArchive
-from .versions import DRIVER_API
-from .yamlio import atomic_write
+from builder.core.config import DriverVersion
+from builder.core.errors import BuildError, SourceLayoutError
+from builder.build.extract import extract
+from builder.build.fetch import download, sha256_file
+from builder.kernels.apt import AptArchive
+from builder.core.versions import DRIVER_API
+from builder.core.yamlio import atomic_write
 
 PROBE_NAME = "falco"
 DEVICE_NAME = "falco"

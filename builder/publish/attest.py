@@ -10,7 +10,7 @@ its URL as the probe's `attestation`; `mirror` copies it; `verify` checks it.
 What `check_bundle` proves without a network:
 
 * always: the bundle's statement names the file's sha256 as a subject (and the
-  catalog lists that sha256 for the file: `builder.verify` does that part);
+  catalog lists that sha256 for the file: `builder.consumers.verify` does that part);
 * with a repository (`verify --repo OWNER/NAME`) and sigstore-python installed: the
   DSSE signature over the statement, the signing certificate's chain to the trusted
   root's Fulcio CA at the time of signing, its embedded SCT, the transparency log
@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
-from .records import SHA256_RE
-from .report import REPORT_NAME, iter_reports
+from builder.build.report import REPORT_NAME, iter_reports
+from builder.core.errors import InputError
+from builder.core.records import SHA256_RE
 
 MAX_SUBJECTS = 1024            # actions/attest: at most 1,024 subjects per attestation
 MAX_BUNDLE_BYTES = 16 << 20    # the action caps predicates at 16 MB

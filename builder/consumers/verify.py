@@ -12,7 +12,7 @@ are objects with `sha256` and `file` (optionally `aliases`, `url`, and
 `driver_version`/`arch`, on the entry or on an enclosing object) is
 understood too.
 
-Provenance (`builder.attest`): when a Sigstore bundle is at hand (`--bundle`,
+Provenance (`builder.publish.attest`): when a Sigstore bundle is at hand (`--bundle`,
 `<file>.sigstore.json` next to the file as `mirror` writes it, or the
 `attestation` URL of the matching record), its statement must name the file's
 sha256; with a repository the bundle's signature and signer are checked too,
@@ -31,16 +31,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import limits
-from .attest import BUNDLE_SUFFIX, BundleCheck, check_bundle, read_bundle
-from .catalog import Catalog
-from .elfcheck import check_probe
-from .errors import InputError, StoreError
-from .fetch import download, read_document, redact, sha256_file
-from .records import SHA256_RE, check_file
-from .schema import printable, short
-from .stores.assetnames import asset_name
-from .yamlio import decode_text, parse_json
+from builder.build.elfcheck import check_probe
+from builder.build.fetch import download, read_document, redact, sha256_file
+from builder.core import limits
+from builder.core.catalog import Catalog
+from builder.core.errors import InputError, StoreError
+from builder.core.records import SHA256_RE, check_file
+from builder.core.schema import printable, short
+from builder.core.yamlio import decode_text, parse_json
+from builder.publish.attest import BUNDLE_SUFFIX, BundleCheck, check_bundle, read_bundle
+from builder.publish.stores.assetnames import asset_name
 
 _SHA256 = re.compile(SHA256_RE)
 

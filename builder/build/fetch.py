@@ -30,10 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
-from . import __version__, limits
-from .errors import InputError, StoreError
-from .schema import printable
-from .yamlio import open_regular, read_bytes
+from builder import __version__
+
+from builder.core import limits
+from builder.core.errors import InputError, StoreError
+from builder.core.schema import printable
+from builder.core.yamlio import open_regular, read_bytes
 
 USER_AGENT = f"falco-probes/{__version__}"
 CHUNK = 1 << 16

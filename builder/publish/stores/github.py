@@ -50,14 +50,15 @@ from github.GitRelease import GitRelease
 from github.GitReleaseAsset import GitReleaseAsset
 from github.Repository import Repository
 
-from .. import __version__, limits
-from ..errors import ConflictError, InputError, StoreError
-from ..fetch import sha256_file
-from ..records import ProbeRecord, check_tag, check_url
-from ..schema import one_line
-from ..versions import FalcoVersion
-from ..yamlio import read_text
-from . import (
+from builder import __version__
+from builder.build.fetch import sha256_file
+from builder.core import limits
+from builder.core.errors import ConflictError, InputError, StoreError
+from builder.core.records import ProbeRecord, check_tag, check_url
+from builder.core.schema import one_line
+from builder.core.versions import FalcoVersion
+from builder.core.yamlio import read_text
+from builder.publish.stores import (
     Artifact,
     Budget,
     Confirm,
@@ -68,7 +69,7 @@ from . import (
     log_name,
     sidecar_kind,
 )
-from .assetnames import (
+from builder.publish.stores.assetnames import (
     GITHUB_MAX_ASSETS,
     FamilyKey,
     asset_name,

@@ -18,17 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from .config import Config, DriverVersion
-from .driversrc import PreparedSource, prepare_source
-from .elfcheck import check_probe
-from .errors import ProbesError, SourceLayoutError
-from .fetch import Cache, Meter
-from .kbuild import compile_probe as kbuild_compile
-from .kbuild import find_toolchain
-from .plan import Job, Planned
-from .records import Kernel, release_numbers
-from .report import REPORT_NAME, BuildResult, write_result
-from .sysroot import Sysroot, prepare_sysroot
+from builder.core.config import Config, DriverVersion
+from builder.build.driversrc import PreparedSource, prepare_source
+from builder.build.elfcheck import check_probe
+from builder.core.errors import ProbesError, SourceLayoutError
+from builder.build.fetch import Cache, Meter
+from builder.build.kbuild import compile_probe as kbuild_compile
+from builder.build.kbuild import find_toolchain
+from builder.plan import Job, Planned
+from builder.core.records import Kernel, release_numbers
+from builder.build.report import REPORT_NAME, BuildResult, write_result
+from builder.build.sysroot import Sysroot, prepare_sysroot
 
 
 @dataclass
