@@ -424,6 +424,11 @@ deb-src http://mirror.example/debian bookworm main
 """, "/etc/apt/sources.list")
 
 
+HOST_DEBOOTSTRAP = SourcesFile("00-sources.list",
+                               "deb http://mirror.example/debian bookworm main\n",
+                               "/etc/apt/sources.list")
+
+
 def test_archive_entries_of_both_formats() -> None:
     assert archive_entries(HOST_DEB822)[1].uri == "http://mirror.example/debian-security"
     assert archive_entries(HOST_ONE_LINE) == [
@@ -443,6 +448,10 @@ def test_archive_entries_of_both_formats() -> None:
      [("http://mirror.example/debian", "sid"), ("http://mirror.example/debian", "bookworm")]),
     (HOST_ONE_LINE, ("trixie",), "http://other.example/debian",
      [("http://other.example/debian", "trixie")]),
+    # a debootstrap root lists its archive only: security is beside it, as Debian lays out
+    (HOST_DEBOOTSTRAP, ("bookworm", "bookworm-security"), "",
+     [("http://mirror.example/debian", "bookworm"),
+      ("http://mirror.example/debian-security", "bookworm-security")]),
 ])
 def test_suite_sources_use_the_machines_mirror(host: SourcesFile, suites: tuple[str, ...],
                                                mirror: str,

@@ -222,7 +222,10 @@ def suite_sources(host: list[SourcesFile], suites: tuple[str, ...],
     for suite in suites:
         own = next((e for e in entries if suite in e.suites), None)
         if own is None and suite.endswith("-security"):
-            own = security  # bookworm-security lives where the host's security suite does
+            # bookworm-security lives where the host's security suite does, or, for a
+            # machine that lists none (a debootstrap root), beside its archive as Debian
+            # lays mirrors out: <...>/debian-security next to <...>/debian
+            own = security or _security_beside(mirror or (main.uri if main else ""), main)
         entry = own or main
         uri = mirror if mirror and own is None else (entry.uri if entry else mirror)
         # Signatures and hashes are checked as always; the Release file's Valid-Until is
@@ -235,6 +238,14 @@ def suite_sources(host: list[SourcesFile], suites: tuple[str, ...],
         paragraphs.append("\n".join(lines))
     origin = f"the suites {', '.join(suites)} of " + (mirror or (main.uri if main else ""))
     return SourcesFile("suites.sources", "\n\n".join(paragraphs) + "\n", origin)
+
+
+def _security_beside(uri: str, main: ArchiveEntry | None) -> ArchiveEntry | None:
+    """The security archive next to a Debian archive URI (`.../debian-security`)."""
+    base = uri.rstrip("/")
+    if not base.endswith("/debian"):
+        return None
+    return ArchiveEntry(base + "-security", (), ("main",), main.signed_by if main else "")
 
 
 def build_machine_arch() -> str:
