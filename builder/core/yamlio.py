@@ -525,6 +525,10 @@ def parse_json(text: str | bytes, where: str, *, lines: bool = True) -> Any:
     try:
         return json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
+        # Python 3.13's parser gives up on deep nesting with "Expecting value", 3.11's
+        # with RecursionError: say the same thing whichever runs.
+        if _depth(text[: exc.pos]) > _DEEP:
+            raise InputError(f"{where}: invalid JSON: nested too deeply to read") from None
         line = f":{exc.lineno}" if lines else ""
         raise InputError(f"{where}{line}: invalid JSON: {exc.msg} (column {exc.colno})"
                          ) from None
@@ -532,6 +536,24 @@ def parse_json(text: str | bytes, where: str, *, lines: bool = True) -> Any:
         raise InputError(f"{where}: invalid JSON: nested too deeply to read") from None
     except ValueError as exc:  # long integers; undecodable bytes
         raise InputError(f"{where}: invalid JSON: {str(exc).split(';')[0]}") from None
+
+
+_DEEP = 100  # our documents nest a few levels; past this a parse error is about depth
+_JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _depth(text: str | bytes) -> int:
+    """How deeply the brackets of `text` nest (strings skipped)."""
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    depth = deepest = 0
+    for token in _JSON_TOKENS.finditer(data):
+        mark = token.group()
+        if mark in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif mark in (b"]", b"}"):
+            depth -= 1
+    return deepest
 
 
 def _require_few_values(text: str | bytes, where: str) -> None:
