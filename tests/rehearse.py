@@ -74,15 +74,18 @@ TOOLS = ("falco-probes", "mkdocs")
 CONFIG = """\
 # The rehearsal's probes.yaml (tests/rehearse.py): the driver source reachable without
 # GitHub, for the newest Debian 12 kernel of the 6.1 line (it builds) and of the 6.12
-# line (that 2022 source cannot build it: a recorded failure with its log).
+# line (that 2022 source cannot build it: a recorded failure with its log). The suites
+# are named, so the rehearsal is the same on a Debian 12 and a Debian 13 machine.
 schema_version: 1
 driver_versions:
   - version: 0.1.1dev+git20220316.e5c53d64
     ref: e5c53d64
-    source: {kind: debian-package, package: falcosecurity-scap-dkms}
+    source: {kind: debian-package, package: falcosecurity-scap-dkms, suite: bookworm,
+             version: 0.1.1dev+git20220316.e5c53d64-5.1}
 targets:
   - name: debian
     kernels: apt
+    suites: [bookworm, bookworm-updates, bookworm-security]
     arch: [x86_64]
     include: '^6\\.1\\.0-\\d+-amd64$|^6\\.12\\.\\d+\\+deb12-amd64$'
     latest: 1
