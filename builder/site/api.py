@@ -90,7 +90,8 @@ def index_document(model: SiteModel, page_url: Mapping[str, str]) -> dict[str, A
 
 def name_count(files: Iterable[CatalogFile]) -> int:
     """Names find-my-probe can look up: every probe and failure file, and their aliases."""
-    return sum(sum(1 + len(r.aliases) for r in (*f.probes, *f.failures)) for f in files)
+    return sum(sum(len(r.all_files()) for r in f.probes) +
+               sum(len(x.all_files()) for x in f.failures) for f in files)
 
 
 _PROBE_FIELDS = tuple(f.name for f in fields(ProbeRecord))

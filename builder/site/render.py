@@ -32,8 +32,10 @@ from .model import (
 )
 
 # Rows of one page may take this many bytes of HTML; the theme's own markup
-# (header, navigation, footer) adds about 20 kB. Keeps every page < 1.5 MB.
-PAGE_BUDGET = 1_200_000
+# (header, navigation, footer) adds about 20 kB. What a phone must parse before the
+# page answers (about 450 probe rows, measured in bench/bench_site.py); far below
+# the 1.5 MB a page may weigh.
+PAGE_BUDGET = 300_000
 # Front matter of the bulk pages: no navigation or outline (the table takes the width),
 # and BULK_META, which theme/main.html reads to load Material's script on demand.
 BULK_HIDE = ("navigation", "toc")
@@ -251,10 +253,8 @@ class Renderer:
         rows = self.env.get_template(template)
 
         def render(groups: Sequence[Group], current: str) -> str:
-            return "".join(
-                rows.render(blocks=blocks(label, records, caption), cols=cols,
-                            first=i == 0, links=self.links(current))
-                for i, (label, records) in enumerate(groups))
+            return rows.render(blocks=blocks(groups, caption), cols=cols, first=True,
+                               links=self.links(current))
 
         return render
 
@@ -361,11 +361,33 @@ Group = tuple[str, Sequence[Any]]          # a label (kernel series, driver) and
 BLOCK_ROWS = 40
 
 
-def blocks(label: str, rows: Sequence[Any], caption: Callable[[str, int], str],
+def blocks(groups: Sequence[Group], caption: Callable[[str, int], str],
            size: int = BLOCK_ROWS) -> list[tuple[str, Sequence[Any]]]:
-    """A group's rows cut into blocks; the first one is captioned with the group."""
-    return [(caption(label, len(rows)) if start == 0 else "", rows[start:start + size])
-            for start in range(0, len(rows), size)]
+    """Groups of rows as blocks of at most `size` rows, in order: a big group is cut into
+    several blocks, the first captioned with the group; small groups in a row share a
+    block, captioned with the first and last ("Kernels 3.10 to 4.1: 37")."""
+    out: list[tuple[str, Sequence[Any]]] = []
+    pending: list[tuple[str, Sequence[Any]]] = []
+
+    def flush() -> None:
+        if pending:
+            first, last = pending[0][0], pending[-1][0]
+            label = first if first == last else f"{first} to {last}"
+            rows = [r for _, group in pending for r in group]
+            out.append((caption(label, len(rows)), rows))
+            pending.clear()
+
+    for label, rows in groups:
+        if len(rows) > size // 2:
+            flush()
+            out += [(caption(label, len(rows)) if start == 0 else "", rows[start:start + size])
+                    for start in range(0, len(rows), size)]
+        else:
+            if sum(len(group) for _, group in pending) + len(rows) > size:
+                flush()
+            pending.append((label, rows))
+    flush()
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -149,6 +149,8 @@
 
   /* api/targets/<target>.json: the newest kernel built per driver, arch and series. */
   Lookup.prototype.target = function (target) {
+    var known = this.manifest.coverage;    // the targets the catalog has: no 404s
+    if (known && !has(known, target)) { return Promise.resolve(null); }
     return this.json("targets/" + encodeURIComponent(target) + ".json");
   };
 
