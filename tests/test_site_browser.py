@@ -43,6 +43,7 @@ pytestmark = pytest.mark.browser
 
 PHONE, LAPTOP = 390, 1366
 WIDTHS = [PHONE, LAPTOP]
+FITS = [360, PHONE, LAPTOP]          # "fits a phone": down to 360 px
 MIRROR_URL = "http://<mirror host>:8080"
 
 
@@ -295,7 +296,7 @@ def _host_for(site: Site, driver: str, arch: str, file: str) -> tuple[Host, str]
     raise AssertionError(f"no fixture host named {file}")
 
 
-@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("width", FITS)
 def test_found_answer_is_readable_on_the_screen(site: Site, width: int) -> None:
     host = pick_built(site, lambda h: h.uname_r.endswith("-aws") and "~" in h.uname_v, "0.36.2")
     page = site.page(width=width)
@@ -710,7 +711,7 @@ def test_table_copy_button_copies_the_whole_digest(site: Site) -> None:
     assert click_copy(table, row.locator(".fp-copy")) == record.sha256
 
 
-@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("width", FITS)
 def test_coverage_fits_the_screen_with_every_driver(site: Site, width: int) -> None:
     page = site.page("targets/debian/?show=failed", width=width)
     page.wait_for_selector("#fp-table[data-fp-ready]")
@@ -745,7 +746,7 @@ def test_failures_page_filter_and_logs(site: Site) -> None:
     assert logs.first.get_attribute("href").startswith("https://ci.example.org/")
 
 
-@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("width", FITS)
 def test_home_and_index_pages_fit_and_link(site: Site, width: int) -> None:
     page = site.page(width=width)
     no_sideways_scroll(page)

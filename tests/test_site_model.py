@@ -536,7 +536,7 @@ def test_sources_commits_and_constant_columns(model: SiteModel) -> None:
     cols = probe_columns(page)
     assert not cols.source      # one source, one commit: said once above the table
     assert [c.label for c in cols.columns] == ["Kernel release", "Version", "Arch", "File",
-                                               "sha256", "Size", "Built", "Load test", "Log"]
+                                               "sha256", "Size", "Built", "Load test", "Build"]
     html = next(Renderer(model).table(page)).html
     assert f"Compiled from <q>{DEBIAN_SOURCE}</q>" in html
     assert "at commit <code>3c1d0f2a9b7e" in html
@@ -558,6 +558,7 @@ def test_rows_are_one_line_with_a_short_digest_that_copies_the_whole(model: Site
         for r in rows:
             assert f'data-copy="{r.sha256}">{r.sha256[:12]}…</button>' in html
             assert f'<a href="{r.job}">job</a>' in html
+            assert f'<a href="{r.attestation}" title="build provenance attestation">' in html
     widths = [c.width for c in probe_columns(page).columns]
     longest = max(len(r.kernel_release) for _, rows in page.groups for r in rows)
     assert widths[0] == max(longest, len("Kernel release")) + 3
@@ -684,8 +685,9 @@ def test_kernel_documents_answer_every_prefix(model: SiteModel, fixture: Fixture
     row = dict(zip(chunk["probe_fields"], next(
         x for x in chunk["probes"][releases[7]] if x[0] == newest.driver_version
         and x[2] == newest.target), strict=True))
-    assert (row["sha256"], row["url"], row["source"]) == (newest.sha256, newest.url,
-                                                          newest.source)
+    assert (row["sha256"], row["url"], row["size"], row["loadtest"]) == (
+        newest.sha256, newest.url, newest.size,
+        newest.loadtest.status if newest.loadtest else None)
 
 
 def pick_chunks(firsts: list[str], prefix: str) -> list[int]:

@@ -263,24 +263,25 @@ def find_manifest(model: SiteModel, page_url: Mapping[str, str], drivers_repo: s
 
 # --- by kernel release ------------------------------------------------------------------
 
+# What a list of a kernel's probes shows (the rest is one exact lookup away): the load
+# test by its status only, a failure without its reason.
 KERNEL_PROBE_FIELDS = ("driver_version", "arch", "target", "kernel_version", "sha256", "size",
-                       "url", "built", "log", "job", "attestation", "source", "loadtest")
+                       "url", "loadtest")
 KERNEL_FAILURE_FIELDS = ("driver_version", "arch", "target", "kernel_version", "step",
-                         "category", "reason", "log", "job", "attempts", "last_attempt")
+                         "category", "log")
 # Bytes of rows per chunk file of api/kernels/: ~12 kB over the wire (gzip).
 KERNEL_CHUNK_BYTES = 64_000
 
 
 def _kernel_probe(record: ProbeRecord) -> list[Any]:
     return [record.driver_version, record.arch, record.target, record.kernel_version,
-            record.sha256, record.size, record.url, record.built, record.log, record.job,
-            record.attestation, record.source, _loadtest_row(record.loadtest)]
+            record.sha256, record.size, record.url,
+            record.loadtest.status if record.loadtest else None]
 
 
 def _kernel_failure(failure: FailureRecord) -> list[Any]:
     return [failure.driver_version, failure.arch, failure.target, failure.kernel_version,
-            failure.step, failure.category, failure.reason, failure.log, failure.job,
-            failure.attempts, failure.last_attempt]
+            failure.step, failure.category, failure.log]
 
 
 def kernel_documents(files: Iterable[CatalogFile], order: Sequence[str],
@@ -330,8 +331,7 @@ def kernel_documents(files: Iterable[CatalogFile], order: Sequence[str],
         yield layout.kernels_chunk(n), dumps({
             "schema_version": SCHEMA_VERSION, "chunk": n,
             "probe_fields": list(KERNEL_PROBE_FIELDS),
-            "failure_fields": list(KERNEL_FAILURE_FIELDS),
-            "loadtest_fields": list(LOADTEST_FIELDS), **chunk}) + "\n"
+            "failure_fields": list(KERNEL_FAILURE_FIELDS), **chunk}) + "\n"
 
 
 def target_documents(model: SiteModel) -> Iterator[tuple[str, str]]:

@@ -3,8 +3,11 @@
 Bulk tables are rendered straight to HTML here, never through Markdown, and
 every page whose rows would pass the byte budget is split by kernel series
 (`5.4`, `5.10` ...) into parts, each a page of its own under the table's
-folder. Links are relative (the site works from any base URL, mirrors
-included); catalog URLs become links only when they are http(s).
+folder. Within a page the rows come in blocks of at most BLOCK_ROWS (small tables
+the browser lays out only near the screen), with the columns chosen per page
+(`Columns`: only those that say something, each as wide as its longest value).
+Links are relative (the site works from any base URL, mirrors included); catalog
+URLs become links only when they are http(s).
 """
 
 from __future__ import annotations
@@ -307,14 +310,14 @@ class Renderer:
               render_page: Callable[[str, Markup, Sequence[Part], int], str],
               part_uri: Callable[[str], str] | None = None) -> Iterator[GeneratedPage]:
         """One page with every row, or an overview page and one page per part."""
-        chunks = [(label, rows, len(render_rows([(label, rows)], src_uri)))
-                  for label, rows in groups]
-        if sum(size for _, _, size in chunks) <= self.page_budget:
-            body = Markup(render_rows(groups, src_uri))  # noqa: S704
+        whole = render_rows(groups, src_uri)
+        if len(whole) <= self.page_budget:
             count = sum(len(rows) for _, rows in groups)
-            yield GeneratedPage(src_uri, title, render_page(src_uri, body, (), count),
+            yield GeneratedPage(src_uri, title, render_page(src_uri, Markup(whole), (), count),
                                 hide=BULK_HIDE, bulk=True)
             return
+        chunks = [(label, rows, len(render_rows([(label, rows)], src_uri)))
+                  for label, rows in groups]
         folder_uri = part_uri or (lambda slug: src_uri.removesuffix("index.md") + slug
                                   + "/index.md")
         parts = pack_parts(self._fit(chunks, render_rows, src_uri), self.page_budget)
@@ -429,7 +432,7 @@ def probe_columns(page: TablePage) -> Columns:
     rows = [r for _, records in page.groups for r in records]
     arch = len(page.shown_arches) > 1
     loadtest = any(r.loadtest for r in rows)
-    log = any(r.log or r.job for r in rows)
+    log = any(r.log or r.job or r.attestation for r in rows)
     source = len(page.sources) > 1 or len(page.commits) > 1
     columns = [_column("Kernel release", (len(r.kernel_release) for r in rows), "order"),
                _column("Version", (len(r.kernel_version) for r in rows), "natural",
@@ -443,7 +446,9 @@ def probe_columns(page: TablePage) -> Columns:
     if loadtest:
         columns.append(_column("Load test", [12], "text"))
     if log:
-        columns.append(_column("Log", [7]))
+        columns.append(_column("Build", [len("log   job   attest.") if any(
+            r.attestation for r in rows) else len("log   job")],
+            title="Build log, CI job and build provenance attestation"))
     if source:
         columns.append(_column("Source", (len(r.source or r.driver_ref) + 9 for r in rows),
                                "text", at_most=40))

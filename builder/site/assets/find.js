@@ -95,10 +95,12 @@
 
   function sentence(parts) { return el("p", {}, parts); }
 
+  /* A load test (an object, or its status alone in kernel lists) as a badge. */
   function loadtestBadge(lt) {
     if (!lt) { return null; }
-    if (lt.status === "passed") { return el("span", { "class": "fp-lt fp-lt-passed", text: "✓ loads" }); }
-    if (lt.status === "rejected") { return el("span", { "class": "fp-lt fp-lt-rejected", text: "✗ rejected" }); }
+    var status = typeof lt === "string" ? lt : lt.status;
+    if (status === "passed") { return el("span", { "class": "fp-lt fp-lt-passed", text: "✓ loads" }); }
+    if (status === "rejected") { return el("span", { "class": "fp-lt fp-lt-rejected", text: "✗ rejected" }); }
     return el("span", { "class": "fp-lt fp-lt-untested", text: "– not tested" });
   }
 
