@@ -330,6 +330,9 @@ class DriverCoverage:
     missing: int
 
 
+MATRIX_SERIES = 30
+
+
 @dataclass(frozen=True, slots=True)
 class SeriesCoverage:
     """One kernel series of a target: its kernels, and per driver version how many are
@@ -361,7 +364,11 @@ class CoveragePage:
 
     @property
     def series(self) -> tuple[SeriesCoverage, ...]:
-        """Which driver versions cover which kernel series: the compact matrix."""
+        """Which driver versions cover which kernel series: the compact matrix; empty
+        when the target has more than MATRIX_SERIES of them (Flatcar's releases are its
+        OS versions: hundreds of "series" of one kernel each say nothing)."""
+        if len(self.groups) > MATRIX_SERIES:
+            return ()
         out = []
         for series, rows in self.groups:
             built = [0] * len(self.drivers)
