@@ -420,15 +420,15 @@ def _decorate(record: ProbeRecord, n: int) -> ProbeRecord:
 
 
 def run(probes: int, work: Path, naive: bool, browser: bool, samples: int,
-        lighthouse_runs: int, repeat: int = 2) -> dict[str, Any]:
+        lighthouse_runs: int, repeat: int = 2, plain: bool = False) -> dict[str, Any]:
     from bench import synth
 
     if not synth.KERNEL_LIST.exists():
         return {"skipped": f"{synth.KERNEL_LIST} is absent"}
     catalog = work / "catalog"
     shutil.rmtree(catalog, ignore_errors=True)
-    files = synth.write_catalog(catalog, probes, decorate=_decorate)
-    figures: dict[str, Any] = {"probes": probes, "catalog_files": files}
+    files = synth.write_catalog(catalog, probes, decorate=None if plain else _decorate)
+    figures: dict[str, Any] = {"probes": probes, "catalog_files": files, "plain": plain}
     print(f"site bench: {probes} probes in {files} catalog files", file=sys.stderr)
     # Ours and naive alternate, `repeat` times each; the fastest of each counts (the run
     # other work on the machine disturbed least).
@@ -468,7 +468,9 @@ def _find_line(label: str, find: dict[str, Any]) -> str:
 def report(figures: dict[str, Any]) -> str:
     if "skipped" in figures:
         return f"site bench skipped: {figures['skipped']}"
-    lines = [f"{figures['probes']:,} probes, {figures['catalog_files']} catalog files"]
+    lines = [f"{figures['probes']:,} probes, {figures['catalog_files']} catalog files"
+             + (" (plain records)" if figures.get("plain") else
+                " (with source, job, attestation, and a load test on every other probe)")]
     for name in ("ours", "naive"):
         f = figures.get(name)
         if f:
@@ -518,15 +520,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="Lighthouse runs per page and form factor (0: none)")
     parser.add_argument("--repeat", type=int, default=2, metavar="N",
                         help="builds of each site, alternating; the fastest counts")
+    parser.add_argument("--plain", action="store_true",
+                        help="records with names, digests and URLs only (no source, job, "
+                             "attestation or load test)")
     args = parser.parse_args(argv)
     if args.workdir is not None:
         args.workdir.mkdir(parents=True, exist_ok=True)
         figures = run(args.probes, args.workdir, not args.no_naive, not args.no_browser,
-                      args.samples, args.lighthouse_runs, args.repeat)
+                      args.samples, args.lighthouse_runs, args.repeat, args.plain)
     else:
         with tempfile.TemporaryDirectory(prefix="bench-site-") as tmp:
             figures = run(args.probes, Path(tmp), not args.no_naive, not args.no_browser,
-                          args.samples, args.lighthouse_runs, args.repeat)
+                          args.samples, args.lighthouse_runs, args.repeat, args.plain)
     print(report(figures), file=sys.stderr)
     return figures
 
