@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from builder.core.catalog import CatalogFile, render
@@ -88,10 +88,15 @@ def _record(driver: str, arch: str, target: str, release: str, version: str,
                        "0123456789abcdef0123456789abcdef01234567", driver)
 
 
-def write_catalog(root: Path, count: int, path: Path = KERNEL_LIST) -> int:
-    """Write a catalog of `count` probes under root; returns the number of files."""
+def write_catalog(root: Path, count: int, path: Path = KERNEL_LIST,
+                  decorate: Callable[[ProbeRecord, int], ProbeRecord] | None = None) -> int:
+    """Write a catalog of `count` probes under root; returns the number of files.
+    `decorate(record, n)` may add fields to the n-th record (the site bench fills the
+    load test, source, job and attestation fields)."""
     groups: dict[tuple[str, str, str], list[ProbeRecord]] = defaultdict(list)
-    for record in records(count, path):
+    for n, record in enumerate(records(count, path)):
+        if decorate is not None:
+            record = decorate(record, n)
         groups[(record.driver_version, record.arch, record.target)].append(record)
     for key, probes in groups.items():
         cat_file = CatalogFile(*key, tuple(probes))

@@ -3,9 +3,15 @@
 Every probe is named by builder.core.naming exactly as the loaders of the Falco
 releases its driver version serves name it (aliases included), so the site's
 find-my-probe can be tested against real host inputs. Some kernels are left
-unbuilt for some driver versions, some builds failed. Probe bytes are
-deterministic (`probe_bytes`) so a test can lay out a directory store whose
+unbuilt for some driver versions, some builds failed (with a category). Probe bytes
+are deterministic (`probe_bytes`) so a test can lay out a directory store whose
 files match the catalog digests.
+
+Stores: 6.0.1+driver and 7.0.0+driver probes are in a directory store (the loader's
+layout, STORE_URL); 5.0.1+driver probes are GitHub release assets (GITHUB_URL), which a
+loader cannot fetch directly. 6.0.1+driver and 7.0.0+driver probes carry load tests
+(passed, some rejected, some not tested) and the source compiled; 7.0.0+driver probes
+also their CI job and build provenance attestation.
 """
 
 from __future__ import annotations
@@ -17,13 +23,21 @@ from pathlib import Path
 
 from builder.core.catalog import CatalogFile, render
 from builder.core.naming import host_from_inputs, names_for_driver
-from builder.core.records import FailureRecord, HostFacts, ProbeRecord
+from builder.core.records import FailureRecord, HostFacts, LoadTest, ProbeRecord
 from builder.core.versions import FalcoVersion
 from builder.core.yamlio import atomic_write
 
 STORE_URL = "https://downloads.example.org/falco-probes"
+REPOSITORY = "falcosecurity/falco-probes"
+GITHUB_URL = f"https://github.com/{REPOSITORY}/releases/download"
 LOG_URL = "https://ci.example.org/falco-probes/runs/{n}"
+JOB_URL = f"https://github.com/{REPOSITORY}/actions/runs/{{n}}/job/{{m}}"
+ATTESTATION_URL = f"{GITHUB_URL}/attestations-7/attestation-{{n:016x}}.sigstore.json"
 COMMIT = "3c1d0f2a9b7e41d5c0ffee0123456789abcdef01"
+SOURCES = {"6.0.1+driver": "libs archive 6.0.1+driver",
+           "7.0.0+driver": "libs archive 7.0.0+driver"}
+DEBIAN_SOURCE = "debian falcosecurity-scap-dkms 0.23.2-6 (libs 0.23.2, Debian patches)"
+VERIFIER = "raw_tracepoint/filler/sys_open_x: R2 invalid mem access 'scalar'"
 
 # Driver version -> the Falco releases it serves (7.0.0+driver comes from probes.yaml).
 DRIVERS = {
@@ -117,6 +131,34 @@ class Fixture:
         return {r.target for r in self.probes}
 
 
+def _loadtest(driver: str, counter: int) -> LoadTest | None:
+    if driver == "5.0.1+driver":
+        return None
+    if counter % 7 == 0:
+        return LoadTest("rejected", "6.1.0-13-amd64", 169, 170, 0, "2026-11-25T04:00:00Z",
+                        VERIFIER)
+    if counter % 5 == 0:
+        return LoadTest("not_tested", reason="no kernel image for this release")
+    return LoadTest("passed", "6.1.0-13-amd64", 170, 170, 1234, "2026-11-25T04:00:00Z")
+
+
+def _placement(driver: str, arch: str, target: str, file: str, counter: int,
+               ) -> dict[str, object]:
+    """Where a probe is published and what the catalog says about its making."""
+    if driver == "5.0.1+driver":
+        tag = f"probes-5.0.1-{arch}-{counter // 40:03d}"
+        return {"url": f"{GITHUB_URL}/{tag}/{file}", "release": tag}
+    out: dict[str, object] = {
+        "url": f"{STORE_URL}/{driver.replace('+', '%2B')}/{arch}/{file}",
+        "source": DEBIAN_SOURCE if target == "debian" and driver == "6.0.1+driver"
+        else SOURCES[driver],
+        "loadtest": _loadtest(driver, counter)}
+    if driver == "7.0.0+driver":
+        out["job"] = JOB_URL.format(n=900 + counter % 3, m=counter)
+        out["attestation"] = ATTESTATION_URL.format(n=counter)
+    return out
+
+
 def build_fixture() -> Fixture:
     """Every host x driver version: most built, every 11th failed, every 13th not built."""
     probes: list[ProbeRecord] = []
@@ -137,15 +179,17 @@ def build_fixture() -> Fixture:
                     reason=f"error: implicit declaration of function 'bpf_probe_read' "
                            f"({name.kernel_release})",
                     log=LOG_URL.format(n=counter), attempts=counter % 3 + 1,
-                    last_attempt="2026-11-24T03:10:00Z", driver_ref=driver))
+                    last_attempt="2026-11-24T03:10:00Z", driver_ref=driver,
+                    category="unsupported-kernel" if counter % 2 else "",
+                    aliases=aliases))
             else:
                 sha = _digest(*parts)
-                url = f"{STORE_URL}/{driver.replace('+', '%2B')}/{name.arch}/{name.file}"
                 probes.append(ProbeRecord(
                     *parts, sha256=sha, size=3_000_000 + counter,
-                    url=url, release="", built=f"2026-11-{10 + counter % 15:02d}T03:00:00Z",
+                    built=f"2026-11-{10 + counter % 15:02d}T03:00:00Z",
                     log=LOG_URL.format(n=counter), commit=COMMIT, driver_ref=driver,
-                    aliases=aliases))
+                    aliases=aliases, **_placement(driver, name.arch, name.target, name.file,
+                                                  counter)))  # type: ignore[arg-type]
     return Fixture(tuple(probes), tuple(failures), tuple(unbuilt))
 
 

@@ -4,22 +4,29 @@ Every case of tests/data/naming_cases.yaml runs through naming.js in headless
 Chromium and must give the expected names and request paths, and the same as
 builder.core.naming. Then thousands of seeded variations of those hosts (mutated
 uname strings, os-release texts full of quotes and comments, every rule era)
-run through both, which must agree exactly.
+run through both, which must agree exactly. naming.js gets the facts it does not
+own (override releases, minimum kernels) from the site's JSON, as on the site:
+`builder.site.api.naming_constants()`. On CI a missing Chromium fails these tests
+(tests/sitebrowser.py).
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from sitebrowser import chromium_context
 
 from builder.core.errors import InputError
 from builder.core.naming import (
+    MIN_KERNEL,
+    OVERRIDE_RELEASES,
     NoRequest,
     falcoctl_request_path,
     host_from_inputs,
@@ -30,6 +37,7 @@ from builder.core.naming import (
     request_path,
 )
 from builder.core.versions import KNOWN_RELEASES, FalcoVersion
+from builder.site.api import naming_constants
 
 pytestmark = pytest.mark.browser
 
@@ -37,9 +45,6 @@ ROOT = Path(__file__).resolve().parents[1]
 NAMING_JS = ROOT / "builder" / "site" / "assets" / "naming.js"
 CASES: list[dict[str, Any]] = yaml.safe_load(
     (Path(__file__).parent / "data" / "naming_cases.yaml").read_text())
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 # Every Falco release whose rules differ from its predecessor's, plus a few more.
 ERAS = ["0.26.0", "0.27.0", "0.28.0", "0.31.1", "0.32.0", "0.32.1", "0.32.2", "0.33.0",
         "0.34.0", "0.34.1", "0.35.0", "0.35.1", "0.36.2", "0.37.0", "0.37.1", "0.38.0",
@@ -48,21 +53,33 @@ ERAS = ["0.26.0", "0.27.0", "0.28.0", "0.31.1", "0.32.0", "0.32.1", "0.32.2", "0
 
 @pytest.fixture(scope="module")
 def js_page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    with playwright_api.sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), headless=True,
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+    with chromium_context(tmp_path_factory.mktemp("chromium-profile")) as context:
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.add_script_tag(content=NAMING_JS.read_text())
+        page.evaluate("facts => window.FalcoNaming.configure(facts)",
+                      json.loads(json.dumps(naming_constants())))
         page.add_script_tag(content=JS_HARNESS)
         yield page
-        context.close()
         assert errors == []
+
+
+def test_the_site_hands_naming_js_the_python_facts(js_page: Any) -> None:
+    got = js_page.evaluate("""() => [window.FalcoNaming.OVERRIDE_RELEASES.map(String),
+                                     window.FalcoNaming.MIN_KERNEL]""")
+    assert got == [[str(v) for v in OVERRIDE_RELEASES],
+                   {arch: list(v) for arch, v in MIN_KERNEL.items()}]
+
+
+def test_naming_js_holds_no_copy_of_those_facts() -> None:
+    """The override releases and minimum kernels come from the site's JSON only: the
+    script assigns them nothing but null and what configure() is given."""
+    source = NAMING_JS.read_text()
+    for name in ("OVERRIDE_RELEASES", "MIN_KERNEL"):
+        assignments = re.findall(rf"(?<![.\w]){name}\s*=(?!=)\s*([^;]+);", source)
+        assert assignments and set(assignments) <= {"null", "{}",
+                                                     "facts.override_releases.map(v)"}, name
 
 
 # Runs one batch of inputs through naming.js; each result mirrors py_result below.

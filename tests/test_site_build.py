@@ -90,7 +90,7 @@ def test_table_page_lists_its_probes_with_links(built: tuple[Path, Fixture]) -> 
     assert html.count('<tr data-arch="') == len(mine)
     for record in mine:
         assert f'<a href="{record.url}">{record.file}</a>' in html
-        assert f"<code>{record.sha256}</code>" in html
+        assert f'data-copy="{record.sha256}"' in html and f">{record.sha256[:12]}…<" in html
         for alias in record.aliases:
             assert alias in html
     failed = [f for f in fixture.failures if (f.driver_version, f.target) ==
@@ -168,6 +168,8 @@ class _Refs(HTMLParser):
         values = dict(attrs)
         if tag in ("script", "img", "iframe", "source", "audio", "video") and values.get("src"):
             self.loaded.append(values["src"] or "")
+        if tag == "script" and values.get("data-src"):    # Material's, on demand
+            self.loaded.append(values["data-src"] or "")
         if tag == "link" and values.get("href") and values.get("rel") not in ("canonical",):
             self.loaded.append(values["href"] or "")
         if tag == "a" and values.get("href"):
@@ -204,6 +206,52 @@ def test_internal_links_resolve(built: tuple[Path, Fixture]) -> None:
             if target.is_dir():
                 target = target / "index.html"
             assert target.exists(), (page, href)
+
+
+def test_every_generated_page_has_a_skip_link_to_its_heading(built: tuple[Path, Fixture]) -> None:
+    site, _ = built
+    pages = [site / "index.html", site / "drivers/index.html", site / "targets/index.html",
+             site / "failures/index.html", site / "drivers/6.0.1+driver/index.html",
+             site / "drivers/6.0.1+driver/debian/index.html", site / "targets/debian/index.html"]
+    for page in pages:
+        html = page.read_text()
+        skip = re.search(r'<a href="#([^"]+)" class="md-skip">', html)
+        assert skip is not None, page
+        assert f'<h1 id="{skip.group(1)}">' in html, page
+
+
+def test_scripts_wait_for_the_page_and_bulk_pages_for_the_reader(
+        built: tuple[Path, Fixture]) -> None:
+    site, _ = built
+    for page, bulk in [(site / "index.html", False), (site / "usage/index.html", False),
+                       (site / "drivers/6.0.1+driver/index.html", False),
+                       (site / "drivers/6.0.1+driver/debian/index.html", True),
+                       (site / "targets/debian/index.html", True),
+                       (site / "failures/index.html", True)]:
+        html = page.read_text()
+        head = html.split("</head>")[0]
+        assert 'classList.replace("no-js", "js")' in head, page
+        scripts = re.findall(r"<script [^>]*(?:src|data-src)=\"[^\"]+\"[^>]*>", html)
+        assert len(scripts) == 1 + len(layout.SCRIPTS), page
+        theme = next(tag for tag in scripts if "assets/javascripts/bundle." in tag)
+        assert ("data-fp-on-demand" in theme) is bulk, page
+        assert all("defer" in tag for tag in scripts if tag != theme), page
+        assert bulk or "defer" in theme
+
+
+def test_kernel_and_target_lookups_are_written(built: tuple[Path, Fixture]) -> None:
+    site, fixture = built
+    index = json.loads((site / layout.KERNELS_INDEX).read_text())
+    chunks = [json.loads((site / layout.kernels_chunk(n)).read_text())
+              for n in range(len(index["chunks"]))]
+    releases = {k for c in chunks for k in c["probes"]}
+    assert releases == {r.kernel_release for r in fixture.probes}
+    for target in fixture.targets():
+        doc = json.loads((site / layout.api_target(target)).read_text())
+        assert doc["target"] == target and doc["newest"]
+    for driver in DRIVERS:
+        assert (site / layout.api_sums_text(driver)).read_text() == \
+            (site / layout.api_sums(driver)).read_text()
 
 
 # --- other catalogs ----------------------------------------------------------------------

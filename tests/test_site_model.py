@@ -17,7 +17,19 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sitecatalog import DRIVERS, PROBES_YAML, Fixture, build_fixture, write_catalog
+from markupsafe import escape
+from sitecatalog import (
+    DEBIAN_SOURCE,
+    DRIVERS,
+    PROBES_YAML,
+    REPOSITORY,
+    SOURCES,
+    STORE_URL,
+    VERIFIER,
+    Fixture,
+    build_fixture,
+    write_catalog,
+)
 
 from builder.core.catalog import Catalog, CatalogFile, load_catalog, natural_key
 from builder.core.config import load_config
@@ -26,13 +38,26 @@ from builder.core.versions import BUILTIN_RELEASES, FalcoReleases, v
 from builder.site import api, charts, layout
 from builder.site.model import (
     SiteModel,
+    TablePage,
     build_site,
+    count_load_tests,
     coverage_pages,
     driver_order,
     failures_page,
+    release_page,
+    series_groups,
     table_pages,
 )
-from builder.site.render import GeneratedPage, Renderer, pack_parts, safe_url
+from builder.site.render import (
+    BLOCK_ROWS,
+    BULK_META,
+    GeneratedPage,
+    Renderer,
+    blocks,
+    pack_parts,
+    probe_columns,
+    safe_url,
+)
 
 
 @pytest.fixture(scope="module")
@@ -228,15 +253,23 @@ def test_every_name_is_in_its_shard(model: SiteModel, fixture: Fixture) -> None:
                 for name in record.all_files():
                     shard = shards[api.fnv1a(name) % count]
                     row = dict(zip(shard["probe_fields"], shard["probes"][name], strict=True))
+                    loadtest = record.loadtest
                     assert row == {"file": record.file, "sha256": record.sha256,
                                    "size": record.size, "url": record.url,
-                                   "built": record.built, "log": record.log}
+                                   "built": record.built, "log": record.log,
+                                   "job": record.job, "attestation": record.attestation,
+                                   "source": record.source,
+                                   "loadtest": None if loadtest is None else [
+                                       getattr(loadtest, f) for f in shard["loadtest_fields"]]}
             for failure in (f for cf in files for f in cf.failures):
-                shard = shards[api.fnv1a(failure.file) % count]
-                row = dict(zip(shard["failure_fields"], shard["failures"][failure.file],
-                               strict=True))
-                assert (row["step"], row["reason"], row["log"]) == (
-                    failure.step, failure.reason, failure.log)
+                for name in failure.all_files():  # found under every name, aliases too
+                    shard = shards[api.fnv1a(name) % count]
+                    row = dict(zip(shard["failure_fields"], shard["failures"][name],
+                                   strict=True))
+                    assert (row["file"], row["step"], row["category"], row["reason"],
+                            row["log"]) == (failure.file, failure.step, failure.category,
+                                            failure.reason, failure.log)
+    assert any(f.aliases for f in fixture.failures)
 
 
 def test_shards_stay_small_whatever_the_catalog_size() -> None:
@@ -377,8 +410,9 @@ def test_big_tables_are_split_by_kernel_series(model: SiteModel) -> None:
     found: list[str] = []
     for uri in parts:
         html = pages[uri].html
-        rows = html.split("<tbody>")[1].split("</tbody>")[0]
-        assert len(rows) <= budget or rows.count("<tr") == 1
+        body = html.split('<div id="fp-table"')[1]
+        rows = body[:body.rindex("</table></div>")]
+        assert len(rows) <= budget or rows.count("<tr data-arch") == 1
         found += re.findall(r">(falco_ubuntu-generic_[^<]+\.o)</a>", rows)
         assert renderer.page_urls[uri] in overview.html
     assert sorted(found) == sorted(expected)
@@ -389,7 +423,8 @@ def test_pack_parts_keeps_order_and_budget() -> None:
               ("6.1 (1/2)", (6,), 30), ("6.1 (2/2)", (7,), 30)]
     parts = pack_parts(chunks, 100)
     assert [p.label for p in parts] == ["4.14 to 5.4", "5.10", "5.15", "6.1 (1/2) to 6.1 (2/2)"]
-    assert [r for p in parts for r in p.rows] == [1, 2, 3, 4, 5, 6, 7]
+    assert [r for p in parts for _, rows in p.groups for r in rows] == [1, 2, 3, 4, 5, 6, 7]
+    assert [label for _, label in [(0, g[0]) for g in parts[0].groups]] == ["4.14", "5.4"]
     assert len({p.slug for p in parts}) == len(parts)
 
 
@@ -402,33 +437,50 @@ def test_empty_catalog_renders_every_fixed_page() -> None:
     assert api.index_document(model, {})["driver_versions"] == []
 
 
-def test_charts_geometry() -> None:
+def test_charts_shares_and_legend() -> None:
     chart = charts.bar_chart("t", [charts.BarItem("a", (("ok", 10), ("failed", 5))),
-                                   charts.BarItem("b" * 40, (("ok", 0),))])
+                                   charts.BarItem("b" * 40, (("ok", 0),))],
+                             [("ok", "built"), ("failed", "failed"), ("missing", "missing")])
     first, second = chart.bars
     assert first.total == 15 and second.total == 0 and second.segments == ()
-    assert first.segments[1].x == pytest.approx(first.segments[0].x + first.segments[0].width,
-                                                abs=0.2)
-    assert second.label.endswith("…") and second.title == "b" * 40
+    assert [(s.kind, s.label, s.share, s.value) for s in first.segments] == [
+        ("ok", "built", 66.67, 10), ("failed", "failed", 33.33, 5)]
+    assert second.label == "b" * 40                      # whole: the bar wraps, not cuts
+    assert chart.legend == (("ok", "built"), ("failed", "failed"))   # no missing key
     grid = charts.heatmap("g", ["t1", "t2"], ["d1", "d2"], {("t1", "d1"): 1, ("t2", "d2"): 1000},
-                          {})
-    assert [c.level for c in grid.cells] == [1, charts.LEVELS]
+                          {("t1", "d1"): "x/"})
+    cells = [c for _, row in grid.rows for c in row]
+    assert [c.level if c else 0 for c in cells] == [1, 0, 0, charts.LEVELS]
+    assert cells[0] is not None and cells[0].href == "x/" and grid.cells == 2
+    assert cells[3] is not None and cells[3].title == "t2, d2: 1,000 probes"
     assert charts.level(0, 10) == 0
+
+
+def table_html(model: SiteModel, records: list[ProbeRecord]) -> str:
+    """One probe table page holding `records` (the first one's driver and target)."""
+    first = records[0]
+    page = TablePage(first.driver_version, first.target, (), series_groups(records), (),
+                     (("x86_64", sum(r.arch == "x86_64" for r in records)),
+                      ("aarch64", sum(r.arch == "aarch64" for r in records))),
+                     count_load_tests(records))
+    return next(Renderer(model).table(page)).html
 
 
 def test_alias_rows_show_every_requested_name(model: SiteModel) -> None:
     page = next(p for p in table_pages(model)
                 if (p.driver_version, p.target) == ("5.0.1+driver", "debian"))
     with_alias = next(r for _, rows in page.groups for r in rows if r.aliases)
-    html = Renderer(model).env.get_template("table_rows.html.j2").render(rows=[with_alias])
-    assert with_alias.aliases[0] in html and with_alias.file in html
+    html = table_html(model, [with_alias])
+    assert f'data-also="{" ".join(with_alias.aliases)}"' in html
+    assert f"Also requested as {', '.join(with_alias.aliases)}" in html
+    assert f">{with_alias.file}</a>" in html
 
 
 def test_file_urls_are_shown_but_not_linked(model: SiteModel) -> None:
     record = next(iter(model.catalog.probes()))
-    local = replace(record, url="file:///srv/store/x.o")
-    html = Renderer(model).env.get_template("table_rows.html.j2").render(rows=[local])
-    assert "file:///" not in html and f"<td>{record.file}" in html
+    local = replace(record, url="file:///srv/store/x.o", aliases=())
+    html = table_html(model, [local])
+    assert "file:///" not in html and f"<td>{record.file}</td>" in html
 
 
 def test_failures_page_splits_by_driver_version(model: SiteModel, fixture: Fixture) -> None:
@@ -440,3 +492,256 @@ def test_failures_page_splits_by_driver_version(model: SiteModel, fixture: Fixtu
     rows = sum(pages[uri].html.count('<tr data-arch="') for uri in parts)
     assert rows == len(fixture.failures)
     assert all(renderer.page_urls[uri] in pages[layout.FAILURES].html for uri in parts)
+
+
+# --- issue 13 and the records' new fields -------------------------------------------------
+
+def test_load_tests_are_counted_and_shown(model: SiteModel, fixture: Fixture) -> None:
+    driver = model.driver("6.0.1+driver")
+    assert driver is not None
+    mine = [r for r in fixture.probes if r.driver_version == "6.0.1+driver"]
+    status = Counter(r.loadtest.status if r.loadtest else "none" for r in mine)
+    assert (driver.loadtests.passed, driver.loadtests.rejected, driver.loadtests.untested) == (
+        status["passed"], status["rejected"], status["not_tested"])
+    page = next(p for p in table_pages(model)
+                if (p.driver_version, p.target) == ("6.0.1+driver", "ubuntu-aws"))
+    html = next(Renderer(model).table(page)).html
+    rows = [r for _, group in page.groups for r in group]
+    assert html.count("✓ loads</span></td>") == sum(
+        1 for r in rows if r.loadtest and r.loadtest.status == "passed")
+    rejected = [r for r in rows if r.loadtest and r.loadtest.status == "rejected"]
+    assert rejected and page.rejected == tuple(rejected)
+    for record in rejected:   # the badge links to the verifier's reason under the table
+        assert f'<a class="fp-lt fp-lt-rejected" href="#lt-{record.file}">' in html
+        assert f'<li id="lt-{record.file}">' in html
+    assert html.count(escape(VERIFIER)) == len(rejected)
+    assert f"{page.loadtests.passed} loaded in their kernel" in html
+    untested = next(Renderer(model).table(next(
+        p for p in table_pages(model) if p.driver_version == "5.0.1+driver"))).html
+    assert "none of them load-tested yet" in untested and "Load test ↕" not in untested
+
+
+def test_sources_commits_and_constant_columns(model: SiteModel) -> None:
+    driver = model.driver("6.0.1+driver")
+    assert driver is not None
+    assert dict(driver.sources) == {
+        DEBIAN_SOURCE: sum(1 for f in model.files_of("6.0.1+driver") if f.target == "debian"
+                           for _ in f.probes),
+        SOURCES["6.0.1+driver"]: driver.probes - dict(driver.sources)[DEBIAN_SOURCE]}
+    html = Renderer(model).driver("6.0.1+driver").html
+    assert f"<q>{DEBIAN_SOURCE}</q>" in html and "<q>libs archive 6.0.1+driver</q>" in html
+    page = next(p for p in table_pages(model)
+                if (p.driver_version, p.target) == ("6.0.1+driver", "debian"))
+    cols = probe_columns(page)
+    assert not cols.source      # one source, one commit: said once above the table
+    assert [c.label for c in cols.columns] == ["Kernel release", "Version", "Arch", "File",
+                                               "sha256", "Size", "Built", "Load test", "Build"]
+    html = next(Renderer(model).table(page)).html
+    assert f"Compiled from <q>{DEBIAN_SOURCE}</q>" in html
+    assert "at commit <code>3c1d0f2a9b7e" in html
+    single = next(p for p in table_pages(model)
+                  if (p.driver_version, p.target) == ("6.0.1+driver", "amazonlinux2"))
+    assert "Arch" in [c.label for c in probe_columns(single).columns]
+    only_x86 = next(p for p in table_pages(model)
+                    if (p.driver_version, p.target) == ("6.0.1+driver", "ubuntu-generic"))
+    assert "Arch" not in [c.label for c in probe_columns(only_x86).columns]
+    html = next(Renderer(model).table(only_x86)).html
+    assert '<select name="arch"' not in html   # no arch filter with one arch
+
+
+def test_rows_are_one_line_with_a_short_digest_that_copies_the_whole(model: SiteModel) -> None:
+    page = next(p for p in table_pages(model)
+                if (p.driver_version, p.target) == ("7.0.0+driver", "amazonlinux2"))
+    html = next(Renderer(model).table(page)).html
+    for _, rows in page.groups:
+        for r in rows:
+            assert f'data-copy="{r.sha256}">{r.sha256[:12]}…</button>' in html
+            assert f'<a href="{r.job}">job</a>' in html
+            assert f'<a href="{r.attestation}" title="build provenance attestation">' in html
+    widths = [c.width for c in probe_columns(page).columns]
+    longest = max(len(r.kernel_release) for _, rows in page.groups for r in rows)
+    assert widths[0] == max(longest, len("Kernel release")) + 3
+    assert html.count("<colgroup>") == html.count('<div class="fp-block"')
+
+
+def test_blocks_hold_at_most_block_rows_and_caption_the_series() -> None:
+    def caption(label: str, n: int) -> str:
+        return f"Kernels {label}: {n:,}"
+
+    got = blocks([("5.10", list(range(95)))], caption)
+    assert [len(r) for _, r in got] == [BLOCK_ROWS, BLOCK_ROWS, 95 - 2 * BLOCK_ROWS]
+    assert [c for c, _ in got] == ["Kernels 5.10: 95", "", ""]
+    assert [x for _, r in got for x in r] == list(range(95))
+    big = list(range(4, 4 + BLOCK_ROWS))
+    packed = blocks([("3.10", [1, 2]), ("4.1", [3]), ("4.4", big), ("5.4", [99])], caption)
+    assert packed == [("Kernels 3.10 to 4.1: 3", [1, 2, 3]),
+                      (f"Kernels 4.4: {BLOCK_ROWS}", big), ("Kernels 5.4: 1", [99])]
+    many = blocks([(str(n), [n]) for n in range(2 * BLOCK_ROWS + 1)], caption)
+    assert [len(r) for _, r in many] == [BLOCK_ROWS, BLOCK_ROWS, 1]   # a series per row
+
+
+def test_targets_in_natural_order_and_no_empty_arch() -> None:
+    records = [ProbeRecord("6.0.1+driver", "x86_64", t, "5.4.0-1", "1", "a" * 64, 1_234_567,
+                           "https://example.org/x.o")
+               for t in ("ubuntu-aws-5.11", "ubuntu-aws-5.3", "ubuntu-aws", "debian")]
+    files = {(r.driver_version, r.arch, r.target): CatalogFile(r.driver_version, r.arch,
+                                                                r.target, (r,))
+             for r in records}
+    model = build_site(Catalog(Path("x"), files), BUILTIN_RELEASES)
+    expected = ["debian", "ubuntu-aws", "ubuntu-aws-5.3", "ubuntu-aws-5.11"]
+    assert [t.target for t in model.targets] == expected
+    driver = model.driver("6.0.1+driver")
+    assert driver is not None and [t.target for t in driver.targets] == expected
+    renderer = Renderer(model)
+    html = renderer.driver("6.0.1+driver").html
+    assert "<th scope=\"col\">aarch64</th>" not in html and "fp-seg-aarch64" not in html
+    assert html.index(">ubuntu-aws-5.3<") < html.index(">ubuntu-aws-5.11<")
+    home = renderer.home().html
+    assert "fp-seg-aarch64" not in home and "aarch64</span>" not in home
+
+
+def test_thousands_separators() -> None:
+    probes = tuple(ProbeRecord("6.0.1+driver", "x86_64", "debian", f"5.10.{n}-1-amd64", "1",
+                               f"{n:064x}", 3_000_000, "https://example.org/x.o")
+                   for n in range(1_234))
+    cat_file = CatalogFile("6.0.1+driver", "x86_64", "debian", probes)
+    model = build_site(Catalog(Path("x"), {cat_file.key: cat_file}), BUILTIN_RELEASES)
+    renderer = Renderer(model, page_budget=10_000_000)
+    assert "<strong>1,234</strong> probes" in renderer.home().html
+    assert "<td>1,234</td>" in renderer.drivers_index().html
+    assert "1,234 probes (1,234 x86_64)" in renderer.driver("6.0.1+driver").html
+    table = next(renderer.table(next(table_pages(model))))
+    assert "1,234 rows" in table.html and "1,234 probes (1,234 x86_64)" in table.html
+
+
+def test_release_tags_link_to_their_release(model: SiteModel) -> None:
+    driver = model.driver("5.0.1+driver")
+    assert driver is not None and driver.releases
+    tag, count, url = driver.releases[0]
+    assert url == f"https://github.com/{REPOSITORY}/releases/tag/{tag}"
+    assert f'<a href="{url}">{tag}</a> ({count})' in Renderer(model).driver("5.0.1+driver").html
+    assert release_page(f"{STORE_URL}/5.0.1%2Bdriver/x86_64/f.o", "t") == ""
+    assert release_page("https://github.com/o/r/releases/download/t/f.o", "t") == \
+        "https://github.com/o/r/releases/tag/t"
+
+
+def test_failure_categories_on_every_failure_view(model: SiteModel, fixture: Fixture) -> None:
+    page = failures_page(model)
+    assert dict(page.by_category) == dict(Counter(f.category for f in fixture.failures
+                                                  if f.category))
+    pages = {p.src_uri: p.html for p in Renderer(model).plan()}
+    failures = pages[layout.FAILURES]
+    assert '<td>unsupported-kernel</td><td class="fp-wrap fp-reason">' in failures
+    assert '<option value="unclassified">unclassified</option>' in failures
+    classified = next(f for f in fixture.failures if f.category)
+    coverage = pages[layout.coverage_page(classified.target)]
+    assert f'title="failed at compile (unsupported-kernel): {escape(classified.reason)}' in \
+        coverage
+
+
+def test_coverage_matrix_counts_kernel_series(model: SiteModel) -> None:
+    for page in coverage_pages(model):
+        for matrix in page.series:
+            rows = dict(page.groups)[matrix.series]
+            assert matrix.kernels == len(rows)
+            for i in range(len(page.drivers)):
+                assert matrix.built[i] == sum(r.cells[i].status == "ok" for r in rows)
+                assert matrix.failed[i] == sum(r.cells[i].status == "failed" for r in rows)
+    page = next(p for p in coverage_pages(model) if p.target == "amazonlinux2")
+    html = next(Renderer(model).coverage(page)).html
+    assert '<table class="fp-matrix" data-fp-plain>' in html
+    assert all(f"{s.series} <small>{s.kernels}</small>" in html for s in page.series)
+
+
+def test_kernel_documents_answer_every_prefix(model: SiteModel, fixture: Fixture) -> None:
+    docs = dict(api.kernel_documents(model.catalog.files.values(), model.order,
+                                     chunk_bytes=4_000))
+    index = json.loads(docs[layout.KERNELS_INDEX])
+    chunks = [json.loads(docs[layout.kernels_chunk(n)]) for n in range(len(index["chunks"]))]
+    assert len(chunks) > 3
+    firsts = [c[0] for c in index["chunks"]]
+    assert firsts == sorted(firsts)
+    seen = [(release, row[0], row[1], row[2], row[3]) for c in chunks
+            for release, rows in c["probes"].items() for row in rows]
+    assert sorted(seen) == sorted((r.kernel_release, r.driver_version, r.arch, r.target,
+                                   r.kernel_version) for r in fixture.probes)
+    assert sum(len(rows) for c in chunks for rows in c["failures"].values()) == \
+        len(fixture.failures)
+    for (first, releases, probes, failures), chunk in zip(index["chunks"], chunks, strict=True):
+        assert min({*chunk["probes"], *chunk["failures"]}) == first
+        assert releases == len({*chunk["probes"], *chunk["failures"]})
+        assert probes == sum(map(len, chunk["probes"].values()))
+        assert failures == sum(map(len, chunk["failures"].values()))
+    releases = sorted({r.kernel_release for r in fixture.probes})
+    for prefix in ["5", "5.10.1", "5.10.18", "5.4.0-10", "4.14.30", releases[7], "9", "0"]:
+        picked = pick_chunks(firsts, prefix)          # what lookup.js fetches
+        found = {k for n in picked for k in {*chunks[n]["probes"], *chunks[n]["failures"]}
+                 if k.startswith(prefix)}
+        assert found == {k for k in releases if k.startswith(prefix)} | {
+            f.kernel_release for f in fixture.failures if f.kernel_release.startswith(prefix)}
+    newest = next(r for r in fixture.probes if r.kernel_release == releases[7])
+    chunk = chunks[pick_chunks(firsts, releases[7])[0]]
+    row = dict(zip(chunk["probe_fields"], next(
+        x for x in chunk["probes"][releases[7]] if x[0] == newest.driver_version
+        and x[2] == newest.target), strict=True))
+    assert (row["sha256"], row["url"], row["size"], row["loadtest"]) == (
+        newest.sha256, newest.url, newest.size,
+        newest.loadtest.status if newest.loadtest else None)
+
+
+def pick_chunks(firsts: list[str], prefix: str) -> list[int]:
+    """lookup.js's choice: from the last chunk starting at or before the prefix, every
+    chunk starting before prefix + U+FFFF."""
+    start = max([i for i, f in enumerate(firsts) if f <= prefix], default=0)
+    return [i for i in range(start, len(firsts)) if firsts[i] < prefix + "\uffff"]
+
+
+def test_target_documents_name_the_newest_kernel_per_series(model: SiteModel,
+                                                            fixture: Fixture) -> None:
+    docs = {path: json.loads(text) for path, text in api.target_documents(model)}
+    assert set(docs) == {layout.api_target(t.target) for t in model.targets}
+    doc = docs[layout.api_target("amazonlinux2")]
+    for driver, arches in doc["newest"].items():
+        for arch, series in arches.items():
+            for name, (release, version, count) in series.items():
+                mine = [r for r in fixture.probes
+                        if (r.driver_version, r.arch, r.target) == (driver, arch, "amazonlinux2")
+                        and kernel_series(r.kernel_release) == name]
+                best = max(mine, key=lambda r: (natural_key(r.kernel_release),
+                                                natural_key(r.kernel_version)))
+                assert (release, version, count) == (best.kernel_release,
+                                                     best.kernel_version, len(mine))
+
+
+def test_find_manifest_carries_naming_facts_plan_and_repository(model: SiteModel) -> None:
+    from builder.core.config import load_config
+    from builder.core.naming import MIN_KERNEL, OVERRIDE_RELEASES
+
+    config = load_config(Path(__file__).resolve().parents[1] / "probes.yaml")
+    renderer = Renderer(model, config=config)
+    manifest = api.find_manifest(model, renderer.page_urls, "", config)
+    assert manifest["naming"] == {"override_releases": [str(v) for v in OVERRIDE_RELEASES],
+                                  "min_kernel": {a: list(v) for a, v in MIN_KERNEL.items()}}
+    assert manifest["plan"]["targets"]["ubuntu"] == ["x86_64", "aarch64"]
+    assert "9.1.0+driver" in manifest["plan"]["drivers"]
+    assert manifest["repository"] == config.store.repository
+    assert manifest["order"] == list(model.order) and manifest["kernels"] == "kernels/"
+    bare = api.find_manifest(model, renderer.page_urls, "", None)
+    assert bare["plan"] is None and bare["repository"] == ""
+
+
+def test_sha256sums_also_as_text(model: SiteModel) -> None:
+    docs = dict(api.driver_documents("6.0.1+driver", (), list(model.files_of("6.0.1+driver"))))
+    assert docs[layout.api_sums_text("6.0.1+driver")] == docs[layout.api_sums("6.0.1+driver")]
+    html = Renderer(model).driver("6.0.1+driver").html
+    assert 'href="../../api/6.0.1%2Bdriver/SHA256SUMS.txt">SHA256SUMS</a>' in html
+
+
+def test_bulk_pages_ask_the_theme_to_wait(model: SiteModel) -> None:
+    pages = list(Renderer(model).plan())
+    for page in pages:
+        meta = yaml.safe_load(page.markdown().split("---")[1])
+        folders = page.src_uri.split("/")[:-1]
+        bulk = (folders[:1] == ["drivers"] and len(folders) >= 3) or \
+            (folders[:1] == ["targets"] and len(folders) >= 2) or folders[:1] == ["failures"]
+        assert meta.get(BULK_META, False) == bulk, page.src_uri

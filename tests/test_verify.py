@@ -20,8 +20,9 @@ from builder.core.versions import BUILTIN_RELEASES
 from builder.publish.stage import FragmentFile, Provenance, load_reports, publish
 from builder.publish.stores.assetnames import asset_name
 from builder.publish.stores.directory import DirectoryStore
+from builder.site.load import write_apis
 from builder.site.model import build_site
-from builder.site.plugin import write_api
+from builder.site.plugin import write_site_api as write_api_index
 
 ALIAS = "falco_ubuntu-aws_5.15.0-1034-aws_38.o"
 
@@ -120,7 +121,8 @@ class _AnyPage(dict[str, str]):
 def write_site_api(catalog: Path, site: Path) -> Path:
     """The site's own api/ documents (index.json and the probe lists it links)."""
     model = build_site(load_catalog(catalog), BUILTIN_RELEASES)
-    write_api(site, model, _AnyPage())
+    write_apis(site, model.catalog.files.values(), model.releases)
+    write_api_index(site, model, _AnyPage())
     return site / "api" / "index.json"
 
 

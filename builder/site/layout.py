@@ -17,8 +17,13 @@ TARGETS = "targets/index.md"
 FAILURES = "failures/index.md"
 API_DIR = "api"
 API_INDEX = "api/index.json"
+KERNELS_DIR = "api/kernels"
+KERNELS_INDEX = "api/kernels/index.json"
 ASSETS_DIR = "assets/falco-probes"
-ASSETS = ("site.css", "naming.js", "find.js", "tables.js")
+# Scripts in load order: naming.js (the loaders' rules) and lookup.js (the JSON API)
+# before find.js and site.js, which use them.
+SCRIPTS = ("naming.js", "lookup.js", "find.js", "tables.js", "site.js")
+ASSETS = ("site.css", *SCRIPTS)
 
 
 def driver_page(driver_version: str) -> str:
@@ -52,6 +57,19 @@ def api_sums(driver_version: str) -> str:
 
 def api_shard(driver_version: str, arch: str, shard: int) -> str:
     return f"{api_driver_dir(driver_version)}/{arch}/find/{shard}.json"
+
+
+def api_sums_text(driver_version: str) -> str:
+    """The same SHA256SUMS under a name web servers send as text/plain (browsers show it)."""
+    return f"{api_driver_dir(driver_version)}/SHA256SUMS.txt"
+
+
+def kernels_chunk(n: int) -> str:
+    return f"{KERNELS_DIR}/{n}.json"
+
+
+def api_target(target: str) -> str:
+    return f"{API_DIR}/targets/{target}.json"
 
 
 def asset(name: str) -> str:

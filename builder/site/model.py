@@ -15,7 +15,8 @@ from functools import lru_cache
 
 from builder.core.catalog import Catalog, CatalogFile
 from builder.core.catalog import natural_key as _natural_key
-from builder.core.records import ARCHES, OTHER_SERIES, FailureRecord, ProbeRecord, kernel_series
+from builder.core.records import (ARCHES, LOADTEST_STATES, OTHER_SERIES, FailureRecord,
+                                  ProbeRecord, kernel_series)
 from builder.core.versions import FalcoReleases, FalcoVersion
 
 
@@ -36,6 +37,37 @@ natural_key = lru_cache(maxsize=65536)(_natural_key)
 def row_sort_key(record: ProbeRecord | FailureRecord) -> tuple[object, ...]:
     """builder.core.catalog's record order (natural kernel release, then version), then arch."""
     return (natural_key(record.kernel_release), natural_key(record.kernel_version), record.arch)
+
+
+def release_page(url: str, tag: str) -> str:
+    """The page of the GitHub release a probe URL downloads from, or "" for other stores."""
+    marker = f"/releases/download/{tag}/"
+    head, found, _ = url.partition(marker)
+    return f"{head}/releases/tag/{tag}" if found and head.startswith("https://") else ""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadTests:
+    """How many probes passed, were rejected by the verifier, or were not load-tested."""
+
+    passed: int = 0
+    rejected: int = 0
+    untested: int = 0                       # not_tested, or no load test recorded
+
+    @property
+    def tested(self) -> int:
+        return self.passed + self.rejected
+
+
+def count_load_tests(records: Iterable[ProbeRecord]) -> LoadTests:
+    counts = Counter(r.loadtest.status if r.loadtest else LOADTEST_STATES[2] for r in records)
+    return LoadTests(counts["passed"], counts["rejected"], counts["not_tested"])
+
+
+def counted(values: Iterable[str]) -> tuple[tuple[str, int], ...]:
+    """Distinct non-empty values with their counts, most frequent first."""
+    counts = Counter(v for v in values if v)
+    return tuple(sorted(counts.items(), key=lambda kv: (-kv[1], natural_key(kv[0]))))
 
 
 def series_groups(records: Iterable[ProbeRecord],
@@ -72,8 +104,10 @@ class DriverSummary:
     probes: int
     failures: int
     arches: tuple[tuple[str, int], ...]
-    targets: tuple[TargetCount, ...]
-    releases: tuple[tuple[str, int], ...]   # GitHub release tag, probes in it
+    targets: tuple[TargetCount, ...]        # natural order (ubuntu-aws-5.3 before -5.11)
+    releases: tuple[tuple[str, int, str], ...]  # GitHub release tag, probes in it, its page
+    sources: tuple[tuple[str, int], ...] = ()   # what was compiled, probes built from it
+    loadtests: LoadTests = LoadTests()
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +136,7 @@ class SiteModel:
     releases: FalcoReleases                 # which Falco releases load which driver version
     totals: Totals
     drivers: tuple[DriverSummary, ...]      # newest first
-    targets: tuple[TargetSummary, ...]      # by name
+    targets: tuple[TargetSummary, ...]      # by name, in natural order
     order: tuple[str, ...]                  # driver versions, newest first
     by_driver: Mapping[str, tuple[CatalogFile, ...]] = field(default_factory=dict)
 
@@ -161,12 +195,20 @@ def _driver_summary(version: str, probes: list[ProbeRecord], failures: list[Fail
         failed[failure.target] += 1
         per_target.setdefault(failure.target, Counter())
     targets = tuple(TargetCount(t, _arch_counts(per_target[t]), failed[t])
-                    for t in sorted(per_target))
-    tags = Counter(r.release for r in probes if r.release)
+                    for t in sorted(per_target, key=natural_key))
+    tags: Counter[str] = Counter()
+    pages: dict[str, str] = {}
+    for record in probes:
+        if record.release:
+            tags[record.release] += 1
+            pages.setdefault(record.release, release_page(record.url, record.release))
     served = tuple(str(f) for f in releases.falco_for(version))
     return DriverSummary(version, served, len(probes), len(failures),
                          _arch_counts(Counter(r.arch for r in probes)), targets,
-                         tuple(sorted(tags.items(), key=lambda kv: natural_key(kv[0]))))
+                         tuple((tag, n, pages[tag])
+                               for tag, n in sorted(tags.items(),
+                                                    key=lambda kv: natural_key(kv[0]))),
+                         counted(r.source for r in probes), count_load_tests(probes))
 
 
 def _target_summaries(catalog: Catalog, order: tuple[str, ...]) -> tuple[TargetSummary, ...]:
@@ -184,7 +226,7 @@ def _target_summaries(catalog: Catalog, order: tuple[str, ...]) -> tuple[TargetS
     return tuple(
         TargetSummary(t, sum(probes[t].values()), failures[t], len(kernels[t]),
                       tuple((d, probes[t][d]) for d in order if probes[t][d]))
-        for t in sorted(probes))
+        for t in sorted(probes, key=natural_key))
 
 
 # --- the bulk pages ---------------------------------------------------------------------
@@ -199,10 +241,24 @@ class TablePage:
     groups: tuple[tuple[str, tuple[ProbeRecord, ...]], ...]
     failures: tuple[FailureRecord, ...]
     arches: tuple[tuple[str, int], ...]
+    loadtests: LoadTests = LoadTests()
+    sources: tuple[tuple[str, int], ...] = ()     # what was compiled, probes built from it
+    commits: tuple[tuple[str, int], ...] = ()     # this repository's commit, probes
 
     @property
     def probes(self) -> int:
         return sum(len(rows) for _, rows in self.groups)
+
+    @property
+    def rejected(self) -> tuple[ProbeRecord, ...]:
+        """Probes their kernel's verifier refused (load test), in table order."""
+        return tuple(r for _, rows in self.groups for r in rows
+                     if r.loadtest and r.loadtest.status == "rejected")
+
+    @property
+    def shown_arches(self) -> tuple[str, ...]:
+        """The arches with probes here: an Arch column only when there are two."""
+        return tuple(arch for arch, n in self.arches if n)
 
 
 def table_pages(model: SiteModel) -> Iterator[TablePage]:
@@ -219,7 +275,9 @@ def table_pages(model: SiteModel) -> Iterator[TablePage]:
             rows = by_key.get(key, [])
             yield TablePage(driver.version, count.target, driver.falco, series_groups(rows),
                             tuple(sorted(failed.get(key, []), key=row_sort_key)),
-                            _arch_counts(Counter(r.arch for r in rows)))
+                            _arch_counts(Counter(r.arch for r in rows)),
+                            count_load_tests(rows), counted(r.source for r in rows),
+                            counted(r.commit for r in rows))
 
 
 KernelKey = tuple[str, str, str]            # (kernel_release, kernel_version, arch)
@@ -265,6 +323,20 @@ class DriverCoverage:
     missing: int
 
 
+MATRIX_SERIES = 30
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesCoverage:
+    """One kernel series of a target: its kernels, and per driver version how many are
+    built and failed (in the order of CoveragePage.drivers)."""
+
+    series: str
+    kernels: int
+    built: tuple[int, ...]
+    failed: tuple[int, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class CoveragePage:
     """One target across driver versions: which kernels have probes for which."""
@@ -277,6 +349,29 @@ class CoveragePage:
     @property
     def kernels(self) -> int:
         return sum(len(rows) for _, rows in self.groups)
+
+    @property
+    def arches(self) -> tuple[str, ...]:
+        present = {row.arch for _, rows in self.groups for row in rows}
+        return tuple(a for a in (*ARCHES, *sorted(present - set(ARCHES))) if a in present)
+
+    @property
+    def series(self) -> tuple[SeriesCoverage, ...]:
+        """Which driver versions cover which kernel series: the compact matrix; empty
+        when the target has more than MATRIX_SERIES of them (Flatcar's releases are its
+        OS versions: hundreds of "series" of one kernel each say nothing)."""
+        if len(self.groups) > MATRIX_SERIES:
+            return ()
+        out = []
+        for series, rows in self.groups:
+            built = [0] * len(self.drivers)
+            failed = [0] * len(self.drivers)
+            for row in rows:
+                for i, cell in enumerate(row.cells):
+                    built[i] += cell.status == "ok"
+                    failed[i] += cell.status == "failed"
+            out.append(SeriesCoverage(series, len(rows), tuple(built), tuple(failed)))
+        return tuple(out)
 
 
 def coverage_pages(model: SiteModel) -> Iterator[CoveragePage]:
@@ -334,6 +429,7 @@ class FailuresPage:
     by_reason: tuple[tuple[str, int], ...]   # the most frequent reasons
     by_driver: tuple[tuple[str, int], ...]
     groups: tuple[tuple[str, tuple[FailureRecord, ...]], ...] = field(default=())
+    by_category: tuple[tuple[str, int], ...] = ()   # "" (not classified) left out
 
 
 TOP_REASONS = 15
@@ -353,4 +449,4 @@ def failures_page(model: SiteModel) -> FailuresPage:
                              key=lambda kv: (-kv[1], kv[0]))),
         by_reason=tuple(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_REASONS]),
         by_driver=tuple((d, len(rows)) for d, rows in groups),
-        groups=groups)
+        groups=groups, by_category=counted(f.category for f in failures))

@@ -12,7 +12,9 @@ mkdocs.yml:
 on_files loads the catalog (writing each driver version's API files as it goes,
 see load.py), builds the page models and renders every generated page (virtual
 files: nothing is written into docs/); on_page_content swaps the HTML in (the
-Markdown source is front matter only); on_post_build writes api/index.json.
+Markdown source is front matter only, so the plugin also names the page's heading as
+its table of contents: Material's "skip to content" link points there); on_post_build
+writes api/index.json and the API files that span driver versions.
 Catalog or configuration errors stop the build with the message and hint every
 other command gives.
 """
@@ -32,6 +34,7 @@ from mkdocs.exceptions import PluginError
 from mkdocs.plugins import BasePlugin, get_plugin_logger
 from mkdocs.structure.files import File, Files, InclusionLevel
 from mkdocs.structure.pages import Page
+from mkdocs.structure.toc import AnchorLink, TableOfContents
 
 from builder.core.paths import CATALOG_ENV, CONFIG_ENV
 from builder.core.config import Config, falco_releases, load_config
@@ -42,6 +45,8 @@ from builder.site.model import SiteModel, build_site
 from builder.site.render import PAGE_BUDGET, Renderer
 
 ASSETS = Path(__file__).parent / "assets"
+THEME = Path(__file__).parent / "theme"     # template overrides, before Material's own
+_HEADING = re.compile(r'<h1 id="([^"]+)">(.*?)</h1>', re.DOTALL)
 # Pages linked from mkdocs.yml's nav; every other generated page stays out of it.
 IN_NAV = (layout.HOME, layout.DRIVERS, layout.TARGETS, layout.FAILURES)
 log = get_plugin_logger("falco-probes")
@@ -78,6 +83,7 @@ class ProbeIndexPlugin(BasePlugin[ProbeIndexConfig]):  # type: ignore[no-untyped
         self.catalog_path = Path("catalog")
         self.config_path = Path("probes.yaml")
         self.model: SiteModel | None = None
+        self.probes_config: Config | None = None
         self.renderer: Renderer | None = None
         self._html: dict[str, str] = {}
 
@@ -90,8 +96,9 @@ class ProbeIndexPlugin(BasePlugin[ProbeIndexConfig]):  # type: ignore[no-untyped
             raise PluginError(f"falco-probes: drivers_repo {repo!r} is not an http(s) URL\n"
                               "hint: give the URL a directory store is served at, or leave "
                               "it empty")
+        config.theme.dirs.insert(0, str(THEME))
         config.extra_css.append(layout.asset("site.css"))
-        for script in ("naming.js", "find.js", "tables.js"):
+        for script in layout.SCRIPTS:
             config.extra_javascript.append(layout.asset(script))
         return config
 
@@ -104,7 +111,8 @@ class ProbeIndexPlugin(BasePlugin[ProbeIndexConfig]):  # type: ignore[no-untyped
 
     def on_files(self, files: Files, config: MkDocsConfig) -> Files:
         try:
-            releases = falco_releases(self._load_config())
+            self.probes_config = self._load_config()
+            releases = falco_releases(self.probes_config)
             catalog = load_and_write(self.catalog_path, Path(config.site_dir), releases)
         except ProbesError as exc:
             raise _fail(exc) from exc
@@ -113,7 +121,8 @@ class ProbeIndexPlugin(BasePlugin[ProbeIndexConfig]):  # type: ignore[no-untyped
                  self.model.totals.probes, self.model.totals.failures)
         self.renderer = Renderer(self.model, use_directory_urls=config.use_directory_urls,
                                  page_budget=self.config.page_budget,
-                                 drivers_repo=self.config.drivers_repo)
+                                 drivers_repo=self.config.drivers_repo,
+                                 config=self.probes_config)
         self._html.clear()
         for page in self.renderer.plan():
             if files.get_file_from_path(page.src_uri) is not None:
@@ -132,27 +141,33 @@ class ProbeIndexPlugin(BasePlugin[ProbeIndexConfig]):  # type: ignore[no-untyped
     def on_page_content(self, html: str, /, *, page: Page, config: MkDocsConfig,
                         files: Files) -> str | None:
         generated = self._html.pop(page.file.src_uri, None)
-        return html if generated is None else generated
+        if generated is None:
+            return html
+        heading = _HEADING.search(generated)
+        if heading:  # the theme's skip link and page outline need one anchor
+            page.toc = TableOfContents([AnchorLink(re.sub(r"<[^>]+>", "", heading[2]),
+                                                   heading[1], 1)])
+        return generated
 
     def on_post_build(self, *, config: MkDocsConfig) -> None:
-        """api/index.json (each driver version's API files were written while loading)."""
+        """api/index.json and the files spanning driver versions (each driver version's own
+        API files were written while loading)."""
         if self.model is None or self.renderer is None:
             return
-        index = api.index_document(self.model, self.renderer.page_urls)
-        write_text(Path(config.site_dir), layout.API_INDEX, api.dumps(index) + "\n")
+        write_site_api(Path(config.site_dir), self.model, self.renderer.page_urls)
 
     def on_serve(self, server: Any, /, *, config: MkDocsConfig, builder: Any) -> Any:
-        for path in (self.catalog_path, self.config_path, ASSETS, ASSETS.parent / "templates"):
+        for path in (self.catalog_path, self.config_path, ASSETS, THEME,
+                     ASSETS.parent / "templates"):
             if path.exists():
                 server.watch(str(path))
         return server
 
 
 
-def write_api(site_dir: Path, model: SiteModel, page_urls: Mapping[str, str]) -> None:
-    """Every API file of the site under site_dir, without MkDocs: api/index.json and each
-    driver version's probes.json, SHA256SUMS and lookup shards (the build writes the same
-    files, the per-driver ones while loading the catalog)."""
-    write_apis(site_dir, model.catalog.files.values(), model.releases)
+def write_site_api(site_dir: Path, model: SiteModel, page_urls: Mapping[str, str]) -> None:
+    """api/index.json, api/kernels/ and api/targets/: what spans driver versions."""
     write_text(site_dir, layout.API_INDEX,
                api.dumps(api.index_document(model, page_urls)) + "\n")
+    for path, text in api.site_documents(model):
+        write_text(site_dir, path, text)

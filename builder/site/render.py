@@ -3,21 +3,25 @@
 Bulk tables are rendered straight to HTML here, never through Markdown, and
 every page whose rows would pass the byte budget is split by kernel series
 (`5.4`, `5.10` ...) into parts, each a page of its own under the table's
-folder. Links are relative (the site works from any base URL, mirrors
-included); catalog URLs become links only when they are http(s).
+folder. Within a page the rows come in blocks of at most BLOCK_ROWS (small tables
+the browser lays out only near the screen), with the columns chosen per page
+(`Columns`: only those that say something, each as wide as its longest value).
+Links are relative (the site works from any base URL, mirrors included); catalog
+URLs become links only when they are http(s).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup, escape
 
+from builder.core.config import Config
 from builder.core.records import ARCHES, FAILURE_STEPS
 from builder.site import api, charts, layout
 from builder.site.model import (
@@ -31,8 +35,14 @@ from builder.site.model import (
 )
 
 # Rows of one page may take this many bytes of HTML; the theme's own markup
-# (header, navigation, footer) adds about 20 kB. Keeps every page < 1.5 MB.
-PAGE_BUDGET = 1_200_000
+# (header, navigation, footer) adds about 20 kB. What a phone must parse before the
+# page answers (about 450 probe rows, measured in bench/bench_site.py); far below
+# the 1.5 MB a page may weigh.
+PAGE_BUDGET = 300_000
+# Front matter of the bulk pages: no navigation or outline (the table takes the width),
+# and BULK_META, which theme/main.html reads to load Material's script on demand.
+BULK_HIDE = ("navigation", "toc")
+BULK_META = "falco_probes_bulk"
 _HTTP_URL = re.compile(r"https?://[^\s<>\"'`\\\x00-\x1f\x7f]+", re.IGNORECASE)
 
 
@@ -64,7 +74,7 @@ def make_env() -> Environment:
                       keep_trailing_newline=False)
     env.filters["safe_url"] = safe_url
     env.filters["size"] = human_size
-    env.filters["short"] = charts.short_label
+    env.filters["num"] = "{:,}".format
     env.filters["short_driver"] = short_driver
     env.globals["ARCHES"] = ARCHES
     env.globals["STEPS"] = FAILURE_STEPS
@@ -104,29 +114,26 @@ class GeneratedPage:
     html: str
     searchable: bool = False
     hide: tuple[str, ...] = ("toc",)
+    bulk: bool = False      # a big table: the theme's script waits for an interaction
 
     def markdown(self) -> str:
         """The page's Markdown source: front matter only; the plugin supplies the HTML."""
         meta: dict[str, Any] = {"title": str(escape(self.title)), "hide": list(self.hide)}
         if not self.searchable:
             meta["search"] = {"exclude": True}
+        if self.bulk:
+            meta[BULK_META] = True
         # JSON is YAML: every value is quoted safely whatever the catalog holds.
         lines = ["---", *(f"{k}: {json.dumps(v)}" for k, v in meta.items()), "---", ""]
         return "\n".join(lines)
 
 
-@dataclass
-class SitePlan:
-    """Every generated page, in the order they were planned, plus the page URL map."""
-
-    pages: list[GeneratedPage] = field(default_factory=list)
-    page_urls: dict[str, str] = field(default_factory=dict)
-
-
 class Renderer:
     def __init__(self, model: SiteModel, *, use_directory_urls: bool = True,
-                 page_budget: int = PAGE_BUDGET, drivers_repo: str = "") -> None:
+                 page_budget: int = PAGE_BUDGET, drivers_repo: str = "",
+                 config: Config | None = None) -> None:
         self.model = model
+        self.config = config
         self.env = make_env()
         self.use_directory_urls = use_directory_urls
         self.page_budget = page_budget
@@ -174,7 +181,8 @@ class Renderer:
             yield from self.coverage(coverage)
 
     def home(self) -> GeneratedPage:
-        manifest = api.find_manifest(self.model, self.page_urls, self.drivers_repo)
+        manifest = api.find_manifest(self.model, self.page_urls, self.drivers_repo,
+                                     self.config)
         html = self._render("home.html.j2", layout.HOME,
                             manifest=Markup(api.json_for_html(manifest)),  # noqa: S704
                             chart=self._drivers_chart(layout.HOME),
@@ -234,114 +242,249 @@ class Renderer:
 
     # --- bulk pages, split when too big ---------------------------------------------------
 
+    def _rows(self, template: str, cols: Columns, caption: Callable[[str, int], str],
+              ) -> Callable[[Sequence[Group], str], str]:
+        """A function rendering groups of rows as blocks, from the page at `current`."""
+        rows = self.env.get_template(template)
+
+        def render(groups: Sequence[Group], current: str) -> str:
+            return rows.render(blocks=blocks(groups, caption), cols=cols, first=True,
+                               links=self.links(current))
+
+        return render
+
     def table(self, page: TablePage) -> Iterator[GeneratedPage]:
         src_uri = layout.table_page(page.driver_version, page.target)
         title = f"{page.target} probes for driver {page.driver_version}"
-        rows = self.env.get_template("table_rows.html.j2")
-
-        def render_rows(records: Sequence[Any], current: str) -> str:
-            return rows.render(rows=records, links=self.links(current))
-
+        cols = probe_columns(page)
+        render_rows = self._rows("table_rows.html.j2", cols,
+                                 lambda series, n: f"Kernels {series}: {n:,} probes")
         yield from self._bulk(src_uri, title, page.groups, render_rows,
-                              lambda uri, body, parts: self._render(
-                                  "table.html.j2", uri, page=page, rows=body, parts=parts))
+                              lambda uri, body, parts, count: self._render(
+                                  "table.html.j2", uri, page=page, rows=body, parts=parts,
+                                  cols=cols, count=count))
 
     def coverage(self, page: CoveragePage) -> Iterator[GeneratedPage]:
         src_uri = layout.coverage_page(page.target)
         title = f"Coverage of {page.target}"
-        rows = self.env.get_template("coverage_rows.html.j2")
+        cols = coverage_columns(page)
+        links = self.links(src_uri)
         chart = charts.bar_chart(
             f"Kernels of {page.target} per driver version",
             [charts.BarItem(d.driver_version, (("ok", d.built), ("failed", d.failed),
-                                               ("missing", d.missing)))
+                                               ("missing", d.missing)),
+                            links.page(layout.table_page(d.driver_version, page.target)))
              for d in page.per_driver],
             [("ok", "built"), ("failed", "failed"), ("missing", "missing")])
-
-        def render_rows(records: Sequence[Any], current: str) -> str:
-            return rows.render(rows=records, links=self.links(current))
-
+        render_rows = self._rows("coverage_rows.html.j2", cols,
+                                 lambda series, n: f"Kernels {series}: {n:,}")
         yield from self._bulk(src_uri, title, page.groups, render_rows,
-                              lambda uri, body, parts: self._render(
+                              lambda uri, body, parts, count: self._render(
                                   "coverage.html.j2", uri, page=page, rows=body, parts=parts,
-                                  chart=chart))
+                                  chart=chart, cols=cols, count=count))
 
     def failures(self) -> Iterator[GeneratedPage]:
         page: FailuresPage = failures_page(self.model)
-        rows = self.env.get_template("failure_rows.html.j2")
+        cols = failure_columns(page)
         chart = charts.bar_chart("Failures per step",
                                  [charts.BarItem(step, (("failed", n),))
                                   for step, n in page.by_step], [])
-
-        def render_rows(records: Sequence[Any], current: str) -> str:
-            return rows.render(rows=records, links=self.links(current))
-
+        render_rows = self._rows("failure_rows.html.j2", cols,
+                                 lambda driver, n: f"Driver version {driver}: {n:,} failures")
         yield from self._bulk(layout.FAILURES, "Failed builds", page.groups, render_rows,
-                              lambda uri, body, parts: self._render(
+                              lambda uri, body, parts, count: self._render(
                                   "failures.html.j2", uri, page=page, rows=body, parts=parts,
-                                  chart=chart),
+                                  chart=chart, cols=cols, count=count),
                               part_uri=layout.failures_page)
 
-    def _bulk(self, src_uri: str, title: str, groups: Sequence[tuple[str, Sequence[Any]]],
-              render_rows: Callable[[Sequence[Any], str], str],
-              render_page: Callable[[str, Markup, Sequence[Part]], str],
+    def _bulk(self, src_uri: str, title: str, groups: Sequence[Group],
+              render_rows: Callable[[Sequence[Group], str], str],
+              render_page: Callable[[str, Markup, Sequence[Part], int], str],
               part_uri: Callable[[str], str] | None = None) -> Iterator[GeneratedPage]:
         """One page with every row, or an overview page and one page per part."""
-        chunks = [(label, rows, render_rows(rows, src_uri)) for label, rows in groups]
-        if sum(len(html) for _, _, html in chunks) <= self.page_budget:
-            body = Markup("".join(html for _, _, html in chunks))  # noqa: S704
-            yield GeneratedPage(src_uri, title, render_page(src_uri, body, ()),
-                                hide=("navigation", "toc"))
+        whole = render_rows(groups, src_uri)
+        if len(whole) <= self.page_budget:
+            count = sum(len(rows) for _, rows in groups)
+            yield GeneratedPage(src_uri, title, render_page(src_uri, Markup(whole), (), count),
+                                hide=BULK_HIDE, bulk=True)
             return
+        chunks = [(label, rows, len(render_rows([(label, rows)], src_uri)))
+                  for label, rows in groups]
         folder_uri = part_uri or (lambda slug: src_uri.removesuffix("index.md") + slug
                                   + "/index.md")
         parts = pack_parts(self._fit(chunks, render_rows, src_uri), self.page_budget)
         for part in parts:
             self._register(folder_uri(part.slug))
-        planned = tuple(Part(p.slug, p.label, p.rows,
+        planned = tuple(Part(p.slug, p.label, p.groups,
                              self.page_urls[folder_uri(p.slug)]) for p in parts)
-        yield GeneratedPage(src_uri, title, render_page(src_uri, Markup(""), planned),
-                            hide=("navigation", "toc"))
+        yield GeneratedPage(src_uri, title, render_page(src_uri, Markup(""), planned, 0),
+                            hide=BULK_HIDE, bulk=True)
         for part in planned:
             uri = folder_uri(part.slug)
-            body = Markup(render_rows(part.rows, uri))  # noqa: S704
+            body = Markup(render_rows(part.groups, uri))  # noqa: S704
             yield GeneratedPage(uri, f"{title}, kernels {part.label}",
-                                render_page(uri, body, planned), hide=("navigation", "toc"))
+                                render_page(uri, body, planned, part.count),
+                                hide=BULK_HIDE, bulk=True)
 
-    def _fit(self, chunks: list[tuple[str, Sequence[Any], str]],
-             render_rows: Callable[[Sequence[Any], str], str],
+    def _fit(self, chunks: list[tuple[str, Sequence[Any], int]],
+             render_rows: Callable[[Sequence[Group], str], str],
              src_uri: str) -> list[tuple[str, Sequence[Any], int]]:
         """Cut every chunk bigger than the budget in halves until each fits (or is one row)."""
         out: list[tuple[str, Sequence[Any], int]] = []
-        for label, rows, html in chunks:
-            pieces = [(rows, len(html))]
+        for label, rows, whole in chunks:
+            pieces = [(rows, whole)]
             while any(size > self.page_budget and len(r) > 1 for r, size in pieces):
                 next_pieces: list[tuple[Sequence[Any], int]] = []
                 for r, size in pieces:
                     if size > self.page_budget and len(r) > 1:
                         half = len(r) // 2
-                        next_pieces += [(r[:half], len(render_rows(r[:half], src_uri))),
-                                        (r[half:], len(render_rows(r[half:], src_uri)))]
+                        next_pieces += [(piece, len(render_rows([(label, piece)], src_uri)))
+                                        for piece in (r[:half], r[half:])]
                     else:
                         next_pieces.append((r, size))
                 pieces = next_pieces
             if len(pieces) == 1:
-                out.append((label, rows, pieces[0][1]))
+                out.append((label, rows, whole))
             else:
                 out += [(f"{label} ({i}/{len(pieces)})", r, size)
                         for i, (r, size) in enumerate(pieces, 1)]
         return out
 
 
+Group = tuple[str, Sequence[Any]]          # a label (kernel series, driver) and its rows
+# Rows per block: what the browser lays out at once when the block nears the screen.
+BLOCK_ROWS = 40
+
+
+def blocks(groups: Sequence[Group], caption: Callable[[str, int], str],
+           size: int = BLOCK_ROWS) -> list[tuple[str, Sequence[Any]]]:
+    """Groups of rows as blocks of at most `size` rows, in order: a big group is cut into
+    several blocks, the first captioned with the group; small groups in a row share a
+    block, captioned with the first and last ("Kernels 3.10 to 4.1: 37")."""
+    out: list[tuple[str, Sequence[Any]]] = []
+    pending: list[tuple[str, Sequence[Any]]] = []
+
+    def flush() -> None:
+        if pending:
+            first, last = pending[0][0], pending[-1][0]
+            label = first if first == last else f"{first} to {last}"
+            rows = [r for _, group in pending for r in group]
+            out.append((caption(label, len(rows)), rows))
+            pending.clear()
+
+    for label, rows in groups:
+        if len(rows) > size // 2:
+            flush()
+            out += [(caption(label, len(rows)) if start == 0 else "", rows[start:start + size])
+                    for start in range(0, len(rows), size)]
+        else:
+            if sum(len(group) for _, group in pending) + len(rows) > size:
+                flush()
+            pending.append((label, rows))
+    flush()
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    label: str
+    width: int                  # in ch of the table's (monospace) font
+    sort: str = ""              # order, natural, num or text; "" is not sortable
+    title: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """The columns of a bulk table: those that say something on this page (no Arch
+    column with one arch...), each as wide as its longest value, so that every row is
+    one line and every block of the page lines up."""
+
+    columns: tuple[Column, ...]
+    css: str = ""
+    arch: bool = False
+    loadtest: bool = False
+    log: bool = False
+    source: bool = False
+
+    @property
+    def width(self) -> int:
+        return sum(c.width for c in self.columns)
+
+
+_PAD = 3                        # cell padding and the sort arrow, in ch
+
+
+def _column(label: str, values: Iterable[int], sort: str = "", title: str = "",
+            at_most: int = 0) -> Column:
+    width = max(len(label), *values, 1) + _PAD
+    return Column(label, min(width, at_most) if at_most else width, sort, title)
+
+
+def probe_columns(page: TablePage) -> Columns:
+    rows = [r for _, records in page.groups for r in records]
+    arch = len(page.shown_arches) > 1
+    loadtest = any(r.loadtest for r in rows)
+    log = any(r.log or r.job or r.attestation for r in rows)
+    source = len(page.sources) > 1 or len(page.commits) > 1
+    columns = [_column("Kernel release", (len(r.kernel_release) for r in rows), "order"),
+               _column("Version", (len(r.kernel_version) for r in rows), "natural",
+                       "Kernel version: the digits after # in uname -v, as the loader uses")]
+    if arch:
+        columns.append(_column("Arch", (len(r.arch) for r in rows), "text"))
+    columns += [_column("File", (len(r.file) + (4 if r.aliases else 0) for r in rows), "text"),
+                _column("sha256", [15]),
+                _column("Size", [8], "num"),
+                _column("Built", [10], "text")]
+    if loadtest:
+        columns.append(_column("Load test", [12], "text"))
+    if log:
+        columns.append(_column("Build", [len("log   job   attest.") if any(
+            r.attestation for r in rows) else len("log   job")],
+            title="Build log, CI job and build provenance attestation"))
+    if source:
+        columns.append(_column("Source", (len(r.source or r.driver_ref) + 9 for r in rows),
+                               "text", at_most=40))
+    return Columns(tuple(columns), "fp-probes", arch, loadtest, log, source)
+
+
+def coverage_columns(page: CoveragePage) -> Columns:
+    arch = len(page.arches) > 1
+    kernel = (len(row.kernel_release) + len(row.kernel_version) + 2
+              + (len(row.arch) + 1 if arch else 0)
+              for _, rows in page.groups for row in rows)
+    columns = [_column("Kernel", kernel),
+               *(Column(short_driver(d), 3, "", d) for d in page.drivers)]
+    return Columns(tuple(columns), "fp-coverage fp-narrow", arch)
+
+
+def failure_columns(page: FailuresPage) -> Columns:
+    rows = [f for _, records in page.groups for f in records]
+    arch = len({f.arch for f in rows}) > 1
+    columns = [_column("Driver", (len(short_driver(f.driver_version)) for f in rows), "order"),
+               _column("Target", (len(f.target) for f in rows), "text"),
+               _column("Kernel release", (len(f.kernel_release) for f in rows), "natural"),
+               _column("Version", (len(f.kernel_version) for f in rows), "natural")]
+    if arch:
+        columns.append(_column("Arch", (len(f.arch) for f in rows), "text"))
+    columns += [_column("Step", (len(f.step) for f in rows), "text"),
+                _column("Category", (len(f.category) for f in rows), "text"),
+                _column("Reason", [50], "text"),
+                _column("Attempts", [2], "num"),
+                _column("Last attempt", [10], "text"),
+                _column("Log", [7])]
+    return Columns(tuple(columns), "fp-failures", arch, log=True)
+
+
 @dataclass(frozen=True, slots=True)
 class Part:
     slug: str
     label: str
-    rows: tuple[Any, ...]
+    groups: tuple[Group, ...]
     url: str = ""
 
     @property
     def count(self) -> int:
-        return len(self.rows)
+        return sum(len(rows) for _, rows in self.groups)
 
 
 def _slug(label: str) -> str:
@@ -368,5 +511,5 @@ def pack_parts(chunks: Sequence[tuple[str, Sequence[Any], int]], budget: int) ->
         while slug in seen:
             slug += "-"
         seen.add(slug)
-        parts.append(Part(slug, label, tuple(r for _, rows, _ in group for r in rows)))
+        parts.append(Part(slug, label, tuple((name, rows) for name, rows, _ in group)))
     return parts

@@ -1,29 +1,39 @@
 /*
- * "Find my probe" on the home page.
+ * "Find my probe" on the home page: one box for everything.
  *
- * The host inputs go through naming.js (the port of builder/core/naming.py), which gives
- * the exact file name the chosen Falco release requests. The probe is then looked up
- * in api/<driver version>/<arch>/find/<n>.json, the shard chosen by the 32-bit FNV-1a
- * hash of that file name (builder/site/api.py computes the same), so one answer
- * costs one small fetch whatever the size of the catalog; shards are cached.
- * Every value from the catalog or the user is inserted as text, never as HTML,
- * and only http(s) URLs become links. The inputs are mirrored in the query string.
- * Each rendered answer fires an "fp-answer" event on the form (detail: state).
+ * - A kernel release alone (or its start, like 5.10.135) lists every probe built for
+ *   it, across targets, arches and driver versions, grouped by driver version with
+ *   the Falco releases that load each (api/kernels/, see lookup.js).
+ * - With /etc/os-release and uname -v too, naming.js (the port of builder/core/naming.py)
+ *   gives the exact file the chosen Falco release requests, looked up by its name;
+ *   the answer says where it is and how to point the loader at it, or, when it is
+ *   not built, what is close: other names and driver versions of the same kernel,
+ *   the newest kernel built in its series, a failed build with its log, whether it
+ *   is planned at all.
+ * - Pasting the output of `cat /etc/os-release; uname -r; uname -v; uname -m` into
+ *   any box fills every field.
+ *
+ * Every value from the catalog or the user is inserted as text, never as HTML, and
+ * only http(s) URLs become links. The inputs are mirrored in the query string. Each
+ * rendered answer fires an "fp-answer" event on the form (detail: state) and sets
+ * data-seq on the answer box (the tests wait on it).
  */
 (function () {
   "use strict";
 
   var N = window.FalcoNaming;
-  var FIELDS = ["os", "r", "v", "m", "falco", "driver", "etc", "fallback"];
+  var L = window.FalcoProbesLookup;
+  var compareNatural = L && L.compareNatural;
+  var FIELDS = ["r", "os", "v", "m", "falco", "driver", "etc", "fallback"];
+  var MIRROR = "/srv/falco-probes";
+  var MIRROR_URL = "http://<mirror host>:8080";
+  var SHOW_PROBES = 60;       // probes listed for a kernel release before "type more"
+  var SHOW_RELEASES = 24;     // matching kernel releases listed as links
+  var GITHUB_REPO = /^https:\/\/github\.com\/([A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+)\/(?:actions\/runs\/|releases\/download\/|attestations\/)/;
 
-  function fnv1a(text) {
-    var bytes = new TextEncoder().encode(text);
-    var hash = 0x811c9dc5;
-    for (var i = 0; i < bytes.length; i += 1) {
-      hash = Math.imul(hash ^ bytes[i], 0x01000193) >>> 0;
-    }
-    return hash >>> 0;
-  }
+  // --- small helpers ---------------------------------------------------------------------
+
+  function has(object, key) { return Object.prototype.hasOwnProperty.call(object, key); }
 
   function httpUrl(url) {
     return typeof url === "string" && /^https?:\/\/[^\s<>"'`\\]+$/i.test(url) ? url : "";
@@ -31,6 +41,14 @@
 
   function shellQuote(text) {
     return /^[A-Za-z0-9._+~\/:%=@-]+$/.test(text) ? text : "'" + text.replace(/'/g, "'\\''") + "'";
+  }
+
+  function number(n) { return Number(n).toLocaleString("en-US"); }
+
+  function kB(size) { return number(Math.round(size / 1000)) + " kB"; }
+
+  function when(stamp) {
+    return (stamp || "(unknown)").replace("T", " ").replace("Z", " UTC");
   }
 
   /* The directory store a probe URL belongs to, when it follows the loader's layout. */
@@ -51,7 +69,9 @@
       if (key === "text") { node.textContent = attrs[key]; } else { node.setAttribute(key, attrs[key]); }
     });
     (children || []).forEach(function (child) {
-      node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
+      if (child !== null && child !== undefined && child !== "") {
+        node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
+      }
     });
     return node;
   }
@@ -61,28 +81,73 @@
     return href ? el("a", { href: href, text: text }) : el("span", { text: text });
   }
 
+  function copyButton(text, label, shown) {
+    return el("button", { type: "button", "class": "fp-copy", "data-copy": text,
+                          title: "Copy " + label, text: shown || "copy" });
+  }
+
+  /* A command or value on its own line, with a copy button. */
   function copyable(text, label) {
     return el("div", { "class": "fp-copyline" }, [
-      el("code", { text: text }),
-      el("button", { type: "button", "class": "fp-copy", "data-copy": text,
-                     title: "Copy " + label, text: "copy" })
+      el("code", { text: text }), copyButton(text, label)
     ]);
   }
 
-  /* A shard row as an object: {file: .., sha256: ..} from fields and values. */
-  function row(fields, rows, name) {
-    if (!Object.prototype.hasOwnProperty.call(rows, name)) { return null; }
+  function sentence(parts) { return el("p", {}, parts); }
+
+  /* A load test (an object, or its status alone in kernel lists) as a badge. */
+  function loadtestBadge(lt) {
+    if (!lt) { return null; }
+    var status = typeof lt === "string" ? lt : lt.status;
+    if (status === "passed") { return el("span", { "class": "fp-lt fp-lt-passed", text: "✓ loads" }); }
+    if (status === "rejected") { return el("span", { "class": "fp-lt fp-lt-rejected", text: "✗ rejected" }); }
+    return el("span", { "class": "fp-lt fp-lt-untested", text: "– not tested" });
+  }
+
+  function loadtestText(lt) {
+    if (!lt) { return "not load-tested"; }
+    var where = lt.kernel ? " in " + lt.kernel : "";
+    var programs = number(lt.accepted) + " of " + number(lt.total) + " programs accepted";
+    if (lt.status === "passed") {
+      return "loaded" + where + ": " + programs +
+        (lt.events ? ", " + number(lt.events) + " events captured" : "") +
+        (lt.date ? ", " + lt.date.slice(0, 10) : "");
+    }
+    if (lt.status === "rejected") {
+      return "rejected by the verifier" + where + " (" + programs + "): " + (lt.reason || "no reason recorded");
+    }
+    return "not load-tested" + (lt.reason ? ": " + lt.reason : "");
+  }
+
+  // --- the whole output of the suggested command ------------------------------------------
+
+  /* {os, r, v, m} from the output of `cat /etc/os-release; uname -r; uname -v; uname -m`,
+     or null when `text` is not that (a single value, or os-release lines only). */
+  function splitCommandOutput(text) {
+    var lines = text.split(/\r\n|\r|\n/);
+    if (lines.length < 2) { return null; }
+    var os = [];
     var out = {};
-    fields.forEach(function (field, i) { out[field] = rows[name][i]; });
+    lines.forEach(function (raw) {
+      var line = raw.replace(/\s+$/, "");
+      var bare = line.trim();
+      if (/^[A-Za-z_][A-Za-z0-9_]*=/.test(bare)) { os.push(line); return; }
+      if (/^#\d/.test(bare)) { out.v = out.v || bare; return; }
+      if (!out.r && /^\d+\.\d+[^\s]*$/.test(bare)) { out.r = bare; return; }
+      if (out.r && !out.m && /^[A-Za-z0-9_]{2,32}$/.test(bare)) { out.m = bare; }
+    });
+    if (!out.r || (!os.length && !out.v)) { return null; }
+    if (os.length) { out.os = os.join("\n") + "\n"; }
     return out;
   }
+
+  // --- the finder ------------------------------------------------------------------------
 
   function Finder(form, manifest) {
     this.form = form;
     this.manifest = manifest;
-    this.api = form.getAttribute("data-api") || "api/";
+    this.lookup = new L.Lookup(form.getAttribute("data-api") || "api/", manifest);
     this.result = document.getElementById("fp-result");
-    this.shards = new Map();
     this.sequence = 0;
     this.answered = null;
   }
@@ -92,15 +157,38 @@
     return field ? field.value : "";
   };
 
+  Finder.prototype.setValue = function (name, value) {
+    var field = this.form.elements.namedItem(name);
+    if (field) { field.value = value; }
+  };
+
+  /* Fill every field from a pasted command output; true when it was one. */
+  Finder.prototype.distribute = function (text) {
+    var parts = splitCommandOutput(text);
+    if (!parts) { return false; }
+    var self = this;
+    ["os", "r", "v", "m"].forEach(function (name) {
+      if (parts[name] !== undefined) { self.setValue(name, parts[name]); }
+    });
+    if (parts.os) { this.setValue("fallback", ""); }
+    this.openExact();
+    return true;
+  };
+
   /* The driver version a Falco release loads: the site's own table (api.find_manifest),
      the same answer `falco-probes find` gives; no rules re-derived here. */
   Finder.prototype.driverForFalco = function (falco) {
     var table = this.manifest.falco;
     var key = String(falco);
-    return Object.prototype.hasOwnProperty.call(table, key) ? table[key] : null;
+    return has(table, key) ? table[key] : null;
   };
 
-  /* What to compute: {falco, driver, rules} or {error}. */
+  Finder.prototype.falcoFor = function (driver) {
+    var info = this.manifest.drivers[driver];
+    return info ? info.falco : [];
+  };
+
+  /* What to compute: {falco, driver, override} or {error}. */
   Finder.prototype.choice = function () {
     var falcoText = this.value("falco").trim();
     var driver = this.value("driver");
@@ -120,24 +208,11 @@
       return { falco: falco, driver: driver || loaded, override: Boolean(driver && driver !== loaded) };
     }
     if (driver) {
-      var info = this.manifest.drivers[driver];
-      var served = info && info.falco.length ? info.falco : this.manifest.override_releases;
-      return { falco: null, driver: driver, served: served.map(N.parseVersion) };
+      var served = this.falcoFor(driver);
+      return { falco: null, driver: driver, served: (served.length ? served : N.OVERRIDE_RELEASES.map(String))
+        .map(N.parseVersion) };
     }
     return { error: "Pick a Falco version or a driver version." };
-  };
-
-  Finder.prototype.shard = function (driver, arch, index) {
-    var info = this.manifest.drivers[driver];
-    var key = driver + "/" + arch + "/" + index;
-    if (!this.shards.has(key)) {
-      var url = this.api + info.api + arch + "/find/" + index + ".json";
-      this.shards.set(key, fetch(url, { credentials: "same-origin" }).then(function (response) {
-        if (!response.ok) { throw new Error(url + ": HTTP " + response.status); }
-        return response.json();
-      }));
-    }
-    return this.shards.get(key);
   };
 
   Finder.prototype.update = function () {
@@ -150,36 +225,34 @@
     this.answered = key;
     var sequence = ++this.sequence;
     this.saveState();
-    var answer = this.answer();
-    if (answer.then) {
-      answer.then(function (final) {
-        if (sequence === self.sequence) { self.show(final, sequence); }
-      }, function (err) {
-        if (sequence === self.sequence) {
-          self.show({ state: "error", title: "The lookup failed", text: String(err.message || err) },
-            sequence);
-        }
-      });
-    } else {
-      this.show(answer, sequence);
-    }
+    Promise.resolve().then(function () { return self.answer(); }).then(function (final) {
+      if (sequence === self.sequence) { self.show(final, sequence); }
+    }, function (err) {
+      if (sequence === self.sequence) {
+        self.show({ state: "error", title: "The lookup failed", text: String(err.message || err) },
+          sequence);
+      }
+    });
   };
 
   /* An answer object, or a promise of one. */
   Finder.prototype.answer = function () {
-    var unameR = this.value("r");
-    if (!unameR.trim()) {
-      return { state: "idle", title: "", text: "Fill in uname -r to see the answer." };
+    var release = this.value("r").trim();
+    if (!release) {
+      return { state: "idle", text: "Type a kernel release to see its probes." };
+    }
+    var osText = this.value("os");
+    var fallback = this.value("fallback");
+    if (!osText.trim() && !fallback && !this.value("etc").trim()) {
+      return this.byKernel(release, null);
     }
     var choice = this.choice();
     if (choice.error) { return { state: "error", title: "Which Falco?", text: choice.error }; }
-    var osText = this.value("os");
-    var etc = this.value("etc");
     var host;
     try {
-      host = N.hostFromInputs(osText.trim() ? osText : null, unameR,
+      host = N.hostFromInputs(osText.trim() ? osText : null, this.value("r"),
         this.value("v").replace(/[\r\n]+$/, ""), this.value("m"),
-        etc.trim() ? etc : null, this.value("fallback"));
+        this.value("etc").trim() ? this.value("etc") : null, fallback === "none" ? "" : fallback);
     } catch (err) {
       if (!(err instanceof N.InputError)) { throw err; }
       return { state: "error", title: "Check the inputs", text: err.message + ". " + err.hint + "." };
@@ -195,137 +268,440 @@
       }
     } catch (err) {
       if (!(err instanceof N.NoRequest)) { throw err; }
-      return { state: "none", title: "The loader requests no probe for this node",
-               text: err.reason, name: err.probeName };
+      return this.notRequested(err, falco);
     }
-    var context = { name: name, falco: falco, choice: choice, driver: choice.driver };
+    var context = { name: name, falco: falco, choice: choice, driver: choice.driver, host: host };
+    if (!this.value("v").trim()) {
+      return this.byKernel(release, context);
+    }
     if (!name.kernel_release) {
       return this.missing(context, "falcoctl cannot parse this kernel release: it requests " +
         name.file + ", which names no kernel, so no probe can match.");
     }
-    var info = this.manifest.drivers[choice.driver];
-    if (!info) {
-      return this.missing(context, "This index has no probes for driver version " +
-        choice.driver + ".");
-    }
-    var shards = info.arches[name.arch];
-    if (!shards) {
-      return this.missing(context, "This index has no " + name.arch + " probes for driver " +
-        "version " + choice.driver + (Object.prototype.hasOwnProperty.call(N.MIN_KERNEL, name.arch) ?
-        "." : " (legacy eBPF probes exist for x86_64 and aarch64 only)."));
+    if (!has(N.MIN_KERNEL, name.arch)) {
+      return this.missing(context, "Legacy eBPF probes exist for x86_64 and aarch64 only, " +
+        "not " + name.arch + ".");
     }
     var self = this;
-    return this.shard(choice.driver, name.arch, fnv1a(name.file) % shards).then(function (doc) {
-      var probe = row(doc.probe_fields, doc.probes, name.file);
-      if (probe) { return self.found(context, probe); }
-      var failure = row(doc.failure_fields, doc.failures, name.file);
-      if (failure) { return self.failed(context, failure); }
-      return self.missing(context, null);
+    return this.lookup.byName(choice.driver, name.arch, name.file).then(function (got) {
+      if (got.probe) { return self.found(context, got.probe); }
+      return self.missing(context, null, got.failure);
     });
   };
 
-  Finder.prototype.settings = function (context, base) {
-    var shell = N.clientFor(context.falco) === N.CLIENT_SHELL;
-    var repo = base || this.manifest.drivers_repo || "";
-    var path = N.requestPath(context.driver, context.name, context.falco);
-    var lines = [];
-    var where = repo || "http://<your mirror>";
-    if (shell) {
-      lines.push("DRIVERS_REPO=" + shellQuote(where) +
-        (context.choice.override ? " DRIVER_VERSION=" + shellQuote(context.driver) : "") +
-        " falco-driver-loader bpf");
-    } else {
-      lines.push("FALCOCTL_DRIVER_REPOS=" + shellQuote(where) +
-        (context.choice.override ? " FALCOCTL_DRIVER_VERSION=" + shellQuote(context.driver) : "") +
-        " falcoctl driver install --type ebpf");
+  /* The loader refuses: no file is requested at all. */
+  Finder.prototype.notRequested = function (err, falco) {
+    var nodes = [el("p", { "class": "fp-why", text: err.reason })];
+    if (/refuses eBPF below kernel/.test(err.reason)) {
+      nodes.push(sentence(["Legacy eBPF needs a newer kernel. Use Falco's kernel module ",
+        "instead (", el("code", { text: "falcoctl driver install --type kmod" }),
+        "; Helm: ", el("code", { text: "driver.kind: kmod" }), ")."]));
     }
-    return { lines: lines, url: where + "/" + path, known: Boolean(repo), shell: shell };
+    if (err.probeName) {
+      nodes.push(el("p", { text: "(It would have named the file " + err.probeName.file + ".)" }));
+    }
+    return { state: "none", title: "The loader requests no probe for this node", nodes: nodes };
   };
 
-  Finder.prototype.facts = function (context) {
-    var n = context.name;
-    return el("dl", { "class": "fp-facts" }, [
-      el("dt", { text: "File the loader requests" }), el("dd", {}, [el("code", { "class": "fp-file", text: n.file })]),
-      el("dt", { text: "Driver version" }), el("dd", {}, [this.manifest.drivers[context.driver] ?
-        el("a", { href: this.manifest.drivers[context.driver].page, text: context.driver }) :
-        context.driver]),
-      el("dt", { text: "Target, kernel release, kernel version, arch" }),
-      el("dd", { text: [n.target, n.kernel_release, n.kernel_version, n.arch].join(", ") }),
-      el("dt", { text: "Rules of" }),
-      el("dd", { text: (N.clientFor(context.falco) === N.CLIENT_SHELL ? "falco-driver-loader" :
-        "falcoctl") + " of Falco " + context.falco })
+  // --- a kernel release alone: every probe for it ------------------------------------------
+
+  Finder.prototype.byKernel = function (prefix, context) {
+    var self = this;
+    if (!/^[A-Za-z0-9][A-Za-z0-9._+~-]*$/.test(prefix)) {
+      return { state: "error", title: "Check the kernel release",
+               text: "A kernel release has letters, digits and . _ + ~ - only, as uname -r prints it." };
+    }
+    return this.lookup.byKernel(prefix).then(function (found) {
+      return self.kernelAnswer(prefix, found, context);
+    });
+  };
+
+  Finder.prototype.kernelAnswer = function (prefix, found, context) {
+    var nodes = [];
+    if (context) {
+      nodes.push(el("p", { "class": "fp-why" }, ["Fill in ", el("code", { text: "uname -v" }),
+        " to get the exact file: the last part of the name (the kernel version) comes from it" +
+        (context.host.os_id === "debian" ? ", and on Debian the kernel release too" : "") +
+        ". Meanwhile, the " + context.name.target + " probes built for this kernel release:"]));
+    }
+    if (found.broad) {
+      nodes.push(el("p", { "class": "fp-why", text: "About " + number(found.releases) +
+        " kernel releases (" + number(found.probes) + " probes) start with \u201c" + prefix +
+        "\u201d: keep typing, for example 5.10.135 or the whole uname -r." }));
+      return { state: "kernels", title: "Keep typing", nodes: nodes };
+    }
+    var target = context ? context.name.target : null;
+    var probes = found.probes.filter(function (p) { return !target || p.target === target; });
+    var failures = found.failures.filter(function (f) { return !target || f.target === target; });
+    var exact = found.releases.indexOf(prefix) >= 0;
+    var count = number(probes.length) + (probes.length === 1 ? " probe" : " probes");
+    var title = exact && found.releases.length === 1 ?
+      count + " for kernel " + prefix :
+      count + " for kernel releases starting with " + prefix;
+    if (!probes.length && !failures.length) {
+      nodes.push(el("p", { "class": "fp-why", text: this.noKernel(prefix) }));
+      nodes.push(this.pasteHint());
+      return { state: "missing", title: "No probe for this kernel release", nodes: nodes };
+    }
+    if (found.releases.length > 1) { nodes.push(this.releaseLinks(found.releases, prefix)); }
+    nodes.push(this.probeGroups(probes, failures));
+    if (!context) { nodes.push(this.pasteHint()); }
+    return { state: "kernels", title: title, nodes: nodes };
+  };
+
+  Finder.prototype.noKernel = function (prefix) {
+    var text = "The catalog has no probe and no failed build for a kernel release starting with \u201c" +
+      prefix + "\u201d.";
+    if (/-(amd64|arm64)$/.test(prefix)) {
+      text += " Debian hosts: from Falco 0.35 the loader names the probe after the package " +
+        "version in uname -v (5.10.0-22-amd64 with \u201cDebian 5.10.178-3\u201d in uname -v " +
+        "becomes 5.10.178-3-amd64); fill in os-release and uname -v.";
+    }
+    return text;
+  };
+
+  Finder.prototype.pasteHint = function () {
+    return el("p", { "class": "fp-hint" }, ["Which file your node requests depends on its " +
+      "distribution and uname -v: paste the output of ",
+      el("code", { text: "cat /etc/os-release; uname -r; uname -v; uname -m" }),
+      " into the box for the exact answer."]);
+  };
+
+  Finder.prototype.releaseLinks = function (releases, prefix) {
+    var sorted = releases.slice().sort(compareNatural);
+    var list = el("ul", { "class": "fp-releases" });
+    sorted.slice(0, SHOW_RELEASES).forEach(function (release) {
+      list.appendChild(el("li", {}, [el("a", { href: "?r=" + encodeURIComponent(release),
+                                               "data-release": release, text: release })]));
+    });
+    var more = sorted.length - SHOW_RELEASES;
+    return el("div", {}, [
+      el("p", { text: number(sorted.length) + " kernel releases start with \u201c" + prefix + "\u201d" +
+        (more > 0 ? " (the first " + SHOW_RELEASES + " below; type more to narrow):" : ":") }),
+      list]);
+  };
+
+  /* Probes (and failed builds) grouped by driver version, newest first. */
+  Finder.prototype.probeGroups = function (probes, failures) {
+    var self = this;
+    var order = this.manifest.order || [];
+    var rank = function (d) { var i = order.indexOf(d); return i < 0 ? order.length : i; };
+    var drivers = [];
+    probes.concat(failures).forEach(function (row) {
+      if (drivers.indexOf(row.driver_version) < 0) { drivers.push(row.driver_version); }
+    });
+    drivers.sort(function (a, b) { return rank(a) - rank(b); });
+    var box = el("div", { "class": "fp-groups" });
+    var shown = 0;
+    drivers.forEach(function (driver) {
+      var mine = probes.filter(function (p) { return p.driver_version === driver; });
+      var failed = failures.filter(function (f) { return f.driver_version === driver; });
+      var falco = self.falcoFor(driver);
+      var info = self.manifest.drivers[driver];
+      var heading = el("h3", { "class": "fp-group" }, [
+        info ? el("a", { href: info.page, text: driver }) : driver,
+        el("small", { text: falco.length ? " loaded by Falco " + falco.join(", ") :
+          " (no Falco release loads it by default)" })]);
+      box.appendChild(heading);
+      var list = el("ul", { "class": "fp-probes" });
+      mine.forEach(function (probe) {
+        if (shown >= SHOW_PROBES) { return; }
+        shown += 1;
+        list.appendChild(self.probeItem(probe));
+      });
+      failed.forEach(function (failure) {
+        var log = httpUrl(failure.log);
+        list.appendChild(el("li", { "class": "fp-failed-item" }, [
+          el("span", { "class": "fp-file", text: N.probeFileName(failure.target, failure.kernel_release,
+            failure.kernel_version) }),
+          el("span", { "class": "fp-meta", text: "build failed at " + failure.step +
+            (failure.category ? " (" + failure.category + ")" : "") + ", " + failure.arch + " " }),
+          log ? el("a", { href: log, text: "log" }) : null]));
+      });
+      box.appendChild(list);
+    });
+    var hidden = probes.length - shown;
+    if (hidden > 0) {
+      box.appendChild(el("p", { "class": "fp-why", text: "And " + number(hidden) +
+        " more: type more of the kernel release, or paste os-release and uname -v." }));
+    }
+    return box;
+  };
+
+  Finder.prototype.probeItem = function (probe) {
+    var file = N.probeFileName(probe.target, probe.kernel_release, probe.kernel_version);
+    var curl = "curl -fLo " + shellQuote(file) + " " + shellQuote(probe.url) + " && echo \"" +
+      probe.sha256 + "  " + file + "\" | sha256sum -c";
+    return el("li", { "class": "fp-probe" }, [
+      el("span", { "class": "fp-file" }, [link(probe.url, file)]),
+      el("span", { "class": "fp-meta" }, [probe.target + " \u00b7 " + probe.arch + " \u00b7 " +
+        kB(probe.size) + " ", loadtestBadge(probe.loadtest)]),
+      el("span", { "class": "fp-actions" }, [
+        copyButton(probe.sha256, "the sha256 " + probe.sha256, "sha256 " + probe.sha256.slice(0, 12) + "\u2026"),
+        copyButton(curl, "the download and check command", "curl + check")])
     ]);
+  };
+
+  // --- the exact file ----------------------------------------------------------------------
+
+  Finder.prototype.facts = function (context, extra) {
+    var n = context.name;
+    var info = this.manifest.drivers[context.driver];
+    var rows = [
+      ["File the loader requests", el("code", { "class": "fp-file", text: n.file })],
+      ["Driver version", info ? el("a", { href: info.page, text: context.driver }) : context.driver],
+      ["Target, kernel release, kernel version, arch",
+        [n.target, n.kernel_release, n.kernel_version, n.arch].join(", ")],
+      ["Rules of", (N.clientFor(context.falco) === N.CLIENT_SHELL ? "falco-driver-loader" :
+        "falcoctl") + " of Falco " + context.falco]
+    ].concat(extra || []);
+    var list = el("dl", { "class": "fp-facts" });
+    rows.forEach(function (row) {
+      list.appendChild(el("dt", { text: row[0] }));
+      list.appendChild(el("dd", {}, Array.isArray(row[1]) ? row[1] : [row[1]]));
+    });
+    return list;
   };
 
   Finder.prototype.found = function (context, probe) {
     var file = context.name.file;
     var curl = "curl -fLo " + shellQuote(file) + " " + shellQuote(probe.url) + " && echo \"" +
       probe.sha256 + "  " + file + "\" | sha256sum -c";
-    var settings = this.settings(context, storeBase(probe.url, context.driver, context.name.arch,
-      probe.file));
+    var built = [when(probe.built)];
+    [[probe.log, "build log"], [probe.job, "CI job"], [probe.attestation, "attestation"]]
+      .forEach(function (pair) {
+        if (httpUrl(pair[0])) { built.push(", ", link(pair[0], pair[1])); }
+      });
+    var extra = [["Built", built], ["Load test", [loadtestText(probe.loadtest)]]];
+    if (probe.source) { extra.splice(0, 0, ["Compiled from", probe.source]); }
     var nodes = [
-      this.facts(context),
-      el("p", {}, ["Download: ", link(probe.url, probe.url)]),
-      el("p", {}, ["sha256:"]), copyable(probe.sha256, "the sha256"),
-      el("p", {}, ["Download and verify in one line:"]), copyable(curl, "the command"),
-      el("p", {}, [String(Math.round(probe.size / 1000)) + " kB, built " +
-        (probe.built || "(unknown)").replace("T", " ").replace("Z", " UTC") + ", ",
-        link(probe.log, "build log"), "."])
+      this.facts(context, extra),
+      el("h3", { text: "Download" }),
+      el("p", { "class": "fp-url" }, [link(probe.url, probe.url), " (" + kB(probe.size) + ")"]),
+      el("p", { text: "sha256:" }), copyable(probe.sha256, "the sha256"),
+      el("p", { text: "Download and check in one line:" }), copyable(curl, "the command")
     ];
     if (probe.file !== file) {
       nodes.push(el("p", { text: "Published as " + probe.file + ", which this Falco release " +
         "requests under the name above (same bytes, same digest)." }));
     }
-    nodes.push(el("p", { text: settings.known ?
-      "Or let the loader fetch it (it requests " + settings.url + "):" :
-      "To let the loader fetch it, mirror the probes into a directory store " +
-      "(falco-probes mirror) served by any web server, then:" }));
-    settings.lines.forEach(function (line) { nodes.push(copyable(line, "the setting")); });
-    return { state: "found", title: "Probe found", nodes: nodes };
-  };
-
-  Finder.prototype.failed = function (context, failure) {
-    return {
-      state: "failed", title: "The build of this probe failed",
-      nodes: [
-        this.facts(context),
-        el("p", {}, ["Step ", el("strong", { text: failure.step }), ": ",
-          el("span", { "class": "fp-reason", text: failure.reason })]),
-        el("p", {}, [String(failure.attempts) + " attempt(s), last " +
-          (failure.last_attempt || "(unknown)").replace("T", " ").replace("Z", " UTC") + ". ",
-          link(failure.log, "Build log"), ". The nightly build retries it with a backoff."])
-      ]
-    };
-  };
-
-  Finder.prototype.missing = function (context, reason) {
-    var name = context.name;
-    var text = reason;
-    if (!text) {
-      var numbers = /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(name.kernel_release) ||
-        /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(this.value("r").trim());
-      var minimum = N.MIN_KERNEL[name.arch];
-      var release = numbers ? [parseInt(numbers[1], 10), parseInt(numbers[2], 10),
-        parseInt(numbers[3] || "0", 10)] : null;
-      var tooOld = release && minimum && (release[0] < minimum[0] ||
-        (release[0] === minimum[0] && (release[1] < minimum[1])));
-      if (tooOld) {
-        text = "Kernel too old: legacy eBPF probes need Linux " + minimum.slice(0, 2).join(".") +
-          " or newer on " + name.arch + ", so none is built. Use the kernel module driver.";
-      } else {
-        text = "Not built yet: the catalog has no probe and no failed build for this file " +
-          "with driver version " + context.driver + ". New kernels are picked up by the " +
-          "nightly build if their target is configured.";
-      }
+    var repository = this.repositoryOf(probe);
+    if (httpUrl(probe.attestation) && repository) {
+      nodes.push(el("p", { text: "Check its build provenance (GitHub CLI), online or with the " +
+        "downloaded attestation bundle:" }));
+      nodes.push(copyable("gh attestation verify " + shellQuote(file) + " --repo " + repository,
+        "the command"));
+      var bundle = probe.attestation.split("/").pop();
+      nodes.push(copyable("gh attestation verify " + shellQuote(file) + " --repo " + repository +
+        " --bundle " + shellQuote(decodeURIComponent(bundle)), "the command"));
     }
-    var nodes = [this.facts(context), el("p", { "class": "fp-why", text: text })];
+    nodes = nodes.concat(this.settings(context, probe));
+    var badge = loadtestBadge(probe.loadtest);
+    return { state: "found", title: "Probe found", badge: badge, nodes: nodes };
+  };
+
+  Finder.prototype.repositoryOf = function (probe) {
+    var urls = [probe.job, probe.attestation, probe.url];
+    for (var i = 0; i < urls.length; i += 1) {
+      var match = GITHUB_REPO.exec(urls[i] || "");
+      if (match) { return match[1]; }
+    }
+    return this.manifest.repository || "";
+  };
+
+  /* How to point the loader at it: the store itself when it has the loader's layout
+     (or the site's drivers_repo), else a mirror, made and served in three commands. */
+  Finder.prototype.settings = function (context, probe) {
+    var name = context.name;
+    var shell = N.clientFor(context.falco) === N.CLIENT_SHELL;
+    var base = storeBase(probe.url, context.driver, name.arch, probe.file) ||
+      httpUrl(this.manifest.drivers_repo || "");
+    var path = N.requestPath(context.driver, name, context.falco);
+    var repo = base || MIRROR_URL;
+    var repoVar = shell ? "DRIVERS_REPO" : "FALCOCTL_DRIVER_REPOS";
+    var versionVar = shell ? "DRIVER_VERSION" : "FALCOCTL_DRIVER_VERSION";
+    var command = repoVar + "=" + shellQuote(repo) +
+      (context.choice.override ? " " + versionVar + "=" + shellQuote(context.driver) : "") +
+      (shell ? " falco-driver-loader bpf" : " falcoctl driver install --type ebpf");
+    var nodes = [el("h3", { text: "Let the loader fetch it" })];
+    if (base) {
+      nodes.push(el("p", { text: "This probe is in a store with the loader's layout, so the " +
+        "loader can fetch it from there (it requests " + base + "/" + path + "):" }));
+    } else {
+      var folder = decodeURIComponent(path);
+      var dir = folder.split("/").slice(0, -1).join("/");
+      nodes.push(el("p", { text: "The loader cannot fetch it from where it is published " +
+        "(its layout differs), so serve it from a mirror: a folder in the loader's layout on " +
+        "any web server. 1. Make the mirror, with this probe only:" }));
+      nodes.push(copyable("mkdir -p " + MIRROR + "/" + shellQuote(dir) + " && curl -fLo " +
+        MIRROR + "/" + shellQuote(folder) + " " + shellQuote(probe.url), "the command"));
+      nodes.push(el("p", { text: "or with every " + name.target + " probe of this driver version " +
+        "(in a clone of this site's repository; it checks every digest):" }));
+      nodes.push(copyable("falco-probes mirror " + MIRROR + " --driver-version " +
+        shellQuote(context.driver) + " --target " + name.target + " --arch " + name.arch,
+        "the command"));
+      nodes.push(el("p", { text: "2. Serve it, on a machine the nodes can reach:" }));
+      nodes.push(copyable("python3 -m http.server --directory " + MIRROR + " 8080", "the command"));
+      nodes.push(el("p", { text: "3. On the node (it requests " + repo + "/" + path + "):" }));
+    }
+    nodes.push(copyable(command, "the setting"));
+    nodes.push(el("p", { text: "In Kubernetes, the Falco Helm chart's values (charts that set " +
+      "the driver with driver.kind):" }));
+    var env = [[repoVar, repo]];
+    if (context.choice.override) { env.push([versionVar, context.driver]); }
+    nodes.push(copyable(["driver:", "  kind: ebpf", "  loader:", "    initContainer:", "      env:"]
+      .concat(env.map(function (pair) {
+        return "        - name: " + pair[0] + "\n          value: " + JSON.stringify(pair[1]);
+      })).join("\n"), "the Helm values"));
+    return nodes;
+  };
+
+  /* Not built: why, and what is close to it. */
+  Finder.prototype.missing = function (context, reason, failure) {
+    var self = this;
+    var name = context.name;
+    var nodes = [this.facts(context)];
+    var state = "missing";
+    var title = "No probe for this node";
+    if (failure) {
+      state = "failed";
+      title = "The build of this probe failed";
+      nodes.push(sentence(["Step ", el("strong", { text: failure.step }),
+        failure.category ? " (" + failure.category + ")" : "", ": ",
+        el("span", { "class": "fp-reason", text: failure.reason })]));
+      var links = [number(failure.attempts) + " attempt(s), last " + when(failure.last_attempt) + ". "];
+      if (httpUrl(failure.log)) { links.push(link(failure.log, "Build log"), ". "); }
+      if (httpUrl(failure.job) && failure.job !== failure.log) { links.push(link(failure.job, "CI job"), ". "); }
+      links.push("The nightly build retries it with a backoff.");
+      nodes.push(sentence(links));
+    } else {
+      var text = reason || this.tooOld(name) || this.notBuilt(context);
+      if (/^Kernel too old/.test(text)) { state = "too-old"; }
+      nodes.push(el("p", { "class": "fp-why", text: text }));
+    }
     var coverage = this.manifest.coverage[name.target];
     if (coverage) {
-      nodes.push(el("p", {}, ["See the ", el("a", { href: coverage, text: "coverage of " + name.target }),
-        " for the kernels that have probes."]));
+      nodes.push(sentence(["See the ", el("a", { href: coverage, text: "coverage of " + name.target }),
+        " for every kernel that has probes."]));
     }
-    return { state: /too old/.test(text) ? "too-old" : "missing", title: "No probe for this node", nodes: nodes };
+    if (!name.kernel_release || state === "too-old" || !has(N.MIN_KERNEL, name.arch)) {
+      return { state: state, title: title, nodes: nodes };
+    }
+    return this.nearMisses(context).then(function (close) {
+      return { state: state, title: title, nodes: nodes.concat(close) };
+    }, function () {
+      return { state: state, title: title, nodes: nodes };
+    });
   };
+
+  Finder.prototype.tooOld = function (name) {
+    var numbers = /^(\d+)\.(\d+)/.exec(name.kernel_release) || /^(\d+)\.(\d+)/.exec(this.value("r").trim());
+    var minimum = N.MIN_KERNEL[name.arch];
+    if (!numbers || !minimum) { return ""; }
+    var major = parseInt(numbers[1], 10);
+    var minor = parseInt(numbers[2], 10);
+    if (major > minimum[0] || (major === minimum[0] && minor >= minimum[1])) { return ""; }
+    return "Kernel too old: legacy eBPF probes need Linux " + minimum.slice(0, 2).join(".") +
+      " or newer on " + name.arch + ", so none is built (and falcoctl of Falco 0.38 and newer " +
+      "refuses eBPF there). Use Falco's kernel module: falcoctl driver install --type kmod, " +
+      "or driver.kind: kmod in the Helm chart.";
+  };
+
+  /* Planned or not, by probes.yaml (when the site was built with one). */
+  Finder.prototype.notBuilt = function (context) {
+    var plan = this.manifest.plan;
+    var name = context.name;
+    var driver = context.driver;
+    if (!this.manifest.drivers[driver]) {
+      return "This index has no probes for driver version " + driver + " yet" +
+        (plan && plan.drivers.indexOf(driver) < 0 ? ", and probes.yaml does not list it: not planned." : ".");
+    }
+    if (plan) {
+      var families = Object.keys(plan.targets).filter(function (family) {
+        return name.target === family || name.target.indexOf(family + "-") === 0;
+      });
+      if (!families.length) {
+        return "Not planned: probes.yaml builds no " + name.target + " kernels, so this " +
+          "probe will not appear unless that target is added.";
+      }
+      if (!families.some(function (f) { return plan.targets[f].indexOf(name.arch) >= 0; })) {
+        return "Not planned: probes.yaml builds " + name.target + " kernels for " +
+          families.map(function (f) { return plan.targets[f].join(" and "); }).join(", ") +
+          " only, not " + name.arch + ".";
+      }
+    }
+    return "Not built yet: the catalog has no probe and no failed build for this file with " +
+      "driver version " + driver + ". The nightly build picks new kernels of planned targets up " +
+      "as their headers appear.";
+  };
+
+  /* What is close: the same kernel under other names or driver versions, the newest
+     kernel built in the series. */
+  Finder.prototype.nearMisses = function (context) {
+    var self = this;
+    var name = context.name;
+    var typed = this.value("r").trim();
+    var releases = [name.kernel_release];
+    if (typed && typed !== name.kernel_release) { releases.push(typed); }
+    return Promise.all(releases.map(function (r) { return self.lookup.byKernel(r); }).concat(
+      [this.lookup.target(name.target)])).then(function (docs) {
+      var rows = [];
+      docs.slice(0, releases.length).forEach(function (found) {
+        if (found.broad) { return; }
+        found.probes.forEach(function (p) {
+          if (releases.indexOf(p.kernel_release) >= 0) { rows.push(p); }
+        });
+      });
+      var sameFile = rows.filter(function (p) {
+        return p.target === name.target && p.kernel_release === name.kernel_release &&
+          p.kernel_version === name.kernel_version && p.arch === name.arch &&
+          p.driver_version !== context.driver;
+      });
+      var otherName = rows.filter(function (p) {
+        return p.driver_version === context.driver && p.arch === name.arch &&
+          N.probeFileName(p.target, p.kernel_release, p.kernel_version) !== name.file;
+      });
+      var nodes = [];
+      if (otherName.length) {
+        nodes.push(el("h3", { text: "The same kernel under another name" }));
+        nodes.push(el("p", { text: "Built for driver version " + context.driver + ", but named " +
+          "for another flavour, target or kernel version than this Falco release requests " +
+          "(check that it really is your node's kernel):" }));
+        nodes.push(self.probeList(otherName));
+      }
+      if (sameFile.length) {
+        nodes.push(el("h3", { text: "Built for other driver versions" }));
+        nodes.push(el("p", { text: "A probe only loads with the driver version it was built " +
+          "from: these serve the Falco releases listed." }));
+        nodes.push(self.probeGroups(sameFile, []));
+      }
+      var newest = self.newestInSeries(docs[releases.length], context);
+      if (newest) { nodes.push(newest); }
+      return nodes;
+    });
+  };
+
+  Finder.prototype.probeList = function (probes) {
+    var self = this;
+    var list = el("ul", { "class": "fp-probes" });
+    probes.slice(0, 12).forEach(function (p) { list.appendChild(self.probeItem(p)); });
+    return list;
+  };
+
+  Finder.prototype.newestInSeries = function (doc, context) {
+    var name = context.name;
+    var series = /^(\d+)\.(\d+)/.exec(name.kernel_release);
+    if (!doc || !series) { return null; }
+    var key = parseInt(series[1], 10) + "." + parseInt(series[2], 10);
+    var of = ((doc.newest[context.driver] || {})[name.arch] || {})[key];
+    if (!of) { return null; }
+    return sentence(["Newest " + name.target + " kernel of the " + key + " series with a probe for " +
+      context.driver + " (" + name.arch + "): ",
+      el("a", { href: "?r=" + encodeURIComponent(of[0]), text: of[0] }),
+      " (" + number(of[2]) + " kernels of this series have one). Nodes on that kernel are covered."]);
+  };
+
+  // --- rendering and state -----------------------------------------------------------------
 
   /* Render an answer; data-seq tells which input state it answers (tests wait on it). */
   Finder.prototype.show = function (answer, sequence) {
@@ -333,11 +709,11 @@
     box.setAttribute("data-state", answer.state);
     box.setAttribute("data-seq", String(sequence));
     while (box.firstChild) { box.removeChild(box.firstChild); }
-    if (answer.title) { box.appendChild(el("p", { "class": "fp-answer-title" }, [el("strong", { text: answer.title })])); }
-    if (answer.text) { box.appendChild(el("p", { "class": "fp-why", text: answer.text })); }
-    if (answer.name && answer.state === "none") {
-      box.appendChild(el("p", { text: "(It would have named the file " + answer.name.file + ".)" }));
+    if (answer.title) {
+      box.appendChild(el("p", { "class": "fp-answer-title" }, [
+        el("strong", { text: answer.title }), answer.badge ? " " : null, answer.badge || null]));
     }
+    if (answer.text) { box.appendChild(el("p", { "class": "fp-why", text: answer.text })); }
     (answer.nodes || []).forEach(function (node) { box.appendChild(node); });
     this.form.dispatchEvent(new CustomEvent("fp-answer", { detail: { state: answer.state } }));
   };
@@ -349,10 +725,19 @@
       var field = form.elements.namedItem(name);
       if (field && params.has(name)) { field.value = params.get(name); }
     });
+    if (["os", "v", "falco", "driver", "etc", "fallback"].some(function (k) { return params.has(k); })) {
+      this.openExact();
+    }
     if (params.has("etc") || params.has("fallback")) {
-      var more = form.querySelector("details");
+      var more = form.querySelector(".fp-more");
       if (more) { more.open = true; }
     }
+  };
+
+  /* Show the fields that narrow the answer to one file. */
+  Finder.prototype.openExact = function () {
+    var exact = this.form.querySelector(".fp-exact");
+    if (exact) { exact.open = true; }
   };
 
   Finder.prototype.saveState = function () {
@@ -370,13 +755,32 @@
   function init() {
     var form = document.getElementById("fp-find");
     var data = document.getElementById("fp-find-data");
-    if (!form || !data || !N) { return; }
-    var finder = new Finder(form, JSON.parse(data.textContent));
+    if (!form || !data || !N || !L) { return; }
+    var manifest = JSON.parse(data.textContent);
+    N.configure(manifest.naming);
+    var finder = new Finder(form, manifest);
     finder.loadState();
     form.addEventListener("input", function () { finder.update(); });
     form.addEventListener("change", function () { finder.update(); });
     form.addEventListener("submit", function (event) { event.preventDefault(); });
+    form.addEventListener("paste", function (event) {
+      var text = event.clipboardData ? event.clipboardData.getData("text") : "";
+      if (finder.distribute(text)) {
+        event.preventDefault();
+        finder.update();
+      }
+    });
+    // A kernel release in the answer opens its own answer in place.
+    document.getElementById("fp-result").addEventListener("click", function (event) {
+      var target = event.target.closest ? event.target.closest("a[data-release]") : null;
+      if (!target || event.ctrlKey || event.metaKey || event.shiftKey) { return; }
+      event.preventDefault();
+      finder.setValue("r", target.getAttribute("data-release"));
+      finder.update();
+      form.elements.namedItem("r").focus();
+    });
     window.FalcoProbesFinder = finder;
+    window.FalcoProbesFinder.splitCommandOutput = splitCommandOutput;
     if (finder.value("r").trim()) { finder.update(); }
     form.setAttribute("data-fp-ready", "1");
   }

@@ -93,13 +93,30 @@
   var LAST_SUPPORTED = v("0.43.99");
   var FIRST_FALCOCTL = v("0.37.0");
   var LATEST_RULES = v("0.43.0");
-  // A driver version no release loads by default is reached with DRIVER_VERSION (0.33+)
-  // or falcoctl's driver version setting: one release of each naming era from 0.33 on.
-  var OVERRIDE_RELEASES = ["0.33.0", "0.34.0", "0.35.0", "0.35.1", "0.36.0", "0.37.0",
-    "0.37.1", "0.38.0", "0.39.0", "0.43.0"].map(v);
-  var MIN_KERNEL = { x86_64: [4, 14, 0], aarch64: [4, 17, 0] };
+  // Facts builder/core/naming.py owns, handed over by the site's JSON (configure()):
+  // the releases that can be pointed at a driver version no release loads by default
+  // (one per naming era from 0.33), and the minimum kernel per arch for eBPF.
+  var OVERRIDE_RELEASES = null;
+  var MIN_KERNEL = null;
   var CLIENT_SHELL = "falco-driver-loader";
   var CLIENT_FALCOCTL = "falcoctl";
+
+  /* facts: {override_releases: ["0.33.0", ...], min_kernel: {x86_64: [4, 14, 0], ...}},
+     as builder.site.api.naming_constants() writes them. */
+  function configure(facts) {
+    OVERRIDE_RELEASES = facts.override_releases.map(v);
+    MIN_KERNEL = {};
+    Object.keys(facts.min_kernel).forEach(function (arch) {
+      MIN_KERNEL[arch] = facts.min_kernel[arch].slice();
+    });
+    api.OVERRIDE_RELEASES = OVERRIDE_RELEASES;
+    api.MIN_KERNEL = MIN_KERNEL;
+  }
+
+  function minKernel() {
+    if (MIN_KERNEL === null) { throw new Error("FalcoNaming.configure() was not called"); }
+    return MIN_KERNEL;
+  }
 
   function checkSupported(falco) {
     if (lt(falco, FIRST_SUPPORTED) || cmp(falco, LAST_SUPPORTED) > 0) {
@@ -514,7 +531,7 @@
 
   function falcoctlName(host, falco) {
     var arch = host.uname_m;
-    if (!Object.prototype.hasOwnProperty.call(MIN_KERNEL, arch)) {
+    if (!Object.prototype.hasOwnProperty.call(minKernel(), arch)) {
       throw new NoRequest("falcoctl is built only for x86_64 and aarch64, not '" + arch + "'");
     }
     var parsed = parseRelease(host.uname_r, falco);
@@ -626,7 +643,10 @@
       if (!seen[key]) { seen[key] = true; versions.push(f); }
     });
     versions.sort(cmp);
-    if (!versions.length) { versions = OVERRIDE_RELEASES.slice(); }
+    if (!versions.length) {
+      if (OVERRIDE_RELEASES === null) { throw new Error("FalcoNaming.configure() was not called"); }
+      versions = OVERRIDE_RELEASES.slice();
+    }
     var names = [];
     for (var i = versions.length - 1; i >= 0; i -= 1) {
       try {
@@ -675,6 +695,7 @@
     namesForDriver: namesForDriver,
     FIRST_FALCOCTL: FIRST_FALCOCTL,
     LATEST_RULES: LATEST_RULES,
+    configure: configure,
     OVERRIDE_RELEASES: OVERRIDE_RELEASES,
     checkKernelRelease: checkKernelRelease,
     MIN_KERNEL: MIN_KERNEL,

@@ -1,12 +1,13 @@
 /*
  * Filtering, sorting and copy buttons for the site's big tables.
  *
- * A table marked data-fp-table has a form data-fp-filter="<table id>": a text box
- * (name filter: every word must occur in the row) and selects whose data-attr names a
- * row attribute holding space-separated tokens (data-arch="x86_64",
- * data-show="missing failed"). Header cells data-sort="order|natural|num|text" sort
- * on click. The state lives in the query string (?filter=..&arch=..&sort=2&desc=1; not "q", which Material's search takes), so
- * the address bar is always a permalink to the current view.
+ * A table (or a box of block tables) marked data-fp-table has a form
+ * data-fp-filter="<its id>": a text box (every word must occur in the row, its digest
+ * or its other names) and selects whose data-attr names a row attribute holding
+ * space-separated tokens (data-arch="x86_64", data-show="missing failed"). Header cells
+ * data-sort="order|natural|num|text" sort on click. The state lives in the query
+ * string (?filter=..&arch=..&sort=2&desc=1; not "q", which Material's search takes),
+ * so the address bar is always a permalink to the current view.
  */
 (function () {
   "use strict";
@@ -58,40 +59,46 @@
   });
   window.FalcoProbesCopy = copyText;
 
-  // --- natural order, as builder.catalog.natural_key ------------------------------------
-
-  function naturalParts(text) {
-    return (text.match(/\d+|\D+/g) || []).map(function (p) {
-      return /^\d+$/.test(p) ? [parseInt(p, 10), ""] : [-1, p];
-    });
-  }
-
-  function compareNatural(a, b) {
-    var pa = naturalParts(a);
-    var pb = naturalParts(b);
-    for (var i = 0; i < Math.min(pa.length, pb.length); i += 1) {
-      if (pa[i][0] !== pb[i][0]) { return pa[i][0] - pb[i][0]; }
-      if (pa[i][1] !== pb[i][1]) { return pa[i][1] < pb[i][1] ? -1 : 1; }
-    }
-    if (pa.length !== pb.length) { return pa.length - pb.length; }
-    return a < b ? -1 : (a > b ? 1 : 0);
-  }
+  // Natural order (5.10.9 before 5.10.10), as builder.core.catalog.natural_key: lookup.js.
+  var compareNatural = window.FalcoProbesLookup.compareNatural;
 
   // --- one filterable, sortable table ---------------------------------------------------
 
+  /* The container is a table, or a box of blocks: small tables of consecutive rows
+     sharing one set of columns (builder/site/templates/blocks.html.j2), which the
+     browser lays out only near the screen. Rows are filtered and sorted across all of
+     them; sorting fills the blocks in the new order, keeping each block's size. */
   function setUp(form) {
-    var table = document.getElementById(form.getAttribute("data-fp-filter"));
-    if (!table || !table.tBodies.length) { return; }
-    var body = table.tBodies[0];
-    var rows = Array.prototype.slice.call(body.rows);
-    var texts = rows.map(function (row) { return row.textContent.toLowerCase(); });
-    var order = new Map(rows.map(function (row, i) { return [row, i]; }));
-    var headers = Array.prototype.slice.call(table.tHead.rows[0].cells);
+    var container = document.getElementById(form.getAttribute("data-fp-filter"));
+    if (!container) { return; }
+    var first = container.tagName === "TABLE" ? container : container.querySelector("table");
+    if (!first || !first.tBodies.length || !first.tHead) { return; }
+    var headers = Array.prototype.slice.call(first.tHead.rows[0].cells);
     var count = form.querySelector(".fp-count");
     var permalink = form.querySelector(".fp-permalink");
     var selects = Array.prototype.slice.call(form.querySelectorAll("select[data-attr]"));
     var query = form.querySelector("input[name=filter]");
     var sort = { column: -1, desc: false };
+    // Built on the first filter or sort, not at load: a big page is ready sooner.
+    var tables, bodies, sizes, rows, texts, order;
+
+    function prepare() {
+      if (rows) { return; }
+      tables = container.tagName === "TABLE" ? [container] :
+        Array.prototype.slice.call(container.querySelectorAll("table"));
+      bodies = tables.map(function (table) { return table.tBodies[0]; });
+      sizes = bodies.map(function (body) { return body.rows.length; });
+      rows = [];
+      bodies.forEach(function (body) { rows = rows.concat(Array.prototype.slice.call(body.rows)); });
+      texts = rows.map(function (row) {
+        var extra = [row.getAttribute("data-also") || ""];
+        Array.prototype.forEach.call(row.querySelectorAll("[data-copy]"), function (node) {
+          extra.push(node.getAttribute("data-copy"));
+        });
+        return (row.textContent + " " + extra.join(" ")).toLowerCase();
+      });
+      order = new Map(rows.map(function (row, i) { return [row, i]; }));
+    }
 
     function readState() {
       var params = new URLSearchParams(window.location.search);
@@ -124,7 +131,20 @@
       if (permalink) { permalink.href = url; }
     }
 
+    /* A block with no visible row is hidden (the first keeps the visible header). */
+    function hideEmptyBlocks() {
+      tables.forEach(function (table, i) {
+        if (i === 0 || container === table) { return; }
+        var visible = Array.prototype.some.call(table.tBodies[0].rows, function (row) {
+          return !row.hidden;
+        });
+        var block = table.parentNode;
+        block.hidden = !visible;
+      });
+    }
+
     function filter() {
+      prepare();
       var words = query.value.toLowerCase().split(/\s+/).filter(Boolean);
       var wanted = selects.map(function (s) { return [s.getAttribute("data-attr"), s.value]; });
       var shown = 0;
@@ -135,12 +155,13 @@
             var tokens = (row.getAttribute("data-" + pair[0]) || "").split(" ");
             return tokens.indexOf(pair[1]) >= 0;
           });
-        row.hidden = !visible;
+        if (row.hidden === visible) { row.hidden = !visible; }
         if (visible) { shown += 1; }
       });
+      hideEmptyBlocks();
       if (count) {
-        count.textContent = shown === rows.length ? rows.length + " rows" :
-          shown + " of " + rows.length + " rows";
+        count.textContent = shown === rows.length ? rows.length.toLocaleString("en-US") + " rows" :
+          shown.toLocaleString("en-US") + " of " + rows.length.toLocaleString("en-US") + " rows";
       }
     }
 
@@ -149,16 +170,18 @@
       if (!cell) { return ""; }
       if (kind === "num") {
         var raw = cell.getAttribute("data-v");
-        return parseFloat(raw === null ? cell.textContent : raw) || 0;
+        return parseFloat(raw === null ? cell.textContent.replace(/,/g, "") : raw) || 0;
       }
       return cell.textContent;
     }
 
     function applySort() {
+      prepare();
       headers.forEach(function (th, i) {
         if (!th.hasAttribute("data-sort")) { return; }
+        var natural = sort.column < 0 && th.getAttribute("data-sort") === "order";
         th.setAttribute("aria-sort", i === sort.column ?
-          (sort.desc ? "descending" : "ascending") : "none");
+          (sort.desc ? "descending" : "ascending") : (natural ? "ascending" : "none"));
       });
       var column = sort.column;
       var kind = column >= 0 ? headers[column].getAttribute("data-sort") : "order";
@@ -173,9 +196,18 @@
         else { result = a[1] < b[1] ? -1 : (a[1] > b[1] ? 1 : 0); }
         return sign * result || order.get(a[0]) - order.get(b[0]);
       });
-      var fragment = document.createDocumentFragment();
-      keyed.forEach(function (pair) { fragment.appendChild(pair[0]); });
-      body.appendChild(fragment);
+      // Refill the blocks in the new order; captions name kernel series, which only
+      // hold in the natural order.
+      var next = 0;
+      bodies.forEach(function (body, b) {
+        var fragment = document.createDocumentFragment();
+        for (var k = 0; k < sizes[b]; k += 1) { fragment.appendChild(keyed[next + k][0]); }
+        next += sizes[b];
+        body.appendChild(fragment);
+        var caption = tables[b].caption;
+        if (caption) { caption.hidden = kind !== "order" || sort.desc; }
+      });
+      hideEmptyBlocks();
     }
 
     headers.forEach(function (th, i) {
@@ -191,16 +223,36 @@
     form.addEventListener("change", function () { filter(); writeState(); });
     form.addEventListener("submit", function (event) { event.preventDefault(); });
     window.addEventListener("popstate", function () { readState(); filter(); applySort(); });
+    // The count of the unfiltered table comes with the page (the form's data-rows).
 
     readState();
-    filter();
+    if (query.value || selects.some(function (s) { return s.value; })) { filter(); }
     if (sort.column >= 0) { applySort(); }
     writeState();
-    table.setAttribute("data-fp-ready", "1");
+    container.setAttribute("data-fp-ready", "1");
+  }
+
+  // --- the theme's script, on demand (bulk pages; see builder/site/theme/main.html) -----
+
+  var WAKE = ["pointerdown", "keydown", "touchstart", "wheel", "focusin"];
+
+  function themeOnDemand() {
+    var slot = document.querySelector("script[data-fp-on-demand]");
+    if (!slot) { return; }
+    function load() {
+      WAKE.forEach(function (name) { window.removeEventListener(name, load, true); });
+      var script = document.createElement("script");
+      script.src = slot.getAttribute("data-src");
+      document.body.appendChild(script);
+    }
+    WAKE.forEach(function (name) {
+      window.addEventListener(name, load, { capture: true, passive: true });
+    });
   }
 
   function init() {
     Array.prototype.forEach.call(document.querySelectorAll("form[data-fp-filter]"), setUp);
+    themeOnDemand();
   }
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", init);
