@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from builder import ui
+
 
 @pytest.fixture(autouse=True)
 def _own_catalog(tmp_path_factory: pytest.TempPathFactory,
@@ -15,3 +17,10 @@ def _own_catalog(tmp_path_factory: pytest.TempPathFactory,
     root = tmp_path_factory.mktemp("default-catalog")
     monkeypatch.setenv("FALCO_PROBES_CATALOG", str(root))
     yield root
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _library_messages_on_stderr() -> None:
+    """The library's messages (logger "builder") on stderr, as every command shows them,
+    whichever test runs first: tests that call the library read them with capsys."""
+    ui.show_library_messages()

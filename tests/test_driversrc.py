@@ -8,16 +8,14 @@ loopback HTTP and file://, so the libs-archive provider runs for real.
 
 from __future__ import annotations
 
-import functools
-import http.server
 import io
 import shutil
 import tarfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from loopback import files, serving
 from realprobe import (
     DKMS_DRIVER_VERSION,
     apt_archive,
@@ -123,17 +121,8 @@ def served(checkout: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 @pytest.fixture(scope="module")
 def http_base(served: Path) -> Iterator[str]:
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(served)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    thread.join()
+    with serving(files(served)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,11 @@ import hashlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from loopback import serving
 from rich.progress import Progress
 
 from builder import __version__
@@ -98,15 +99,11 @@ class Server:
 def server() -> Iterator[Server]:
     script = Script(files={"/pkg.deb": PAYLOAD, "/private/pkg.deb": PAYLOAD})
     handler = type("ScriptedHandler", (Handler,), {"script": script})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
     try:
-        yield Server(f"http://127.0.0.1:{httpd.server_address[1]}", script)
+        with serving(handler, poll_interval=0.05) as url:
+            yield Server(url, script)
     finally:
         script.release.set()
-        httpd.shutdown()
-        httpd.server_close()
 
 
 def ranges(server: Server) -> list[str]:

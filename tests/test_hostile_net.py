@@ -10,13 +10,13 @@ import os
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from fakegithub import FakeGitHub, Fault
+from loopback import serving
 from test_hostile import CONFIG, HEAD, NODE, alias_bomb, good_probe, write_catalog
 from test_publish import Spec, specs, write_report
 from test_store_github import FAMILY, TOKEN, artifacts, make_store, publish_cli, run
@@ -80,15 +80,8 @@ class Hostile(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def hostile() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Hostile) as url:
+        yield url
 
 
 def measured(argv: list[str], env: dict[str, str] | None = None, stdin: Path | None = None

@@ -3,10 +3,8 @@ the kernel filters and `falco-probes kernels` itself."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import shutil
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import fields
@@ -14,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from loopback import files, serving
 
 from bench.synth import find_kernel_list
 from builder.cli import main
@@ -212,14 +211,8 @@ def test_missing_file_is_bad_input(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def served() -> Iterator[str]:
     """The test data over real HTTP on loopback."""
-    handler = type("Quiet", (http.server.SimpleHTTPRequestHandler,),
-                   {"log_message": lambda *a: None})
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), lambda *a: handler(*a, directory=str(DATA)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serving(files(DATA)) as url:
+        yield url
 
 
 def test_lists_load_from_http_and_file_urls_with_the_arch_from_the_path(served: str) -> None:
