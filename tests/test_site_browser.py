@@ -733,6 +733,29 @@ def test_coverage_fits_the_screen_with_every_driver(site: Site, width: int) -> N
     assert "show=missing" in page.url
 
 
+# A block off screen takes the height its style estimates from its row count and
+# --fp-row-height (content-visibility: auto). A row taller than that makes the page jump
+# while scrolling and lets the footer cover rows while their block is skipped.
+ROW_HEIGHTS = """() => [...document.querySelectorAll('.fp-block')].map(b => {
+  const probe = b.appendChild(document.createElement('div'));
+  probe.style.height = 'var(--fp-row-height)';
+  const allowed = probe.getBoundingClientRect().height + 2;   // + the row's border
+  probe.remove();
+  const rows = [...b.querySelectorAll('tbody tr')].map(r => r.getBoundingClientRect().height);
+  return [allowed, Math.max(...rows)];
+})"""
+
+
+@pytest.mark.parametrize("width", FITS)
+@pytest.mark.parametrize("path", ["targets/debian/", "drivers/6.0.1%2Bdriver/amazonlinux2/"])
+def test_rows_are_no_taller_than_their_block_estimates(site: Site, width: int,
+                                                       path: str) -> None:
+    page = site.page(path, width=width)
+    page.wait_for_selector("#fp-table[data-fp-ready]")
+    heights = page.evaluate(ROW_HEIGHTS)
+    assert heights and all(tallest <= allowed + 0.5 for allowed, tallest in heights), heights
+
+
 def test_failures_page_filter_and_logs(site: Site) -> None:
     page = site.page("failures/")
     page.wait_for_selector("#fp-table[data-fp-ready]")
