@@ -21,28 +21,43 @@ REHEARSAL ?= rehearsal
 DEMO_PACKAGES := clang llvm make libelf-dev python3-venv ca-certificates qemu-system-x86 \
 	busybox-static
 TEST_PACKAGES := $(DEMO_PACKAGES) rpm cpio chromium git
+# Optional packages: installed only where this Debian's archive offers them, skipped
+# (silently) where it does not. virtiofsd is the load test's virtiofs daemon for kernels
+# without 9p (the cloud-amd64 flavour): Debian 13 has it as a package of its own, Debian 12
+# has no such package and ships QEMU 7.2's inside qemu-system-x86 (qemu-system-common).
+DEMO_OPTIONAL_PACKAGES := virtiofsd
+TEST_OPTIONAL_PACKAGES := $(DEMO_OPTIONAL_PACKAGES)
 
 .PHONY: deps demo-deps test-deps venv venv-dev test lint typecheck pytest demo site serve \
 	bench matrix rehearse clean
 
-# Install the Debian packages of $(1) that are missing, saying which and why.
+# Install the Debian packages of $(1) that are missing, saying which and why ($(2)), and
+# those of the optional packages $(3) that are missing and that the archive offers
+# (`apt-cache show` knows them), asked before apt-get update (from the lists this machine
+# has: a Debian 12 that has everything does not update for nothing) and again after it
+# (a fresh machine's lists may not know them yet).
 define apt_install
-	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
-		| grep -q 'install ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-		echo "==> installing Debian packages for $(2):" $$missing >&2; \
+	@absent() { for p in "$$@"; do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+		| grep -q 'install ok installed' || echo $$p; done; }; \
+	offered() { for p in "$$@"; do if apt-cache show $$p >/dev/null 2>&1; then echo $$p; fi; \
+		done; }; \
+	missing=$$(absent $(1)); optional=$$(absent $(3)); \
+	if [ -n "$$missing$$(offered $$optional)" ]; then \
+		echo "==> installing Debian packages for $(2):" $$missing \
+			$${optional:+(and, where the archive offers them: $$optional)} >&2; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+		$$SUDO apt-get update -q && missing="$$missing $$(offered $$optional)" && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
 	else \
 		echo "==> Debian packages for $(2): all installed" >&2; \
 	fi
 endef
 
 demo-deps:
-	$(call apt_install,$(DEMO_PACKAGES),the demo)
+	$(call apt_install,$(DEMO_PACKAGES),the demo,$(DEMO_OPTIONAL_PACKAGES))
 
 test-deps:
-	$(call apt_install,$(TEST_PACKAGES),the tests)
+	$(call apt_install,$(TEST_PACKAGES),the tests,$(TEST_OPTIONAL_PACKAGES))
 
 deps: test-deps
 

@@ -5,6 +5,7 @@ The one real boot is in test_loadtest_boot.py.
 
 from __future__ import annotations
 
+import os
 import shutil
 import stat
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from builder.core.errors import BuildError, InputError
+from builder.loadtest import vm as vm_module
 from builder.loadtest.initramfs import INIT, build_initramfs, newc, params, static_busybox
 from builder.loadtest.kernelimage import (
     KernelModule,
@@ -22,7 +24,17 @@ from builder.loadtest.kernelimage import (
     load_order,
     module_name,
 )
-from builder.loadtest.vm import Vm, VmSettings, check_settings
+from builder.loadtest.vm import (
+    LEGACY,
+    RUST,
+    Virtiofsd,
+    Vm,
+    VmSettings,
+    check_settings,
+    find_virtiofsd,
+    virtiofsd_argv,
+    virtiofsd_kind,
+)
 
 HOSTILE = "/tmp/it's a $(reboot) \"work\" dir,with;`commas`"
 
@@ -187,6 +199,131 @@ def test_virtiofs_boots_share_the_guests_memory_with_two_daemons(tmp_path: Path)
     assert not any(part.startswith("local,") for part in line)  # no 9p export
     text = params(["00-virtiofs.ko"], Path("/w"), "/src", ["true"], "virtiofs")
     assert "SHARE=virtiofs\nROOT_OPTIONS=ro\nWORK_OPTIONS=rw\n" in text
+
+
+# What each virtiofsd's --help says, cut down: Debian 13's Rust one (1.13) and QEMU 7.2's C one.
+RUST_HELP = """Launch a virtiofsd backend.
+
+Usage: virtiofsd --shared-dir <SHARED_DIR> --socket-path <SOCKET_PATH> [OPTIONS]
+
+      --socket-path <SOCKET_PATH>
+      --sandbox <SANDBOX>     Sandbox mechanism (namespace, chroot, none)
+      --readonly              Prevent the guest from making modifications to the filesystem
+      --cache <CACHE>         The caching policy (auto, always, never, metadata)
+  -o <COMPAT_OPTIONS>         Options in a format compatible with the legacy implementation
+"""
+LEGACY_HELP = """usage: /usr/lib/qemu/virtiofsd [options]
+
+    -o cache=<mode>            cache mode. could be one of "auto, always, none"
+    -o sandbox=namespace|chroot
+    -o source=PATH             shared directory tree
+    --socket-path=PATH         path for the vhost-user socket
+"""
+
+
+@pytest.mark.parametrize(("help_text", "kind"), [
+    (RUST_HELP, RUST), (LEGACY_HELP, LEGACY), ("usage: cat [OPTION]... [FILE]...", None)])
+def test_the_kind_of_virtiofsd_is_what_its_help_offers(help_text: str, kind: str | None) -> None:
+    assert virtiofsd_kind(help_text) == kind
+
+
+SOCK = Path("/w/hostroot.sock")
+
+
+@pytest.mark.parametrize(("kind", "source", "readonly", "argv"), [
+    (RUST, "/", True, ["/d", "--socket-path", "/w/hostroot.sock", "--shared-dir", "/",
+                       "--cache", "always", "--sandbox", "chroot", "--readonly"]),
+    (RUST, HOSTILE, False, ["/d", "--socket-path", "/w/hostroot.sock", "--shared-dir", HOSTILE,
+                            "--cache", "never", "--sandbox", "chroot"]),
+    # the C one has no read-only mode (the guest mounts the root read-only) and splits
+    # its -o options at commas unless escaped
+    (LEGACY, "/", True, ["/d", "--socket-path=/w/hostroot.sock", "-o", "source=/",
+                         "-o", "cache=always", "-o", "sandbox=chroot"]),
+    (LEGACY, "/w/a,b\\c", False, ["/d", "--socket-path=/w/hostroot.sock",
+                                   "-o", "source=/w/a\\,b\\\\c",
+                                   "-o", "cache=none", "-o", "sandbox=chroot"]),
+])
+def test_each_virtiofsd_gets_its_own_options(kind: str, source: str, readonly: bool,
+                                             argv: list[str]) -> None:
+    daemon = Virtiofsd(Path("/d"), kind)
+    assert virtiofsd_argv(daemon, SOCK, Path(source), readonly=readonly) == argv
+
+
+def _fake_daemon(path: Path, help_text: str, code: int = 0) -> Path:
+    """A stand-in virtiofsd that prints `help_text` and counts how often it was asked."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\necho asked >> '{path}.asked'\ncat <<'EOF'\n{help_text}EOF\n"
+                    f"exit {code}\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_the_rust_virtiofsd_wins_whatever_its_path(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vm_module.os, "geteuid", lambda: 0)
+    legacy = _fake_daemon(tmp_path / "lib" / "virtiofsd", LEGACY_HELP)
+    rust = _fake_daemon(tmp_path / "libexec" / "virtiofsd", RUST_HELP)
+    broken = _fake_daemon(tmp_path / "broken" / "virtiofsd", RUST_HELP, code=1)
+    assert find_virtiofsd((legacy, rust)) == Virtiofsd(rust, RUST)
+    assert find_virtiofsd((rust, legacy)) == Virtiofsd(rust, RUST)
+    assert find_virtiofsd((tmp_path / "none", legacy)) == Virtiofsd(legacy, LEGACY)
+    assert find_virtiofsd((broken, legacy)) == Virtiofsd(legacy, LEGACY)  # --help failed
+    # each daemon's help is read once per run
+    assert Path(f"{rust}.asked").read_text() == "asked\n"
+    assert Path(f"{legacy}.asked").read_text() == "asked\n"
+    # Debian 13 links the Rust one to QEMU's old path: its help decides, not the path
+    link = tmp_path / "qemu" / "virtiofsd"
+    link.parent.mkdir()
+    link.symlink_to(rust)
+    assert find_virtiofsd((link,)) == Virtiofsd(link, RUST)
+
+
+def test_no_virtiofsd_without_one_or_without_root(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vm_module.os, "geteuid", lambda: 0)
+    assert find_virtiofsd((tmp_path / "libexec" / "virtiofsd", tmp_path / "qemu" / "virtiofsd")) \
+        is None
+    not_a_daemon = _fake_daemon(tmp_path / "cat", "usage: cat [FILE]\n")
+    assert find_virtiofsd((not_a_daemon,)) is None
+    rust = _fake_daemon(tmp_path / "libexec" / "virtiofsd", RUST_HELP)
+    assert find_virtiofsd((rust,)) == Virtiofsd(rust, RUST)
+    monkeypatch.setattr(vm_module.os, "geteuid", lambda: 1000)
+    assert find_virtiofsd((rust,)) is None
+    monkeypatch.setattr(vm_module, "VIRTIOFSD", (rust,))
+    assert vm_module.shares_here() == ("9p",)
+    with pytest.raises(BuildError, match="virtiofs needs a virtiofsd and root") as refused, \
+            vm_module._virtiofsd(tmp_path):
+        pass
+    assert refused.value.hint == ("install Debian's virtiofsd (Debian 13) or "
+                                  "qemu-system-x86 (Debian 12) and run as root")
+
+
+def test_a_virtiofs_boot_starts_one_daemon_per_share_and_stops_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """_virtiofsd with a stand-in Rust daemon: the argv it is given, then stopped."""
+    monkeypatch.setattr(vm_module.os, "geteuid", lambda: 0)
+    daemon = tmp_path / "libexec" / "virtiofsd"
+    daemon.parent.mkdir()
+    daemon.write_text(f"""#!/bin/sh
+case "$1" in --help) printf '%s' '{RUST_HELP}'; exit 0;; esac
+printf '%s\\n' "$*" >> '{tmp_path}/started'
+echo $$ >> '{tmp_path}/pids'
+: > "$2"
+exec sleep 60
+""")
+    daemon.chmod(0o755)
+    monkeypatch.setattr(vm_module, "VIRTIOFSD", (tmp_path / "none", daemon))
+    work = tmp_path / "work"
+    work.mkdir()
+    with vm_module._virtiofsd(work):
+        assert (work / "hostroot.sock").exists() and (work / "work.sock").exists()
+    assert (tmp_path / "started").read_text().splitlines() == [
+        f"--socket-path {work}/hostroot.sock --shared-dir / --cache always --sandbox chroot "
+        "--readonly",
+        f"--socket-path {work}/work.sock --shared-dir {work} --cache never --sandbox chroot"]
+    for pid in (tmp_path / "pids").read_text().split():  # stopped and reaped
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(pid), 0)
 
 
 def _real_module(folder: Path, name: str, depends: str) -> None:

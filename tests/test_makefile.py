@@ -57,6 +57,59 @@ def test_the_demo_installs_only_its_toolchain() -> None:
     assert re.search(r"^\t\$\(BIN\)/falco-probes demo .*\$\(ARGS\)$", makefile, re.MULTILINE)
 
 
+@needs_make
+def test_optional_packages_are_virtiofsd_only_where_offered() -> None:
+    demo, test = make_value("DEMO_PACKAGES").split(), make_value("TEST_PACKAGES").split()
+    optional = make_value("DEMO_OPTIONAL_PACKAGES").split()
+    assert optional == ["virtiofsd"] and "virtiofsd" not in demo + test
+    assert set(optional) <= set(make_value("TEST_OPTIONAL_PACKAGES").split())
+
+
+FAKE_APT = {
+    # installed: $INSTALLED; known to apt-cache: $OFFERED, plus $OFFERED_AFTER_UPDATE once
+    # apt-get update ran; apt-get and sudo log what they were asked
+    "dpkg-query": 'case " $INSTALLED " in *" $3 "*) echo "install ok installed";; '
+                  '*) exit 1;; esac',
+    "apt-cache": 'known="$OFFERED"; [ -e "$LOG.updated" ] && known="$known $OFFERED_AFTER_UPDATE"\n'
+                 'case " $known " in *" $2 "*) exit 0;; *) exit 100;; esac',
+    "apt-get": 'echo "apt-get $*" >> "$LOG"; [ "$1" = update ] && : > "$LOG.updated"; exit 0',
+    "sudo": 'exec "$@"',
+}
+
+
+@needs_make
+@pytest.mark.parametrize(("installed", "offered", "after_update", "asked"), [
+    # Debian 12 with everything: no virtiofsd package, nothing to do, no apt-get update
+    ("ALL", "", "", []),
+    # Debian 13 with everything but virtiofsd
+    ("ALL", "virtiofsd", "", ["apt-get update -q", "apt-get install -y -q virtiofsd"]),
+    # a fresh Debian 12: the toolchain, no virtiofsd
+    ("", "", "", ["apt-get update -q", "apt-get install -y -q DEMO"]),
+    # a fresh Debian 13 whose lists know virtiofsd only after the update
+    ("", "", "virtiofsd", ["apt-get update -q", "apt-get install -y -q DEMO virtiofsd"]),
+    # virtiofsd already installed
+    ("ALL virtiofsd", "virtiofsd", "", []),
+])
+def test_demo_deps_install_optional_packages_only_where_offered(
+        tmp_path: Path, installed: str, offered: str, after_update: str,
+        asked: list[str]) -> None:
+    demo = make_value("DEMO_PACKAGES")
+    fakes = tmp_path / "bin"
+    fakes.mkdir()
+    for name, body in FAKE_APT.items():
+        (fakes / name).write_text(f"#!/bin/sh\n{body}\n")
+        (fakes / name).chmod(0o755)
+    log = tmp_path / "apt.log"
+    env = {"PATH": f"{fakes}:/usr/bin:/bin", "LOG": str(log),
+           "INSTALLED": installed.replace("ALL", demo), "OFFERED": offered,
+           "OFFERED_AFTER_UPDATE": after_update}
+    done = subprocess.run(["make", "-s", "demo-deps"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, check=True)
+    calls = log.read_text().splitlines() if log.exists() else []
+    assert [" ".join(c.split()) for c in calls] == [a.replace("DEMO", demo) for a in asked]
+    assert ("all installed" in done.stderr) == (not asked)
+
+
 def test_ci_runs_the_readmes_test_command() -> None:
     readme = (ROOT / "README.md").read_text()
     first_block = readme.split("```sh", 1)[1].split("```", 1)[0]

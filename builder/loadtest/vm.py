@@ -11,6 +11,7 @@ under TCG. Every boot has a deadline; the serial console goes to a file.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import subprocess
@@ -71,14 +72,66 @@ def find_qemu(arch: str = "x86_64") -> str:
     return found
 
 
-VIRTIOFSD = (Path("/usr/lib/qemu/virtiofsd"),)   # QEMU 7.2's, as Debian 12 ships it
+# Where Debian puts a virtiofsd, the Rust one first: Debian 13's `virtiofsd` package
+# (1.13, /usr/libexec/virtiofsd, with a compatibility link at QEMU's old path) and
+# QEMU 7.2's C one, which Debian 12 ships in qemu-system-common (QEMU 8 dropped it).
+VIRTIOFSD = (Path("/usr/libexec/virtiofsd"), Path("/usr/lib/qemu/virtiofsd"))
+RUST, LEGACY = "rust", "legacy"     # the two kinds: their options differ
 
 
-def find_virtiofsd() -> Path | None:
-    """QEMU's virtiofsd, when it is there and we are root (it switches users per request)."""
+@dataclass(frozen=True, slots=True)
+class Virtiofsd:
+    path: Path
+    kind: str                       # RUST or LEGACY
+
+
+def virtiofsd_kind(help_text: str) -> str | None:
+    """Which virtiofsd printed this --help: only the Rust one has --shared-dir (the C
+    one takes `-o source=DIR`); both have --socket-path, else it is no virtiofsd. The
+    path says nothing: Debian 13 links the Rust one to QEMU's old path."""
+    if "--socket-path" not in help_text:
+        return None
+    return RUST if "--shared-dir" in help_text else LEGACY
+
+
+@functools.cache
+def _probe_kind(path: Path) -> str | None:
+    """The kind of the virtiofsd at `path`, asked once per run; None when it does not answer."""
+    try:
+        done = subprocess.run([str(path), "--help"], stdin=subprocess.DEVNULL,
+                              capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return None
+    return virtiofsd_kind((done.stdout + done.stderr).decode("utf-8", "replace"))
+
+
+def find_virtiofsd(candidates: tuple[Path, ...] | None = None) -> Virtiofsd | None:
+    """A virtiofsd (of `candidates`, VIRTIOFSD by default), the Rust one if there is one,
+    when we are root (the chroot sandbox and serving other users' files need it)."""
     if os.geteuid() != 0:
         return None
-    return next((p for p in VIRTIOFSD if os.access(p, os.X_OK)), None)
+    found = [Virtiofsd(path, kind) for path in (candidates or VIRTIOFSD)
+             if os.access(path, os.X_OK)
+             for kind in [_probe_kind(path)] if kind is not None]
+    return next((d for d in found if d.kind == RUST), found[0] if found else None)
+
+
+def virtiofsd_argv(daemon: Virtiofsd, socket: Path, source: Path, *,
+                   readonly: bool) -> list[str]:
+    """The command line of one share's daemon. Read-only: the host's root, cached (nothing
+    changes it during a boot) and refused writes where the daemon can (only the Rust one
+    has --readonly; the guest mounts it read-only either way). Otherwise the work folder,
+    which the guest writes: not cached."""
+    if daemon.kind == RUST:
+        return [str(daemon.path), "--socket-path", str(socket), "--shared-dir", str(source),
+                "--cache", "always" if readonly else "never", "--sandbox", "chroot",
+                *(["--readonly"] if readonly else [])]
+    # The C one's -o options are split at commas; a backslash escapes one (libfuse's rule).
+    escaped = str(source).replace("\\", "\\\\").replace(",", "\\,")
+    return [str(daemon.path), f"--socket-path={socket}", "-o", f"source={escaped}",
+            "-o", f"cache={'always' if readonly else 'none'}", "-o", "sandbox=chroot"]
 
 
 def shares_here() -> tuple[str, ...]:
@@ -254,21 +307,20 @@ def _socket(work: Path, tag: str) -> Path:
 
 @contextlib.contextmanager
 def _virtiofsd(work: Path) -> Iterator[None]:
-    """A virtiofsd per share for one boot: the host's root (cached: nothing changes it
-    during a boot; the guest mounts it read-only, as QEMU 7.2's virtiofsd has no
-    read-only mode) and the work folder. Stopped, by their pids, when the boot is over."""
+    """A virtiofsd per share for one boot: the host's root (cached, read-only) and the
+    work folder (virtiofsd_argv says how). Stopped, by their pids, when the boot is over."""
     daemon = find_virtiofsd()
     if daemon is None:
-        raise BuildError("virtiofs needs QEMU's virtiofsd and root",
-                         hint="install Debian's qemu-system-x86 and run as root")
+        raise BuildError("virtiofs needs a virtiofsd and root",
+                         hint="install Debian's virtiofsd (Debian 13) or qemu-system-x86 "
+                              "(Debian 12) and run as root")
     started: list[subprocess.Popen[bytes]] = []
     try:
-        for tag, source, cache in ((HOST_TAG, Path("/"), "always"), (WORK_TAG, work, "none")):
+        for tag, source, readonly in ((HOST_TAG, Path("/"), True), (WORK_TAG, work, False)):
             sock = _socket(work, tag)
             log = (work / f"virtiofsd-{tag}.log").open("wb")
             started.append(subprocess.Popen(
-                [str(daemon), f"--socket-path={sock}", "-o", f"source={source}",
-                 "-o", f"cache={cache}", "-o", "sandbox=chroot"],
+                virtiofsd_argv(daemon, sock, source, readonly=readonly),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log))
             log.close()
             _wait_for(sock, started[-1], work / f"virtiofsd-{tag}.log")
