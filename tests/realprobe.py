@@ -30,6 +30,13 @@ DKMS_PACKAGE_VERSION = "0.1.1dev+git20220316.e5c53d64-5.1"
 DKMS_DRIVER_VERSION = "0.1.1dev+git20220316.e5c53d64"
 DKMS_REF = "e5c53d64"
 COMPILE_TIMEOUT = 300.0
+# Debian 13's source of 8.0.0+driver: its probe loads in 6.1 whichever Debian clang (14 to
+# 19) builds it. The 2022 snapshot above predates libs' clang 15 verifier fixes (4.0.1 and
+# 5.0.0+driver): built by clang 15 or newer, 6.1's verifier rejects 11 of its programs.
+TRIXIE_DRIVER_VERSION = "8.0.0+driver"
+TRIXIE_SOURCE = DriverSource("debian-package", package=DKMS_PACKAGE, suite="trixie",
+                             version="0.20.0-3")
+SNAPSHOT_NEWEST_CLANG = 14
 
 
 def shared_cache() -> Path:
@@ -92,6 +99,25 @@ def compiled_probe(base: Path) -> CompileResult:
     """The Debian driver source compiled against the real headers, once per test session."""
     out = Path(tempfile.mkdtemp(prefix="probe-out-", dir=base))
     result = compile_probe(sysroot(base, "a"), debian_source(), out, timeout=COMPILE_TIMEOUT,
+                           headers=real_kernel().headers)
+    assert result.ok, result.reason + "\n" + result.log[-3000:]
+    return result
+
+
+def snapshot_loads_with(result: CompileResult) -> bool:
+    """Whether the clang that made `result` builds the 2022 snapshot into a probe that 6.1's
+    verifier accepts (clang 14 or older: Debian 12's; Debian 13 has 17 to 19)."""
+    major = result.toolchain.clang_release.partition(".")[0]
+    return major.isdigit() and int(major) <= SNAPSHOT_NEWEST_CLANG
+
+
+@functools.cache
+def trixie_probe(base: Path) -> CompileResult:
+    """Debian 13's 8.0.0+driver source compiled against the real headers, once."""
+    driver = DriverVersion(TRIXIE_DRIVER_VERSION, TRIXIE_DRIVER_VERSION, (), TRIXIE_SOURCE)
+    source = prepare_source(driver, shared_cache() / "driversrc")
+    out = Path(tempfile.mkdtemp(prefix="probe-out-8.0.0-", dir=base))
+    result = compile_probe(sysroot(base, "a"), source, out, timeout=COMPILE_TIMEOUT,
                            headers=real_kernel().headers)
     assert result.ok, result.reason + "\n" + result.log[-3000:]
     return result

@@ -11,14 +11,15 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
 from loadtestreports import Built, by_file, write_built
 
-from builder.build.report import REPORT_NAME, iter_reports
+from builder.build.report import REPORT_NAME, iter_reports, replace_report
 from builder.cli import main
+from builder.core.catalog import read_fragments
 from builder.core.errors import Problem, ProblemsError
 from builder.core.records import LOADTEST_SCHEMA, LoadTest
 from builder.core.schema import Where
@@ -204,3 +205,25 @@ def test_bad_input_exits_2(tmp_path: Path, argv: list[str], message: str,
         needs_vm_tools()
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_refused_probe_says_which_compiler_built_it(tmp_path: Path) -> None:
+    """Debian 13's clang 19 builds the 2022 snapshot into a probe 6.1 rejects, Debian 12's
+    clang 14 into one it accepts: the refusal names the compiler, half of the answer."""
+    out = tmp_path / "out"
+    rejected = {"status": "rejected", "kernel": "6.1.0-56-amd64", "accepted": 96, "total": 107,
+                "date": "2026-01-02T03:04:05Z",
+                "reason": "raw_tracepoint/filler/sys_empty: EACCES (and 10 more programs): "
+                          "R8 invalid mem access 'map_value_or_null'"}
+    (result,) = write_built(out, [Built("6.1.0-56-amd64", "6.1.158-1", loadtest=rejected)])
+    clang = "Debian clang version 19.1.7 (3+b1)"
+    replace_report(out / REPORT_NAME, [replace(result, compiler={"clang": clang})])
+    fragment = tmp_path / "fragment.jsonl"
+    assert main(["publish", str(out), "--store", "directory", "--path", str(tmp_path / "store"),
+                 "--fragment", str(fragment)]) == 0
+    (failure,) = read_fragments([fragment]).failures
+    assert (failure.step, failure.category) == ("loadtest", "verifier")
+    assert failure.reason == (
+        f"the 6.1.0-56-amd64 verifier rejected 11 of 107 programs (built by {clang}): "
+        "raw_tracepoint/filler/sys_empty: EACCES (and 10 more programs): "
+        "R8 invalid mem access 'map_value_or_null'")

@@ -38,6 +38,9 @@ MODULE_DIRS = ("drivers/virtio/", "net/9p/", "fs/9p/", "fs/netfs/", "fs/fscache/
 # needs: 9p works without privileges; virtiofs needs a virtiofsd running as root, and
 # is there for kernels built without 9p (Debian's cloud flavors).
 SHARES = {"9p": ("virtio_pci", "9pnet_virtio", "9p"), "virtiofs": ("virtio_pci", "virtiofs")}
+# Why this host does not offer a share (vm.shares_here), for the not-tested reason.
+UNOFFERED = {"virtiofs": "this host runs no virtiofsd (it needs root and Debian's virtiofsd "
+                         "on Debian 13, qemu-system-x86 on Debian 12)"}
 _MODULE_SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")
 _IMAGE_ARCH = {"x86_64": DEB_ARCH["x86_64"]}  # only x86_64 kernels boot in this machine's QEMU
 
@@ -148,6 +151,9 @@ def image_from_tree(tree: Path, release: str, package: str,
             problems.append(f"{share}: {exc.message}")
             continue
         return KernelImage(release, package, vmlinuz, share, tuple(modules))
+    # A share this host cannot offer is worth saying: it is often the one the kernel has.
+    problems += [f"{share}: {UNOFFERED[share]}" for share in SHARES
+                 if share not in shares and share in UNOFFERED]
     missing = "; ".join(problems) or "no way to share files with the VM on this host"
     raise KernelUnavailable(f"the VM could not see this machine's files: {missing}")
 

@@ -198,8 +198,12 @@ def _artifact(folder: Path, result: BuildResult, provenance: Provenance, where: 
 def _refused(result: BuildResult, test: LoadTest, provenance: Provenance) -> FailureRecord:
     """A probe the verifier rejected, as the failure publish records instead of it."""
     failure = _failure(result, provenance)
+    # The compiler is half of the answer: the same source can load when an older clang
+    # builds it (docs/loadtest.md, "Rejected by the verifier").
+    built_by = result.compiler.get("clang", "")
     reason = f"the {test.kernel or 'kernel'} verifier rejected {test.total - test.accepted} " \
-             f"of {test.total} programs: {test.reason or 'no reason recorded'}"
+             f"of {test.total} programs{f' (built by {built_by})' if built_by else ''}: " \
+             f"{test.reason or 'no reason recorded'}"
     return replace(failure, step="loadtest", category="verifier",
                    reason=one_line(reason, MAX_REASON))
 
