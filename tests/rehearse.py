@@ -4,9 +4,10 @@
 step, through tests/workflowrun.py: every `run:` script as Actions runs it, against
 
 * a scratch `origin` repository: this checkout's files, with probes.yaml replaced by
-  the rehearsal's (Debian's falcosecurity-scap-dkms driver source, the one reachable
-  without GitHub; the newest Debian 12 kernels of the 6.1 and 6.12 lines, which that
-  2022 source cannot build: a real failure with its log) and no catalog;
+  the rehearsal's (two of Debian's falcosecurity-scap-dkms driver sources, reachable
+  without GitHub, for the newest Debian 12 kernels of the 6.1 and 6.12 lines: 8.0.0+driver
+  builds and loads on both; the 2022 snapshot cannot build for 6.12, a real failure with
+  its log) and no catalog;
 * real kernels through apt, real downloads, real clang compiles, real mkdocs;
 * the fake GitHub (tests/fakegithub.py) on loopback, with real PyGithub, for the
   releases; the catalog commit is pushed to the scratch origin.
@@ -72,12 +73,20 @@ SETUP_STEPS = frozenset({"Install Python and git", "Install the toolchain",
                          "Install falco-probes", "Install git", "Trust the checkout"})
 TOOLS = ("falco-probes", "mkdocs")
 CONFIG = """\
-# The rehearsal's probes.yaml (tests/rehearse.py): the driver source reachable without
-# GitHub, for the newest Debian 12 kernel of the 6.1 line (it builds) and of the 6.12
-# line (that 2022 source cannot build it: a recorded failure with its log). The suites
-# are named, so the rehearsal is the same on a Debian 12 and a Debian 13 machine.
+# The rehearsal's probes.yaml (tests/rehearse.py): driver sources reachable without
+# GitHub, for the newest Debian 12 kernel of the 6.1 and of the 6.12 line. 8.0.0+driver
+# builds, and loads, on both whatever the host's clang. The 2022 snapshot cannot build
+# for 6.12 (a recorded failure with its log); for 6.1 it builds, but it predates libs'
+# clang 15 verifier fixes: compiled by clang >= 15 (Debian 13's 19) the 6.1 verifier
+# rejects 11 of its programs, a recorded loadtest failure; by clang 14 (Debian 12's) it
+# loads. The suites are named, so the rehearsal is the same on a Debian 12 and a Debian
+# 13 machine, and always holds 8.0.0's two probes and at least one failure.
 schema_version: 1
 driver_versions:
+  - version: 8.0.0+driver
+    falco: [0.40.0]
+    source: {kind: debian-package, package: falcosecurity-scap-dkms, suite: trixie,
+             version: 0.20.0-3}
   - version: 0.1.1dev+git20220316.e5c53d64
     ref: e5c53d64
     source: {kind: debian-package, package: falcosecurity-scap-dkms, suite: bookworm,
@@ -279,6 +288,7 @@ def _check_end_state(result: Rehearsal, origin: Path, env: dict[str, str],
     checks["catalog_check"], _ = tool("catalog", "check", str(final / "catalog"))
     records = _records(final / "catalog")
     checks["probes"], checks["failures"] = len(records["probes"]), len(records["failures"])
+    checks["outcomes"] = _outcomes(records)
     checks["links"] = _links(records, result.problems)
     checks["audit"], audited = tool("audit", "--store", "github", "--repository", REPOSITORY,
                                     "--api-url", fake.api_url, "--write-interval", "0",
@@ -312,6 +322,14 @@ def _records(catalog: Path) -> dict[str, list[dict[str, Any]]]:
     loaded = load_catalog(catalog)
     return {"probes": [record_to_dict(r) for r in loaded.probes()],
             "failures": [record_to_dict(r) for r in loaded.failures()]}
+
+
+def _outcomes(records: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
+    """Each record's outcome, `driver_version kernel_release` to `probe` or a failure's
+    `step/category` (`compile/...`, `loadtest/verifier`)."""
+    return {f"{r['driver_version']} {r['kernel_release']}":
+            "probe" if kind == "probes" else f"{r['step']}/{r['category']}"
+            for kind, items in records.items() for r in items}
 
 
 def _links(records: dict[str, list[dict[str, Any]]], problems: list[str]) -> int:

@@ -4,8 +4,9 @@ workflow's own text holds, with the same flags.
 
 The static tests below need no rehearsal: the steps skipped as machine setup run no
 pipeline command, every action the workflows use has a stand-in, and every expression
-they hold is one the runner understands. The rest share one rehearsal (about a minute
-with warm caches: apt, two kernels' headers, two compiles, mkdocs).
+they hold is one the runner understands. The rest share one rehearsal (about three
+minutes with warm caches: apt, two kernels' headers, four compiles and their load tests in
+QEMU, mkdocs).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import yaml
 from rehearse import SETUP_STEPS, TOOLS, WORKFLOWS, Rehearsal, attest_standin, rehearse
 from test_workflows import EXPRESSION, cli_invocations
 from workflowrun import Evaluator, WorkflowRun, default_actions
+
+from builder.build.kbuild import find_toolchain
 
 REHEARSED = ("nightly.yml", "pages.yml")   # nightly calls pages
 ANY = "\x00any\x00"                        # a shell variable: any number of words
@@ -118,11 +121,31 @@ def test_the_nightly_passes_here(rehearsal: Rehearsal) -> None:
 @pytest.mark.slow
 def test_the_records_link_their_job_log_and_attestation(rehearsal: Rehearsal) -> None:
     checks = rehearsal.checks
-    assert checks["probes"] >= 1 and checks["failures"] >= 1    # 6.1 builds, 6.12 does not
+    # 8.0.0 loads on both kernels; the 2022 snapshot cannot build for 6.12, and for 6.1
+    # builds a probe that loads when clang 14 (Debian 12's) compiled it and that 6.1's
+    # verifier refuses when clang 15 or newer (Debian 13's 19) did: a failure too.
+    outcomes = {version_and_line(key): outcome for key, outcome in checks["outcomes"].items()}
+    snapshot = "0.1.1dev+git20220316.e5c53d64"
+    clang = find_toolchain().clang_release
+    snapshot_on_61 = "probe" if int(clang.partition(".")[0]) <= 14 else "loadtest/verifier"
+    assert len(outcomes) == len(checks["outcomes"]) == 4, checks["outcomes"]
+    assert outcomes[("8.0.0+driver", "6.1")] == outcomes[("8.0.0+driver", "6.12")] == "probe"
+    assert outcomes[(snapshot, "6.12")].startswith("compile/"), checks["outcomes"]
+    assert outcomes[(snapshot, "6.1")] == snapshot_on_61, (clang, checks["outcomes"])
+    assert checks["probes"] == list(outcomes.values()).count("probe") >= 2
+    assert checks["failures"] == 4 - checks["probes"] >= 1
+    # A probe links its log, file and attestation; every failure, a compile's or the
+    # verifier's refusal, links its one log.
     assert checks["links"] == 3 * checks["probes"] + checks["failures"]   # all served
     assert checks["audit"] == 0 and checks["audit_drift"] == []
     assert checks["verify"] == 0 and checks["verified"] >= checks["probes"]
     assert checks["site_pages"] > 1
+
+
+def version_and_line(key: str) -> tuple[str, str]:
+    """`8.0.0+driver 6.12.57+deb12-amd64` -> ("8.0.0+driver", "6.12")."""
+    version, release = key.split(" ")
+    return version, ".".join(release.split(".")[:2])
 
 
 @pytest.mark.slow
