@@ -104,8 +104,9 @@ def mirror(records: Iterable[ProbeRecord], store: DirectoryStore, *, jobs: int =
             with summary.lock:
                 summary.failed.append((label, exc.message))
         except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
             with summary.lock:
-                summary.failed.append((label, f"{exc.strerror or exc}"))
+                summary.failed.append((label, f"{where}{exc.strerror or exc}"))
         else:
             with summary.lock:
                 if fetched:
