@@ -25,6 +25,21 @@ def add_config_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup)
                         help=f"probes.yaml to use (default: ${CONFIG_ENV} or ./probes.yaml)")
 
 
+def add_apt_options(group: argparse._ArgumentGroup, default_suites: str) -> None:
+    """Where apt reads from: a sources file and keyring, or named Debian suites on a mirror
+    (`kernels` and `loadtest`; `default_suites` says what applies without --suite)."""
+    group.add_argument("--sources", type=Path, metavar="FILE",
+                       help="apt sources file (one-line or deb822) instead of this machine's")
+    group.add_argument("--keyring", type=Path, metavar="FILE",
+                       help="OpenPGP keyring for sources without Signed-By")
+    group.add_argument("--suite", action="append", default=[], metavar="SUITE",
+                       help="read this Debian suite (bullseye, bookworm, trixie, sid ...; "
+                            f"repeatable) from the mirror this machine's apt uses; default: "
+                            f"{default_suites}")
+    group.add_argument("--mirror", default="", metavar="URI",
+                       help="with --suite: the Debian archive to read (default: this machine's)")
+
+
 def add_json_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true",
                         help="print machine-readable JSON on stdout")

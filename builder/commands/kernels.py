@@ -16,6 +16,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from builder.commands.common import add_apt_options
 from builder.core.config import DEFAULT_MIN_KERNEL, load_config
 from builder.core.errors import EXIT_NEGATIVE, EXIT_OK, InputError, Problem, ProblemsError
 from builder.core.paths import apt_cache
@@ -59,15 +60,7 @@ def register(subparsers: Any) -> None:
                         help="with --config: the target to list; otherwise keep only kernels "
                              "of this target or family (ubuntu keeps ubuntu-aws)")
     apt = parser.add_argument_group("apt sources")
-    apt.add_argument("--sources", type=Path, metavar="FILE",
-                     help="sources file (one-line or deb822) instead of this machine's")
-    apt.add_argument("--keyring", type=Path, metavar="FILE",
-                     help="OpenPGP keyring for sources without Signed-By")
-    apt.add_argument("--suite", action="append", metavar="SUITE",
-                     help="read this suite (bullseye, bookworm, trixie, sid ...; repeatable) "
-                          "from the mirror this machine's apt uses, instead of its sources")
-    apt.add_argument("--mirror", metavar="URI",
-                     help="with --suite: the Debian archive to read (default: this machine's)")
+    add_apt_options(apt, "this machine's sources (or the target's suites with --config)")
     apt.add_argument("--cache", type=Path, metavar="DIR",
                      help="cache root; the apt state goes to DIR/apt (default: "
                           "$XDG_CACHE_HOME/falco-probes)")

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from builder.commands.common import add_config_option, config_from
+from builder.commands.common import add_apt_options, add_config_option, config_from
 from builder.core.errors import EXIT_NEGATIVE, EXIT_OK, InputError
 from builder.core.paths import cache_root
 from builder.core.records import LoadTest, check_kernel_release
@@ -76,15 +76,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     vm.add_argument("--timeout", type=float, default=DEFAULTS.timeout, metavar="SECONDS",
                     help=f"per boot, all its probes included (default {DEFAULTS.timeout:.0f})")
     apt = parser.add_argument_group("where kernel images come from")
-    apt.add_argument("--sources", type=Path, metavar="FILE",
-                     help="apt sources file instead of this machine's")
-    apt.add_argument("--keyring", type=Path, metavar="FILE",
-                     help="OpenPGP keyring for sources without Signed-By")
-    apt.add_argument("--suite", action="append", default=[], metavar="SUITE",
-                     help="read kernel images from this Debian suite of the machine's mirror "
-                          "(repeatable; default: the suites of the apt targets in --config)")
-    apt.add_argument("--mirror", default="", metavar="URI",
-                     help="with suites: the Debian archive to read (default: this machine's)")
+    add_apt_options(apt, "the suites of the apt targets in --config")
     add_config_option(apt)
     apt.add_argument("--cache", type=Path, default=None, metavar="DIR",
                      help="downloads, apt state and kernel images "
