@@ -17,7 +17,7 @@ from realkernel import BOOKWORM, archive, cache_dir, debian_headers_or_skip
 
 from builder.build.driversrc import PreparedSource, prepare_source
 from builder.build.fetch import sha256_file
-from builder.build.kbuild import CompileResult, compile_probe
+from builder.build.kbuild import CompileResult, Toolchain, compile_probe
 from builder.build.sysroot import prepare_sysroot
 from builder.core.config import DriverSource, DriverVersion
 from builder.core.records import HeaderPackage
@@ -104,10 +104,10 @@ def compiled_probe(base: Path) -> CompileResult:
     return result
 
 
-def snapshot_loads_with(result: CompileResult) -> bool:
-    """Whether the clang that made `result` builds the 2022 snapshot into a probe that 6.1's
-    verifier accepts (clang 14 or older: Debian 12's; Debian 13 has 17 to 19)."""
-    major = result.toolchain.clang_release.partition(".")[0]
+def snapshot_loads_with(toolchain: Toolchain) -> bool:
+    """Whether this clang builds the 2022 snapshot into a probe that 6.1's verifier
+    accepts (clang 14 or older: Debian 12's; Debian 13 has 17 to 19)."""
+    major = toolchain.clang_release.partition(".")[0]
     return major.isdigit() and int(major) <= SNAPSHOT_NEWEST_CLANG
 
 

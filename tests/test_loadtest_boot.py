@@ -45,7 +45,7 @@ def tested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, ob
     base = tmp_path_factory.getbasetemp()
     snapshot = compiled_probe(base)
     assert snapshot.probe is not None
-    loads = snapshot_loads_with(snapshot)
+    loads = snapshot_loads_with(snapshot.toolchain)
     real = snapshot if loads else trixie_probe(base)
     assert real.probe is not None
     kernel = real_kernel()

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
+from realprobe import DKMS_DRIVER_VERSION, snapshot_loads_with
 from rehearse import SETUP_STEPS, TOOLS, WORKFLOWS, Rehearsal, attest_standin, rehearse
 from test_workflows import EXPRESSION, cli_invocations
 from workflowrun import Evaluator, WorkflowRun, default_actions
@@ -125,9 +126,10 @@ def test_the_records_link_their_job_log_and_attestation(rehearsal: Rehearsal) ->
     # builds a probe that loads when clang 14 (Debian 12's) compiled it and that 6.1's
     # verifier refuses when clang 15 or newer (Debian 13's 19) did: a failure too.
     outcomes = {version_and_line(key): outcome for key, outcome in checks["outcomes"].items()}
-    snapshot = "0.1.1dev+git20220316.e5c53d64"
-    clang = find_toolchain().clang_release
-    snapshot_on_61 = "probe" if int(clang.partition(".")[0]) <= 14 else "loadtest/verifier"
+    snapshot = DKMS_DRIVER_VERSION
+    toolchain = find_toolchain()
+    clang = toolchain.clang_release
+    snapshot_on_61 = "probe" if snapshot_loads_with(toolchain) else "loadtest/verifier"
     assert len(outcomes) == len(checks["outcomes"]) == 4, checks["outcomes"]
     assert outcomes[("8.0.0+driver", "6.1")] == outcomes[("8.0.0+driver", "6.12")] == "probe"
     assert outcomes[(snapshot, "6.12")].startswith("compile/"), checks["outcomes"]
