@@ -24,16 +24,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from builder.build.driversrc import prepare_source
-from builder.build.fetch import Cache
-from builder.build.kbuild import find_toolchain
-from builder.build.sysroot import prepare_sysroot
+from builder.compile.driversrc import prepare_source
+from builder.compile.kbuild import find_toolchain
+from builder.compile.sysroot import prepare_sysroot
 from builder.core.config import DriverSource, DriverVersion
 from builder.core.paths import apt_cache
 from builder.core.records import Kernel
 from builder.core.versions import BUILTIN_RELEASES
-from builder.kernels.apt import AptArchive
 from builder.plan import Plan, plan_job, plan_to_dict
+from builder.shared.apt import AptArchive
+from builder.shared.fetch import Cache
 
 # Named suites: the same on a Debian 12 and a Debian 13 machine.
 DKMS = DriverVersion("0.1.1dev+git20220316.e5c53d64", "e5c53d64", (),

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from builder.build.kbuild import compile_probe
+from builder.compile.kbuild import compile_probe
 from builder.loadtest.bpf import (
     BPF_LOG_LEVEL_STATS,
     BPF_LOG_LEVEL_VERBOSE,
@@ -51,10 +51,10 @@ def cache_dir() -> Path:
 
 
 def compiled_probe(work: Path) -> Path:
-    from builder.build.driversrc import prepare_source
-    from builder.build.fetch import Cache
-    from builder.build.sysroot import prepare_sysroot
-    from builder.kernels.apt import AptArchive
+    from builder.compile.driversrc import prepare_source
+    from builder.compile.sysroot import prepare_sysroot
+    from builder.shared.apt import AptArchive
+    from builder.shared.fetch import Cache
 
     cache = cache_dir()
     apt = AptArchive(cache / "apt")

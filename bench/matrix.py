@@ -22,13 +22,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from builder.build.report import read_report
 from builder.core.config import load_config
 from builder.core.paths import apt_cache
 from builder.core.records import Kernel
-from builder.kernels.apt import AptArchive
+from builder.core.report import read_report
 from builder.kernels.select import version_order
 from builder.plan import Plan, plan_job, plan_to_dict
+from builder.shared.apt import AptArchive
 
 # (column, suites, uname -r pattern with {flavor})
 SERIES = (

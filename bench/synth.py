@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from builder.core.catalog import CatalogFile, render
+from builder.core.files import atomic_write
 from builder.core.records import ProbeRecord, probe_file_name
-from builder.core.yamlio import atomic_write
 
 KERNEL_LIST_NAME = "kernel-crawler-x86_64-2022.json"
 

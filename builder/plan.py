@@ -1,9 +1,13 @@
 """Plan: desired probes (probes.yaml x kernels) minus what the catalog holds.
 
-Pure: takes the config, the discovered kernels and the loaded catalog, and
-returns jobs grouped by kernel (headers are fetched once per kernel and
-every missing driver version is compiled against them), plus what was left
-out and why. Sharding spreads kernel groups over CI legs deterministically.
+Takes the config, the kernels of its targets (kernels/) and the loaded catalog;
+gives jobs grouped by kernel (headers are fetched once per kernel and every
+missing driver version is compiled against them), plus what was left out and
+why. Sharding spreads kernel groups over CI legs deterministically.
+
+`plan_targets` is the one planning pipeline (kernels -> catalog -> plan ->
+limit -> shards) that `plan`, `build --target` and `demo` call; `make_plan`
+below it is pure.
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from builder.core.catalog import Catalog, natural_key
@@ -23,6 +29,7 @@ from builder.core.naming import names_for_driver
 from builder.core.records import (
     FailureRecord,
     Kernel,
+    Left,
     ProbeName,
     check_driver_version,
     check_file,
@@ -32,6 +39,7 @@ from builder.core.records import (
 )
 from builder.core.schema import Field, Schema, Where, each, in_range
 from builder.core.versions import FalcoReleases
+from builder.kernels.targets import TargetKernels, kernels_for_targets
 
 MAX_SHARDS = 256  # GitHub Actions refuses a matrix with more legs
 PLAN_SCHEMA_VERSION = 2  # 2: each job lists its probes with their names
@@ -75,17 +83,6 @@ def plan_job(kernel: Kernel, driver_versions: Sequence[str], releases: FalcoRele
     tries = list(attempts) or [1] * len(driver_versions)
     return Job(kernel, tuple(plan_probe(kernel, d, releases, a)
                              for d, a in zip(driver_versions, tries, strict=True)))
-
-
-@dataclass(frozen=True, slots=True)
-class Left:
-    """A desired probe the plan does not build, and why."""
-
-    target: str
-    arch: str
-    kernel_release: str
-    driver_version: str
-    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +132,32 @@ def make_plan(config: Config, kernels: Iterable[Kernel], catalog: Catalog, now: 
         if todo:
             jobs.append(Job(kernel, tuple(todo)))
     return Plan(tuple(jobs), tuple(left))
+
+
+@dataclass(frozen=True, slots=True)
+class TargetPlan:
+    """A plan of probes.yaml's targets, and the kernels it was made from."""
+
+    plan: Plan
+    found: TargetKernels        # every kernel kept, skipped (and why), entries left out
+
+
+def plan_targets(config: Config, catalog: Catalog, now: dt.datetime, *, cache: Path | None,
+                 targets: Sequence[str] = (), driver_versions: Sequence[str] | None = None,
+                 release: re.Pattern[str] | None = None, limit: int = 0,
+                 shards: int = 1) -> TargetPlan:
+    """The kernels of the targets (or of `targets`), those whose `uname -r` matches
+    `release`, planned against the catalog, the first `limit` kernels (0: all), sharded;
+    the kernels a target's filter skipped are listed in the plan's `left_out`."""
+    found = kernels_for_targets(config, targets, cache)
+    kernels = [k for k in found.kernels if release is None or release.search(k.host.uname_r)]
+    plan = make_plan(config, kernels, catalog, now, driver_versions=driver_versions)
+    if limit:
+        plan = replace(plan, jobs=plan.jobs[:limit])
+    plan = shard(plan, shards)
+    skipped = tuple(x for x in found.left
+                    if release is None or release.search(x.kernel_release))
+    return TargetPlan(replace(plan, left_out=(*skipped, *plan.left_out)), found)
 
 
 def _kernel_order(kernel: Kernel) -> tuple[Any, ...]:

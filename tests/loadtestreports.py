@@ -13,7 +13,7 @@ from typing import Any
 from elftools.elf.elffile import ELFFile
 from fakeprobe import make_fake_probe
 
-from builder.build.report import REPORT_NAME, BuildResult, read_report, replace_report
+from builder.core.report import REPORT_NAME, BuildResult, read_report, replace_report
 
 BUILT = "2026-01-02T03:04:05Z"
 # r0 = *(u64 *)(r10 + 0): a read above the stack frame, which every verifier refuses.

@@ -5,7 +5,7 @@ default) from the mirror the machine's apt already uses, through our own
 AptArchive (apt itself checks the signatures and hashes), picks the newest
 kernel whose `uname -r` matches, and downloads its three packages
 (`linux-headers-<abi>-<flavor>`, its `-common` and `linux-kbuild-<x.y>`) with
-our own `builder.build.fetch.download`, checked against the index's SHA256 and
+our own `builder.shared.fetch.download`, checked against the index's SHA256 and
 size. Naming the suites makes the tests mean the same on a Debian 12 and a
 Debian 13 host. Files land in `<cache>/debian-headers/<key>/` and are reused
 by every run; when apt cannot answer (offline) the last kernel downloaded
@@ -21,11 +21,11 @@ import os
 import re
 from pathlib import Path
 
-from builder.build.fetch import download, sha256_file
 from builder.core.errors import ProbesError
 from builder.core.records import Kernel
-from builder.kernels.apt import AptArchive
 from builder.kernels.select import version_order
+from builder.shared.apt import AptArchive
+from builder.shared.fetch import download, sha256_file
 
 MANIFEST = "manifest.json"
 BOOKWORM = ("bookworm",)

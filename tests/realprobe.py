@@ -15,13 +15,13 @@ from pathlib import Path
 
 from realkernel import BOOKWORM, archive, cache_dir, debian_headers_or_skip
 
-from builder.build.driversrc import PreparedSource, prepare_source
-from builder.build.fetch import sha256_file
-from builder.build.kbuild import CompileResult, Toolchain, compile_probe
-from builder.build.sysroot import prepare_sysroot
+from builder.compile.driversrc import PreparedSource, prepare_source
+from builder.compile.kbuild import CompileResult, Toolchain, compile_probe
+from builder.compile.sysroot import prepare_sysroot
 from builder.core.config import DriverSource, DriverVersion
 from builder.core.records import HeaderPackage
-from builder.kernels.apt import AptArchive
+from builder.shared.apt import AptArchive
+from builder.shared.fetch import sha256_file
 
 DKMS_PACKAGE = "falcosecurity-scap-dkms"
 # Named, not "whatever the host's archive has": Debian 13 ships 0.20.0-3 under that name.

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.core.catalog import CatalogFile, render
+from builder.core.files import atomic_write
 from builder.core.naming import host_from_inputs, names_for_driver
 from builder.core.records import FailureRecord, HostFacts, LoadTest, ProbeRecord
 from builder.core.versions import FalcoVersion
-from builder.core.yamlio import atomic_write
 
 STORE_URL = "https://downloads.example.org/falco-probes"
 REPOSITORY = "falcosecurity/falco-probes"

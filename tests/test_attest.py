@@ -18,9 +18,9 @@ from attestations import (
 )
 from test_publish import specs, write_report
 
-from builder.build.report import read_report
 from builder.cli import main
 from builder.core.errors import InputError
+from builder.core.report import read_report
 from builder.publish.attest import (
     MAX_SUBJECTS,
     NOT_CHECKED,

@@ -33,7 +33,8 @@ from builder.publish.stage import FragmentFile, Provenance, load_reports, publis
 from builder.publish.stores import Budget
 from builder.publish.stores.assetnames import asset_name
 from builder.publish.stores.directory import DirectoryStore
-from builder.publish.stores.github import GitHubApi, GitHubSettings, GitHubStore
+from builder.publish.stores.github import GitHubStore
+from builder.publish.stores.githubapi import GitHubApi, GitHubSettings
 
 TOKEN = "ghp_auditToken0123456789"
 ALIASED = Spec("5.15.0-1034-aws", "38~20.04.1", driver_version="5.0.1+driver",

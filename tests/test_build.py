@@ -18,15 +18,15 @@ from realprobe import (
     shared_cache,
 )
 
-from builder.build.elfcheck import check_probe
-from builder.build.fetch import sha256_file
-from builder.build.report import read_report
 from builder.cli import main
 from builder.core.catalog import fragment_line, load_catalog, merge_into
 from builder.core.naming import host_from_inputs, probe_name
 from builder.core.records import HeaderPackage, Kernel, ProbeRecord
+from builder.core.report import read_report
 from builder.core.versions import BUILTIN_RELEASES, v
 from builder.plan import Plan, plan_job, plan_to_dict
+from builder.shared.elfcheck import check_probe
+from builder.shared.fetch import sha256_file
 
 BROKEN = "9.9.9+broken"
 

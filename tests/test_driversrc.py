@@ -1,4 +1,4 @@
-"""builder.build.driversrc: the three providers on real driver source, config generation, errors.
+"""builder.compile.driversrc: the three providers on real driver source, config generation, errors.
 
 The real source is Debian's falcosecurity-scap-dkms (libs e5c53d64). From it
 the tests lay out a libs checkout (driver/bpf, driver/driver_config.h.in,
@@ -25,17 +25,17 @@ from realprobe import (
     sysroot,
 )
 
-from builder.build.driversrc import (
+from builder.compile.driversrc import (
     PreparedSource,
     find_driver_dir,
     prepare_source,
     render_config,
     tree_digest,
 )
-from builder.build.elfcheck import check_probe
-from builder.build.kbuild import compile_probe
+from builder.compile.kbuild import compile_probe
 from builder.core.config import DriverSource, DriverVersion
 from builder.core.errors import BuildError, ProbesError
+from builder.shared.elfcheck import check_probe
 
 pytestmark = pytest.mark.slow
 
@@ -298,7 +298,7 @@ def test_url_template_needs_ref(tmp_path: Path) -> None:
     ("/* no variables */", "/* no variables */"),
 ])
 def test_render_config(template: str, rendered: str, tmp_path: Path) -> None:
-    from builder.build.driversrc import config_values
+    from builder.compile.driversrc import config_values
 
     values = config_values(tmp_path, "6.0.1+driver", "abc1234")
     assert render_config(template, values, "t") == rendered

@@ -1,4 +1,4 @@
-"""builder.build.elfcheck: real objects from clang, fake probes, broken files, exact reasons."""
+"""builder.shared.elfcheck: real objects from clang, fake probes, broken files, exact reasons."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fakeprobe import EM_X86_64, fake_probe_bytes, make_fake_probe
 
-from builder.build.elfcheck import check_probe
+from builder.shared.elfcheck import check_probe
 
 TINY_BPF = r"""
 #define SEC(name) __attribute__((section(name), used))

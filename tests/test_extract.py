@@ -18,8 +18,8 @@ import pytest
 from debian.debfile import DebFile
 from realkernel import cache_dir, debian_headers_or_skip
 
-from builder.build.extract import detect_kind, extract
 from builder.core.errors import InputError
+from builder.shared.extract import detect_kind, extract
 
 ALL = ("tar", "deb", "rpm")
 ENDED = "Compressed file ended before the end-of-stream marker was reached"  # gzip, bz2, lzma

@@ -16,8 +16,8 @@ from loopback import serving
 from rich.progress import Progress
 
 from builder import __version__
-from builder.build.fetch import Cache, download, redact
 from builder.core.errors import InputError, StoreError
+from builder.shared.fetch import Cache, download, redact
 from builder.ui import DownloadMeter
 
 PAYLOAD = bytes(range(256)) * 800  # 200 KiB

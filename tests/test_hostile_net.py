@@ -21,11 +21,11 @@ from test_hostile import CONFIG, HEAD, NODE, alias_bomb, good_probe, write_catal
 from test_publish import Spec, specs, write_report
 from test_store_github import FAMILY, TOKEN, artifacts, make_store, publish_cli, run
 
-from builder.build.fetch import Cache
 from builder.core.catalog import CatalogFile, fragment_line, merge_into, render
 from builder.core.errors import InputError
 from builder.kernels.crawler import load_crawler
 from builder.publish.stores.assetnames import marker_line, release_tag
+from builder.shared.fetch import Cache
 
 MAX_RSS_MB = 200  # the bound for any single hostile input
 

@@ -1,4 +1,4 @@
-"""builder.build.kbuild: real compiles of the Debian-packaged Falco driver on real headers.
+"""builder.compile.kbuild: real compiles of the Debian-packaged Falco driver on real headers.
 
 One good compile per session (tests/realprobe.py), plus a deliberately broken
 probe.c and a timeout, which fail fast. Toolchain and folder errors are
@@ -22,9 +22,8 @@ from realprobe import (
     sysroot,
 )
 
-from builder.build.driversrc import PreparedSource, prepare_source
-from builder.build.elfcheck import check_probe
-from builder.build.kbuild import (
+from builder.compile.driversrc import PreparedSource, prepare_source
+from builder.compile.kbuild import (
     CANONICAL_DRIVER,
     CANONICAL_KERNEL,
     TOOLCHAIN_HINT,
@@ -36,6 +35,7 @@ from builder.build.kbuild import (
     version_number,
 )
 from builder.core.errors import BuildError
+from builder.shared.elfcheck import check_probe
 
 pytestmark = pytest.mark.slow
 

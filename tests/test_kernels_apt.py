@@ -21,7 +21,7 @@ from debian import deb822
 from builder.cli import main
 from builder.core.errors import InputError, StoreError
 from builder.core.records import Kernel
-from builder.kernels.apt import (
+from builder.shared.apt import (
     AptArchive,
     SourcesFile,
     _apt_config_paths,

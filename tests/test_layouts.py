@@ -23,14 +23,14 @@ import pytest
 from realkernel import BOOKWORM, debian_headers_or_skip
 from realprobe import COMPILE_TIMEOUT, debian_source, shared_cache, sysroot
 
-from builder.build.driversrc import LAYOUT_FLAT, LAYOUT_PARENT, PreparedSource, prepare_source
-from builder.build.elfcheck import check_probe
-from builder.build.kbuild import CompileResult, compile_probe
-from builder.build.stage import _legacy_always_reason
-from builder.build.sysroot import prepare_sysroot
+from builder.compile.driversrc import LAYOUT_FLAT, LAYOUT_PARENT, PreparedSource, prepare_source
+from builder.compile.kbuild import CompileResult, compile_probe
+from builder.compile.stage import _legacy_always_reason
+from builder.compile.sysroot import prepare_sysroot
 from builder.core.config import DriverSource, DriverVersion
 from builder.core.errors import BuildError
 from builder.core.records import HostFacts, Kernel
+from builder.shared.elfcheck import check_probe
 
 pytestmark = pytest.mark.slow
 
@@ -137,9 +137,9 @@ def upstream_layout(dkms_root: Path, dest: Path) -> Path:
 @functools.cache
 def dkms_root() -> Path:
     """sid's /usr/src/scap-<version> tree, unpacked once (the prepared copy is bpf/ only)."""
-    from builder.build.extract import extract
-    from builder.build.fetch import download
-    from builder.kernels.apt import AptArchive
+    from builder.shared.apt import AptArchive
+    from builder.shared.extract import extract
+    from builder.shared.fetch import download
 
     apt = AptArchive(shared_cache() / "apt", suites=("sid",))
     if not apt.index_files():

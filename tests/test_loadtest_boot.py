@@ -28,10 +28,10 @@ from realprobe import (
 )
 from test_loadtest_stage import needs_vm_tools
 
-from builder.build.elfcheck import check_probe
 from builder.cli import main
 from builder.core.catalog import read_fragments
 from builder.loadtest.events import OPENS
+from builder.shared.elfcheck import check_probe
 
 pytestmark = pytest.mark.slow
 

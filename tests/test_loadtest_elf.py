@@ -17,7 +17,6 @@ from elftools.elf.relocation import RelocationSection
 from fakeprobe import EM_X86_64, make_fake_probe
 from realprobe import compiled_probe
 
-from builder.build.elfcheck import check_probe
 from builder.loadtest.probeelf import (
     BPF_PSEUDO_MAP_FD,
     LD_IMM64,
@@ -25,6 +24,7 @@ from builder.loadtest.probeelf import (
     ProbeFormatError,
     read_probe,
 )
+from builder.shared.elfcheck import check_probe
 
 # The e5c53d64 driver (Debian's falcosecurity-scap-dkms) declares these maps, in this order.
 E5C53D64_MAPS = ("perf_map", "tail_map", "syscall_code_routing_table", "syscall_table",

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from loadtestreports import Built, by_file, write_built
 
-from builder.build.report import REPORT_NAME, iter_reports, replace_report
 from builder.cli import main
 from builder.core.catalog import read_fragments
 from builder.core.errors import Problem, ProblemsError
 from builder.core.records import LOADTEST_SCHEMA, LoadTest
+from builder.core.report import REPORT_NAME, iter_reports, replace_report
 from builder.core.schema import Where
 from builder.loadtest.stage import (
     LoadTestOptions,

@@ -26,7 +26,8 @@ from builder.core.catalog import fragment_line, load_catalog, merge_into
 from builder.core.records import ProbeRecord
 from builder.publish.stage import FragmentFile, Provenance, load_reports, publish
 from builder.publish.stores import Artifact, Budget
-from builder.publish.stores.github import GitHubApi, GitHubSettings, GitHubStore
+from builder.publish.stores.github import GitHubStore
+from builder.publish.stores.githubapi import GitHubApi, GitHubSettings
 
 TOKEN = "ghp_mirrorToken0123456789"
 

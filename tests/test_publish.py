@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 from fakeprobe import make_fake_probe
 
-from builder.build.report import BuildResult, result_to_dict
 from builder.cli import main
 from builder.commands.publish import parse_deadline
 from builder.core.catalog import check_catalog, load_catalog, merge_into, read_fragments
 from builder.core.errors import InputError, ProblemsError
 from builder.core.records import FailureRecord, ProbeRecord
+from builder.core.report import BuildResult, result_to_dict
 from builder.core.versions import BUILTIN_RELEASES
 from builder.publish.stage import (
     FragmentFile,

@@ -22,7 +22,7 @@ from rehearse import SETUP_STEPS, TOOLS, WORKFLOWS, Rehearsal, attest_standin, r
 from test_workflows import EXPRESSION, cli_invocations
 from workflowrun import Evaluator, WorkflowRun, default_actions
 
-from builder.build.kbuild import find_toolchain
+from builder.compile.kbuild import find_toolchain
 
 REHEARSED = ("nightly.yml", "pages.yml")   # nightly calls pages
 ANY = "\x00any\x00"                        # a shell variable: any number of words

@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 from realprobe import compiled_probe, debian_source, dkms_driver, real_kernel, sysroot
 
-from builder.build.driversrc import prepare_source
-from builder.build.kbuild import CANONICAL_DRIVER, compile_probe
+from builder.compile.driversrc import prepare_source
+from builder.compile.kbuild import CANONICAL_DRIVER, compile_probe
 
 pytestmark = pytest.mark.slow
 

@@ -23,7 +23,6 @@ from test_publish import (
 from test_store_directory import http_server
 from test_store_github import TOKEN, assets_by_name, make_store
 
-from builder.build.report import BuildResult
 from builder.cli import main
 from builder.consumers.audit import MISSING_ATTESTATION, MISSING_LOG, audit
 from builder.consumers.verify import (
@@ -38,6 +37,7 @@ from builder.consumers.verify import (
 from builder.core.catalog import fragment_line, load_catalog, merge_into
 from builder.core.naming import host_from_inputs, probe_name
 from builder.core.records import FailureRecord, ProbeRecord
+from builder.core.report import BuildResult
 from builder.core.versions import FalcoVersion
 from builder.publish.attest import Subject, load_bundles, subject_name
 from builder.publish.stage import FragmentFile, Provenance, load_reports, publish

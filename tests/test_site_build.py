@@ -25,8 +25,8 @@ import yaml
 from sitecatalog import DRIVERS, PROBES_YAML, Fixture, build_fixture, write_catalog, write_store
 
 from builder.core.catalog import CatalogFile, render
+from builder.core.files import atomic_write
 from builder.core.records import FailureRecord, ProbeRecord
-from builder.core.yamlio import atomic_write
 from builder.site import layout
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -26,7 +26,8 @@ from builder.publish.stage import FragmentFile, Provenance, PublishSummary, load
 from builder.publish.stores import Artifact, Budget, Placed
 from builder.publish.stores import github as ghstore
 from builder.publish.stores.assetnames import asset_name, github_renamed, marker_line, release_tag
-from builder.publish.stores.github import GitHubApi, GitHubSettings, GitHubStore, ReleaseText
+from builder.publish.stores.github import GitHubStore, ReleaseText
+from builder.publish.stores.githubapi import GitHubApi, GitHubSettings
 
 TOKEN = "ghp_fakeToken0123456789abcdefSECRET"
 FAMILY = ("6.0.1+driver", "x86_64", "ubuntu-generic")

@@ -12,7 +12,7 @@ import archives as a
 import pytest
 from realkernel import cache_dir, debian_headers_or_skip
 
-from builder.build.sysroot import MARKER, Sysroot, prepare_sysroot
+from builder.compile.sysroot import MARKER, Sysroot, prepare_sysroot
 from builder.core.errors import InputError
 
 Debs = tuple[str, str, list[Path]]

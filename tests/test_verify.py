@@ -11,7 +11,6 @@ from fakeprobe import fake_probe_bytes
 from test_publish import specs, write_report
 from test_store_directory import http_server
 
-from builder.build.fetch import sha256_file
 from builder.cli import main
 from builder.consumers.verify import index_from_catalog, load_index, verify_file
 from builder.core.catalog import load_catalog, merge_into
@@ -20,6 +19,7 @@ from builder.core.versions import BUILTIN_RELEASES
 from builder.publish.stage import FragmentFile, Provenance, load_reports, publish
 from builder.publish.stores.assetnames import asset_name
 from builder.publish.stores.directory import DirectoryStore
+from builder.shared.fetch import sha256_file
 from builder.site.load import write_apis
 from builder.site.model import build_site
 from builder.site.plugin import write_site_api as write_api_index

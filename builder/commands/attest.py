@@ -9,7 +9,7 @@ from pathlib import Path
 
 from builder.commands.common import add_json_option
 from builder.core.errors import EXIT_NEGATIVE, EXIT_OK
-from builder.core.yamlio import atomic_write
+from builder.core.files import atomic_write
 from builder.publish.attest import MAX_SUBJECTS, checksums_text, chunks, report_subjects
 from builder.ui import emit, emit_json, info
 

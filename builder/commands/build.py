@@ -8,8 +8,6 @@ import os
 import re
 from pathlib import Path
 
-from builder.build.report import BuildResult
-from builder.build.stage import BuildOptions, build
 from builder.commands.common import (
     add_catalog_option,
     add_config_option,
@@ -20,16 +18,18 @@ from builder.commands.common import (
     seconds,
     show_problems,
 )
+from builder.compile.stage import BuildOptions, build
 from builder.core import limits
 from builder.core.catalog import Catalog, load_catalog
 from builder.core.config import Config
 from builder.core.errors import EXIT_NEGATIVE, EXIT_OK, InputError
+from builder.core.files import read_text
+from builder.core.jsonio import parse_json
 from builder.core.limits import MAX_JOBS
 from builder.core.paths import apt_cache, cache_root
+from builder.core.report import BuildResult
 from builder.core.schema import printable
-from builder.core.yamlio import parse_json, read_text
-from builder.kernels.targets import kernels_for_targets
-from builder.plan import MAX_SHARDS, Job, make_plan, plan_from_dict, shard_jobs
+from builder.plan import MAX_SHARDS, Job, plan_from_dict, plan_targets, shard_jobs
 from builder.publish.stage import ci_log_url
 from builder.ui import DownloadMeter, emit_json, info, progress
 
@@ -127,6 +127,15 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_NEGATIVE if args.strict and summary.failed else EXIT_OK
 
 
+def _release_pattern(text: str | None) -> re.Pattern[str] | None:
+    if not text:
+        return None
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise InputError(f"--release {text!r} is not a regular expression: {exc}") from exc
+
+
 def _read_plan(path: Path) -> dict[str, object]:
     doc = parse_json(read_text(path, limits.PLAN), str(path))
     if not isinstance(doc, dict):
@@ -137,26 +146,16 @@ def _read_plan(path: Path) -> dict[str, object]:
 def _pick(args: argparse.Namespace, config: Config) -> tuple[Job, ...]:
     if not args.target:
         raise InputError("say what to build: --plan FILE, or --target NAME [--release REGEX]")
-    found = kernels_for_targets(config, args.target, apt_cache(args.cache))
-    show_problems(found)
-    kernels, skipped = list(found.kernels), found.left
-    if args.release:
-        try:
-            pattern = re.compile(args.release)
-        except re.error as exc:
-            raise InputError(f"--release {args.release!r} is not a regular expression: "
-                             f"{exc}") from exc
-        kernels = [k for k in kernels if pattern.search(k.host.uname_r)]
-    for item in skipped:
-        if not args.release or args.release in item.kernel_release:
-            info(f"skipped {item.target} {item.kernel_release}: {item.reason}")
     catalog = Catalog(Path("-")) if args.rebuild else load_catalog(catalog_dir(args))
-    now = dt.datetime.now(dt.UTC)
-    plan = make_plan(config, kernels, catalog, now,
-                     driver_versions=args.driver_version or None)
-    jobs = plan.jobs[: args.limit] if args.limit else plan.jobs
-    for left in plan.left_out:
-        info(f"not building {left.driver_version} {left.kernel_release}: {left.reason}")
+    planned = plan_targets(config, catalog, dt.datetime.now(dt.UTC),
+                           cache=apt_cache(args.cache), targets=args.target,
+                           driver_versions=args.driver_version or None,
+                           release=_release_pattern(args.release), limit=args.limit)
+    show_problems(planned.found)
+    for left in planned.plan.left_out:
+        info(f"not building {left.driver_version} {left.target} {left.kernel_release}: "
+             f"{left.reason}")
+    jobs = planned.plan.jobs
     if not jobs:
         info("nothing to build: no kernel matched, or the catalog has every probe "
              "(--rebuild to build anyway)")

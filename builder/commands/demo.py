@@ -9,23 +9,25 @@ server for the site and the directory store.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import functools
 import http.server
 import os
 import shlex
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 
+from builder.commands.plan import write_plan
 from builder.consumers.find import find
 from builder.core.catalog import load_catalog
 from builder.core.config import falco_releases, load_config
-from builder.core.errors import EXIT_NEGATIVE, EXIT_OK, InputError, ProbesError
+from builder.core.errors import EXIT_OK, InputError, ProbesError
 from builder.core.paths import apt_cache
 from builder.core.records import Kernel, release_numbers
-from builder.kernels.targets import kernels_for_targets
+from builder.plan import plan_targets
 from builder.ui import emit, info
 
 DESCRIPTION = """\
@@ -76,8 +78,6 @@ def run(args: argparse.Namespace) -> int:
     base_url = f"http://127.0.0.1:{args.port}/store"
     catalog = out / "catalog"
     cache = ["--cache", str(args.cache.resolve())] if args.cache else []
-    plan = ["plan", "--config", str(config), "--catalog", str(catalog), "--out",
-            str(out / "plan.json"), *cache]
     build = ["build", "--config", str(config), "--plan", str(out / "plan.json"), "--out",
              str(out / "build"), *cache]
     loadtest = ["loadtest", "--config", str(config), str(out / "build"), *cache]
@@ -85,7 +85,12 @@ def run(args: argparse.Namespace) -> int:
                str(out / "store"), "--base-url", base_url, "--fragment",
                str(out / "fragment.jsonl"), str(out / "build")]
     merge = ["catalog", "merge", "--catalog", str(catalog), str(out / "fragment.jsonl")]
-    if _step(cli, plan, allowed=(EXIT_OK, EXIT_NEGATIVE)) == EXIT_NEGATIVE:
+    info(f"demo: plan {config} against {_shown(catalog)}")
+    planned = plan_targets(load_config(config), load_catalog(catalog),
+                           dt.datetime.now(dt.UTC).replace(microsecond=0),
+                           cache=apt_cache(args.cache))
+    write_plan(planned, out / "plan.json")
+    if not planned.plan.jobs:
         info("demo: nothing new to build: the catalog holds every probe the plan wants")
     else:
         shutil.rmtree(out / "build", ignore_errors=True)  # a fresh report for this plan
@@ -96,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if (out / "fragment.jsonl").exists():
         _step(cli, merge)
     site = _build_site(args.mkdocs, catalog, config, out / "site")
-    _next_steps(out, config, catalog, base_url, args.cache, args.no_serve)
+    _next_steps(out, config, catalog, base_url, planned.found.kernels, args.no_serve)
     if not args.no_serve:
         serve(site, out / "store", args.port)
     return EXIT_OK
@@ -143,7 +148,7 @@ def _build_site(mkdocs_file: Path, catalog: Path, config: Path, site_dir: Path) 
 # --- what next ----------------------------------------------------------------------------
 
 def _next_steps(out: Path, config_path: Path, catalog: Path, base_url: str,
-                cache: Path | None, no_serve: bool) -> None:
+                kernels: Sequence[Kernel], no_serve: bool) -> None:
     """The newcomer's next moves, on stdout: site, loader settings, a find that works."""
     site = base_url.removesuffix("/store") + "/"
     emit("")
@@ -154,23 +159,19 @@ def _next_steps(out: Path, config_path: Path, catalog: Path, base_url: str,
          "falco-driver-loader bpf")
     emit(f"  Falco 0.37-0.43, falcoctl:             FALCOCTL_DRIVER_REPOS={base_url} "
          "falcoctl driver install --type ebpf")
-    command = _find_command(out, config_path, catalog, cache)
+    command = _find_command(out, config_path, catalog, kernels)
     if command:
         emit("Ask for a probe it built, as a Debian 12 node's loader would:")
         emit(f"  {command}")
 
 
 def _find_command(out: Path, config_path: Path, catalog_dir: Path,
-                  cache: Path | None) -> str:
+                  kernels: Sequence[Kernel]) -> str:
     """A `falco-probes find` for a node whose probe the catalog holds ("" if none)."""
     config = load_config(config_path)
     falco = falco_releases(config).newest()
     catalog = load_catalog(catalog_dir)
     driver = falco_releases(config).driver_for(falco)
-    try:
-        kernels = kernels_for_targets(config, [], apt_cache(cache)).kernels
-    except ProbesError:
-        return ""
     for kernel in sorted(kernels, key=_preferred):
         if driver is None or kernel.host.os_id != "debian":
             continue

@@ -16,9 +16,10 @@ from builder.core import limits
 from builder.core.catalog import Catalog, load_catalog
 from builder.core.config import Config
 from builder.core.errors import EXIT_BAD_INPUT, EXIT_NEGATIVE, EXIT_OK, InputError, ProbesError
+from builder.core.files import decode_text, file_kind, read_bytes
+from builder.core.jsonio import parse_json
 from builder.core.naming import host_from_inputs
 from builder.core.records import HostFacts
-from builder.core.yamlio import decode_text, file_kind, parse_json, read_bytes
 from builder.ui import emit, emit_json, info
 
 FALLBACK_FILES = (("debian_version", "debian"), ("centos-release", "centos"),

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from builder.commands.common import add_apt_options
-from builder.core.config import DEFAULT_MIN_KERNEL, load_config
+from builder.core.config import DEFAULT_MIN_KERNEL, AptOptions, load_config
 from builder.core.errors import EXIT_NEGATIVE, EXIT_OK, InputError, Problem, ProblemsError
 from builder.core.paths import apt_cache
 from builder.core.records import ARCH_ALIASES, Kernel
-from builder.kernels import AptOptions, Discovery, discover, parse_source
+from builder.kernels import Discovery, discover, parse_source
 from builder.kernels.select import (
     KernelFilters,
     Selection,

@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 from builder.commands.common import (
     add_catalog_option,
@@ -17,10 +18,10 @@ from builder.commands.common import (
 )
 from builder.core.catalog import load_catalog
 from builder.core.errors import EXIT_NEGATIVE, EXIT_OK, InputError
+from builder.core.files import atomic_write
 from builder.core.paths import apt_cache
-from builder.core.yamlio import atomic_write
-from builder.kernels.targets import kernels_for_targets
-from builder.plan import MAX_SHARDS, Left, make_plan, matrix, plan_to_dict, shard
+from builder.core.records import Left
+from builder.plan import MAX_SHARDS, TargetPlan, matrix, plan_targets, plan_to_dict
 from builder.ui import emit_json, info
 
 DESCRIPTION = """\
@@ -68,30 +69,32 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise InputError(f"driver version {unknown[0]!r} is not in {config.path}",
                          hint="list it under driver_versions first")
-    now = _now(args.now)
-    found = kernels_for_targets(config, args.target, apt_cache(args.cache))
-    show_problems(found)
-    kernels, skipped = found.kernels, found.left
-    catalog = load_catalog(catalog_dir(args))
-    plan = make_plan(config, kernels, catalog, now, driver_versions=args.driver_version or None)
-    if args.limit:
-        plan = type(plan)(plan.jobs[: args.limit], plan.left_out)
-    plan = shard(plan, args.shards)
-    plan = type(plan)(plan.jobs, (*skipped, *plan.left_out), plan.shards)
-    doc = plan_to_dict(plan)
-    if args.out is not None:
-        atomic_write(args.out, json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    planned = plan_targets(config, load_catalog(catalog_dir(args)), _now(args.now),
+                           cache=apt_cache(args.cache), targets=args.target,
+                           driver_versions=args.driver_version or None, limit=args.limit,
+                           shards=args.shards)
+    doc = write_plan(planned, args.out)
     if args.matrix_out is not None:
-        atomic_write(args.matrix_out, json.dumps(matrix(plan), sort_keys=True) + "\n")
+        atomic_write(args.matrix_out, json.dumps(matrix(planned.plan), sort_keys=True) + "\n")
+    if args.json:
+        emit_json(doc)
+    return EXIT_OK if planned.plan.jobs else EXIT_NEGATIVE
+
+
+def write_plan(planned: TargetPlan, out: Path | None) -> dict[str, Any]:
+    """Show what the plan holds (and why things were left out) and write it to `out`,
+    the file `build --plan` reads; the plan's JSON document. Used by `demo` too."""
+    show_problems(planned.found)
+    doc = plan_to_dict(planned.plan)
+    if out is not None:
+        atomic_write(out, json.dumps(doc, indent=1, sort_keys=True) + "\n")
     summary = doc["summary"]
     info(f"plan: {summary['kernels']} kernels, {summary['compiles']} compiles in "
          f"{summary['shards']} shard(s); {summary['left_out']} left out"
-         + (f"; written to {args.out}" if args.out else ""))
-    for reason, count in _reasons(plan.left_out).items():
+         + (f"; written to {out}" if out else ""))
+    for reason, count in _reasons(planned.plan.left_out).items():
         info(f"  left out {count}x: {reason}")
-    if args.json:
-        emit_json(doc)
-    return EXIT_OK if plan.jobs else EXIT_NEGATIVE
+    return doc
 
 
 def _now(text: str | None) -> dt.datetime:

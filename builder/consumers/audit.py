@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from builder.build.report import iter_reports
 from builder.core.catalog import Catalog
 from builder.core.records import FailureRecord, ProbeRecord
+from builder.core.report import iter_reports
 from builder.publish.stores import ATTESTATION, LOG, PROBE, Store, StoredItem
 from builder.publish.stores.directory import SPECIAL
 

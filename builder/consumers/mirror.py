@@ -1,7 +1,7 @@
 """Mirror: copy catalogued probes into a directory store, for air-gapped sites.
 
 Each probe is downloaded from its catalog URL (http, https or file) into a
-hidden staging folder with `builder.build.fetch.download` (resumable, retried,
+hidden staging folder with `builder.shared.fetch.download` (resumable, retried,
 size and sha256 checked), then moved into place by the directory store,
 which writes the same layout `publish` does (aliases, no-arch path, `%2B`
 spellings). A probe already in place with its digest is not downloaded
@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from builder.build.fetch import download, sha256_file
 from builder.core.catalog import Catalog, natural_key
 from builder.core.errors import InputError, ProbesError
+from builder.core.files import require_inside
 from builder.core.records import ProbeRecord
-from builder.core.yamlio import require_inside
 from builder.publish.attest import BundleFile, read_bundle
 from builder.publish.stores.directory import DirectoryStore, canonical_path
+from builder.shared.fetch import download, sha256_file
 
 STAGING = ".partial"
 

@@ -31,16 +31,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from builder.build.elfcheck import check_probe
-from builder.build.fetch import download, read_document, redact, sha256_file
 from builder.core import limits
 from builder.core.catalog import Catalog
 from builder.core.errors import InputError, StoreError
+from builder.core.files import decode_text
+from builder.core.jsonio import parse_json
 from builder.core.records import SHA256_RE, check_file
 from builder.core.schema import printable, short
-from builder.core.yamlio import decode_text, parse_json
 from builder.publish.attest import BUNDLE_SUFFIX, BundleCheck, check_bundle, read_bundle
 from builder.publish.stores.assetnames import asset_name
+from builder.shared.elfcheck import check_probe
+from builder.shared.fetch import download, read_document, redact, sha256_file
 
 _SHA256 = re.compile(SHA256_RE)
 

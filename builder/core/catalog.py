@@ -20,6 +20,8 @@ from typing import Any
 
 from builder.core import limits
 from builder.core.errors import ConflictError, InputError, Problem, ProblemsError
+from builder.core.files import atomic_write_many, file_kind, read_text
+from builder.core.jsonio import iter_json_lines
 from builder.core.records import (
     FILE_KEYS,
     FailureRecord,
@@ -32,16 +34,7 @@ from builder.core.records import (
     record_to_dict,
 )
 from builder.core.schema import Where
-from builder.core.yamlio import (
-    YamlSyntaxError,
-    atomic_write_many,
-    block,
-    compose_with_lines,
-    file_kind,
-    iter_json_lines,
-    load_text,
-    read_text,
-)
+from builder.core.yamlio import YamlSyntaxError, block, compose_with_lines, load_text
 
 SCHEMA_VERSION = 1
 HEADER = ("falco-probes catalog: {driver_version}, {arch}, {target}.\n"

@@ -14,13 +14,19 @@ from typing import Any
 
 from builder.core import limits
 from builder.core.errors import InputError, Problem, ProblemsError
+from builder.core.files import read_text
 from builder.core.limits import MAX_BACKOFF_HOURS, MAX_JOBS
-from builder.core.records import ARCHES, URL_RE, check_driver_version, check_ref, check_target
+from builder.core.records import (
+    ARCHES,
+    SUITE_RE,
+    URL_RE,
+    check_driver_version,
+    check_ref,
+    check_target,
+)
 from builder.core.schema import Field, Schema, Where, each, in_range, matches, one_of, short
 from builder.core.versions import BUILTIN_RELEASES, FalcoReleases, FalcoVersion
-from builder.core.yamlio import compose_with_lines, read_text
-from builder.kernels import AptOptions
-from builder.kernels.apt import SUITE_RE
+from builder.core.yamlio import compose_with_lines
 
 DEFAULT_MIN_KERNEL = {"x86_64": "4.14", "aarch64": "4.17"}
 SOURCE_KINDS = ("libs-archive", "debian-package", "directory")
@@ -28,6 +34,16 @@ STORE_KINDS = ("directory", "github")
 DEFAULT_LIBS_ARCHIVE = "https://github.com/falcosecurity/libs/archive/{ref}.tar.gz"
 DEFAULT_BACKOFF_HOURS = (24, 72, 168)
 HTTP_URL_RE = URL_RE.replace("(https?|file)", "https?")
+
+
+@dataclass(frozen=True, slots=True)
+class AptOptions:
+    """Which apt archive: a sources file and keyring, or suites on the machine's mirror."""
+
+    sources: Path | None = None
+    keyring: Path | None = None
+    suites: tuple[str, ...] = ()   # read these suites from the machine's (or this) mirror
+    mirror: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,7 @@ TAG_RE = r"[A-Za-z0-9][A-Za-z0-9._+-]*"
 FILE_RE = r"[A-Za-z0-9][A-Za-z0-9._+~-]*\.o"
 REF_RE = r"[A-Za-z0-9][A-Za-z0-9._+~/-]*"
 FORTY_HEX = re.compile(r"[0-9a-fA-F]{40}")
+SUITE_RE = r"[a-z][a-z0-9.-]{0,40}"  # a Debian suite: bookworm, bookworm-security, sid
 
 
 def _no_dotdot(check_pattern: str, what: str, max_len: int) -> Check:
@@ -434,6 +435,20 @@ def record_to_dict(record: ProbeRecord | FailureRecord) -> dict[str, Any]:
 
 
 # --- kernels: what the builder compiles against -------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Left:
+    """A desired probe the plan does not build, and why (a target's filter, a backoff).
+
+    Made by kernel selection (driver_version "*": every driver version) and by the plan."""
+
+    target: str
+    arch: str
+    kernel_release: str
+    driver_version: str
+    reason: str
+
+
 
 @dataclass(frozen=True, slots=True)
 class HostFacts:

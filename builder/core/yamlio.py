@@ -10,22 +10,14 @@ ASCII double-quoted scalar with escapes.
 
 from __future__ import annotations
 
-import contextlib
-import itertools
-import json
-import os
 import re
-import stat
-import tempfile
-from collections.abc import Hashable, Iterable, Iterator, Mapping
-from pathlib import Path
-from typing import IO, Any
+from collections.abc import Hashable, Iterable, Mapping
+from typing import Any
 
 import yaml
 
 from builder.core import limits
 from builder.core.errors import InputError, Problem
-from builder.core.limits import Limit
 from builder.core.schema import short
 
 try:  # libyaml is an optional speed-up; the pure loader is just as safe
@@ -236,70 +228,16 @@ def _unreadable(exc: BaseException, path: str, line: int | None = None) -> Probl
     return Problem(path, f"a value cannot be read: {str(exc).split(';')[0]}", line)
 
 
-def read_bytes(path: Path, limit: Limit) -> bytes:
-    """A regular file's bytes, at most `limit`: FIFOs, devices and folders are refused
-    before they are read, and a file that grows past the limit while read is refused."""
-    cap = limit.get()
-    try:
-        with open_regular(path) as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size > cap:
-                raise limit.exceeded(str(path), size)
-            data = handle.read(size + 1)  # a file that grows while we read: up to the cap
-            if len(data) > size:
-                data += handle.read(cap + 1 - len(data))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if len(data) > cap:
-        raise limit.exceeded(str(path))
-    return data
 
 
-def open_regular(path: Path) -> IO[bytes]:
-    """Open a regular file for reading. FIFOs and devices are refused (InputError) before
-    they can block or stream forever: checked before opening, and again on what was
-    opened. A missing or unreadable file raises OSError, as open() does."""
-    _require_regular(path, os.stat(path))
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    handle = os.fdopen(fd, "rb")
-    try:
-        _require_regular(path, os.fstat(fd))
-    except BaseException:
-        handle.close()
-        raise
-    return handle
 
 
-def _require_regular(path: Path, info: os.stat_result) -> None:
-    if not stat.S_ISREG(info.st_mode):
-        raise InputError(f"{path}: is {file_kind(info.st_mode)}, not a regular file",
-                         hint="give the path of a regular file")
 
 
-def file_kind(mode: int) -> str:
-    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a device"),
-             (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"),
-             (stat.S_ISLNK, "a symbolic link"))
-    return next((name for test, name in kinds if test(mode)), "a special file")
 
 
-def read_text(path: Path, limit: Limit) -> str:
-    """A regular UTF-8 text file of at most `limit` bytes, without NUL."""
-    return decode_text(read_bytes(path, limit), str(path))
 
 
-def decode_text(data: bytes | bytearray, where: str, *, lines: bool = True) -> str:
-    """UTF-8 text without NUL; `lines` adds the line of a bad byte to `where`."""
-    if b"\x00" in data:
-        raise InputError(f"{where}: contains a NUL byte; not a text file")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        number = data.count(b"\n", 0, exc.start) + 1
-        line = f":{number}" if lines else ""
-        raise InputError(f"{where}{line}: not UTF-8 (byte {exc.start})") from None
 
 
 def _yaml_problem(exc: yaml.YAMLError, path: str) -> Problem:
@@ -375,226 +313,27 @@ def compose_with_lines(text: str, path: str) -> LineMaps:
     return data, key_lines, node_lines
 
 
-def atomic_write(path: Path, data: bytes | str) -> bool:
-    """Write via a temp file and rename; skip (return False) when content is unchanged."""
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    with contextlib.suppress(OSError):
-        if path.stat().st_size == len(payload) and path.read_bytes() == payload:
-            return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return True
 
 
-def require_inside(root: Path, path: Path) -> None:
-    """Refuse to write `path` through a symbolic link (or a non-folder) below `root`.
-
-    The root itself may be a link (the user chose it); nothing between it and
-    `path` may be, or a write would land outside the folder we were given.
-    """
-    current = root
-    for part in path.relative_to(root).parts:
-        current = current / part
-        try:
-            info = os.lstat(current)
-        except FileNotFoundError:
-            return  # the rest is created by us
-        except OSError as exc:
-            raise InputError(f"{current}: cannot inspect: {exc.strerror or exc}") from None
-        if stat.S_ISLNK(info.st_mode):
-            raise InputError(f"{current}: is a symbolic link inside {root}; refusing to write "
-                             "through it", hint="replace the link by a real folder or file, or "
-                                                "give the folder it points to")
-        if current != path and not stat.S_ISDIR(info.st_mode):
-            raise InputError(f"{current}: is {file_kind(info.st_mode)}, not a folder")
 
 
-def atomic_write_many(root: Path, files: Mapping[Path, bytes | str]) -> list[Path]:
-    """Write several files under `root` all or nothing; return those whose bytes changed.
-
-    Every new version is staged (written and fsynced beside its target) before
-    any target is replaced; if a replace fails, the ones already replaced get
-    their old bytes back. Writes through symbolic links below `root` are refused.
-    """
-    staged: list[tuple[Path, Path]] = []       # (temp file, target)
-    made: list[Path] = []                       # folders we created, deepest last
-    try:
-        for path, data in files.items():
-            payload = data.encode("utf-8") if isinstance(data, str) else data
-            require_inside(root, path)
-            if path.exists() and not path.is_file():
-                raise InputError(f"{path}: is not a regular file; nothing was changed")
-            if _holds(path, payload):
-                continue
-            made += _make_folders(path.parent)
-            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            staged.append((Path(name), path))
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(payload)
-                handle.flush()
-                os.fsync(handle.fileno())
-        _replace_all(staged)
-    except BaseException as exc:
-        for tmp, _ in staged:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        for folder in reversed(made):
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        if isinstance(exc, OSError):
-            where = str(exc.filename or root)
-            raise InputError(f"{where}: cannot write: {exc.strerror or exc}; nothing was "
-                             "changed") from None
-        raise
-    return [target for _, target in staged]
 
 
-def _holds(path: Path, payload: bytes) -> bool:
-    with contextlib.suppress(OSError):
-        return path.stat().st_size == len(payload) and path.read_bytes() == payload
-    return False
 
 
-def _make_folders(folder: Path) -> list[Path]:
-    """mkdir -p, returning the folders it created (parents first)."""
-    missing = []
-    while not folder.exists():
-        missing.append(folder)
-        folder = folder.parent
-    for item in reversed(missing):
-        item.mkdir()
-    return list(reversed(missing))
 
 
-def _replace_all(staged: list[tuple[Path, Path]]) -> None:
-    """Rename every staged file onto its target; on failure put back what was replaced."""
-    backups: list[tuple[Path, Path | None]] = []   # (target, hard link to its old bytes)
-    try:
-        for tmp, target in staged:
-            backup: Path | None = None
-            if target.exists():
-                backup = target.with_name(f".{target.name}.{os.getpid()}.old")
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(backup)
-                os.link(target, backup)
-            backups.append((target, backup))
-            os.replace(tmp, target)
-    except BaseException:
-        for target, backup in reversed(backups):
-            with contextlib.suppress(OSError):
-                if backup is not None:
-                    os.replace(backup, target)
-                else:
-                    os.unlink(target)
-        raise
-    finally:
-        for _, backup in backups:
-            if backup is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(backup)
-    for folder in {target.parent for _, target in staged}:
-        fsync_path(folder)
 
 
-def fsync_path(path: Path) -> None:
-    """Flush a file's (or a folder's entries') data to disk: it survives a crash."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
-def parse_json(text: str | bytes, where: str, *, lines: bool = True) -> Any:
-    """One JSON document; every way it can be wrong is an InputError naming `where`.
-
-    Refused: syntax errors (with line and column), nesting deeper than Python
-    recurses, integers longer than Python converts, NaN and Infinity.
-    """
-    _require_few_values(text, where)
-    try:
-        return json.loads(text, parse_constant=_refuse_constant)
-    except json.JSONDecodeError as exc:
-        # Python 3.13's parser gives up on deep nesting with "Expecting value", 3.11's
-        # with RecursionError: say the same thing whichever runs.
-        if _depth(text[: exc.pos]) > _DEEP:
-            raise InputError(f"{where}: invalid JSON: nested too deeply to read") from None
-        line = f":{exc.lineno}" if lines else ""
-        raise InputError(f"{where}{line}: invalid JSON: {exc.msg} (column {exc.colno})"
-                         ) from None
-    except RecursionError:
-        raise InputError(f"{where}: invalid JSON: nested too deeply to read") from None
-    except ValueError as exc:  # long integers; undecodable bytes
-        raise InputError(f"{where}: invalid JSON: {str(exc).split(';')[0]}") from None
 
 
-_DEEP = 100  # our documents nest a few levels; past this a parse error is about depth
-_JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
-def _depth(text: str | bytes) -> int:
-    """How deeply the brackets of `text` nest (strings skipped)."""
-    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-    depth = deepest = 0
-    for token in _JSON_TOKENS.finditer(data):
-        mark = token.group()
-        if mark in (b"[", b"{"):
-            depth += 1
-            deepest = max(deepest, depth)
-        elif mark in (b"]", b"}"):
-            depth -= 1
-    return deepest
 
 
-def _require_few_values(text: str | bytes, where: str) -> None:
-    """Refuse a document of more than limits.JSON_VALUES values before it is parsed: each
-    costs tens of bytes once built, and `[{},{},...]` makes one of every three characters.
-    Commas and brackets bound the count from above, at C speed."""
-    cap = limits.JSON_VALUES.get()
-    if len(text) <= cap:
-        return
-    if isinstance(text, str):
-        marks = text.count(",") + text.count("[") + text.count("{")
-    else:
-        marks = text.count(b",") + text.count(b"[") + text.count(b"{")
-    if marks > cap:
-        raise InputError(f"{where}: more than {cap} commas and brackets: too many JSON values "
-                         f"to read (set {limits.JSON_VALUES.env} to allow more)")
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
 
 
-def iter_json_lines(path: Path, limit: Limit = limits.JSON_LINES) -> Iterator[tuple[int, Any]]:
-    """(line number, parsed object) per non-blank line; InputError naming the line when a
-    line is not UTF-8, not JSON, or longer than limits.JSON_LINE."""
-    data = read_bytes(path, limit)
-    line_cap = limits.JSON_LINE.get()
-    start = 0
-    for number in itertools.count(1):  # line by line, never a second copy of the file
-        if start >= len(data):
-            return
-        end = data.find(b"\n", start)
-        end = len(data) if end < 0 else end
-        raw, start = data[start:end], end + 1
-        if not raw.strip():
-            continue
-        where = f"{path}:{number}"
-        if len(raw) > line_cap:
-            raise limits.JSON_LINE.exceeded(where, len(raw))
-        try:
-            yield number, parse_json(decode_text(raw, where, lines=False), where, lines=False)
-        except InputError as exc:
-            raise InputError(exc.message, hint="fragments and reports are JSON Lines: one "
-                                               "JSON object per line") from None

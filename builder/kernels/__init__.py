@@ -18,13 +18,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from builder.core.config import AptOptions
 from builder.core.errors import InputError, Problem
 from builder.core.paths import apt_cache
 from builder.core.records import Kernel
-from builder.kernels.apt import AptArchive
 from builder.kernels.crawler import SOURCE_PREFIX, load_crawler
+from builder.shared.apt import AptArchive
 
 SOURCE_HINT = "use apt, apt:<sources file> or kernel-crawler:<path or URL>"
+DEFAULT_APT = AptOptions()  # the archive apt on this machine is configured with
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,18 +47,8 @@ def parse_source(spec: str) -> tuple[str, str]:
     raise InputError(f"{spec!r} is not a kernel source", hint=SOURCE_HINT)
 
 
-@dataclass(frozen=True, slots=True)
-class AptOptions:
-    """Which apt archive: a sources file and keyring, or suites on the machine's mirror."""
-
-    sources: Path | None = None
-    keyring: Path | None = None
-    suites: tuple[str, ...] = ()   # read these suites from the machine's (or this) mirror
-    mirror: str = ""
-
-
 def discover(spec: str, *, arches: Sequence[str] = (), cache_dir: Path | None = None,
-             apt: AptOptions = AptOptions()) -> Discovery:
+             apt: AptOptions = DEFAULT_APT) -> Discovery:
     kind, where = parse_source(spec)
     if kind == "apt":
         if where and apt.sources:
@@ -68,7 +60,7 @@ def discover(spec: str, *, arches: Sequence[str] = (), cache_dir: Path | None = 
             raise InputError("a sources file and suites/mirror both say which archive to read",
                              hint="give either a sources file or suites (and a mirror)")
         return _from_apt(arches, cache_dir or apt_cache(), apt)
-    if apt != AptOptions():
+    if apt != DEFAULT_APT:
         raise InputError("--sources, --keyring, suites and mirror are for apt sources, not "
                          "kernel-crawler lists")
     return _from_crawler(where, arches)

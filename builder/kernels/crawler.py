@@ -28,9 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from builder.build.fetch import read_document
 from builder.core import limits
 from builder.core.errors import InputError, Problem, StoreError
+from builder.core.files import decode_text
+from builder.core.jsonio import parse_json
 from builder.core.records import (
     ARCH_ALIASES,
     HeaderPackage,
@@ -42,8 +43,8 @@ from builder.core.records import (
     check_url,
 )
 from builder.core.schema import Field, Schema, Where, short
-from builder.core.yamlio import decode_text, parse_json
-from builder.kernels.apt import debian_uname_v, ubuntu_uname_v
+from builder.shared.apt import debian_uname_v, ubuntu_uname_v
+from builder.shared.fetch import read_document
 
 SOURCE_PREFIX = "kernel-crawler:"
 DEFAULT_ARCH = "x86_64"

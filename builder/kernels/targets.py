@@ -13,10 +13,9 @@ from pathlib import Path
 
 from builder.core.config import Config, Target
 from builder.core.errors import InputError, Problem
-from builder.core.records import Kernel, release_numbers
+from builder.core.records import Kernel, Left, release_numbers
 from builder.kernels import Discovery, discover
 from builder.kernels.select import filters_for_target, select_kernels, version_order
-from builder.plan import Left
 
 _OFFERS_SHOWN = 12
 

@@ -26,11 +26,11 @@ import zstandard
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
-from builder.build.extract import extract
-from builder.build.fetch import Cache
 from builder.core.errors import ProbesError
 from builder.core.records import DEB_ARCH
-from builder.kernels.apt import AptArchive
+from builder.shared.apt import AptArchive
+from builder.shared.extract import extract
+from builder.shared.fetch import Cache
 
 # What a boot needs from the package (paths under lib/modules/<release>/kernel/).
 MODULE_DIRS = ("drivers/virtio/", "net/9p/", "fs/9p/", "fs/netfs/", "fs/fscache/", "fs/fuse/")

@@ -31,15 +31,15 @@ from pathlib import Path
 from typing import Any
 
 import builder
-from builder.build.fetch import Cache
-from builder.build.report import REPORT_NAME, BuildResult, iter_reports, read_report, replace_report
 from builder.core.errors import ProbesError
 from builder.core.records import LoadTest, check_kernel_release
-from builder.kernels.apt import AptArchive
+from builder.core.report import REPORT_NAME, BuildResult, iter_reports, read_report, replace_report
 from builder.loadtest.events import capture_recipe
 from builder.loadtest.initramfs import build_initramfs, static_busybox
 from builder.loadtest.kernelimage import KernelImage, fetch_image, headers_version
 from builder.loadtest.vm import Boot, Vm, VmSettings, find_qemu, shares_here
+from builder.shared.apt import AptArchive
+from builder.shared.fetch import Cache
 
 MAX_REASON = 2000
 DEBIAN_TARGETS = ("debian",)

@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from builder.build.report import REPORT_NAME, iter_reports
 from builder.core.errors import InputError
 from builder.core.records import SHA256_RE
+from builder.core.report import REPORT_NAME, iter_reports
 
 MAX_SUBJECTS = 1024            # actions/attest: at most 1,024 subjects per attestation
 MAX_BUNDLE_BYTES = 16 << 20    # the action caps predicates at 16 MB

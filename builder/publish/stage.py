@@ -31,9 +31,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from builder.build.elfcheck import check_probe
-from builder.build.fetch import sha256_file
-from builder.build.report import BuildResult, iter_reports
 from builder.core import limits
 from builder.core.catalog import (
     Catalog,
@@ -43,6 +40,7 @@ from builder.core.catalog import (
     unambiguous_aliases,
 )
 from builder.core.errors import ConflictError, InputError, Problem, ProblemsError, StoreError
+from builder.core.files import fsync_path
 from builder.core.records import (
     FailureRecord,
     LoadTest,
@@ -50,10 +48,12 @@ from builder.core.records import (
     check_commit,
     check_url,
 )
+from builder.core.report import BuildResult, iter_reports
 from builder.core.schema import one_line
-from builder.core.yamlio import fsync_path
 from builder.publish.attest import BundleFile, covering
 from builder.publish.stores import Artifact, FailedBuild, Placed, Stop, Store
+from builder.shared.elfcheck import check_probe
+from builder.shared.fetch import sha256_file
 
 log = logging.getLogger(__name__)  # the command line shows it (ui.show_library_messages)
 

@@ -25,8 +25,8 @@ from pathlib import Path
 
 from builder.core.catalog import Catalog, CatalogFile, FileKey, catalog_files, load_catalog
 from builder.core.errors import ProbesError
-from builder.site import api
 from builder.core.versions import FalcoReleases
+from builder.site import api
 
 # Below this many bytes of catalog YAML, starting workers costs more than it saves.
 PARALLEL_BYTES = 8_000_000

@@ -7,7 +7,6 @@ models add grouping, counts and order.
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -15,10 +14,14 @@ from functools import lru_cache
 
 from builder.core.catalog import Catalog, CatalogFile
 from builder.core.catalog import natural_key as _natural_key
-from builder.core.records import (ARCHES, LOADTEST_STATES, OTHER_SERIES, FailureRecord,
-                                  ProbeRecord, kernel_series)
+from builder.core.records import (
+    ARCHES,
+    LOADTEST_STATES,
+    FailureRecord,
+    ProbeRecord,
+    kernel_series,
+)
 from builder.core.versions import FalcoReleases, FalcoVersion
-
 
 
 def driver_order(driver_versions: Iterable[str], releases: FalcoReleases) -> list[str]:

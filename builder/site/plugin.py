@@ -36,11 +36,11 @@ from mkdocs.structure.files import File, Files, InclusionLevel
 from mkdocs.structure.pages import Page
 from mkdocs.structure.toc import AnchorLink, TableOfContents
 
-from builder.core.paths import CATALOG_ENV, CONFIG_ENV
 from builder.core.config import Config, falco_releases, load_config
 from builder.core.errors import ProbesError, ProblemsError
+from builder.core.paths import CATALOG_ENV, CONFIG_ENV
 from builder.site import api, layout
-from builder.site.load import load_and_write, write_apis, write_text
+from builder.site.load import load_and_write, write_text
 from builder.site.model import SiteModel, build_site
 from builder.site.render import PAGE_BUDGET, Renderer
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -305,7 +305,8 @@ class Renderer:
         whole = render_rows(groups, src_uri)
         if len(whole) <= self.page_budget:
             count = sum(len(rows) for _, rows in groups)
-            yield GeneratedPage(src_uri, title, render_page(src_uri, Markup(whole), (), count),
+            rows = Markup(whole)  # noqa: S704 - render_rows is an autoescaped template's output
+            yield GeneratedPage(src_uri, title, render_page(src_uri, rows, (), count),
                                 hide=BULK_HIDE, bulk=True)
             return
         chunks = [(label, rows, len(render_rows([(label, rows)], src_uri)))

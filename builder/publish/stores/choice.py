@@ -48,7 +48,8 @@ def open_store(choice: StoreChoice, config: Config | None, budget: Budget,
     if kind == "directory":
         root = choice.path if choice.path is not None else Path(stored.path)
         return DirectoryStore(root, versions, base_url=choice.base_url, budget=budget)
-    from builder.publish.stores.github import ReleaseText, github_settings, open_github_store
+    from builder.publish.stores.github import ReleaseText, open_github_store
+    from builder.publish.stores.githubapi import github_settings
 
     cap = (stored.max_assets_per_release if choice.max_assets_per_release is None
            else choice.max_assets_per_release)

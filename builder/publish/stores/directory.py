@@ -36,14 +36,13 @@ import errno
 import os
 import shutil
 import stat
-import threading
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from builder.build.fetch import sha256_file
 from builder.core.errors import ConflictError, InputError, StoreError
+from builder.core.files import fsync_path, replacing, require_inside
 from builder.core.naming import (
     OVERRIDE_RELEASES,
     falcoctl_request_path,
@@ -51,7 +50,6 @@ from builder.core.naming import (
 )
 from builder.core.records import FailureRecord, ProbeRecord, validate_name_parts
 from builder.core.versions import FalcoVersion
-from builder.core.yamlio import fsync_path, require_inside
 from builder.publish.attest import BUNDLE_SUFFIX, BundleFile
 from builder.publish.stores import (
     ATTESTATION,
@@ -66,6 +64,7 @@ from builder.publish.stores import (
     StoredItem,
     log_name,
 )
+from builder.shared.fetch import sha256_file
 
 NO_ARCH_SERVED = "x86_64"  # the only arch answered at <driver_version>/<file>
 SPECIAL = "special"  # inventory state of a link, FIFO or device found in the store
@@ -270,15 +269,8 @@ class DirectoryStore:
         require_inside(self.root, dest)  # no write through a link planted in the store
         if not dest.exists():
             self.budget.take_upload()
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = _temp_name(dest)
-            try:
+            with replacing(dest) as tmp:
                 shutil.copyfile(source, tmp)
-                fsync_path(tmp)
-                os.replace(tmp, dest)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
         return self.url_for_path(rel)
 
     def place_attestation(self, bundle: BundleFile, probe: ProbeRecord) -> str:
@@ -323,33 +315,20 @@ class DirectoryStore:
 
     @staticmethod
     def _write_real(source: Path, real: Path, sha256: str, consume: bool) -> None:
-        real.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _temp_name(real)
-        try:
+        with replacing(real) as tmp:
             if consume:
                 _link_or_copy(source, tmp)
             else:
                 shutil.copyfile(source, tmp)
-            fsync_path(tmp)
             got = sha256_file(tmp)
             if got != sha256:
                 raise InputError(f"{source}: sha256 is {got}, expected {sha256}",
                                  hint="the file changed after it was checked; rebuild it")
-            os.replace(tmp, real)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
 
     @staticmethod
     def _link(real: Path, dest: Path) -> None:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _temp_name(dest)
-        try:
+        with replacing(dest) as tmp:
             _link_or_copy(real, tmp)
-            os.replace(tmp, dest)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
 
 
 def _require_safe(probe: ProbeRecord | FailureRecord) -> None:
@@ -380,10 +359,6 @@ def _same_file(a: Path, b: Path) -> bool:
         return os.path.samefile(a, b)
     except OSError:
         return False
-
-
-def _temp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
 
 
 def _link_or_copy(source: Path, dest: Path) -> None:

@@ -25,39 +25,27 @@ once (when its family is first needed); an asset already there with the same
 digest is recorded, not uploaded; another digest is a conflict; a `starter`
 asset left by a failed upload is deleted and the upload retried.
 
-Retries live in one place, `GitHubApi.call`: PyGithub runs with `retry=None`
-so that every wait is ours, honours `Retry-After` and `X-RateLimit-Reset`,
-and stops at the run's deadline. Non-idempotent calls (upload, create) pass a
-`reconcile` function that looks at the store before retrying, so a request
-whose answer was lost is never repeated blindly.
+Every call goes through `GitHubApi.call` (githubapi.py), which owns retries and
+waits; non-idempotent calls (upload, create) pass a `reconcile` function that
+looks at the store before retrying.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import re
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import requests
-from github import Auth, Github, GithubException
-from github.GithubObject import GithubObject
+from github import GithubException
 from github.GitRelease import GitRelease
 from github.GitReleaseAsset import GitReleaseAsset
-from github.Repository import Repository
 
-from builder import __version__
-from builder.build.fetch import sha256_file
-from builder.core import limits
 from builder.core.errors import ConflictError, InputError, StoreError
-from builder.core.records import ProbeRecord, check_tag, check_url
-from builder.core.schema import one_line
+from builder.core.records import ProbeRecord, check_tag
 from builder.core.versions import FalcoVersion
-from builder.core.yamlio import read_text
 from builder.publish.stores import (
     Artifact,
     Budget,
@@ -80,10 +68,17 @@ from builder.publish.stores.assetnames import (
     release_tag,
     sidecar_asset,
 )
+from builder.publish.stores.githubapi import (
+    GitHubApi,
+    GitHubSettings,
+    error_text,
+    is_file_count,
+    raw_data,
+)
+from builder.shared.fetch import sha256_file
 
 log = logging.getLogger(__name__)  # the command line shows it (ui.show_library_messages)
 
-DEFAULT_API_URL = "https://api.github.com"
 CONTENT_TYPE = "application/octet-stream"
 
 T = TypeVar("T")
@@ -123,226 +118,6 @@ class ReleaseText:
         ]) + "\n"
 
 
-# --- settings and the API wrapper --------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class GitHubSettings:
-    api_url: str
-    repository: str
-    token: str = field(repr=False)
-    write_interval: float = 1.0     # seconds between writes; GitHub asks for >= 1 s
-    retry_delay: float = 2.0        # first backoff; doubles up to max_delay
-    max_delay: float = 120.0
-    attempts: int = 6               # tries per call on 5xx and dropped connections
-    rate_waits: int = 10            # rate-limit waits per call
-    max_rate_wait: float = 3600.0   # longest wait for a primary rate-limit reset
-    timeout: int = 60
-
-
-def github_settings(env: Mapping[str, str], *, api_url: str | None, repository: str | None,
-                    config_repository: str = "", token_file: Path | None = None,
-                    write_interval: float = 1.0, retry_delay: float = 2.0) -> GitHubSettings:
-    """Settings from flags, then probes.yaml, then the Actions environment."""
-    repo = repository or config_repository or env.get("GITHUB_REPOSITORY", "")
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", repo or ""):
-        raise InputError(f"GitHub repository {repo!r} is not owner/name" if repo else
-                         "no GitHub repository given",
-                         hint="pass --repository OWNER/NAME, set store.repository in "
-                              "probes.yaml, or set GITHUB_REPOSITORY")
-    api = (api_url or env.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
-    if not re.fullmatch(r"https?://\S+", api, re.ASCII) or check_url(api):
-        raise InputError(f"GitHub API URL {api!r} is not an http(s) URL in printable ASCII",
-                         hint="GitHub Enterprise: https://HOST/api/v3")
-    return GitHubSettings(api, repo, read_token(env, token_file),
-                          write_interval=write_interval, retry_delay=retry_delay)
-
-
-def read_token(env: Mapping[str, str], token_file: Path | None) -> str:
-    """The token from --token-file or GITHUB_TOKEN; never from a flag value."""
-    if token_file is not None:
-        try:
-            token = read_text(token_file, limits.TOKEN_FILE).strip()
-        except InputError as exc:
-            raise InputError(f"cannot read the token file: {exc.message}") from None
-        if not token:
-            raise InputError(f"{token_file}: the token file is empty")
-        return _plausible(token, str(token_file))
-    token = env.get("GITHUB_TOKEN", "").strip()
-    if not token:
-        raise InputError("no GitHub token: GITHUB_TOKEN is not set",
-                         hint="set GITHUB_TOKEN (Actions: ${{ secrets.GITHUB_TOKEN }} with "
-                              "contents: write) or pass --token-file FILE")
-    return _plausible(token, "GITHUB_TOKEN")
-
-
-def _plausible(token: str, source: str) -> str:
-    """Refuse (without showing it) a token that could not go into an HTTP header."""
-    if not re.fullmatch(r"[\x21-\x7e]+", token):
-        raise InputError(f"{source}: the token holds spaces, control or non-ASCII characters",
-                         hint="a GitHub token is one word of printable ASCII")
-    return token
-
-
-def _raw(obj: GithubObject) -> dict[str, Any]:
-    """The JSON PyGithub received, without its lazy completion (which would cost a request)."""
-    data: dict[str, Any] = GithubObject.raw_data.fget(obj)  # type: ignore[attr-defined]
-    return data
-
-
-def _message(exc: GithubException) -> str:
-    data = exc.data if isinstance(exc.data, dict) else {}
-    return str(data.get("message") or "")
-
-
-def _error_codes(exc: GithubException) -> list[str]:
-    data = exc.data if isinstance(exc.data, dict) else {}
-    errors = data.get("errors") or []
-    return [str(e.get("code", "")) for e in errors if isinstance(e, dict)]
-
-
-def _error_text(exc: GithubException) -> str:
-    data = exc.data if isinstance(exc.data, dict) else {}
-    parts = [_message(exc)]
-    for error in data.get("errors") or []:
-        if isinstance(error, dict):
-            parts.append(str(error.get("message") or error.get("code") or ""))
-    return "; ".join(p for p in parts if p)
-
-
-def is_file_count(exc: GithubException) -> bool:
-    """GitHub's refusal at 1,000 assets: {"resource": "ReleaseAsset", "code": "custom",
-    "field": "file_count", "message": "file_count limited to 1000 assets"}."""
-    data = exc.data if isinstance(exc.data, dict) else {}
-    return any(isinstance(e, dict) and "file_count" in (e.get("field"), e.get("code"))
-               for e in data.get("errors") or [])
-
-
-def describe(exc: GithubException, secret: str = "") -> str:
-    """Status and the server's own words, one printable line, without our token: a server
-    (or a proxy) that echoes the Authorization header must not put it into CI logs."""
-    text = one_line(f"HTTP {exc.status} {_error_text(exc)}", 500)
-    return redact_secret(text, secret)
-
-
-def redact_secret(text: str, secret: str) -> str:
-    return text.replace(secret, "***") if secret else text
-
-
-class GitHubApi:
-    """PyGithub plus our one retry loop, pacing and deadline."""
-
-    def __init__(self, settings: GitHubSettings, budget: Budget, *,
-                 sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.settings = settings
-        self.budget = budget
-        self.sleep = sleep
-        self.clock = clock
-        pacing = settings.write_interval or None
-        self.gh = Github(base_url=settings.api_url, auth=Auth.Token(settings.token), retry=None,
-                         per_page=100, timeout=settings.timeout,
-                         user_agent=f"falco-probes/{__version__}",
-                         seconds_between_requests=pacing / 4 if pacing else None,
-                         seconds_between_writes=pacing)
-        self._repo: Repository | None = None
-
-    @property
-    def repo(self) -> Repository:
-        if self._repo is None:
-            name = self.settings.repository
-            self._repo = self.call(f"open repository {name}", lambda: self.gh.get_repo(name))
-        return self._repo
-
-    def call(self, what: str, fn: Callable[[], T], *,
-             reconcile: Callable[[], T | None] | None = None) -> T:
-        """Run `fn`, retrying transient failures; other GitHub errors propagate.
-
-        `reconcile` (for calls that are not idempotent) runs on 422
-        already_exists and before a retry when the failure may have left
-        something behind (a 5xx, a lost connection; not a 403/429 rate limit,
-        which GitHub answers before doing anything): it returns the result if
-        the store shows the call took effect, or None to try again. At most
-        `settings.rate_waits` rate-limit waits per call.
-        """
-        delay = self.settings.retry_delay
-        failures = rate_waits = 0
-        while True:
-            try:
-                return fn()
-            except GithubException as exc:
-                if exc.status == 401:
-                    raise StoreError(f"GitHub rejected the token ({self.describe(exc)}) while "
-                                     f"trying to {what}",
-                                     hint="check GITHUB_TOKEN or --token-file: it must be valid "
-                                          f"for {self.settings.api_url} and have contents: "
-                                          "write on the repository") from None
-                if exc.status == 422 and reconcile and "already_exists" in _error_codes(exc):
-                    found = reconcile()
-                    if found is not None:
-                        return found
-                    failures += 1
-                    if failures >= self.settings.attempts:
-                        raise
-                    continue
-                wait = self._rate_wait(exc, delay)
-                left_something = wait is None  # refused before it ran: nothing to look for
-                if wait is not None:
-                    rate_waits += 1
-                    if rate_waits > self.settings.rate_waits:
-                        raise StoreError(f"GitHub kept rate-limiting us while trying to {what}",
-                                         hint="lower the pace (--write-interval) or the "
-                                              "budget (--max-uploads) and run again") from None
-                    seconds, reason = wait
-                elif exc.status >= 500:
-                    failures += 1
-                    seconds, reason = delay, self.describe(exc)
-                else:
-                    raise
-            except (requests.ConnectionError, requests.Timeout,
-                    requests.exceptions.ChunkedEncodingError) as exc:
-                failures += 1
-                left_something = True
-                seconds, reason = delay, f"connection failed ({exc.__class__.__name__})"
-            if failures >= self.settings.attempts:
-                raise StoreError(f"GitHub: could not {what} after {failures} attempts: {reason}",
-                                 hint="GitHub or the network is failing; run again later, "
-                                      "nothing confirmed is lost")
-            self.budget.may_wait(seconds)
-            log.info(f"GitHub: {what}: {reason}; retrying in {seconds:.3g}s")
-            self.sleep(seconds)
-            delay = min(delay * 2, self.settings.max_delay)
-            if reconcile is not None and left_something:  # a 5xx or lost answer may have
-                found = reconcile()                        # done it: look before repeating
-                if found is not None:
-                    return found
-
-    def describe(self, exc: GithubException) -> str:
-        return describe(exc, self.settings.token)
-
-    def _rate_wait(self, exc: GithubException, delay: float) -> tuple[float, str] | None:
-        """How long a rate-limited request must wait, or None if it is not rate-limited."""
-        if exc.status not in (403, 429):
-            return None
-        headers = {k.lower(): str(v) for k, v in (exc.headers or {}).items()}
-        retry_after = headers.get("retry-after", "")
-        if retry_after.isdigit():
-            return max(1.0, float(retry_after)), f"rate limited (Retry-After {retry_after}s)"
-        reset = headers.get("x-ratelimit-reset", "")
-        if headers.get("x-ratelimit-remaining") == "0" and reset.isdigit():
-            seconds = max(1.0, float(reset) - self.clock() + 1)
-            self.budget.may_wait(seconds)
-            if seconds > self.settings.max_rate_wait:
-                stamp = time.strftime("%H:%M UTC", time.gmtime(float(reset)))
-                raise StoreError(f"GitHub API rate limit exhausted until {stamp}",
-                                 hint="run again after the reset, or pass --deadline so the "
-                                      "run stops cleanly instead")
-            return seconds, "API rate limit exhausted; waiting for its reset"
-        lowered = _message(exc).lower()
-        if exc.status == 429 or "secondary rate limit" in lowered or "abuse" in lowered:
-            return max(delay, 60.0), "secondary rate limit"
-        return None
-
-
 # --- the store ----------------------------------------------------------------------------
 
 @dataclass
@@ -355,7 +130,7 @@ class _Asset:
 
     @classmethod
     def of(cls, obj: GitReleaseAsset) -> _Asset:
-        data = _raw(obj)
+        data = raw_data(obj)
         digest = str(data.get("digest") or "")
         return cls(str(data["name"]), str(data.get("state") or "uploaded"),
                    digest.removeprefix("sha256:") if digest.startswith("sha256:") else "",
@@ -373,16 +148,16 @@ class _Shard:
 
     @property
     def tag(self) -> str:
-        return str(_raw(self.release)["tag_name"])
+        return str(raw_data(self.release)["tag_name"])
 
     @property
     def draft(self) -> bool:
-        return bool(_raw(self.release).get("draft"))
+        return bool(raw_data(self.release).get("draft"))
 
     @property
     def closed(self) -> bool:
         """A published immutable release takes no more assets."""
-        return self.sealed or (not self.draft and bool(_raw(self.release).get("immutable")))
+        return self.sealed or (not self.draft and bool(raw_data(self.release).get("immutable")))
 
 
 @dataclass
@@ -442,7 +217,7 @@ class GitHubStore:
             raise self._error("publish draft releases", exc) from None
 
     def owns(self, url: str) -> bool:
-        web = str(_raw(self.api.repo).get("html_url") or "").rstrip("/")
+        web = str(raw_data(self.api.repo).get("html_url") or "").rstrip("/")
         return bool(web) and url.startswith(f"{web}/releases/download/")
 
     def expected_keys(self, probe: ProbeRecord) -> tuple[str, ...]:
@@ -461,11 +236,11 @@ class GitHubStore:
         try:
             self._releases = None
             for release in self._all_releases():
-                family = marker_family(_raw(release).get("body"))
+                family = marker_family(raw_data(release).get("body"))
                 if family is None:
                     continue
-                tag = str(_raw(release)["tag_name"])
-                draft = bool(_raw(release).get("draft"))
+                tag = str(raw_data(release)["tag_name"])
+                draft = bool(raw_data(release).get("draft"))
                 for asset in self._list_assets(release).values():
                     state = asset.state if asset.state != "uploaded" else (
                         "draft" if draft else "ok")
@@ -636,7 +411,7 @@ class GitHubStore:
             if is_file_count(exc):
                 shard.full = True
                 return None
-            if "immutable" in _error_text(exc).lower():
+            if "immutable" in error_text(exc).lower():
                 if not self.immutable:
                     raise StoreError(f"release {shard.tag} is immutable and takes no more "
                                      "assets: the repository makes releases immutable",
@@ -684,17 +459,17 @@ class GitHubStore:
             try:
                 release, created = self._create_release(family, tag, number)
             except GithubException as exc:
-                if exc.status == 422 and "immutable" in _error_text(exc).lower():
+                if exc.status == 422 and "immutable" in error_text(exc).lower():
                     number += 1  # the tag belonged to a deleted immutable release
                     continue
                 raise
-            if not self.immutable and _raw(release).get("immutable") \
-                    and not _raw(release).get("draft"):
+            if not self.immutable and raw_data(release).get("immutable") \
+                    and not raw_data(release).get("draft"):
                 raise StoreError(f"release {tag} was created immutable: the repository makes "
                                  "releases immutable, so assets cannot be added after creation",
                                  hint="publish with --immutable (or store.immutable: true)")
             shard = _Shard(number, release, {})
-            if _raw(release).get("assets"):  # found again after a lost answer
+            if raw_data(release).get("assets"):  # found again after a lost answer
                 self._refresh_assets(shard)
             family.shards.append(shard)
             kind = "draft release" if shard.draft else "release"
@@ -718,7 +493,7 @@ class GitHubStore:
         def reconcile() -> GitRelease | None:
             self._releases = None
             for release in self._all_releases():
-                if _raw(release)["tag_name"] == tag:
+                if raw_data(release)["tag_name"] == tag:
                     self._require_marker(release, family.key)
                     found.append(True)
                     return release
@@ -728,8 +503,8 @@ class GitHubStore:
         return release, not found
 
     def _publish_shard(self, shard: _Shard) -> None:
-        title = str(_raw(shard.release).get("name") or "")
-        body = str(_raw(shard.release).get("body") or "")
+        title = str(raw_data(shard.release).get("name") or "")
+        body = str(raw_data(shard.release).get("body") or "")
         tag = shard.tag
         shard.release = self.api.call(
             f"publish release {tag}",
@@ -751,7 +526,7 @@ class GitHubStore:
         return self._releases
 
     def _list_assets(self, release: GitRelease) -> dict[str, _Asset]:
-        tag = _raw(release)["tag_name"]
+        tag = raw_data(release)["tag_name"]
         assets = self.api.call(f"list assets of {tag}", lambda: list(release.get_assets()))
         return {a.name: a for a in map(_Asset.of, assets)}
 
@@ -765,13 +540,13 @@ class GitHubStore:
         pattern = family_tag_pattern(key)
         shards: dict[int, _Shard] = {}
         for release in self._all_releases():
-            match = pattern.fullmatch(str(_raw(release)["tag_name"]))
+            match = pattern.fullmatch(str(raw_data(release)["tag_name"]))
             if match is None:
                 continue
             self._require_marker(release, key)
             number = int(match.group(1))
             if number in shards:
-                raise ConflictError(f"two releases use tag {_raw(release)['tag_name']} "
+                raise ConflictError(f"two releases use tag {raw_data(release)['tag_name']} "
                                     f"(ids {shards[number].release.id} and {release.id})",
                                     hint="delete the one without assets on GitHub, then run "
                                          "again")
@@ -783,9 +558,9 @@ class GitHubStore:
 
     @staticmethod
     def _require_marker(release: GitRelease, key: FamilyKey) -> None:
-        found = marker_family(_raw(release).get("body"))
+        found = marker_family(raw_data(release).get("body"))
         if found != key:
-            tag = _raw(release)["tag_name"]
+            tag = raw_data(release)["tag_name"]
             says = "has no falco-probes marker" if found is None else \
                 f"is marked for {'/'.join(found)}"
             raise ConflictError(f"release {tag} {says}, not {'/'.join(key)}; refusing to use it",

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.core.errors import InputError
-from builder.build.extract import ExtractReport, extract, resolve_inside
-from builder.build.fetch import sha256_file
+from builder.core.files import atomic_write, swap_tree
 from builder.core.records import check_kernel_release
-from builder.core.yamlio import atomic_write
+from builder.shared.extract import ExtractReport, extract, resolve_inside
+from builder.shared.fetch import sha256_file
 
 MARKER = ".falco-probes-sysroot.json"
 MARKER_FORMAT = 2  # 2: wrappers also get their KBUILD_OUTPUT made relative
@@ -116,22 +116,9 @@ def _read_marker(dest: Path) -> dict[str, object] | None:
 
 
 def _install(tmp: Path, dest: Path, wanted: list[dict[str, object]]) -> None:
-    """Swap the new tree in. The old one comes back if that fails; one that a
-    concurrent run installed from the same packages meanwhile is kept as is."""
-    if _marker_packages(dest) == wanted:
-        return
-    old = dest.with_name(f"{dest.name}.old-{os.getpid()}")
-    had_old = dest.exists()
-    if had_old:
-        os.rename(dest, old)
-    try:
-        os.rename(tmp, dest)
-    except OSError:
-        if had_old and not dest.exists():
-            os.rename(old, dest)
-        if _marker_packages(dest) != wanted:
-            raise
-    shutil.rmtree(old, ignore_errors=True)
+    """Swap the new tree in; one that a concurrent run installed from the same packages
+    meanwhile is kept as is."""
+    swap_tree(tmp, dest, theirs_will_do=lambda there: _marker_packages(there) == wanted)
 
 
 def _marker_packages(dest: Path) -> object:

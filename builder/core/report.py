@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from builder.core.errors import InputError, Problem, ProblemsError
+from builder.core.files import atomic_write
+from builder.core.jsonio import iter_json_lines
 from builder.core.limits import MAX_COUNT, MAX_PROBE_SIZE
 from builder.core.records import (
     FAILURE_CATEGORIES,
@@ -40,7 +42,6 @@ from builder.core.records import (
     unique_aliases,
 )
 from builder.core.schema import Field, Schema, Where, each, in_range, longest, one_line, one_of
-from builder.core.yamlio import atomic_write, iter_json_lines
 
 REPORT_NAME = "report.jsonl"
 MAX_REASON = 64 * 1024  # a compiler's message; publish keeps one printable line of it

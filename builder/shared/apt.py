@@ -44,6 +44,7 @@ from builder.core.errors import InputError, Problem, StoreError
 from builder.core.records import (
     ARCH_ALIASES,
     DEB_ARCH,
+    SUITE_RE,
     HeaderPackage,
     HostFacts,
     Kernel,
@@ -62,7 +63,6 @@ _KEYRING_NAME = re.compile(r"[A-Za-z0-9_.-]+\.(gpg|asc)")
 _ONE_LINE = re.compile(
     r"(deb|deb-src)\s+(\[[^\]]*\]\s+)?[A-Za-z][A-Za-z0-9+.-]*:\S+\s+\S+(\s+\S+)*")
 _PACKAGE_NAME = re.compile(r"[a-z0-9][a-z0-9.+-]*")
-SUITE_RE = r"[a-z][a-z0-9.-]{0,40}"
 _SUITE = re.compile(SUITE_RE)
 _URI = re.compile(r"(https?|file):/\S+")
 _APT_TIMEOUT = 900

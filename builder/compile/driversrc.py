@@ -45,7 +45,6 @@ import json
 import os
 import re
 import shutil
-import stat
 import tarfile
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -54,11 +53,11 @@ from pathlib import Path
 
 from builder.core.config import DriverVersion
 from builder.core.errors import BuildError, SourceLayoutError
-from builder.build.extract import extract
-from builder.build.fetch import download, sha256_file
-from builder.kernels.apt import AptArchive
+from builder.core.files import atomic_write, remove_tree, swap_tree
 from builder.core.versions import DRIVER_API
-from builder.core.yamlio import atomic_write
+from builder.shared.apt import AptArchive
+from builder.shared.extract import extract
+from builder.shared.fetch import download, sha256_file
 
 PROBE_NAME = "falco"
 DEVICE_NAME = "falco"
@@ -372,16 +371,12 @@ def _prepare(driver: DriverVersion, provider: str, origin: str, found: Path, cac
         if not (final / MANIFEST_FILE).is_file():
             _write_manifest(staging / MANIFEST_FILE, prepared)
             _make_read_only(dest)
-            if final.exists():  # no manifest: not ours to trust
-                _remove(final)
-            try:
-                os.replace(staging, final)
-            except OSError:
-                if not (final / MANIFEST_FILE).is_file():  # else another build was faster
-                    raise
+            # A tree without a manifest is not ours to trust; one with it is as good as ours.
+            swap_tree(staging, final,
+                      theirs_will_do=lambda there: (there / MANIFEST_FILE).is_file())
     finally:
         if staging.exists():
-            _remove(staging)
+            remove_tree(staging)
     return prepared
 
 
@@ -460,13 +455,6 @@ def _make_read_only(root: Path) -> None:
         for name in names:
             os.chmod(Path(folder) / name, 0o444)
         os.chmod(folder, 0o555)  # noqa: S103 - read and list for all, write for none
-
-
-def _remove(root: Path) -> None:
-    """rmtree that also works on a read-only tree when not running as root."""
-    for folder, _, _ in os.walk(root):
-        os.chmod(folder, stat.S_IRWXU)
-    shutil.rmtree(root)
 
 
 def _write_manifest(path: Path, prepared: PreparedSource) -> None:

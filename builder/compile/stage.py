@@ -18,17 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from builder.compile.driversrc import PreparedSource, prepare_source
+from builder.compile.kbuild import compile_probe as kbuild_compile
+from builder.compile.kbuild import find_toolchain
+from builder.compile.sysroot import Sysroot, prepare_sysroot
 from builder.core.config import Config, DriverVersion
-from builder.build.driversrc import PreparedSource, prepare_source
-from builder.build.elfcheck import check_probe
 from builder.core.errors import ProbesError, SourceLayoutError
-from builder.build.fetch import Cache, Meter
-from builder.build.kbuild import compile_probe as kbuild_compile
-from builder.build.kbuild import find_toolchain
-from builder.plan import Job, Planned
 from builder.core.records import Kernel, release_numbers
-from builder.build.report import REPORT_NAME, BuildResult, write_result
-from builder.build.sysroot import Sysroot, prepare_sysroot
+from builder.core.report import REPORT_NAME, BuildResult, write_result
+from builder.plan import Job, Planned
+from builder.shared.elfcheck import check_probe
+from builder.shared.fetch import Cache, Meter
 
 
 @dataclass

@@ -57,6 +57,7 @@ from debian.arfile import ArError
 from debian.debfile import DebFile
 
 from builder.core.errors import InputError
+from builder.core.files import swap_tree
 
 KINDS = ("deb", "rpm", "tar")
 CHUNK = 1 << 20
@@ -678,7 +679,7 @@ def _place(writer: _Writer, staging: Path, dest: Path) -> None:
         _merge(staging, dest, "")
     else:
         os.chmod(staging, 0o755)  # noqa: S103 - mkdtemp made it 0o700; a tree to share
-        os.rename(staging, dest)
+        swap_tree(staging, dest)
 
 
 def _check_merge(writer: _Writer, staging: Path, dest: Path, rel: str) -> None:

@@ -31,11 +31,10 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from builder import __version__
-
 from builder.core import limits
 from builder.core.errors import InputError, StoreError
+from builder.core.files import open_regular, read_bytes
 from builder.core.schema import printable
-from builder.core.yamlio import open_regular, read_bytes
 
 USER_AGENT = f"falco-probes/{__version__}"
 CHUNK = 1 << 16
@@ -94,7 +93,7 @@ def download(url: str, dest: Path, *, sha256: str = "", size: int = 0,
     with _locked(dest):
         if _already_there(dest, sha256, size):  # another process finished it meanwhile
             return dest
-        part = dest.with_name(dest.name + ".part")
+        part = dest.with_name(dest.name + ".part")  # a stable name: a rerun resumes it
         scheme = urllib.parse.urlsplit(url).scheme.lower()
         cap = size or limits.DOWNLOAD.get()
         if scheme in ("http", "https"):

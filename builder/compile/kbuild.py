@@ -46,10 +46,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from builder.build.driversrc import PreparedSource
+from builder.compile.driversrc import PreparedSource
 from builder.core.errors import BuildError
+from builder.core.files import atomic_write
 from builder.core.records import HeaderPackage
-from builder.core.yamlio import atomic_write
 
 CANONICAL_DRIVER = "/falco-probes/driver"
 CANONICAL_KERNEL = "/falco-probes/kernel"
@@ -119,7 +119,7 @@ class CompileResult:
                 "environment": " ".join(f"{k}={v}" for k, v in self.environment)}
 
     def report_fields(self) -> dict[str, Any]:
-        """The BuildResult (builder.build.report) fields this compile knows, ready for **kwargs."""
+        """The BuildResult (builder.core.report) fields this compile knows, ready for **kwargs."""
         fields: dict[str, Any] = {
             "ok": self.ok, "sha256": self.sha256, "size": self.size,
             "driver_ref": self.driver_ref, "driver_source_sha256": self.source_digest,
