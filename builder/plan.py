@@ -23,6 +23,7 @@ from typing import Any
 
 from builder.core.catalog import Catalog, natural_key
 from builder.core.config import Config
+from builder.core.drivertypes import DEFAULT_TYPE
 from builder.core.errors import InputError, Problem, ProblemsError
 from builder.core.limits import MAX_COUNT
 from builder.core.naming import names_for_driver
@@ -31,6 +32,7 @@ from builder.core.records import (
     Kernel,
     Left,
     ProbeName,
+    check_driver_type,
     check_driver_version,
     check_file,
     kernel_from_mapping,
@@ -54,6 +56,10 @@ class Planned:
     aliases: tuple[str, ...]      # every other file name a supported loader requests
     attempt: int = 1              # 1 = first try
 
+    @property
+    def driver_type(self) -> str:
+        return self.name.driver_type
+
 
 @dataclass(frozen=True, slots=True)
 class Job:
@@ -72,9 +78,10 @@ class Job:
 
 
 def plan_probe(kernel: Kernel, driver_version: str, releases: FalcoReleases,
-               attempt: int = 1) -> Planned:
+               attempt: int = 1, driver_type: str = DEFAULT_TYPE) -> Planned:
     """Name a probe once, here: every later stage uses these names."""
-    name, aliases = names_for_driver(kernel.host, releases.falco_for(driver_version))
+    name, aliases = names_for_driver(kernel.host, releases.falco_for(driver_version),
+                                     driver_type)
     return Planned(driver_version, name, aliases, attempt)
 
 
@@ -211,7 +218,8 @@ def _planned_to_dict(planned: Planned) -> dict[str, Any]:
     name = planned.name
     return {"driver_version": planned.driver_version, "target": name.target,
             "kernel_release": name.kernel_release, "kernel_version": name.kernel_version,
-            "arch": name.arch, "aliases": list(planned.aliases), "attempt": planned.attempt}
+            "arch": name.arch, "aliases": list(planned.aliases), "attempt": planned.attempt,
+            "driver_type": name.driver_type}
 
 
 _PLANNED_SCHEMA = Schema("planned probe", [
@@ -222,6 +230,7 @@ _PLANNED_SCHEMA = Schema("planned probe", [
     Field("arch", str),
     Field("aliases", list, required=False, default=[], check=each(check_file)),
     Field("attempt", int, required=False, default=1, check=in_range(1, MAX_COUNT)),
+    Field("driver_type", str, required=False, default=DEFAULT_TYPE, check=check_driver_type),
 ])
 
 
@@ -230,7 +239,7 @@ def _planned_from_dict(raw: object, where: Where, problems: list[Problem]) -> Pl
     if clean is None:
         return None
     name = ProbeName(clean["target"], clean["kernel_release"], clean["kernel_version"],
-                     clean["arch"])
+                     clean["arch"], clean["driver_type"])
     wrong = validate_name_parts(name.target, name.kernel_release, name.kernel_version,
                                 name.arch)
     if wrong:

@@ -131,7 +131,7 @@ BAD_REPORTS: list[tuple[str, Callable[[Path, list[BuildResult]], None], str]] = 
     ("digest", _change_digest, r"has sha256 [0-9a-f]{64}, the report says f{64}"),
     ("missing", _delete_file, "probe file probes/.* is missing"),
     ("size", _grow_file, r"has \d+ bytes, the report says \d+"),
-    ("not-elf", _not_elf, "is not a valid probe: not an ELF file"),
+    ("not-elf", _not_elf, "is not a valid eBPF probe: not an ELF file"),
     ("escape", _escape, "points outside the report folder"),
 ]
 

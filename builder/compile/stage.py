@@ -18,16 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from builder.compile.compilers import compiler_for
 from builder.compile.driversrc import PreparedSource, prepare_source
-from builder.compile.kbuild import compile_probe as kbuild_compile
-from builder.compile.kbuild import find_toolchain
 from builder.compile.sysroot import Sysroot, prepare_sysroot
 from builder.core.config import Config, DriverVersion
 from builder.core.errors import ProbesError, SourceLayoutError
 from builder.core.records import Kernel, release_numbers
 from builder.core.report import REPORT_NAME, BuildResult, write_result
 from builder.plan import Job, Planned
-from builder.shared.elfcheck import check_probe
 from builder.shared.fetch import Cache, Meter
 
 
@@ -115,7 +113,8 @@ def build(jobs: Sequence[Job], config: Config, options: BuildOptions, *,
     `on_result` hears of each result as it is written (from the build's threads, one at a
     time); `meter` shows the header downloads. The command layer draws both.
     """
-    find_toolchain()  # fail fast, before any download, when clang/llc/make are missing
+    for kind in sorted({p.driver_type for job in jobs for p in job.probes}):
+        compiler_for(kind).find_toolchain()  # fail fast, before any download
     options.out.mkdir(parents=True, exist_ok=True)
     report_path = options.out / REPORT_NAME
     summary = BuildSummary(report=report_path)
@@ -173,7 +172,7 @@ def _base(kernel: Kernel, planned: Planned, started: str) -> dict[str, Any]:
     return {"driver_version": planned.driver_version, "arch": name.arch, "target": name.target,
             "kernel_release": name.kernel_release, "kernel_version": name.kernel_version,
             "aliases": planned.aliases, "attempts": planned.attempt, "built": started,
-            "kernel_key": kernel.key,
+            "kernel_key": kernel.key, "driver_type": planned.driver_type,
             "headers": tuple({"name": h.name, "sha256": h.sha256} for h in kernel.headers)}
 
 
@@ -214,17 +213,18 @@ def _compile_one(kernel: Kernel, planned: Planned, build_dir: Path, sources: _So
         category = "source-layout" if isinstance(exc, SourceLayoutError) else "source"
         return _failure(kernel, planned, "source", exc.message, started, options,
                         category=category)
-    work_out = options.out / ".work" / hashlib.sha256(f"{kernel.key}|{version}".encode()
-                                                      ).hexdigest()[:16]
-    result = kbuild_compile(build_dir, source, work_out, timeout=options.timeout,
-                            headers=kernel.headers, arch=kernel.arch)
+    work_out = options.out / ".work" / hashlib.sha256(
+        f"{kernel.key}|{version}|{planned.driver_type}".encode()).hexdigest()[:16]
+    compiler = compiler_for(planned.driver_type)
+    result = compiler.compile(build_dir, source, work_out, timeout=options.timeout,
+                              headers=kernel.headers, arch=kernel.arch)
     if not result.ok or result.probe is None:
         legacy = None if result.timed_out else _legacy_always_reason(kernel, source)
         return _failure(kernel, planned, result.step or "compile", legacy or result.reason,
                         started, options, result.log,
                         "unsupported-kernel" if legacy else result.category, source.description)
     expected = kernel.host.uname_r if kernel.source == "apt" else None
-    check = check_probe(result.probe, kernel_release=expected)
+    check = compiler.check(result.probe, kernel_release=expected)
     if not check.ok:
         return _failure(kernel, planned, "check", check.reason, started, options, result.log,
                         source=source.description)

@@ -33,6 +33,7 @@ from typing import Any
 
 from builder.core import limits
 from builder.core.catalog import Catalog
+from builder.core.drivertypes import DEFAULT_TYPE, type_of_file
 from builder.core.errors import InputError, StoreError
 from builder.core.files import decode_text
 from builder.core.jsonio import parse_json
@@ -40,7 +41,7 @@ from builder.core.records import SHA256_RE, check_file
 from builder.core.schema import printable, short
 from builder.publish.attest import BUNDLE_SUFFIX, BundleCheck, check_bundle, read_bundle
 from builder.publish.stores.assetnames import asset_name
-from builder.shared.elfcheck import check_probe
+from builder.shared.elfcheck import check_artifact
 from builder.shared.fetch import download, read_document, redact, sha256_file
 
 _SHA256 = re.compile(SHA256_RE)
@@ -239,7 +240,7 @@ def _verify_digest(path: Path, index: Index, driver_version: str | None,
         return Verdict(str(path), UNREADABLE, exc.message.removeprefix(f"{path}: "))
     named = [k for k in index.by_name.get(path.name, ()) if wanted(k)]
     same = [k for k in index.by_sha.get(sha256, ()) if wanted(k)]
-    elf = check_probe(path)
+    elf = check_artifact(path, _kind_of(path))
     if named and not any(k.sha256 == sha256 for k in named):
         listed = ", ".join(sorted({f"{k.sha256} ({k.driver_version} {k.arch})" for k in named}))
         return Verdict(str(path), MISMATCH, f"sha256 {sha256} does not match the listed "
@@ -296,3 +297,9 @@ def _find_bundle(path: Path, matches: Iterable[Known],
             name = hashlib.sha256(known.attestation.encode()).hexdigest()[:16] + BUNDLE_SUFFIX
             return download(known.attestation, downloads / name), redact(known.attestation)
     return None
+
+
+def _kind_of(path: Path) -> str:
+    """The kind a file's extension says; a file with neither is checked as a probe."""
+    kind = type_of_file(path.name)
+    return kind.name if kind is not None else DEFAULT_TYPE

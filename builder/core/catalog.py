@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.core import limits
+from builder.core.drivertypes import DEFAULT_TYPE
 from builder.core.errors import ConflictError, InputError, Problem, ProblemsError
 from builder.core.files import atomic_write_many, file_kind, read_text
 from builder.core.jsonio import iter_json_lines
@@ -26,6 +27,7 @@ from builder.core.records import (
     FILE_KEYS,
     FailureRecord,
     ProbeRecord,
+    RecordKey,
     check_arch,
     check_driver_version,
     check_target,
@@ -43,7 +45,7 @@ HEADER = ("falco-probes catalog: {driver_version}, {arch}, {target}.\n"
 TOP_KEYS = ("schema_version", *FILE_KEYS, "probes", "failures")
 
 FileKey = tuple[str, str, str]  # (driver_version, arch, target)
-RecordKey = tuple[str, str, str, str, str]
+
 
 
 def natural_key(text: str) -> tuple[Any, ...]:
@@ -87,7 +89,10 @@ def _line(record: ProbeRecord | FailureRecord) -> dict[str, Any]:
     data = record_to_dict(record)
     for key in FILE_KEYS:
         del data[key]
-    # Empty optional fields are left out to keep lines short; loading restores them.
+    # Empty optional fields are left out to keep lines short; loading restores them. So is
+    # the default kind (ebpf): every line written before kernel modules existed stays as is.
+    if data.get("driver_type") == DEFAULT_TYPE:
+        del data["driver_type"]
     if isinstance(data.get("loadtest"), dict):
         data["loadtest"] = {k: v for k, v in data["loadtest"].items() if v != ""}
     return {k: v for k, v in data.items() if v is not None and v not in ("", [], ())}

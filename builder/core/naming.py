@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from builder.core.drivertypes import DEFAULT_TYPE, EBPF, KMOD
 from builder.core.errors import InputError
 from builder.core.records import (
     HostFacts,
@@ -268,10 +269,15 @@ def _shell_ubuntu(host: HostFacts, falco: FalcoVersion, version: str) -> tuple[s
     return target, version
 
 
+# The first shell loader whose URL has the arch folder: the module's gained it in 0.32.1,
+# the eBPF probe's only in 0.32.2.
+SHELL_ARCH_FOLDER = {EBPF.name: v("0.32.2"), KMOD.name: v("0.32.1")}
+
+
 def shell_request_path(driver_version: str, name: ProbeName, falco: FalcoVersion) -> str:
     """The path after DRIVERS_REPO; the loader rewrites every + in the URL to %2B."""
     parts = [driver_version, name.file]
-    if falco >= v("0.32.2"):  # eBPF URLs gained the arch folder in 0.32.2 (0.32.1: kmod only)
+    if falco >= SHELL_ARCH_FOLDER[name.driver_type]:
         parts.insert(1, name.arch)
     return "/".join(parts).replace("+", "%2B")
 
@@ -329,7 +335,8 @@ def _falcoctl_generic_version(uname_v: str, falco: FalcoVersion) -> str:
     return match.group(1) if match else uname_v
 
 
-def falcoctl_name(host: HostFacts, falco: FalcoVersion) -> ProbeName:
+def falcoctl_name(host: HostFacts, falco: FalcoVersion,
+                  driver_type: str = DEFAULT_TYPE) -> ProbeName:
     arch = host.uname_m
     if arch not in MIN_KERNEL:
         raise NoRequest(f"falcoctl is built only for x86_64 and aarch64, not {arch!r}")
@@ -363,13 +370,13 @@ def falcoctl_name(host: HostFacts, falco: FalcoVersion) -> ProbeName:
         release = host.version_id
     elif os_id == "cos":
         _require(host.build_id, "BUILD_ID", os_id)
-    if falco >= v("0.38.0") and parsed.numbers < MIN_KERNEL[arch]:
+    if driver_type == EBPF.name and falco >= v("0.38.0") and parsed.numbers < MIN_KERNEL[arch]:
         minimum = ".".join(map(str, MIN_KERNEL[arch][:2]))
         raise NoRequest(f"falcoctl (Falco {falco}) refuses eBPF below kernel {minimum} on "
                         f"{arch}: no supported driver", ProbeName(target, release, version, arch))
     # An unparsable release gives an empty one: falcoctl really requests
     # falco_<target>__<version>.o, which names no kernel (callers say so).
-    return ProbeName(target, release, version, arch)
+    return ProbeName(target, release, version, arch, driver_type)
 
 
 def _falcoctl_os_id(host: HostFacts) -> str:
@@ -413,11 +420,13 @@ def client_for(falco: FalcoVersion) -> str:
     return CLIENT_FALCOCTL if falco >= FIRST_FALCOCTL else CLIENT_SHELL
 
 
-def probe_name(host: HostFacts, falco: FalcoVersion) -> ProbeName:
-    """The name parts Falco `falco`'s loader computes; NoRequest if it requests nothing."""
+def probe_name(host: HostFacts, falco: FalcoVersion,
+               driver_type: str = DEFAULT_TYPE) -> ProbeName:
+    """The name parts Falco `falco`'s loader computes for a driver of that type; NoRequest if
+    it requests nothing."""
     if falco >= FIRST_FALCOCTL:
-        return falcoctl_name(host, falco)
-    return shell_name(host, falco)
+        return falcoctl_name(host, falco, driver_type)
+    return replace(shell_name(host, falco), driver_type=driver_type)
 
 
 def request_path(driver_version: str, name: ProbeName, falco: FalcoVersion) -> str:
@@ -438,7 +447,7 @@ def checked(name: ProbeName, source: str) -> ProbeName:
 
 
 def names_for_driver(host: HostFacts, falco_versions: Iterable[FalcoVersion],
-                     ) -> tuple[ProbeName, tuple[str, ...]]:
+                     driver_type: str = DEFAULT_TYPE) -> tuple[ProbeName, tuple[str, ...]]:
     """The canonical name (newest Falco release served) and every other name requested.
 
     A driver version that no Falco release loads by default is named with the
@@ -450,11 +459,12 @@ def names_for_driver(host: HostFacts, falco_versions: Iterable[FalcoVersion],
     names: list[ProbeName] = []
     for falco in reversed(versions):
         try:
-            names.append(probe_name(host, falco))
+            names.append(probe_name(host, falco, driver_type))
         except NoRequest:
             continue
     if not names:  # fall back to the newest shell rules, which always name something
-        names.append(shell_name(host, min(versions[-1], v("0.36.2"))))
+        names.append(replace(shell_name(host, min(versions[-1], v("0.36.2"))),
+                             driver_type=driver_type))
     canonical = names[0]
     return canonical, unique_aliases(canonical.file,
                                      (n.file for n in names[1:] if n.kernel_release))

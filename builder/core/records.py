@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from builder.core.drivertypes import BY_NAME, DEFAULT_TYPE, DRIVER_TYPES
 from builder.core.errors import Problem
 from builder.core.limits import FIRST_YEAR, LAST_YEAR, MAX_COUNT, MAX_PROBE_SIZE
 from builder.core.schema import Check, Field, Schema, Where, each, in_range, matches, one_of
@@ -40,7 +41,7 @@ TIMESTAMP_RE = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
 # (bidi overrides, other scripts) is percent-encoded by whoever wrote it.
 URL_RE = r"(https?|file)://[\x21\x23-\x26\x28-\x3b\x3d\x3f-\x5f\x61-\x7e]+"
 TAG_RE = r"[A-Za-z0-9][A-Za-z0-9._+-]*"
-FILE_RE = r"[A-Za-z0-9][A-Za-z0-9._+~-]*\.o"
+FILE_RE = r"[A-Za-z0-9][A-Za-z0-9._+~-]*\.k?o"  # an artifact: .o (eBPF) or .ko (module)
 REF_RE = r"[A-Za-z0-9][A-Za-z0-9._+~/-]*"
 FORTY_HEX = re.compile(r"[0-9a-fA-F]{40}")
 SUITE_RE = r"[a-z][a-z0-9.-]{0,40}"  # a Debian suite: bookworm, bookworm-security, sid
@@ -89,7 +90,9 @@ def check_timestamp(value: Any) -> str | None:
         return f"{value!r}: the year must be from {FIRST_YEAR} to {LAST_YEAR}"
     return None
 check_ref = _no_dotdot(REF_RE, "a git ref: letters, digits and . _ + ~ / -", 200)
-check_file = _no_dotdot(FILE_RE, "a probe file name such as falco_debian_6.1.0-1-amd64_1.o", 300)
+check_file = _no_dotdot(FILE_RE, "a driver file name such as falco_debian_6.1.0-1-amd64_1.o "
+                                  "(or .ko)", 300)
+check_driver_type = one_of(*DRIVER_TYPES)
 
 
 def check_tag(value: Any) -> str | None:
@@ -147,9 +150,12 @@ def unique_aliases(file: str, aliases: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(set(aliases) - {file}))
 
 
-def probe_file_name(target: str, kernel_release: str, kernel_version: str) -> str:
-    """The loader's file name: falco_<TARGET_ID>_<KERNEL_RELEASE>_<KERNEL_VERSION>.o."""
-    return f"{PROBE_PREFIX}_{target}_{kernel_release}_{kernel_version}.o"
+def probe_file_name(target: str, kernel_release: str, kernel_version: str,
+                    driver_type: str = DEFAULT_TYPE) -> str:
+    """The loader's file name: falco_<TARGET_ID>_<KERNEL_RELEASE>_<KERNEL_VERSION> and the
+    driver type's extension (.o for the eBPF probe, .ko for the kernel module)."""
+    extension = BY_NAME[driver_type].extension
+    return f"{PROBE_PREFIX}_{target}_{kernel_release}_{kernel_version}{extension}"
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -160,10 +166,12 @@ class ProbeName:
     kernel_release: str
     kernel_version: str
     arch: str
+    driver_type: str = DEFAULT_TYPE  # drivertypes.DRIVER_TYPES: the .o or the .ko
 
     @property
     def file(self) -> str:
-        return probe_file_name(self.target, self.kernel_release, self.kernel_version)
+        return probe_file_name(self.target, self.kernel_release, self.kernel_version,
+                               self.driver_type)
 
 
 def validate_name_parts(target: str, kernel_release: str, kernel_version: str, arch: str,
@@ -192,20 +200,26 @@ class _NameParts:
     target: str
     kernel_release: str
     kernel_version: str
+    driver_type: str
 
     @property
     def name(self) -> ProbeName:
-        return ProbeName(self.target, self.kernel_release, self.kernel_version, self.arch)
+        return ProbeName(self.target, self.kernel_release, self.kernel_version, self.arch,
+                         self.driver_type)
 
     @property
     def file(self) -> str:
-        return probe_file_name(self.target, self.kernel_release, self.kernel_version)
+        return probe_file_name(self.target, self.kernel_release, self.kernel_version,
+                               self.driver_type)
 
     @property
-    def key(self) -> tuple[str, str, str, str, str]:
+    def key(self) -> RecordKey:
         return (self.driver_version, self.arch, self.target, self.kernel_release,
-                self.kernel_version)
+                self.kernel_version, self.driver_type)
 
+
+# A record's identity: driver version, arch, target, kernel release and version, driver type.
+RecordKey = tuple[str, str, str, str, str, str]
 
 LOADTEST_STATES = ("passed", "rejected", "not_tested")
 
@@ -249,6 +263,7 @@ class ProbeRecord(_NameParts):
     job: str = ""                    # the CI job that built it
     attestation: str = ""            # where its build provenance attestation is
     loadtest: LoadTest | None = None
+    driver_type: str = DEFAULT_TYPE  # ebpf (.o) or kmod (.ko); written only when not ebpf
 
     def all_files(self) -> tuple[str, ...]:
         """Every file name a supported loader may request for this probe."""
@@ -275,6 +290,7 @@ class FailureRecord(_NameParts):
     aliases: tuple[str, ...] = ()    # every other name a loader requests for this kernel
     source: str = ""
     job: str = ""
+    driver_type: str = DEFAULT_TYPE
 
     def all_files(self) -> tuple[str, ...]:
         return (self.file, *self.aliases)
@@ -357,6 +373,7 @@ PROBE_SCHEMA = Schema("probe record", [
     Field("aliases", list, required=False, default=[], check=each(check_file)),
     Field("attestation", str, required=False, default="", check=check_optional_url),
     Field("loadtest", dict, required=False, default=None),
+    Field("driver_type", str, required=False, default=DEFAULT_TYPE, check=check_driver_type),
 ])
 
 FAILURE_SCHEMA = Schema("failure record", [
@@ -373,6 +390,7 @@ FAILURE_SCHEMA = Schema("failure record", [
     Field("category", str, required=False, default="",
           check=lambda v: None if v == "" else one_of(*FAILURE_CATEGORIES)(v)),
     Field("aliases", list, required=False, default=[], check=each(check_file)),
+    Field("driver_type", str, required=False, default=DEFAULT_TYPE, check=check_driver_type),
 ])
 
 
@@ -391,7 +409,8 @@ def _from_mapping(schema: Schema, make: Any, raw: object, where: Where,
     if clean is None:
         return None
     stated_file = clean.pop("file")
-    file = probe_file_name(clean["target"], clean["kernel_release"], clean["kernel_version"])
+    file = probe_file_name(clean["target"], clean["kernel_release"], clean["kernel_version"],
+                           clean["driver_type"])
     clean["aliases"] = unique_aliases(file, clean["aliases"])
     if clean.get("loadtest") is not None:
         clean["loadtest"] = loadtest_from_mapping(clean["loadtest"], where, problems)

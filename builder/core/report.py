@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from builder.core.drivertypes import DEFAULT_TYPE
 from builder.core.errors import InputError, Problem, ProblemsError
 from builder.core.files import atomic_write
 from builder.core.jsonio import iter_json_lines
@@ -28,6 +29,7 @@ from builder.core.records import (
     ProbeName,
     ProbeRecord,
     check_arch,
+    check_driver_type,
     check_driver_version,
     check_file,
     check_kernel_release,
@@ -77,10 +79,12 @@ class BuildResult:
     source: str = ""        # exactly what was compiled (PreparedSource.description)
     job: str = ""           # the CI job that ran the build
     loadtest: LoadTest | None = None  # added by `falco-probes loadtest`
+    driver_type: str = DEFAULT_TYPE   # drivertypes.DRIVER_TYPES: what was built
 
     @property
     def name(self) -> ProbeName:
-        return ProbeName(self.target, self.kernel_release, self.kernel_version, self.arch)
+        return ProbeName(self.target, self.kernel_release, self.kernel_version, self.arch,
+                         self.driver_type)
 
     @property
     def file(self) -> str:
@@ -96,7 +100,8 @@ class BuildResult:
                            built=self.built, log=self.job or log, commit=commit,
                            driver_ref=self.driver_ref,
                            aliases=unique_aliases(self.file, self.aliases),
-                           source=self.source, job=self.job, loadtest=self.loadtest)
+                           source=self.source, job=self.job, loadtest=self.loadtest,
+                           driver_type=self.driver_type)
 
     def to_failure(self, *, commit: str = "", log: str = "") -> FailureRecord:
         """This failed build as a catalog failure: the compiler's words on one line."""
@@ -109,7 +114,8 @@ class BuildResult:
                              last_attempt=self.built, commit=commit,
                              driver_ref=self.driver_ref, category=self.category or "unknown",
                              aliases=unique_aliases(self.file, self.aliases),
-                             source=self.source, job=self.job)
+                             source=self.source, job=self.job,
+                             driver_type=self.driver_type)
 
 
 _SCHEMA = Schema("build result", [
@@ -144,6 +150,7 @@ _SCHEMA = Schema("build result", [
     Field("source", str, required=False, default="", check=check_line(300)),
     Field("job", str, required=False, default="", check=check_optional_url),
     Field("loadtest", dict, required=False, default=None),
+    Field("driver_type", str, required=False, default=DEFAULT_TYPE, check=check_driver_type),
 ])
 
 

@@ -39,12 +39,14 @@ from builder.core.catalog import (
     read_fragments,
     unambiguous_aliases,
 )
+from builder.core.drivertypes import BY_NAME
 from builder.core.errors import ConflictError, InputError, Problem, ProblemsError, StoreError
 from builder.core.files import fsync_path
 from builder.core.records import (
     FailureRecord,
     LoadTest,
     ProbeRecord,
+    RecordKey,
     check_commit,
     check_url,
 )
@@ -52,12 +54,12 @@ from builder.core.report import BuildResult, iter_reports
 from builder.core.schema import one_line
 from builder.publish.attest import BundleFile, covering
 from builder.publish.stores import Artifact, FailedBuild, Placed, Stop, Store
-from builder.shared.elfcheck import check_probe
+from builder.shared.elfcheck import check_artifact
 from builder.shared.fetch import sha256_file
 
 log = logging.getLogger(__name__)  # the command line shows it (ui.show_library_messages)
 
-RecordKey = tuple[str, str, str, str, str]
+
 MAX_REASON = 2000
 
 
@@ -187,9 +189,10 @@ def _artifact(folder: Path, result: BuildResult, provenance: Provenance, where: 
     if sha256 != result.sha256:
         problem(f"{result.path} has sha256 {sha256}, the report says {result.sha256}", "sha256")
         return None
-    checked = check_probe(path)
+    checked = check_artifact(path, result.driver_type)
     if not checked.ok:
-        problem(f"{result.path} is not a valid probe: {checked.reason}", "path")
+        problem(f"{result.path} is not a valid {BY_NAME[result.driver_type].noun}: "
+                f"{checked.reason}", "path")
         return None
     probe = result.to_probe(commit=provenance.commit, log=provenance.log)
     return Artifact(probe, path)

@@ -1,4 +1,6 @@
-"""Check that a compiled probe is a Falco eBPF object before anyone publishes it.
+"""Check that a compiled artifact is what it claims before anyone publishes it.
+
+`check_artifact` picks the check of the artifact's kind; `check_probe` is the eBPF one.
 
 A Falco eBPF probe is an ELF64 little-endian relocatable object for EM_BPF.
 Every probe since Falco 0.26 carries program sections named
@@ -15,11 +17,14 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from elftools.common.exceptions import ELFError, ELFParseError
 from elftools.elf.elffile import ELFFile
+
+from builder.core.drivertypes import EBPF
 
 PROGRAM_PREFIXES = ("raw_tracepoint/", "tracepoint/")
 REQUIRED_SECTIONS = ("maps", "kernel_version")
@@ -144,3 +149,16 @@ def _c_string(elf: ELFFile, section_name: str) -> str:
         return ""
     data: bytes = section.data()
     return data.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+# The check each kind of artifact must pass (artifacts.DRIVER_TYPES); a kind without one
+# cannot be published or verified, and says so.
+CHECKS: dict[str, Callable[..., ProbeCheck]] = {EBPF.name: check_probe}
+
+
+def check_artifact(path: Path, kind: str, *, kernel_release: str | None = None) -> ProbeCheck:
+    """The check of `kind` on one file; a reason when it is not a valid artifact of it."""
+    check = CHECKS.get(kind)
+    if check is None:
+        return ProbeCheck(str(path), False, f"no check for {kind} files in this version")
+    return check(path, kernel_release=kernel_release)

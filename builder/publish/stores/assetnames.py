@@ -12,6 +12,8 @@ import re
 import unicodedata
 from typing import Any
 
+from builder.core.drivertypes import type_of_file
+
 FamilyKey = tuple[str, str, str]  # (driver_version, arch, target)
 
 TAG_PREFIX = "probes"
@@ -33,12 +35,15 @@ def github_renamed(name: str) -> str:
 
 
 def asset_name(file: str) -> str:
-    """The asset name for a probe file: itself if GitHub keeps it, else renamed + 8 hex."""
+    """The asset name for a driver file: itself if GitHub keeps it, else renamed + 8 hex
+    before the kind's extension (`.o`, `.ko`)."""
     renamed = github_renamed(file)
     if renamed == file:
         return file
     tag = hashlib.sha256(file.encode()).hexdigest()[:8]
-    return f"{renamed.removesuffix('.o')}-{tag}.o"
+    kind = type_of_file(file)
+    extension = kind.extension if kind is not None else ""
+    return f"{renamed.removesuffix(extension)}-{tag}{extension}"
 
 
 def sidecar_asset(file: str, suffix: str) -> str:

@@ -127,16 +127,38 @@
 
   // --- names ---------------------------------------------------------------------------
 
-  function probeFileName(target, kernelRelease, kernelVersion) {
-    return "falco_" + target + "_" + kernelRelease + "_" + kernelVersion + ".o";
+  // The types of driver a loader requests (builder/core/drivertypes.py): the same name and
+  // path but for the extension; the shell loader put the arch folder in the module's URL
+  // one release before the eBPF probe's (builder/core/naming.py SHELL_ARCH_FOLDER).
+  var DRIVER_TYPES = {
+    ebpf: { extension: ".o", shellArchFolder: "0.32.2" },
+    kmod: { extension: ".ko", shellArchFolder: "0.32.1" }
+  };
+  var DEFAULT_TYPE = "ebpf";
+
+  function driverTypeOf(driverType) {
+    var found = DRIVER_TYPES[driverType || DEFAULT_TYPE];
+    if (!found) { throw new InputError("unknown driver type " + JSON.stringify(driverType), "ebpf or kmod"); }
+    return found;
   }
 
-  function ProbeName(target, kernelRelease, kernelVersion, arch) {
+  function probeFileName(target, kernelRelease, kernelVersion, driverType) {
+    return "falco_" + target + "_" + kernelRelease + "_" + kernelVersion +
+      driverTypeOf(driverType).extension;
+  }
+
+  function ProbeName(target, kernelRelease, kernelVersion, arch, driverType) {
     this.target = target;
     this.kernel_release = kernelRelease;
     this.kernel_version = kernelVersion;
     this.arch = arch;
-    this.file = probeFileName(target, kernelRelease, kernelVersion);
+    this.driver_type = driverType || DEFAULT_TYPE;
+    this.file = probeFileName(target, kernelRelease, kernelVersion, this.driver_type);
+  }
+
+  function withType(name, driverType) {
+    return new ProbeName(name.target, name.kernel_release, name.kernel_version, name.arch,
+      driverType);
   }
 
   // --- os-release ----------------------------------------------------------------------
@@ -471,7 +493,7 @@
   /* The path after DRIVERS_REPO; the loader rewrites every + in the URL to %2B. */
   function shellRequestPath(driverVersion, name, falco) {
     var parts = [driverVersion, name.file];
-    if (ge(falco, v("0.32.2"))) { parts.splice(1, 0, name.arch); }
+    if (ge(falco, v(driverTypeOf(name.driver_type).shellArchFolder))) { parts.splice(1, 0, name.arch); }
     return parts.join("/").replace(/\+/g, "%2B");
   }
 
@@ -529,7 +551,7 @@
     return false;
   }
 
-  function falcoctlName(host, falco) {
+  function falcoctlName(host, falco, driverType) {
     var arch = host.uname_m;
     if (!Object.prototype.hasOwnProperty.call(minKernel(), arch)) {
       throw new NoRequest("falcoctl is built only for x86_64 and aarch64, not '" + arch + "'");
@@ -572,15 +594,16 @@
     } else if (osId === "cos") {
       require_(host.build_id, "BUILD_ID", osId);
     }
-    if (ge(falco, v("0.38.0")) && tupleLess(parsed.numbers, MIN_KERNEL[arch])) {
+    if ((driverType || DEFAULT_TYPE) === "ebpf" && ge(falco, v("0.38.0")) &&
+        tupleLess(parsed.numbers, MIN_KERNEL[arch])) {
       var minimum = MIN_KERNEL[arch].slice(0, 2).join(".");
       throw new NoRequest("falcoctl (Falco " + falco + ") refuses eBPF below kernel " +
         minimum + " on " + arch + ": no supported driver",
-        new ProbeName(target, release, version, arch));
+        new ProbeName(target, release, version, arch, driverType));
     }
     // An unparsable release gives an empty one: falcoctl really requests
     // falco_<target>__<version>.o, which names no kernel (callers say so).
-    return new ProbeName(target, release, version, arch);
+    return new ProbeName(target, release, version, arch, driverType);
   }
 
   function falcoctlOsId(host) {
@@ -623,10 +646,11 @@
 
   function clientFor(falco) { return ge(falco, FIRST_FALCOCTL) ? CLIENT_FALCOCTL : CLIENT_SHELL; }
 
-  /* The name parts Falco `falco`'s loader computes; throws NoRequest if it requests nothing. */
-  function probeName(host, falco) {
-    if (ge(falco, FIRST_FALCOCTL)) { return falcoctlName(host, falco); }
-    return shellName(host, falco);
+  /* The name parts Falco `falco`'s loader computes for a driver of `driverType` (ebpf, kmod);
+     throws NoRequest if it requests nothing. */
+  function probeName(host, falco, driverType) {
+    if (ge(falco, FIRST_FALCOCTL)) { return falcoctlName(host, falco, driverType); }
+    return withType(shellName(host, falco), driverType);
   }
 
   function requestPath(driverVersion, name, falco) {
@@ -635,7 +659,7 @@
   }
 
   /* The canonical name (newest Falco release served) and every other name requested. */
-  function namesForDriver(host, falcoVersions) {
+  function namesForDriver(host, falcoVersions, driverType) {
     var seen = {};
     var versions = [];
     falcoVersions.forEach(function (f) {
@@ -650,14 +674,14 @@
     var names = [];
     for (var i = versions.length - 1; i >= 0; i -= 1) {
       try {
-        names.push(probeName(host, versions[i]));
+        names.push(probeName(host, versions[i], driverType));
       } catch (err) {
         if (!(err instanceof NoRequest)) { throw err; }
       }
     }
     if (!names.length) {  // fall back to the newest shell rules, which always name something
       var last = versions[versions.length - 1];
-      names.push(shellName(host, lt(last, v("0.36.2")) ? last : v("0.36.2")));
+      names.push(withType(shellName(host, lt(last, v("0.36.2")) ? last : v("0.36.2")), driverType));
     }
     var canonical = names[0];
     var aliasSet = {};
@@ -679,6 +703,7 @@
     compareVersions: cmp,
     checkSupported: checkSupported,
     probeFileName: probeFileName,
+    DRIVER_TYPES: DRIVER_TYPES,
     parseOsRelease: parseOsRelease,
     shlexSplit: shlexSplit,
     hostFromInputs: hostFromInputs,
