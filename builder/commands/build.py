@@ -36,9 +36,12 @@ from builder.ui import DownloadMeter, emit_json, info, progress
 DESCRIPTION = """\
 Compile Falco eBPF probes with kbuild (clang, llc), check each one (ELF, EM_BPF, program
 sections), name it as every supported loader requests it, and write under --out:
-  report.jsonl                              one result per probe, built or failed
-  probes/<driver_version>/<arch>/<file>     the checked probes
-  logs/<driver_version>/<arch>/<file>.log   the full compiler log of each
+  report.jsonl                                     one result per probe, built or failed
+  probes/<driver_version>/<arch>/<uname -r>/<file>  the checked probes, by the kernel each
+                                                   is for (twin kernels share a file name)
+  logs/<driver_version>/<arch>/<uname -r>/<file>.log  the full compiler log of each
+A result is never overwritten: a plan that places two results at one path, or a folder
+that already holds one, is refused.
 Header packages are downloaded once into the cache and extracted once per kernel.
 
 Either --plan FILE [--shard N] (from `falco-probes plan`), or pick kernels of a

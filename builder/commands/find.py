@@ -133,6 +133,10 @@ def _print(result: FindResult) -> None:
         emit(f"url:           {result.url}")
         emit(f"sha256:        {result.sha256}")
         emit(f"size:          {result.size}")
+        if result.built_for:
+            emit(f"built for:     {result.built_for}")
+        for key, value in result.settings.items():
+            emit(f"set:           {key}={value}")
         if result.note:
             emit(f"note:          {result.note}")
         emit(f"load test:     {loadtest_summary(result.loadtest)}")

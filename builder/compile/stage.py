@@ -22,10 +22,10 @@ from builder.compile.compilers import compiler_for
 from builder.compile.driversrc import PreparedSource, prepare_source
 from builder.compile.sysroot import Sysroot, prepare_sysroot
 from builder.core.config import Config, DriverVersion
-from builder.core.errors import ProbesError, SourceLayoutError
+from builder.core.errors import InputError, ProbesError, SourceLayoutError
 from builder.core.records import Kernel, release_numbers
 from builder.core.report import REPORT_NAME, BuildResult, write_result
-from builder.plan import Job, Planned
+from builder.plan import Job, Planned, require_unique_paths
 from builder.shared.fetch import Cache, Meter
 
 
@@ -115,6 +115,8 @@ def build(jobs: Sequence[Job], config: Config, options: BuildOptions, *,
     """
     for kind in sorted({p.driver_type for job in jobs for p in job.probes}):
         compiler_for(kind).find_toolchain()  # fail fast, before any download
+    require_unique_paths(jobs, "the plan")
+    _require_no_earlier_result(jobs, options)
     options.out.mkdir(parents=True, exist_ok=True)
     report_path = options.out / REPORT_NAME
     summary = BuildSummary(report=report_path)
@@ -146,6 +148,18 @@ def _build_kernel(job: Job, options: BuildOptions, sources: _Sources, downloads:
         report.write(_compile_one(kernel, planned, build_dir, sources, options))
 
 
+def _require_no_earlier_result(jobs: Sequence[Job], options: BuildOptions) -> None:
+    """A result is never overwritten: its report line and its bytes must stay one pair."""
+    for job in jobs:
+        for planned in job.probes:
+            probe, _ = _paths(options, job.kernel, planned)
+            if probe.exists():
+                raise InputError(f"{probe}: an earlier build in {options.out} already holds "
+                                 f"{planned.driver_version} {planned.name.file} for "
+                                 f"{job.kernel.host.uname_r}; refusing to overwrite it",
+                                 hint="build into a new --out folder (or delete that one)")
+
+
 def _download(kernel: Kernel, downloads: Cache, meter: Meter | None) -> list[Path]:
     if not kernel.headers:
         raise ProbesError(f"{kernel.key}: the kernel source lists no header packages")
@@ -160,11 +174,13 @@ def _sysroot(kernel: Kernel, packages: list[Path], options: BuildOptions) -> Sys
     return prepare_sysroot(packages, options.cache / "sysroots" / key)
 
 
-def _paths(options: BuildOptions, planned: Planned) -> tuple[Path, Path]:
+def _paths(options: BuildOptions, kernel: Kernel, planned: Planned) -> tuple[Path, Path]:
+    """Where a result goes, keyed by the kernel it is built for (twin kernels share the
+    file name): probes/<driver version>/<arch>/<uname -r>/<file>, and its log in logs/."""
     name = planned.name
-    probe = options.out / "probes" / planned.driver_version / name.arch / name.file
-    log = options.out / "logs" / planned.driver_version / name.arch / f"{name.file}.log"
-    return probe, log
+    folder = Path(planned.driver_version, name.arch, kernel.host.uname_r)
+    return (options.out / "probes" / folder / name.file,
+            options.out / "logs" / folder / f"{name.file}.log")
 
 
 def _base(kernel: Kernel, planned: Planned, started: str) -> dict[str, Any]:
@@ -173,13 +189,15 @@ def _base(kernel: Kernel, planned: Planned, started: str) -> dict[str, Any]:
             "kernel_release": name.kernel_release, "kernel_version": name.kernel_version,
             "aliases": planned.aliases, "attempts": planned.attempt, "built": started,
             "kernel_key": kernel.key, "driver_type": planned.driver_type,
+            "uname_r": kernel.host.uname_r, "package_version": kernel.package_version,
+            "root": planned.root, "twins": planned.twins,
             "headers": tuple({"name": h.name, "sha256": h.sha256} for h in kernel.headers)}
 
 
 def _failure(kernel: Kernel, planned: Planned, step: str, reason: str, started: str,
              options: BuildOptions, log: str = "", category: str = "",
              source: str = "") -> BuildResult:
-    _, log_path = _paths(options, planned)
+    _, log_path = _paths(options, kernel, planned)
     _write_text(log_path, log or reason + "\n")
     return BuildResult(ok=False, step=step, reason=_one_line(reason),
                        category=category or _STEP_CATEGORY.get(step, "unknown"), source=source,
@@ -229,7 +247,7 @@ def _compile_one(kernel: Kernel, planned: Planned, build_dir: Path, sources: _So
         return _failure(kernel, planned, "check", check.reason, started, options, result.log,
                         source=source.description)
     base = _base(kernel, planned, started)
-    probe_path, log_path = _paths(options, planned)
+    probe_path, log_path = _paths(options, kernel, planned)
     probe_path.parent.mkdir(parents=True, exist_ok=True)
     os.replace(result.probe, probe_path)
     _write_text(log_path, result.log)

@@ -6,13 +6,15 @@ command module reads the node (os-release, uname) and prints.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import urllib.parse
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
 
 from builder.core.catalog import Catalog
 from builder.core.config import Config, driver_version_for, falco_releases
 from builder.core.naming import (
+    FIRST_FALCOCTL,
     MIN_KERNEL,
     NoRequest,
     checked,
@@ -24,6 +26,7 @@ from builder.core.naming import (
 )
 from builder.core.records import (
     ARCHES,
+    TWINS_FOLDER,
     HostFacts,
     LoadTest,
     ProbeName,
@@ -40,6 +43,9 @@ FAILED = "failed"
 TOO_OLD = "kernel_too_old"
 NOT_REQUESTED = "not_requested"
 UNSUPPORTED_ARCH = "unsupported_arch"
+# The file the loader requests exists, but only built for other kernels (twins): this
+# node's Falco would refuse it (libscap compares the probe's kernel_version with uname -r).
+OTHER_KERNEL = "other_kernel"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +66,11 @@ class FindResult:
     loadtest: LoadTest | None = None   # the probe's load test, None when never load-tested
     attestation: str = ""   # the provenance bundle of the probe
     job: str = ""           # the CI job that built it
+    built_for: str = ""     # `uname -r` of the kernel the bytes are for ("": not recorded)
+    root: str = ""          # twin root the file is under ("": the loader's default path)
+    # The loader settings that make this node's Falco fetch the file built for its
+    # kernel (a twin's root first, then the store); empty when the defaults do.
+    settings: dict[str, str] = field(default_factory=dict)
 
     @property
     def available(self) -> bool:
@@ -79,6 +90,12 @@ class FindResult:
             "falcoctl_request_path": self.falcoctl_request_path or None,
             "available": self.available, "status": self.status,
         }
+        if self.built_for:
+            out["built_for"] = self.built_for
+        if self.root:
+            out["root"] = self.root
+        if self.settings:
+            out["settings"] = dict(self.settings)
         if self.available:
             out.update(url=self.url, sha256=self.sha256, size=self.size,
                        load_tested=self.loadtest is not None,
@@ -145,13 +162,74 @@ def find(host: HostFacts, falco: FalcoVersion, driver_version: str, catalog: Cat
         return found(UNSUPPORTED_ARCH, reason=f"probes are built for {' and '.join(ARCHES)} "
                                               f"only, not {name.arch}")
     checked(name, source)
-    record = catalog.lookup(driver_version, name.arch, name.file)
+    records = catalog.answering(driver_version, name.arch, name.file)
+    record = _for_this_kernel(records, host.uname_r)
     if record is not None:
         return found(AVAILABLE, url=record.url, sha256=record.sha256, size=record.size,
                      loadtest=record.loadtest, attestation=record.attestation, job=record.job,
-                     note=_other_kernels_probe(host, falco, driver_version, record, config))
+                     built_for=record.uname_r, root=record.root,
+                     settings=twin_settings(record, falco),
+                     note=_twin_note(record, host, name, falco) or _other_kernels_probe(
+                         host, falco, driver_version, record, config))
     status, reason, log = _why_missing(host, falco, driver_version, name, catalog, config)
+    if records and status != TOO_OLD:
+        kernels = ", ".join(sorted(r.uname_r for r in records))
+        reason = (f"{name.file} is published only for {kernels}: the same name, other kernels' "
+                  f"bytes, which Falco refuses on {host.uname_r} (a probe's kernel_version, a "
+                  f"module's vermagic, must be this kernel's `uname -r`). {reason}")
+        status = OTHER_KERNEL if status == NOT_BUILT else status
     return found(status, reason=reason, log=log)
+
+
+def _for_this_kernel(records: list[ProbeRecord], uname_r: str) -> ProbeRecord | None:
+    """The record built for this kernel among those answering one name (twins); a record
+    that does not say its kernel (catalog schema 1) answers when no other one does."""
+    mine = [r for r in records if r.uname_r == uname_r]
+    unknown = [r for r in records if not r.uname_r and not r.root]
+    candidates = mine or unknown
+    return candidates[0] if candidates else None
+
+
+def store_base(record: ProbeRecord) -> str:
+    """The DRIVERS_REPO a record's URL is served from ("" when its URL is not in a loader's
+    layout, as a GitHub release asset's is not)."""
+    quoted = urllib.parse.quote(record.store_path, safe="/~")
+    for suffix in (quoted, record.store_path):
+        if record.url.endswith("/" + suffix):
+            return record.url[: -len(suffix) - 1]
+    return ""
+
+
+def twin_settings(record: ProbeRecord, falco: FalcoVersion) -> dict[str, str]:
+    """For a twin kernel's file: the loader settings that fetch it (its root first, then
+    the store: both loaders try each repository in turn). Empty for the default path."""
+    if not record.root:
+        return {}
+    base = store_base(record) or "<mirror>"
+    repos = f"{base}/{TWINS_FOLDER}/{record.root},{base}"
+    if falco >= FIRST_FALCOCTL:
+        return {"FALCOCTL_DRIVER_REPOS": repos}
+    return {"DRIVERS_REPO": repos}
+
+
+def _twin_note(record: ProbeRecord, host: HostFacts, name: ProbeName,
+               falco: FalcoVersion) -> str:
+    """Say plainly which kernel the default path serves, when this node is not that one."""
+    if not record.twins:
+        return ""
+    if not record.root:
+        others = ", ".join(f"{t.uname_r} (under {TWINS_FOLDER}/{t.root}/)" for t in record.twins
+                           if t.root)
+        return (f"{name.file} is also requested by other kernels, which have files of their "
+                f"own: {others}. The default path serves this node's kernel, {host.uname_r}."
+                if others else "")
+    owner = next((t.uname_r for t in record.twins if not t.root), "another kernel")
+    setting = ", ".join(f"{k}={v}" for k, v in twin_settings(record, falco).items())
+    mirror = "" if store_base(record) else (" (this store is not in a loader's layout: "
+                                            "serve it with `falco-probes mirror` first)")
+    return (f"the loader's default path for {name.file} serves {owner}, another kernel that "
+            f"requests the same name; Falco refuses that file on {host.uname_r}. This node's "
+            f"own file is under the twin root {record.root!r}: set {setting}{mirror}")
 
 
 def _other_kernels_probe(host: HostFacts, falco: FalcoVersion, driver_version: str,
@@ -184,7 +262,7 @@ def _why_missing(host: HostFacts, falco: FalcoVersion, driver_version: str, name
     served = falco_releases(config).falco_for(driver_version)
     canonical, _ = names_for_driver(host, served or [falco])
     for file in sorted({name.file, canonical.file}):
-        failure = catalog.failure_for(driver_version, name.arch, file)
+        failure = catalog.failure_for(driver_version, name.arch, file, host.uname_r)
         if failure is not None:
             return (FAILED, f"the build failed at {failure.step} ({failure.attempts}x): "
                             f"{failure.reason}", failure.log)

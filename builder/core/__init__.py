@@ -4,8 +4,9 @@ the catalog, the build report, safe files, YAML and JSON, limits and default pat
 Takes: text (probes.yaml, catalog files, fragments, reports) and host facts. Gives:
 validated frozen records (records.py, built only through its factories; report.py's
 BuildResult, the record build, loadtest, publish and audit pass along), the loader's
-probe names (naming.py) for each driver type (drivertypes.py: eBPF probe, kernel module), which Falco release
-loads which driver version (versions.py, config.py), and the catalog (catalog.py).
+probe names (naming.py) for each driver type (drivertypes.py: eBPF probe, kernel
+module), which Falco release loads which driver version (versions.py, config.py), and
+the catalog (catalog.py).
 Pure but for reading files and writing them atomically (files.py; YAML in yamlio.py,
 JSON in jsonio.py); nothing here talks to the network, and nothing here imports a stage.
 

@@ -75,6 +75,7 @@ class Target:
     latest: int = 0                       # only the N newest kernels per arch (0 = all)
     suites: tuple[str, ...] = ()          # apt: read these suites (bullseye, bookworm, sid ...)
     mirror: str = ""                      # apt: their archive (default: the machine's)
+    twins_owner: str = "native"           # which twin kernel owns the loader's default path
 
     def apt_options(self) -> AptOptions:
         return AptOptions(suites=self.suites, mirror=self.mirror)
@@ -201,6 +202,12 @@ TARGET_SCHEMA = Schema("target", [
           check=each(matches(SUITE_RE, "a Debian suite name like bookworm or sid", 41))),
     Field("mirror", str, required=False, default="",
           check=matches(URL_RE, "an http(s) or file URI of a Debian archive")),
+    Field("twins", dict, required=False, default={}),
+])
+# Kernels whose loaders request one file (twins, docs/twins.md): which owns the default path.
+TWIN_OWNERS = ("native", "newest", "oldest")
+TWINS_SCHEMA = Schema("twins", [
+    Field("owner", str, required=False, default="native", check=one_of(*TWIN_OWNERS)),
 ])
 STORE_SCHEMA = Schema("store", [
     Field("kind", str, required=False, default="directory", check=one_of(*STORE_KINDS)),
@@ -275,9 +282,13 @@ def load_config(path: Path) -> Config:
         if (clean["suites"] or clean["mirror"]) and clean["kernels"] != "apt":
             problems.append(w.problem("suites and mirror need `kernels: apt`", "suites"))
             continue
+        tw, tlines = where(clean["twins"], f"targets[{i}].twins")
+        twins = TWINS_SCHEMA.parse(clean["twins"], tw, problems, tlines)
+        if twins is None:
+            continue
         targets.append(Target(clean["name"], clean["kernels"], tuple(clean["arch"]),
                               min_kernel, clean["include"], clean["exclude"], clean["latest"],
-                              tuple(clean["suites"]), clean["mirror"]))
+                              tuple(clean["suites"]), clean["mirror"], twins["owner"]))
     _check_unique(targets, "name", name, problems)
 
     sw, slines = where(top["store"], "store")

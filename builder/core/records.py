@@ -64,8 +64,20 @@ check_kernel_release = _no_dotdot(
     KERNEL_RELEASE_RE, "letters, digits and . _ + ~ - (as `uname -r` prints)", 128)
 check_kernel_version = _no_dotdot(
     KERNEL_VERSION_RE, "letters, digits and . _ + ~ - (the digits after # in `uname -v`)", 64)
-check_driver_version = _no_dotdot(
+_driver_version_shape = _no_dotdot(
     DRIVER_VERSION_RE, "a libs driver version such as 6.0.1+driver or a commit hash", 128)
+# Where a twin's files live in a store: <store>/twins/<root>/<driver_version>/<arch>/<file>
+# (a root "" is the loader's default path, <store>/<driver_version>/<arch>/<file>).
+TWINS_FOLDER = "twins"
+# Top-level folders of a store besides the driver versions' own.
+STORE_FOLDERS = ("logs", "attestations", TWINS_FOLDER)
+
+
+def check_driver_version(value: Any) -> str | None:
+    wrong = _driver_version_shape(value)
+    if wrong is None and value in STORE_FOLDERS:
+        return f"{value!r} is not allowed: a store keeps its {value} in that folder"
+    return wrong
 check_arch = one_of(*ARCHES)
 check_sha256 = matches(SHA256_RE, "64 lowercase hex digits")
 check_commit = matches(COMMIT_RE, "a git commit hash in lowercase hex", 64)
@@ -93,6 +105,13 @@ check_ref = _no_dotdot(REF_RE, "a git ref: letters, digits and . _ + ~ / -", 200
 check_file = _no_dotdot(FILE_RE, "a driver file name such as falco_debian_6.1.0-1-amd64_1.o "
                                   "(or .ko)", 300)
 check_driver_type = one_of(*DRIVER_TYPES)
+check_root = _no_dotdot(TARGET_RE, "a twin root: lowercase letters, digits, '.', '_' and '-'", 100)
+
+
+
+def root_prefix(root: str) -> str:
+    """The folder a root's files live under, relative to the store: "" or twins/<root>/."""
+    return f"{TWINS_FOLDER}/{root}/" if root else ""
 
 
 def check_tag(value: Any) -> str | None:
@@ -201,6 +220,7 @@ class _NameParts:
     kernel_release: str
     kernel_version: str
     driver_type: str
+    root: str
 
     @property
     def name(self) -> ProbeName:
@@ -215,11 +235,34 @@ class _NameParts:
     @property
     def key(self) -> RecordKey:
         return (self.driver_version, self.arch, self.target, self.kernel_release,
-                self.kernel_version, self.driver_type)
+                self.kernel_version, self.driver_type, self.root)
+
+    @property
+    def store_path(self) -> str:
+        """Where the loader's request for this record lands, relative to the store."""
+        return f"{root_prefix(self.root)}{self.driver_version}/{self.arch}/{self.file}"
 
 
-# A record's identity: driver version, arch, target, kernel release and version, driver type.
-RecordKey = tuple[str, str, str, str, str, str]
+# A record's identity: driver version, arch, target, kernel release and version, driver type,
+# twin root ("" for the loader's default path).
+RecordKey = tuple[str, str, str, str, str, str, str]
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Twin:
+    """Another kernel whose loader requests the same file, and where its file lives."""
+
+    uname_r: str
+    root: str = ""          # "" = the loader's default path
+
+
+def twins_to_list(twins: Iterable[Twin]) -> list[dict[str, str]]:
+    return [{"uname_r": t.uname_r, **({"root": t.root} if t.root else {})} for t in twins]
+
+
+def twins_from_list(raw: Iterable[Mapping[str, str]]) -> tuple[Twin, ...]:
+    """Twins from mappings `check_twins` accepted, sorted."""
+    return tuple(sorted(Twin(t["uname_r"], t.get("root", "")) for t in raw))
 
 LOADTEST_STATES = ("passed", "rejected", "not_tested")
 
@@ -264,6 +307,13 @@ class ProbeRecord(_NameParts):
     attestation: str = ""            # where its build provenance attestation is
     loadtest: LoadTest | None = None
     driver_type: str = DEFAULT_TYPE  # ebpf (.o) or kmod (.ko); written only when not ebpf
+    # The kernel the bytes are for (its `uname -r` and package version): the file's name
+    # says what the loader asks for, which twin kernels share (docs/twins.md).
+    uname_r: str = ""
+    package_version: str = ""
+    compiler: str = ""               # what built it, name and version (clang, gcc)
+    root: str = ""                   # "" = the default path, else <store>/twins/<root>/
+    twins: tuple[Twin, ...] = ()     # the other kernels that request the same file
 
     def all_files(self) -> tuple[str, ...]:
         """Every file name a supported loader may request for this probe."""
@@ -291,6 +341,10 @@ class FailureRecord(_NameParts):
     source: str = ""
     job: str = ""
     driver_type: str = DEFAULT_TYPE
+    uname_r: str = ""
+    package_version: str = ""
+    root: str = ""
+    twins: tuple[Twin, ...] = ()
 
     def all_files(self) -> tuple[str, ...]:
         return (self.file, *self.aliases)
@@ -329,6 +383,32 @@ _SOURCE_FIELDS = [
           check=lambda v: None if v == "" else check_ref(v)),
     Field("source", str, required=False, default="", check=check_line(300)),
     Field("job", str, required=False, default="", check=check_optional_url),
+]
+check_package_version = matches(r"[0-9A-Za-z][A-Za-z0-9.+~:_-]*", "a package version", 128)
+
+
+def check_twins(value: Any) -> str | None:
+    """A list of {uname_r, root?} mappings: the other twins of a record."""
+    for i, item in enumerate(value):
+        if not isinstance(item, dict) or set(item) - {"uname_r", "root"} or "uname_r" not in item:
+            return f"item {i}: must be a mapping with uname_r (and root)"
+        wrong = check_kernel_release(item["uname_r"]) or (
+            check_root(item["root"]) if item.get("root") else None)
+        if wrong:
+            return f"item {i}: {wrong}"
+    return None
+
+
+# The kernel a record's bytes are for, and its twins (docs/twins.md); empty in records
+# written before twins were known (catalog schema 1).
+_KERNEL_FIELDS = [
+    Field("uname_r", str, required=False, default="",
+          check=lambda v: None if v == "" else check_kernel_release(v)),
+    Field("package_version", str, required=False, default="", coerce_str=True,
+          check=lambda v: None if v == "" else check_package_version(v)),
+    Field("root", str, required=False, default="",
+          check=lambda v: None if v == "" else check_root(v)),
+    Field("twins", list, required=False, default=[], check=check_twins),
 ]
 
 LOADTEST_SCHEMA = Schema("loadtest", [
@@ -374,6 +454,8 @@ PROBE_SCHEMA = Schema("probe record", [
     Field("attestation", str, required=False, default="", check=check_optional_url),
     Field("loadtest", dict, required=False, default=None),
     Field("driver_type", str, required=False, default=DEFAULT_TYPE, check=check_driver_type),
+    *_KERNEL_FIELDS,
+    Field("compiler", str, required=False, default="", check=check_line(200)),
 ])
 
 FAILURE_SCHEMA = Schema("failure record", [
@@ -391,6 +473,7 @@ FAILURE_SCHEMA = Schema("failure record", [
           check=lambda v: None if v == "" else one_of(*FAILURE_CATEGORIES)(v)),
     Field("aliases", list, required=False, default=[], check=each(check_file)),
     Field("driver_type", str, required=False, default=DEFAULT_TYPE, check=check_driver_type),
+    *_KERNEL_FIELDS,
 ])
 
 
@@ -412,6 +495,7 @@ def _from_mapping(schema: Schema, make: Any, raw: object, where: Where,
     file = probe_file_name(clean["target"], clean["kernel_release"], clean["kernel_version"],
                            clean["driver_type"])
     clean["aliases"] = unique_aliases(file, clean["aliases"])
+    clean["twins"] = twins_from_list(clean["twins"])
     if clean.get("loadtest") is not None:
         clean["loadtest"] = loadtest_from_mapping(clean["loadtest"], where, problems)
         if clean["loadtest"] is None:
@@ -445,6 +529,7 @@ def record_to_dict(record: ProbeRecord | FailureRecord) -> dict[str, Any]:
     """All fields, in declaration order, plus `file` right after the name parts."""
     data = asdict(record)
     data["aliases"] = list(record.aliases)
+    data["twins"] = twins_to_list(record.twins)
     out: dict[str, Any] = {}
     for key, value in data.items():
         out[key] = value

@@ -3,8 +3,9 @@
 
 A build writes, under its output folder:
     report.jsonl                       one BuildResult per line
-    probes/<driver_version>/<arch>/<file>   the checked probe files
-    logs/<driver_version>/<arch>/<file>.log the full compiler log of every attempt
+    probes/<driver_version>/<arch>/<uname -r>/<file>  the checked files, by the kernel
+                                       they are for (twin kernels share a file name)
+    logs/<driver_version>/<arch>/<uname -r>/<file>.log  the compiler log of each
 Paths in the report are relative to the folder holding report.jsonl.
 """
 
@@ -28,6 +29,7 @@ from builder.core.records import (
     LoadTest,
     ProbeName,
     ProbeRecord,
+    Twin,
     check_arch,
     check_driver_type,
     check_driver_version,
@@ -36,11 +38,16 @@ from builder.core.records import (
     check_kernel_version,
     check_line,
     check_optional_url,
+    check_package_version,
     check_ref,
+    check_root,
     check_sha256,
     check_target,
     check_timestamp,
+    check_twins,
     loadtest_from_mapping,
+    twins_from_list,
+    twins_to_list,
     unique_aliases,
 )
 from builder.core.schema import Field, Schema, Where, each, in_range, longest, one_line, one_of
@@ -80,6 +87,11 @@ class BuildResult:
     job: str = ""           # the CI job that ran the build
     loadtest: LoadTest | None = None  # added by `falco-probes loadtest`
     driver_type: str = DEFAULT_TYPE   # drivertypes.DRIVER_TYPES: what was built
+    # The kernel the bytes are for: twin kernels share a file name (docs/twins.md).
+    uname_r: str = ""
+    package_version: str = ""
+    root: str = ""                    # where it is published: "" = the default path
+    twins: tuple[Twin, ...] = ()      # the other kernels whose loaders request the file
 
     @property
     def name(self) -> ProbeName:
@@ -101,7 +113,9 @@ class BuildResult:
                            driver_ref=self.driver_ref,
                            aliases=unique_aliases(self.file, self.aliases),
                            source=self.source, job=self.job, loadtest=self.loadtest,
-                           driver_type=self.driver_type)
+                           driver_type=self.driver_type, uname_r=self.uname_r,
+                           package_version=self.package_version,
+                           compiler=self.compiler_name, root=self.root, twins=self.twins)
 
     def to_failure(self, *, commit: str = "", log: str = "") -> FailureRecord:
         """This failed build as a catalog failure: the compiler's words on one line."""
@@ -115,7 +129,14 @@ class BuildResult:
                              driver_ref=self.driver_ref, category=self.category or "unknown",
                              aliases=unique_aliases(self.file, self.aliases),
                              source=self.source, job=self.job,
-                             driver_type=self.driver_type)
+                             driver_type=self.driver_type, uname_r=self.uname_r,
+                             package_version=self.package_version, root=self.root,
+                             twins=self.twins)
+
+    @property
+    def compiler_name(self) -> str:
+        """What built it, name and version (`Debian clang version 14.0.6`), one line."""
+        return one_line(self.compiler.get("clang", "") or self.compiler.get("gcc", ""), 200)
 
 
 _SCHEMA = Schema("build result", [
@@ -151,6 +172,13 @@ _SCHEMA = Schema("build result", [
     Field("job", str, required=False, default="", check=check_optional_url),
     Field("loadtest", dict, required=False, default=None),
     Field("driver_type", str, required=False, default=DEFAULT_TYPE, check=check_driver_type),
+    Field("uname_r", str, required=False, default="",
+          check=lambda v: None if v == "" else check_kernel_release(v)),
+    Field("package_version", str, required=False, default="",
+          check=lambda v: None if v == "" else check_package_version(v)),
+    Field("root", str, required=False, default="",
+          check=lambda v: None if v == "" else check_root(v)),
+    Field("twins", list, required=False, default=[], check=check_twins),
 ])
 
 
@@ -159,6 +187,7 @@ def result_to_dict(result: BuildResult) -> dict[str, Any]:
     data["file"] = result.file
     data["aliases"] = list(result.aliases)
     data["headers"] = list(result.headers)
+    data["twins"] = twins_to_list(result.twins)
     return data
 
 
@@ -184,6 +213,7 @@ def read_report(path: Path) -> list[BuildResult]:
             continue
         stated = clean.pop("file")
         clean["aliases"] = tuple(clean["aliases"])
+        clean["twins"] = twins_from_list(clean["twins"])
         clean["headers"] = tuple(clean["headers"])
         clean["duration"] = float(clean["duration"])
         if clean["loadtest"] is not None:

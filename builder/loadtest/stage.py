@@ -141,8 +141,10 @@ def kernel_of(result: BuildResult) -> tuple[str, str]:
 
     The probe's own kernel_release is the loader's name for it, which for
     Debian is rebuilt from the package version (6.1.0-56-amd64 is requested as
-    6.1.192-2-amd64); the build's kernel key keeps both as the kernel has them.
+    6.1.192-2-amd64); the report says both (older reports: the build's kernel key).
     """
+    if result.uname_r and result.package_version:
+        return result.uname_r, result.package_version
     parts = result.kernel_key.split("/")
     if len(parts) != 4 or check_kernel_release(parts[2]):
         return "", ""
@@ -351,7 +353,9 @@ def run_loadtest(paths: list[Path], options: LoadTestOptions, *,
 
 def _write_log(member: Member, text: str) -> None:
     name = member.result
-    path = member.folder / "logs" / name.driver_version / name.arch / f"{name.file}.loadtest.log"
+    release = kernel_of(name)[0] or "unknown-kernel"
+    path = (member.folder / "logs" / name.driver_version / name.arch / release
+            / f"{name.file}.loadtest.log")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
 

@@ -24,7 +24,7 @@ from typing import Protocol
 from builder.core.records import FailureRecord, ProbeRecord
 from builder.publish.attest import BundleFile
 from builder.publish.stores.assetnames import (
-    FamilyKey,  # (driver_version, arch, target): one catalog file
+    FamilyKey,  # (driver_version, arch, target, twin root): one set of releases
 )
 
 LOG = "log"
@@ -62,7 +62,7 @@ class Artifact:
 
     @property
     def family(self) -> FamilyKey:
-        return (self.probe.driver_version, self.probe.arch, self.probe.target)
+        return (self.probe.driver_version, self.probe.arch, self.probe.target, self.probe.root)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +88,8 @@ class FailedBuild:
 
     @property
     def family(self) -> FamilyKey:
-        return (self.failure.driver_version, self.failure.arch, self.failure.target)
+        return (self.failure.driver_version, self.failure.arch, self.failure.target,
+                self.failure.root)
 
     @property
     def log_name(self) -> str:

@@ -13,8 +13,11 @@ import unicodedata
 from typing import Any
 
 from builder.core.drivertypes import type_of_file
+from builder.core.records import TWINS_FOLDER
 
-FamilyKey = tuple[str, str, str]  # (driver_version, arch, target)
+# (driver_version, arch, target, twin root): one set of releases. The root is "" for the
+# loader's default path; a twin kernel's probes go to releases of their root's own.
+FamilyKey = tuple[str, str, str, str]
 
 TAG_PREFIX = "probes"
 GITHUB_MAX_ASSETS = 1000  # GitHub refuses more per release (422 file_count)
@@ -56,19 +59,31 @@ def tag_slug(driver_version: str) -> str:
     return _SLUG_UNSAFE.sub("-", driver_version)
 
 
+def _tag_prefix(family: FamilyKey) -> str:
+    driver_version, arch, target, root = family
+    twin = f"{TWINS_FOLDER}-{root}-" if root else ""
+    return f"{TAG_PREFIX}-{tag_slug(driver_version)}-{arch}-{target}-{twin}"
+
+
 def release_tag(family: FamilyKey, number: int) -> str:
-    driver_version, arch, target = family
-    return f"{TAG_PREFIX}-{tag_slug(driver_version)}-{arch}-{target}-{number:03d}"
+    return f"{_tag_prefix(family)}{number:03d}"
 
 
 def family_tag_pattern(family: FamilyKey) -> re.Pattern[str]:
-    driver_version, arch, target = family
-    prefix = f"{TAG_PREFIX}-{tag_slug(driver_version)}-{arch}-{target}-"
-    return re.compile(re.escape(prefix) + r"(\d{3,})")
+    return re.compile(re.escape(_tag_prefix(family)) + r"(\d{3,})")
+
+
+def family_path(family: FamilyKey) -> str:
+    """The family as a key prefix: dv/arch/target, and /root for a twin root."""
+    return "/".join(part for part in family if part)
 
 
 def marker_fields(family: FamilyKey) -> dict[str, str]:
-    return dict(zip(("driver_version", "arch", "target"), family, strict=True))
+    """The marker names the family; `root` only for a twin root (older markers lack it)."""
+    fields = dict(zip(("driver_version", "arch", "target", "root"), family, strict=True))
+    if not fields["root"]:
+        del fields["root"]
+    return fields
 
 
 def marker_line(family: FamilyKey) -> str:
@@ -90,7 +105,7 @@ def marker_family(body: str | None) -> FamilyKey | None:
     data = parse_marker(body)
     if data is None:
         return None
-    values = tuple(data.get(k) for k in ("driver_version", "arch", "target"))
+    values = tuple(data.get(k, "") for k in ("driver_version", "arch", "target", "root"))
     if not all(isinstance(v, str) for v in values):
         return None
-    return (str(values[0]), str(values[1]), str(values[2]))
+    return (str(values[0]), str(values[1]), str(values[2]), str(values[3]))

@@ -48,7 +48,13 @@ from builder.core.naming import (
     falcoctl_request_path,
     shell_request_path,
 )
-from builder.core.records import FailureRecord, ProbeRecord, validate_name_parts
+from builder.core.records import (
+    FailureRecord,
+    ProbeRecord,
+    check_root,
+    root_prefix,
+    validate_name_parts,
+)
 from builder.core.versions import FalcoVersion
 from builder.publish.attest import BUNDLE_SUFFIX, BundleFile
 from builder.publish.stores import (
@@ -100,27 +106,31 @@ def _folder(path: str, sent_file: str) -> str:
 
 
 def disk_paths(probe: ProbeRecord, falco_versions: Sequence[FalcoVersion]) -> list[str]:
-    """Relative paths that must exist on disk; the first holds the bytes, the rest link to it."""
+    """Relative paths that must exist on disk; the first holds the bytes, the rest link to it.
+    A twin kernel's probe lives below its root, twins/<root>/ (docs/twins.md), which a node
+    on that kernel serves as its DRIVERS_REPO."""
     canonical = canonical_path(probe)
+    prefix = root_prefix(probe.root)
     out = {canonical}
     for path in request_paths(probe, falco_versions):
         if path.count("/") == 1 and probe.arch != NO_ARCH_SERVED:
             continue
-        out.add(path)                          # servers that look up the raw path
-        out.add(urllib.parse.unquote(path))    # servers that decode %2B to +
+        out.add(prefix + path)                          # servers that look up the raw path
+        out.add(prefix + urllib.parse.unquote(path))    # servers that decode %2B to +
     return [canonical, *sorted(out - {canonical})]
 
 
 def canonical_path(probe: ProbeRecord) -> str:
-    return f"{probe.driver_version}/{probe.arch}/{probe.file}"
+    """Where the bytes live: <driver_version>/<arch>/<file>, below the twin root if any."""
+    return probe.store_path
 
 
 LOGS = "logs"
 ATTESTATIONS = "attestations"
 
 
-def log_path(driver_version: str, arch: str, name: str) -> str:
-    return f"{LOGS}/{driver_version}/{arch}/{name}"
+def log_path(driver_version: str, arch: str, name: str, root: str = "") -> str:
+    return f"{LOGS}/{root_prefix(root)}{driver_version}/{arch}/{name}"
 
 
 def bundle_link_path(probe: ProbeRecord) -> str:
@@ -155,7 +165,7 @@ class DirectoryStore:
         log = attestation = ""
         if artifact.log is not None:
             log = self.place_sidecar(artifact.log, log_path(probe.driver_version, probe.arch,
-                                                            log_name(probe.file)))
+                                                            log_name(probe.file), probe.root))
         if artifact.attestation is not None:
             attestation = self.place_attestation(artifact.attestation, probe)
         confirm(artifact, replace(placed, log=log, attestation=attestation))
@@ -164,7 +174,7 @@ class DirectoryStore:
         failure = item.failure
         _require_safe(failure)
         confirm(item, self.place_sidecar(item.log, log_path(failure.driver_version, failure.arch,
-                                                            item.log_name)))
+                                                            item.log_name, failure.root)))
 
     def finish(self, confirm: Confirm) -> None:
         """Nothing is pending: every probe is final as soon as it is written."""
@@ -334,6 +344,8 @@ class DirectoryStore:
 def _require_safe(probe: ProbeRecord | FailureRecord) -> None:
     wrong = validate_name_parts(probe.target, probe.kernel_release, probe.kernel_version,
                                 probe.arch, probe.driver_version)
+    if probe.root and check_root(probe.root):
+        wrong.append(f"root: {check_root(probe.root)}")
     if wrong:
         raise InputError(f"{probe.file}: " + "; ".join(wrong),
                          hint="name parts become paths in the store")

@@ -61,6 +61,7 @@ from builder.publish.stores.assetnames import (
     GITHUB_MAX_ASSETS,
     FamilyKey,
     asset_name,
+    family_path,
     family_tag_pattern,
     github_renamed,
     marker_family,
@@ -93,11 +94,12 @@ class ReleaseText:
     cap: int = 900
 
     def title(self, family: FamilyKey, number: int) -> str:
-        driver_version, arch, target = family
-        return f"Falco eBPF probes {driver_version} {target} {arch} (part {number})"
+        driver_version, arch, target, root = family
+        twin = f" for {root} twin kernels" if root else ""
+        return f"Falco drivers {driver_version} {target} {arch}{twin} (part {number})"
 
     def body(self, family: FamilyKey, number: int) -> str:
-        driver_version, arch, target = family
+        driver_version, arch, target, root = family
         falco = ", ".join(str(f) for f in self.falco_versions(driver_version))
         loaded = (f"Loaded by Falco {falco}." if falco else
                   "No Falco release loads this driver version by default; select it with "
@@ -105,17 +107,23 @@ class ReleaseText:
         site = (f"Find the probe for your kernel, its sha256 and its exact URL at "
                 f"{self.site_url} ." if self.site_url else
                 "The catalog (catalog/ in the repository) lists every probe's sha256 and URL.")
-        return "\n\n".join([
-            f"Pre-compiled Falco eBPF probes for driver version `{driver_version}`, target "
-            f"`{target}`, architecture `{arch}`: part {number} of this set (at most "
-            f"{self.cap} files per release: probes, their compile logs (`.log`) and the "
-            "provenance bundles attesting them (`.sigstore.json`)).",
+        twin = ("" if not root else
+                f"These are built for the twin kernels of root `{root}`: kernels whose "
+                "loaders request the same file names as other kernels' (see docs/twins.md); "
+                f"a node on one of them serves this root as `twins/{root}/` of a mirror.")
+        return "\n\n".join(part for part in [
+            f"Pre-compiled Falco drivers (eBPF probes `.o`, kernel modules `.ko`) for driver "
+            f"version `{driver_version}`, target `{target}`, architecture `{arch}`: part "
+            f"{number} of this set (at most {self.cap} files per release: drivers, their "
+            "compile logs (`.log`) and the provenance bundles attesting them "
+            "(`.sigstore.json`)).",
+            twin,
             loaded,
             site,
             "Asset names are the probe file names; names with characters GitHub renames "
             "(`~`, `+`) carry a short hash instead, and the label shows the real name.",
             marker_line(family),
-        ]) + "\n"
+        ] if part) + "\n"
 
 
 # --- the store ----------------------------------------------------------------------------
@@ -221,7 +229,8 @@ class GitHubStore:
         return bool(web) and url.startswith(f"{web}/releases/download/")
 
     def expected_keys(self, probe: ProbeRecord) -> tuple[str, ...]:
-        return (f"{probe.driver_version}/{probe.arch}/{probe.target}/{asset_name(probe.file)}",)
+        family = (probe.driver_version, probe.arch, probe.target, probe.root)
+        return (f"{family_path(family)}/{asset_name(probe.file)}",)
 
     def retire_alias(self, probe: ProbeRecord, alias: str) -> list[str]:
         """Nothing to remove: one asset per probe; aliases live only in the catalog."""
@@ -244,7 +253,7 @@ class GitHubStore:
                 for asset in self._list_assets(release).values():
                     state = asset.state if asset.state != "uploaded" else (
                         "draft" if draft else "ok")
-                    yield StoredItem("/".join((*family, asset.name)), asset.url, asset.sha256,
+                    yield StoredItem(f"{family_path(family)}/{asset.name}", asset.url, asset.sha256,
                                      state, tag, sidecar_kind(asset.name))
         except GithubException as exc:
             raise self._error("list releases", exc) from None
@@ -477,7 +486,7 @@ class GitHubStore:
                  f"GitHub: {kind} {tag} already existed (a lost answer or a parallel run); "
                  "taking it over")
             return shard
-        raise StoreError(f"no free release tag for {'/'.join(family.key)}")
+        raise StoreError(f"no free release tag for {family_path(family.key)}")
 
     def _create_release(self, family: _Family, tag: str, number: int
                         ) -> tuple[GitRelease, bool]:

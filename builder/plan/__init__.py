@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,19 +33,26 @@ from builder.core.records import (
     Kernel,
     Left,
     ProbeName,
+    Twin,
     check_driver_type,
     check_driver_version,
     check_file,
+    check_root,
+    check_twins,
     kernel_from_mapping,
     kernel_to_dict,
+    root_prefix,
+    twins_from_list,
+    twins_to_list,
     validate_name_parts,
 )
 from builder.core.schema import Field, Schema, Where, each, in_range
 from builder.core.versions import FalcoReleases
 from builder.kernels.targets import TargetKernels, kernels_for_targets
+from builder.plan.twins import FileName, Member, Placement, place_twins
 
 MAX_SHARDS = 256  # GitHub Actions refuses a matrix with more legs
-PLAN_SCHEMA_VERSION = 2  # 2: each job lists its probes with their names
+PLAN_SCHEMA_VERSION = 3  # 2: each job lists its probes with their names; 3: twin roots
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +63,18 @@ class Planned:
     name: ProbeName               # the name the driver version's own Falco releases request
     aliases: tuple[str, ...]      # every other file name a supported loader requests
     attempt: int = 1              # 1 = first try
+    root: str = ""                # twin root ("" = the loader's default path), twins.py
+    twins: tuple[Twin, ...] = ()  # the other kernels whose loaders request this file
 
     @property
     def driver_type(self) -> str:
         return self.name.driver_type
+
+    @property
+    def store_path(self) -> str:
+        """Where it will be published, relative to the store (twin root included)."""
+        name = self.name
+        return f"{root_prefix(self.root)}{self.driver_version}/{name.arch}/{name.file}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,24 +130,31 @@ def backoff_until(failure: FailureRecord, hours: Sequence[int]) -> dt.datetime |
 
 def make_plan(config: Config, kernels: Iterable[Kernel], catalog: Catalog, now: dt.datetime,
               *, driver_versions: Sequence[str] | None = None) -> Plan:
-    """Jobs for every (kernel, driver version) the catalog does not hold yet."""
+    """Jobs for every (kernel, driver version) the catalog does not hold yet, each probe
+    placed at the loader's default path or, for a twin kernel, under its root."""
     wanted = [d for d in config.driver_versions
               if driver_versions is None or d.version in driver_versions]
-    failures = {(f.driver_version, f.arch, f.file): f for f in catalog.failures()}
+    failures = {(f.driver_version, f.arch, f.file, f.root): f for f in catalog.failures()}
+    ordered = sorted(set(kernels), key=_kernel_order)
+    named = {kernel.key: [plan_probe(kernel, d.version, config.releases) for d in wanted]
+             for kernel in ordered}
+    placements = _placements(config, ordered, named, catalog)
     jobs: list[Job] = []
     left: list[Left] = []
-    for kernel in sorted(set(kernels), key=_kernel_order):
+    for kernel in ordered:
         todo: list[Planned] = []
-        for driver in wanted:
-            planned = plan_probe(kernel, driver.version, config.releases)
-            if catalog.lookup(driver.version, kernel.arch, planned.name.file) is not None:
+        for planned in named[kernel.key]:
+            file = (planned.driver_version, kernel.arch, planned.name.file)
+            place = placements[(file, kernel.host.uname_r)]
+            planned = replace(planned, root=place.root, twins=place.twins)
+            if _built(catalog, planned, kernel):
                 continue
-            failure = failures.get((driver.version, kernel.arch, planned.name.file))
+            failure = failures.get((*file, planned.root))
             if failure is not None:
                 until = backoff_until(failure, config.build.backoff_hours)
                 if until is not None and now < until:
                     left.append(Left(kernel.target, kernel.arch, kernel.host.uname_r,
-                                     driver.version, f"failed {failure.attempts}x at "
+                                     planned.driver_version, f"failed {failure.attempts}x at "
                                      f"{failure.step}; retry after {until:%Y-%m-%dT%H:%MZ}"))
                     continue
                 planned = replace(planned, attempt=failure.attempts + 1)
@@ -167,6 +190,62 @@ def plan_targets(config: Config, catalog: Catalog, now: dt.datetime, *, cache: P
     return TargetPlan(replace(plan, left_out=(*skipped, *plan.left_out)), found)
 
 
+def _placements(config: Config, kernels: Sequence[Kernel],
+                named: Mapping[str, list[Planned]], catalog: Catalog,
+                ) -> dict[tuple[FileName, str], Placement]:
+    """Where each kernel's file of each name goes: twins (kernels whose loaders request
+    one file) each get their own place (twins.py)."""
+    members: dict[FileName, list[Member]] = defaultdict(list)
+    rules: dict[str, str] = {}
+    for kernel in kernels:
+        rules[kernel.key] = _owner_rule(config, kernel)
+        for planned in named[kernel.key]:
+            members[(planned.driver_version, kernel.arch, planned.name.file)].append(
+                Member(kernel, planned.name))
+
+    def held_by(file: FileName) -> str | None:
+        record = catalog.lookup(*file)
+        return None if record is None else record.uname_r
+
+    return place_twins(members, lambda m: rules[m.kernel.key], held_by)
+
+
+def _owner_rule(config: Config, kernel: Kernel) -> str:
+    """The twins.owner rule of the kernel's target (its family: ubuntu for ubuntu-aws)."""
+    for target in config.targets:
+        if kernel.target == target.name or kernel.target.startswith(f"{target.name}-"):
+            return target.twins_owner
+    return "native"
+
+
+def _built(catalog: Catalog, planned: Planned, kernel: Kernel) -> bool:
+    """The catalog holds this probe already: at its place, built for this kernel (or by a
+    record that does not say for which: catalog schema 1)."""
+    record = catalog.lookup(planned.driver_version, kernel.arch, planned.name.file, planned.root)
+    return record is not None and record.uname_r in ("", kernel.host.uname_r)
+
+
+def twin_groups(plan: Plan) -> int:
+    """How many files of the plan are requested by more than one of its kernels."""
+    return len({(p.driver_version, job.kernel.arch, p.name.file)
+                for job in plan.jobs for p in job.probes if p.twins})
+
+
+def require_unique_paths(jobs: Iterable[Job], where: str) -> None:
+    """Refuse jobs that would publish two results at one place (or build one kernel's
+    probe twice): every planned store path is its kernel's alone."""
+    owners: dict[str, str] = {}
+    for job in jobs:
+        for planned in job.probes:
+            path, uname_r = planned.store_path, job.kernel.host.uname_r
+            if path in owners:
+                raise InputError(f"{where}: {path} is planned twice, for {owners[path]} and "
+                                 f"for {uname_r}",
+                                 hint="twin kernels need roots of their own: regenerate the "
+                                      "plan with this version of `falco-probes plan`")
+            owners[path] = uname_r
+
+
 def _kernel_order(kernel: Kernel) -> tuple[Any, ...]:
     return (kernel.target, kernel.arch, natural_key(kernel.host.uname_r), kernel.key)
 
@@ -196,6 +275,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "schema_version": PLAN_SCHEMA_VERSION,
         "summary": {"kernels": len(plan.jobs), "compiles": plan.compiles,
+                    "paths": len({p.store_path for j in plan.jobs for p in j.probes}),
+                    "twin_groups": twin_groups(plan),
                     "left_out": len(plan.left_out), "shards": len(plan.shards)},
         "jobs": jobs,
         "shards": [list(s) for s in plan.shards],
@@ -219,7 +300,8 @@ def _planned_to_dict(planned: Planned) -> dict[str, Any]:
     return {"driver_version": planned.driver_version, "target": name.target,
             "kernel_release": name.kernel_release, "kernel_version": name.kernel_version,
             "arch": name.arch, "aliases": list(planned.aliases), "attempt": planned.attempt,
-            "driver_type": name.driver_type}
+            "driver_type": name.driver_type, "root": planned.root,
+            "twins": twins_to_list(planned.twins)}
 
 
 _PLANNED_SCHEMA = Schema("planned probe", [
@@ -231,6 +313,9 @@ _PLANNED_SCHEMA = Schema("planned probe", [
     Field("aliases", list, required=False, default=[], check=each(check_file)),
     Field("attempt", int, required=False, default=1, check=in_range(1, MAX_COUNT)),
     Field("driver_type", str, required=False, default=DEFAULT_TYPE, check=check_driver_type),
+    Field("root", str, required=False, default="",
+          check=lambda v: None if v == "" else check_root(v)),
+    Field("twins", list, required=False, default=[], check=check_twins),
 ])
 
 
@@ -245,7 +330,8 @@ def _planned_from_dict(raw: object, where: Where, problems: list[Problem]) -> Pl
     if wrong:
         problems.append(where.problem("; ".join(wrong)))
         return None
-    return Planned(clean["driver_version"], name, tuple(clean["aliases"]), clean["attempt"])
+    return Planned(clean["driver_version"], name, tuple(clean["aliases"]), clean["attempt"],
+                   clean["root"], twins_from_list(clean["twins"]))
 
 
 def plan_from_dict(doc: Mapping[str, Any], path: str) -> Plan:
