@@ -89,9 +89,13 @@ def write_plan(planned: TargetPlan, out: Path | None) -> dict[str, Any]:
     if out is not None:
         atomic_write(out, json.dumps(doc, indent=1, sort_keys=True) + "\n")
     summary = doc["summary"]
-    info(f"plan: {summary['kernels']} kernels, {summary['compiles']} compiles in "
-         f"{summary['shards']} shard(s); {summary['left_out']} left out"
-         + (f"; written to {out}" if out else ""))
+    info(f"plan: {summary['kernels']} kernels, {summary['compiles']} compiles to "
+         f"{summary['paths']} distinct paths in {summary['shards']} shard(s); "
+         f"{summary['left_out']} left out" + (f"; written to {out}" if out else ""))
+    if summary["twin_groups"]:
+        info(f"  {summary['twin_groups']} file(s) are requested by two or more kernels (twin "
+             "kernels): each gets its own file, one at the loader's default path, the others "
+             "under twins/<root>/ (docs/twins.md)")
     for reason, count in _reasons(planned.plan.left_out).items():
         info(f"  left out {count}x: {reason}")
     return doc

@@ -613,3 +613,26 @@ def merge_into(root: Path, fragment_paths: list[Path]) -> MergeReport:
                 done="nothing was written")
     report.files_written = [str(p) for p in atomic_write_many(root, rendered)]
     return report
+
+
+_SCHEMA_LINE = re.compile(r"^schema_version: *(\d+) *$", re.MULTILINE)
+
+
+def older_schema_files(root: Path) -> list[tuple[Path, int]]:
+    """Catalog files written with an older schema (readable as they are), and which."""
+    found = []
+    for path in catalog_files(root):
+        match = _SCHEMA_LINE.search(read_text(path, limits.CATALOG_FILE))
+        if match is not None and int(match.group(1)) < SCHEMA_VERSION:
+            found.append((path, int(match.group(1))))
+    return found
+
+
+def migrate(root: Path) -> list[Path]:
+    """Rewrite every catalog file in the current schema (all or none); the changed ones.
+    Schema 1 to 2 changes the version line only: its records do not say which kernel
+    their bytes are for, and nothing can tell it afterwards (docs/catalog.md)."""
+    catalog = load_catalog(root)
+    rendered = {root / cat_file.relpath: render(cat_file).encode()
+                for cat_file in catalog.files.values()}
+    return atomic_write_many(root, rendered)

@@ -27,7 +27,13 @@ from typing import Any
 from builder.core.catalog import CatalogFile
 from builder.core.config import Config
 from builder.core.naming import MIN_KERNEL, OVERRIDE_RELEASES
-from builder.core.records import FailureRecord, LoadTest, ProbeRecord, kernel_series
+from builder.core.records import (
+    FailureRecord,
+    LoadTest,
+    ProbeRecord,
+    kernel_series,
+    twins_to_list,
+)
 from builder.site import layout
 from builder.site.model import SiteModel, natural_key, row_sort_key
 
@@ -105,7 +111,9 @@ def record_dict(record: ProbeRecord | FailureRecord) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in names:
         value = getattr(record, name)
-        if isinstance(value, tuple):
+        if name == "twins":
+            value = twins_to_list(value)
+        elif isinstance(value, tuple):
             value = list(value)
         elif isinstance(value, LoadTest):
             value = {name: getattr(value, name) for name in _LOADTEST_FIELDS}
@@ -135,10 +143,12 @@ def probes_document(driver_version: str, falco: Sequence[str],
 
 def sha256sums(records: Iterable[ProbeRecord]) -> str:
     """`<sha256>  <arch>/<file>` per probe, in GNU coreutils' format (escaped names
-    get a leading backslash, which the catalog's name rules make impossible)."""
+    get a leading backslash, which the catalog's name rules make impossible); a twin
+    kernel's probe as `../twins/<root>/<driver version>/<arch>/<file>`, so that the one
+    list checks a whole directory store from inside <store>/<driver version>/."""
     lines = []
-    for record in sorted(records, key=lambda r: (r.arch, r.file)):
-        path = f"{record.arch}/{record.file}"
+    for record in sorted(records, key=lambda r: (r.root, r.arch, r.file)):
+        path = f"{record.arch}/{record.file}" if not record.root else f"../{record.store_path}"
         if "\\" in path or "\n" in path or "\r" in path:
             escaped = path.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
             lines.append(f"\\{record.sha256}  {escaped}\n")
