@@ -44,7 +44,9 @@ from builder.shared.fetch import Cache
 MAX_REASON = 2000
 DEBIAN_TARGETS = ("debian",)
 
-ProbeKey = tuple[str, str, str]   # (report folder, driver version, file)
+# (report folder, the probe's path in it): the path, not the file name, names one result
+# (twin kernels share a file name; their results lie apart, by kernel).
+ProbeKey = tuple[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +67,7 @@ class Member:
 
     @property
     def key(self) -> ProbeKey:
-        return (str(self.folder), self.result.driver_version, self.result.file)
+        return (str(self.folder), self.result.path)
 
     @property
     def probe(self) -> Path:
@@ -324,13 +326,12 @@ def run_group(tester: LoadTester, group: KernelGroup, summary: LoadTestSummary,
 
 def record(tests: dict[ProbeKey, LoadTest]) -> None:
     """Write LoadTests into their reports, each report rewritten atomically."""
-    by_folder: dict[str, dict[tuple[str, str], LoadTest]] = {}
-    for (folder, version, file), test in tests.items():
-        by_folder.setdefault(folder, {})[(version, file)] = test
+    by_folder: dict[str, dict[str, LoadTest]] = {}
+    for (folder, probe_path), test in tests.items():
+        by_folder.setdefault(folder, {})[probe_path] = test
     for folder, found in by_folder.items():
         path = Path(folder) / REPORT_NAME
-        results = [replace(r, loadtest=found[(r.driver_version, r.file)])
-                   if r.ok and (r.driver_version, r.file) in found else r
+        results = [replace(r, loadtest=found[r.path]) if r.ok and r.path in found else r
                    for r in read_report(path)]
         replace_report(path, results)
 

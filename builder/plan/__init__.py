@@ -145,7 +145,7 @@ def make_plan(config: Config, kernels: Iterable[Kernel], catalog: Catalog, now: 
         todo: list[Planned] = []
         for planned in named[kernel.key]:
             file = (planned.driver_version, kernel.arch, planned.name.file)
-            place = placements[(file, kernel.host.uname_r)]
+            place = placements[(file, kernel.key)]
             planned = replace(planned, root=place.root, twins=place.twins)
             if _built(catalog, planned, kernel):
                 continue

@@ -16,6 +16,7 @@ Pure: names and kernels in, roots out.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -90,36 +91,41 @@ FileName = tuple[str, str, str]   # (driver version, arch, file)
 def place_twins(members: Mapping[FileName, list[Member]], rule: Callable[[Member], str],
                 default_owner: Callable[[FileName], str | None]) -> dict[tuple[FileName, str],
                                                                        Placement]:
-    """A placement per (file, kernel `uname -r`). `rule(member)` names the owner rule of
-    the member's target; `default_owner(file)` is the `uname -r` the catalog already
-    serves at the default path (None: nobody; "": a record that does not say)."""
+    """A placement per (file, kernel key). `rule(member)` names the owner rule of the
+    member's target; `default_owner(file)` is the `uname -r` the catalog already serves
+    at the default path (None: nobody; "": a record that does not say)."""
     out: dict[tuple[FileName, str], Placement] = {}
     for file, group in members.items():
         roots = _roots(group, rule(group[0]), default_owner(file))
         for member in group:
-            uname_r = member.kernel.host.uname_r
-            out[(file, uname_r)] = Placement(roots[uname_r], tuple(sorted(
-                Twin(other, root) for other, root in roots.items() if other != uname_r)))
+            out[(file, member.kernel.key)] = Placement(roots[member.kernel.key], tuple(sorted(
+                Twin(other.kernel.host.uname_r, roots[other.kernel.key]) for other in group
+                if other.kernel.key != member.kernel.key)))
     return out
 
 
 def _roots(group: list[Member], rule: str, held_by: str | None) -> dict[str, str]:
-    """Each member's root: "" for the owner of the default path, else its twin root (with
-    its `uname -r` where two members would share one). A default path held by a kernel
-    that is not in the group leaves every member to its root; one held by a record that
-    does not say its kernel (catalog schema 1) is taken to be the rule's owner's."""
-    if not held_by:
-        held_by = owner(group, rule).kernel.host.uname_r
-    roots = {m.kernel.host.uname_r: twin_root(m.kernel) for m in group
-             if m.kernel.host.uname_r != held_by}
+    """Each member's root by kernel key: "" for the owner of the default path, else its
+    twin root (with a digest of its kernel where two members would share one: a kernel
+    list may hold one `uname -r` twice, built twice). A default path held by a kernel that
+    is not in the group leaves every member to its root; one held by a record that does
+    not say its kernel (catalog schema 1) is taken to be the rule's owner's."""
+    chosen = owner(group, rule)
+    holder = next((m for m in group if m.kernel.host.uname_r == held_by), None)
+    if held_by == "" or held_by is None:
+        holder = chosen
+    elif holder is not None and holder.kernel.host.uname_r == chosen.kernel.host.uname_r:
+        holder = chosen   # the same `uname -r` twice: the rule says which
+    roots = {m.kernel.key: twin_root(m.kernel) for m in group if m is not holder}
     taken: dict[str, list[str]] = defaultdict(list)
-    for uname_r, root in roots.items():
-        taken[root].append(uname_r)
+    for key, root in roots.items():
+        taken[root].append(key)
     for root, sharing in taken.items():
         if len(sharing) > 1:
-            for uname_r in sharing:
-                roots[uname_r] = _safe_root(f"{root}-{uname_r}")
-    return {m.kernel.host.uname_r: roots.get(m.kernel.host.uname_r, "") for m in group}
+            for key in sharing:
+                digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+                roots[key] = _safe_root(f"{root}-{digest}")
+    return {m.kernel.key: roots.get(m.kernel.key, "") for m in group}
 
 
 def _safe_root(text: str) -> str:
