@@ -34,8 +34,13 @@ or falcoctl (Falco 0.37-0.43) asks for on a node, and look it up in the catalog.
 With no options it reads this node: /etc/os-release (or <--host-root>/etc/os-release,
 like the loader's HOST_ROOT), /etc/VERSION when present (minikube) and uname.
 
-exit codes: 0 the probe is in the catalog; 1 it is not (not built, failed, kernel too
-old, or the loader requests nothing); 2 bad input. With --batch: 0 if every line was
+Twin kernels (docs/twins.md) share a file name: the answer is the file built for this
+node's kernel (`uname -r`), and when it lives under a twin root, the loader setting that
+fetches it (`set: FALCOCTL_DRIVER_REPOS=<root>,<store>`).
+
+exit codes: 0 the probe for this kernel is in the catalog; 1 it is not (not built,
+failed, only another kernel's file under that name, kernel too old, or the loader
+requests nothing); 2 bad input. With --batch: 0 if every line was
 found, 1 if any was not, 2 if any line was bad input (each bad line still gets a result
 line with "error").
 """
