@@ -16,9 +16,11 @@ import traceback
 from collections.abc import Sequence
 
 from builder import __version__
-from builder.core.errors import EXIT_INTERRUPTED, InputError, ProbesError, ProblemsError
+from builder.core import secrets
+from builder.core.errors import EXIT_BUG, EXIT_INTERRUPTED, InputError, ProbesError, ProblemsError
 from builder.ui import info, show_library_messages
 
+TOKEN_VARIABLES = ("GITHUB_TOKEN", "GH_TOKEN")
 # Order is the order of `--help`: the pipeline first, consumers last.
 COMMANDS = ("kernels", "plan", "build", "loadtest", "attest", "publish", "catalog",
             "audit", "find", "verify", "mirror", "demo")
@@ -30,7 +32,7 @@ consumers: find, verify, mirror
 
 exit codes: 0 ok, 1 negative answer (not found, problems found, mismatch),
             2 bad input, 3 conflict, 4 store or network error, 5 build could not start,
-            130 interrupted. See docs/cli.md.
+            70 a bug in falco-probes, 130 interrupted. See docs/cli.md.
 """
 
 
@@ -56,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    for name in TOKEN_VARIABLES:  # masked in everything we print, whoever reads them
+        secrets.register(os.environ.get(name, ""))
     parser = build_parser()
     args = parser.parse_args(argv)
     show_library_messages()
@@ -79,6 +83,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                                        "where it happened"), debug)
     except RecursionError:  # a structure nested deeper than any parser site expected
         return _report(InputError("input nested too deeply to read"), debug)
+    except Exception as exc:  # a bug: still one located line, and the traceback masked
+        return _report(_Bug(f"unexpected {type(exc).__name__}: {exc}",
+                            hint="this is a bug in falco-probes; --debug shows where, "
+                                 "please report it with that output"), debug)
+
+
+class _Bug(ProbesError):
+    exit_code = EXIT_BUG
 
 
 def _report(exc: ProbesError, debug: bool) -> int:

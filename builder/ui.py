@@ -28,9 +28,35 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from builder.core import secrets
 from builder.core.schema import printable
 
-console_err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+
+class _Redacted:
+    """sys.stderr (looked up at each write, so a test's capture is honoured) with every
+    registered secret masked: rich's progress, messages and tracebacks all go through it."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(secrets.redact(text))
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+    def fileno(self) -> int:
+        return sys.stderr.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(sys.stderr, "encoding", None) or "utf-8"
+
+
+# The one place that writes to the terminal: every line below passes through
+# secrets.redact (core/secrets.py), with or without --debug.
+console_err = Console(file=_Redacted(), highlight=False, soft_wrap=True,  # type: ignore[arg-type]
+                      emoji=False)
 
 
 def progress_enabled() -> bool:
@@ -74,7 +100,7 @@ class LibraryMessages(logging.Handler):
     """What the library says (`logging`, logger "builder"), shown on stderr like `info`."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        info(record.getMessage())
+        info(record.getMessage())  # info() masks secrets
 
 
 def show_library_messages() -> None:
@@ -93,11 +119,11 @@ def info(message: str) -> None:
 
 def emit_json(data: Any) -> None:
     """One JSON document (or line) on stdout; JSON escapes control and non-ASCII characters."""
-    sys.stdout.write(json.dumps(data, sort_keys=False, ensure_ascii=True) + "\n")
+    sys.stdout.write(secrets.redact(json.dumps(data, sort_keys=False, ensure_ascii=True)) + "\n")
     sys.stdout.flush()
 
 
 def emit(line: str) -> None:
     """One result line on stdout. Lines carry external data (catalog values, file names,
     server messages): ESC, CR, LF and bidi overrides are shown as escapes, never obeyed."""
-    sys.stdout.write(printable(line) + "\n")
+    sys.stdout.write(secrets.redact(printable(line)) + "\n")

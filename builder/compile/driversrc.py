@@ -51,6 +51,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from builder.core import limits
 from builder.core.config import DriverVersion
 from builder.core.errors import BuildError, SourceLayoutError
 from builder.core.files import atomic_write, remove_tree, swap_tree
@@ -127,7 +128,8 @@ def from_directory(driver: DriverVersion, cache_dir: Path, base_dir: Path) -> Pr
 
 def from_libs_archive(driver: DriverVersion, cache_dir: Path) -> PreparedSource:
     url = libs_archive_url(driver.source.url, driver.ref)
-    archive = download(url, cache_dir / "downloads" / _archive_name(url))
+    archive = download(url, cache_dir / "downloads" / _archive_name(url),
+                       limit=limits.DRIVER_SOURCE)
     archive_sha = sha256_file(archive)
     cached = _cached_by_origin(cache_dir, "libs-archive", driver, f"{url}#{archive_sha}")
     if cached:
@@ -161,7 +163,7 @@ def from_debian_package(driver: DriverVersion, cache_dir: Path,
     if cached:
         return cached
     deb = download(package.url, cache_dir / "downloads" / _archive_name(package.url),
-                   sha256=package.sha256, size=package.size)
+                   limit=limits.DRIVER_SOURCE, sha256=package.sha256, size=package.size)
     with tempfile.TemporaryDirectory(prefix="deb-", dir=_scratch(cache_dir)) as tmp:
         extract(deb, Path(tmp), kind=package.kind)
         found = find_driver_dir(Path(tmp) / "usr" / "src", origin=origin)

@@ -21,6 +21,7 @@ from typing import IO, Any
 from builder.compile.compilers import compiler_for
 from builder.compile.driversrc import PreparedSource, prepare_source
 from builder.compile.sysroot import Sysroot, prepare_sysroot
+from builder.core import limits
 from builder.core.config import Config, DriverVersion
 from builder.core.errors import InputError, ProbesError, SourceLayoutError
 from builder.core.records import Kernel, release_numbers
@@ -163,7 +164,9 @@ def _require_no_earlier_result(jobs: Sequence[Job], options: BuildOptions) -> No
 def _download(kernel: Kernel, downloads: Cache, meter: Meter | None) -> list[Path]:
     if not kernel.headers:
         raise ProbesError(f"{kernel.key}: the kernel source lists no header packages")
-    return [downloads.fetch(h.url, sha256=h.sha256, size=h.size, meter=meter)
+    return [downloads.fetch(h.url, limit=limits.HEADER_ARCHIVE if h.kind == "tar"
+                            else limits.HEADER_PACKAGE, sha256=h.sha256, size=h.size,
+                            meter=meter)
             for h in kernel.headers]
 
 

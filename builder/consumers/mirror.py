@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from builder.core import limits
 from builder.core.catalog import Catalog, natural_key
 from builder.core.errors import InputError, ProbesError
 from builder.core.files import require_inside
@@ -79,7 +80,8 @@ class _Bundles:
         with self._lock:
             if url not in self._fetched:
                 name = hashlib.sha256(url.encode()).hexdigest()[:16] + ".json"
-                self._fetched[url] = read_bundle(download(url, self._staging / name))
+                self._fetched[url] = read_bundle(download(url, self._staging / name,
+                                                          limit=limits.PROBE_FILE))
             return self._fetched[url]
 
 
@@ -133,7 +135,8 @@ def _mirror_one(record: ProbeRecord, store: DirectoryStore) -> bool:
         return False
     staging = store.root / STAGING / canonical_path(record)
     require_inside(store.root, staging)
-    download(record.url, staging, sha256=record.sha256, size=record.size)
+    download(record.url, staging, limit=limits.PROBE_FILE, sha256=record.sha256,
+             size=record.size)
     store.place(staging, record, consume=True)
     return True
 

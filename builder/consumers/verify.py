@@ -295,7 +295,8 @@ def _find_bundle(path: Path, matches: Iterable[Known],
                 return local, str(local)
         elif url.scheme in ("http", "https") and downloads is not None:
             name = hashlib.sha256(known.attestation.encode()).hexdigest()[:16] + BUNDLE_SUFFIX
-            return download(known.attestation, downloads / name), redact(known.attestation)
+            return (download(known.attestation, downloads / name, limit=limits.PROBE_FILE),
+                    redact(known.attestation))
     return None
 
 

@@ -18,6 +18,7 @@ EXIT_CONFLICT = 3
 EXIT_STORE = 4
 EXIT_BUILD = 5
 EXIT_INTERRUPTED = 130
+EXIT_BUG = 70  # an error none of the above: a bug in falco-probes (sysexits' EX_SOFTWARE)
 
 
 @dataclass(frozen=True, slots=True)

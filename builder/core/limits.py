@@ -79,8 +79,25 @@ PLAN = Limit("PLAN", 32 * MIB, "bytes", "a plan file (plan --out, build --plan)"
 KERNEL_LIST = Limit("KERNEL_LIST", 32 * MIB, "bytes", "a kernel-crawler list (file or URL)")
 INDEX = Limit("INDEX", 32 * MIB, "bytes",
               "a site index or probe list read by verify --index (file or URL)")
-DOWNLOAD = Limit("DOWNLOAD", 1 * GIB, "bytes",
-                 "a download whose size nothing declares (header packages, driver sources)")
+# Downloads: a known size (apt's indices, the catalog) bounds what is read; without one,
+# the kind of file does. A body longer than either is cut off and refused.
+HEADER_PACKAGE = Limit("HEADER_PACKAGE", 128 * MIB, "bytes",
+                       "a kernel header package (.deb, .rpm) whose size the kernel list "
+                       "does not declare")
+HEADER_ARCHIVE = Limit("HEADER_ARCHIVE", 2 * GIB, "bytes",
+                       "a kernel header archive (a tarball, Flatcar's developer container) "
+                       "whose size is not declared")
+DRIVER_SOURCE = Limit("DRIVER_SOURCE", 64 * MIB, "bytes",
+                      "a driver source (a libs archive, a Debian source package) whose size "
+                      "is not declared")
+KERNEL_IMAGE = Limit("KERNEL_IMAGE", 1 * GIB, "bytes",
+                     "a kernel image package (load tests)")
+PROBE_FILE = Limit("PROBE_FILE", 256 * MIB, "bytes",
+                   "a driver file, log or attestation downloaded by mirror or verify "
+                   "when no size is recorded")
+DOWNLOAD_SECONDS = Limit("DOWNLOAD_SECONDS", 1800, "seconds",
+                         "one download, from its first request to its last byte, retries "
+                         "included")
 
 # --- structure: what a document may hold, counted before it is built ------------------------
 YAML_NODES = Limit("YAML_NODES", 150_000, "count",
@@ -98,7 +115,8 @@ HTTP_TIMEOUT = Limit("HTTP_TIMEOUT", 60, "seconds",
                      "waiting for a server to connect or send the next bytes")
 
 ALL = (OS_RELEASE, TOKEN_FILE, CONFIG, CATALOG_FILE, JSON_LINES, JSON_LINE, PLAN, KERNEL_LIST,
-       INDEX, DOWNLOAD, YAML_NODES, YAML_ALIAS_NODES, JSON_VALUES, HTTP_SECONDS, HTTP_TIMEOUT)
+       INDEX, HEADER_PACKAGE, HEADER_ARCHIVE, DRIVER_SOURCE, KERNEL_IMAGE, PROBE_FILE,
+       YAML_NODES, YAML_ALIAS_NODES, JSON_VALUES, HTTP_SECONDS, HTTP_TIMEOUT, DOWNLOAD_SECONDS)
 
 # --- values inside records (validated where they enter, not configurable) ----------------
 MAX_PROBE_SIZE = 2 * GIB - 1        # GitHub refuses assets of 2 GiB; probes are a few MB

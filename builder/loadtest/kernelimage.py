@@ -26,6 +26,7 @@ import zstandard
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
+from builder.core import limits
 from builder.core.errors import ProbesError
 from builder.core.records import DEB_ARCH
 from builder.shared.apt import AptArchive
@@ -107,7 +108,8 @@ def fetch_image(release: str, version: str, arch: str, apt: AptArchive, download
     if package is None:
         raise KernelUnavailable(f"no kernel image: {problems[0]}")
     try:
-        deb = downloads.fetch(package.url, sha256=package.sha256, size=package.size)
+        deb = downloads.fetch(package.url, limit=limits.KERNEL_IMAGE, sha256=package.sha256,
+                              size=package.size)
     except ProbesError as exc:
         raise KernelUnavailable(f"the kernel image could not be downloaded: {exc.message}") \
             from exc

@@ -76,30 +76,60 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def download(url: str, dest: Path, *, sha256: str = "", size: int = 0,
+@dataclass(frozen=True, slots=True)
+class _Bound:
+    """How much one download may read, and until when; `why` says whose rule that is."""
+
+    cap: int
+    why: str
+    deadline: float     # time.monotonic() past which it stops
+    seconds: int
+
+    @classmethod
+    def of(cls, url: str, size: int, limit: limits.Limit) -> _Bound:
+        """The declared size bounds it; without one, the limit of its kind. A declared
+        size past that limit is refused before anything is read."""
+        most = limit.get()
+        if size > most:
+            raise limit.exceeded(redact(url), amount=f"declares {size} bytes",
+                                 done="nothing was downloaded")
+        seconds = limits.DOWNLOAD_SECONDS.get()
+        why = ("the size recorded for it" if size else
+               f"{limit.what} may be at most {limits.human(most)}B ({limit.env})")
+        return cls(size or most, why, time.monotonic() + seconds, seconds)
+
+    def check_time(self, what: str) -> None:
+        if time.monotonic() > self.deadline:
+            raise TooSlow(f"{what}: still downloading after {self.seconds} s; stopped",
+                          hint=f"a slow or endless answer; raise "
+                               f"{limits.DOWNLOAD_SECONDS.env} if the server is just slow")
+
+
+def download(url: str, dest: Path, *, limit: limits.Limit, sha256: str = "", size: int = 0,
              meter: Meter | None = None, timeout: float = 60,
              retries: int = 3) -> Path:
     """Fetch `url` into `dest` (atomically) and return `dest`.
 
     `sha256` and `size`, when given, must match or the partial file is
-    deleted and InputError raised. Never more than `size` bytes (or
-    limits.DOWNLOAD when no size is known) are written: a longer body is cut
-    off and refused. `retries` is the number of attempts.
+    deleted and InputError raised. Never more than `size` bytes (or `limit`, the
+    maximum of this kind of file, when no size is known) are written, and never for
+    longer than limits.DOWNLOAD_SECONDS: a longer or slower body is cut off and
+    refused (TooLong, TooSlow). `retries` is the number of attempts.
     """
     sha256 = sha256.lower()
     if _already_there(dest, sha256, size):
         return dest
+    bound = _Bound.of(url, size, limit)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with _locked(dest):
         if _already_there(dest, sha256, size):  # another process finished it meanwhile
             return dest
         part = dest.with_name(dest.name + ".part")  # a stable name: a rerun resumes it
         scheme = urllib.parse.urlsplit(url).scheme.lower()
-        cap = size or limits.DOWNLOAD.get()
         if scheme in ("http", "https"):
-            _fetch_http(url, part, size, cap, meter, timeout, max(1, retries))
+            _fetch_http(url, part, size, bound, meter, timeout, max(1, retries))
         elif scheme in ("file", ""):
-            _copy_local(url, part, cap, meter)
+            _copy_local(url, part, bound, meter)
         else:
             raise InputError(f"{redact(url)}: unsupported URL scheme {scheme!r}",
                              hint="use an http(s) or file URL, or a plain path")
@@ -166,12 +196,12 @@ def _local_path(url: str) -> Path:
     return Path(urllib.request.url2pathname(parts.path))
 
 
-def _copy_local(url: str, part: Path, cap: int, meter: Meter | None) -> None:
+def _copy_local(url: str, part: Path, bound: _Bound, meter: Meter | None) -> None:
     source = _local_path(url)
     try:
         with open_regular(source) as src, _open_own(part) as out:
             task = _task(meter, source.name, os.fstat(src.fileno()).st_size, 0)
-            _copy(src, out, meter, task, cap, redact(url))
+            _copy(src, out, meter, task, bound, 0, redact(url))
     except InputError:
         part.unlink(missing_ok=True)
         raise
@@ -191,16 +221,19 @@ def _task(meter: Meter | None, name: str, total: int | None,
 
 
 def _copy(src: IO[bytes], out: IO[bytes], meter: Meter | None,
-          task: int | None, cap: int, what: str) -> int:
-    """Copy at most `cap` bytes; TooLong (the caller removes the partial file) past it."""
+          task: int | None, bound: _Bound, start: int, what: str) -> int:
+    """Copy what follows byte `start`, up to the bound's cap and deadline; TooLong or
+    TooSlow past them (the caller removes the partial file)."""
+    cap = bound.cap - start
     copied = 0
     while block := src.read(min(CHUNK, cap - copied + 1)):
         copied += len(block)
         if copied > cap:
-            raise TooLong(f"{what}: more than the expected {cap} bytes; stopped and removed "
-                          "the partial file", hint="the source serves another (or an endless) "
-                                                   "file; check the URL and the size recorded "
-                                                   "for it")
+            raise TooLong(f"{what}: more than {bound.cap} bytes; stopped and removed the "
+                          f"partial file ({bound.why})",
+                          hint="the source serves another (or an endless) file; check the "
+                               "URL and the size recorded for it")
+        bound.check_time(what)
         out.write(block)
         if meter is not None and task is not None:
             meter.advance(task, len(block))
@@ -209,6 +242,10 @@ def _copy(src: IO[bytes], out: IO[bytes], meter: Meter | None,
 
 class TooLong(InputError):
     """A body longer than the size we expect (or may accept)."""
+
+
+class TooSlow(InputError):
+    """A body that takes longer than a download may."""
 
 
 class _Retry(Exception):
@@ -241,7 +278,7 @@ class _Target:
         return request
 
 
-def _fetch_http(url: str, part: Path, size: int, cap: int, meter: Meter | None,
+def _fetch_http(url: str, part: Path, size: int, bound: _Bound, meter: Meter | None,
                 timeout: float, attempts: int) -> None:
     target = _Target.of(url)
     task: int | None = None
@@ -249,12 +286,17 @@ def _fetch_http(url: str, part: Path, size: int, cap: int, meter: Meter | None,
     for attempt in range(attempts):
         if attempt:
             time.sleep(min(MAX_BACKOFF_SECONDS, RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1)))
+            bound.check_time(target.url)
         try:
-            task = _attempt(target, part, size, cap, meter, task, timeout)
+            task = _attempt(target, part, size, bound, meter, task, timeout)
             return
-        except TooLong:
+        except (TooLong, TooSlow):
             part.unlink(missing_ok=True)
             raise
+        except OSError as exc:  # the disk is full, a file-size limit: say which file
+            part.unlink(missing_ok=True)
+            raise InputError(f"{target.url}: cannot write {part}: {exc.strerror or exc}",
+                             hint="check the free space of the cache folder") from None
         except _Retry as exc:
             last = str(exc)
     tries = f"{attempts} attempts" if attempts > 1 else "1 attempt"
@@ -263,20 +305,20 @@ def _fetch_http(url: str, part: Path, size: int, cap: int, meter: Meter | None,
                           "the partial file is kept and resumed")
 
 
-def _attempt(target: _Target, part: Path, size: int, cap: int, meter: Meter | None,
+def _attempt(target: _Target, part: Path, size: int, bound: _Bound, meter: Meter | None,
              task: int | None, timeout: float) -> int | None:
     """One request; appends to `part` from where it stops. Raises _Retry if transient."""
     have = part.stat().st_size if part.exists() else 0
-    if have > cap:  # not a prefix of the file we want
+    if have > bound.cap:  # not a prefix of the file we want
         part.unlink()
         have = 0
     try:
         with urllib.request.urlopen(target.request(have), timeout=timeout) as response:
             start = _resume_offset(response, have, part) if response.status == 206 else 0
             declared = _declared_total(response, start)
-            if declared > cap:
+            if declared > bound.cap:
                 raise TooLong(f"{target.url}: the server announces {declared} bytes, more than "
-                              f"the expected {cap}; nothing was downloaded",
+                              f"{bound.cap} ({bound.why}); nothing was downloaded",
                               hint="check the URL and the size recorded for it")
             total = declared or size
             if task is None:
@@ -287,7 +329,7 @@ def _attempt(target: _Target, part: Path, size: int, cap: int, meter: Meter | No
             with _open_own(part, append=bool(start)) as out:
                 out.seek(start)
                 out.truncate()
-                got = _copy(response, out, meter, task, cap - start, target.url)
+                got = _copy(response, out, meter, task, bound, start, target.url)
             if declared and start + got < declared:  # urllib does not notice a short body
                 raise _Retry(f"the connection closed after {start + got} of {declared} bytes")
     except urllib.error.HTTPError as exc:
@@ -396,11 +438,11 @@ class Cache:
         key = hashlib.sha256(redact(url).encode()).hexdigest()[:24]
         return self.root / "url" / key / name
 
-    def fetch(self, url: str, *, sha256: str = "", size: int = 0,
+    def fetch(self, url: str, *, limit: limits.Limit, sha256: str = "", size: int = 0,
               meter: Meter | None = None, timeout: float = 60,
               retries: int = 3) -> Path:
-        return download(url, self.cache_path_for(url, sha256), sha256=sha256, size=size,
-                        meter=meter, timeout=timeout, retries=retries)
+        return download(url, self.cache_path_for(url, sha256), limit=limit, sha256=sha256,
+                        size=size, meter=meter, timeout=timeout, retries=retries)
 
 
 def _file_name(url: str) -> str:

@@ -24,7 +24,7 @@ from github.GithubObject import GithubObject
 from github.Repository import Repository
 
 from builder import __version__
-from builder.core import limits
+from builder.core import limits, secrets
 from builder.core.errors import InputError, StoreError
 from builder.core.files import read_text
 from builder.core.records import check_url
@@ -89,7 +89,9 @@ def read_token(env: Mapping[str, str], token_file: Path | None) -> str:
 
 
 def _plausible(token: str, source: str) -> str:
-    """Refuse (without showing it) a token that could not go into an HTTP header."""
+    """Refuse (without showing it) a token that could not go into an HTTP header; a token
+    that could is registered as a secret, masked in everything the command line prints."""
+    secrets.register(token)
     if not re.fullmatch(r"[\x21-\x7e]+", token):
         raise InputError(f"{source}: the token holds spaces, control or non-ASCII characters",
                          hint="a GitHub token is one word of printable ASCII")
@@ -180,42 +182,50 @@ class GitHubApi:
         delay = self.settings.retry_delay
         failures = rate_waits = 0
         while True:
+            answer: GithubException | None = None
             try:
                 return fn()
             except GithubException as exc:
-                if exc.status == 401:
-                    raise StoreError(f"GitHub rejected the token ({self.describe(exc)}) while "
-                                     f"trying to {what}",
-                                     hint="check GITHUB_TOKEN or --token-file: it must be valid "
-                                          f"for {self.settings.api_url} and have contents: "
-                                          "write on the repository") from None
-                if exc.status == 422 and reconcile and "already_exists" in _error_codes(exc):
-                    found = reconcile()
-                    if found is not None:
-                        return found
-                    failures += 1
-                    if failures >= self.settings.attempts:
-                        raise
-                    continue
-                wait = self._rate_wait(exc, delay)
+                answer = exc
+            except (requests.ConnectionError, requests.Timeout,
+                    requests.exceptions.ChunkedEncodingError) as exc:
+                lost = exc.__class__.__name__
+            # Decided outside the except clauses: nothing raised from here on is chained to
+            # the server's answer, whose body (a server or proxy may echo the Authorization
+            # header into it) a --debug traceback would otherwise print.
+            if answer is None:
+                failures += 1
+                left_something = True
+                seconds, reason = delay, f"connection failed ({lost})"
+            elif answer.status == 401:
+                raise StoreError(f"GitHub rejected the token ({self.describe(answer)}) while "
+                                 f"trying to {what}",
+                                 hint="check GITHUB_TOKEN or --token-file: it must be valid "
+                                      f"for {self.settings.api_url} and have contents: "
+                                      "write on the repository")
+            elif answer.status == 422 and reconcile and "already_exists" in _error_codes(answer):
+                found = reconcile()
+                if found is not None:
+                    return found
+                failures += 1
+                if failures >= self.settings.attempts:
+                    raise answer
+                continue
+            else:
+                wait = self._rate_wait(answer, delay)
                 left_something = wait is None  # refused before it ran: nothing to look for
                 if wait is not None:
                     rate_waits += 1
                     if rate_waits > self.settings.rate_waits:
                         raise StoreError(f"GitHub kept rate-limiting us while trying to {what}",
                                          hint="lower the pace (--write-interval) or the "
-                                              "budget (--max-uploads) and run again") from None
+                                              "budget (--max-uploads) and run again")
                     seconds, reason = wait
-                elif exc.status >= 500:
+                elif answer.status >= 500:
                     failures += 1
-                    seconds, reason = delay, self.describe(exc)
+                    seconds, reason = delay, self.describe(answer)
                 else:
-                    raise
-            except (requests.ConnectionError, requests.Timeout,
-                    requests.exceptions.ChunkedEncodingError) as exc:
-                failures += 1
-                left_something = True
-                seconds, reason = delay, f"connection failed ({exc.__class__.__name__})"
+                    raise answer
             if failures >= self.settings.attempts:
                 raise StoreError(f"GitHub: could not {what} after {failures} attempts: {reason}",
                                  hint="GitHub or the network is failing; run again later, "
