@@ -399,7 +399,7 @@ class GitHubStore:
                     handle, size, name, content_type=CONTENT_TYPE, label=label)
 
         def reconcile() -> GitReleaseAsset | None:
-            self._refresh_assets(shard)
+            self._reread_release(shard)  # one request, however many assets it holds
             there = shard.assets.get(name)
             if there is None:
                 return None
@@ -541,6 +541,15 @@ class GitHubStore:
 
     def _refresh_assets(self, shard: _Shard) -> None:
         shard.assets = self._list_assets(shard.release)
+
+    def _reread_release(self, shard: _Shard) -> None:
+        """The release and every asset it holds, in one request (GET of the release: its
+        `assets` are all of them; listing them takes a request per 100). What a failed
+        upload reconciles against: a 5xx costs one request, not one per page."""
+        release_id = shard.release.id
+        shard.release = self.api.call(f"read release {shard.tag}",
+                                      lambda: self.api.repo.get_release(release_id))
+        shard.assets = {a.name: a for a in map(_Asset.of, shard.release.assets)}
 
     def _family(self, key: FamilyKey) -> _Family:
         family = self._families.get(key)
