@@ -17,9 +17,10 @@ legacy driver version (Falco 0.30's libs to 9.1.0+driver) reads alike:
   (with `sampling_ratio` 1, so nothing else is sampled away) drops. The other
   tracepoints (`sched_switch`, `signal_deliver` ...) are dropped the same way
   or find no filler in the tail-call map;
-- where the probe has them, `interesting_syscalls_table` (4.0.0+driver on)
-  marks openat interesting, `syscall_code_routing_table` (up to 3.0.1+driver)
-  holds its ppm code, and the settings' `capture_enabled` (up to 3.0.1) is set;
+- where the probe has them, `interesting_syscalls_table` (3.0.1+driver on)
+  marks openat interesting, `syscall_code_routing_table` (up to 2.0.0+driver;
+  later the entry's own `ppm_sc`) holds its ppm code, and the settings'
+  `capture_enabled` (up to 3.0.1+driver) is set;
 - the event table describes `PPME_GENERIC_E`, the filler table points it at
   `sys_generic`, the tail-call map holds `sys_generic` and `terminate_filler`;
 - one BPF output perf event per CPU goes into `perf_map`, each mapped once.
