@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from builder.build.driversrc import prepare_source
+from builder.build.kbuild import compile_probe
 from loadtestreports import Built, by_driver, write_built
 from realprobe import (
     COMPILE_TIMEOUT,
@@ -31,8 +33,6 @@ from realprobe import (
 )
 from test_loadtest_stage import needs_vm_tools
 
-from builder.build.driversrc import prepare_source
-from builder.build.kbuild import compile_probe
 from builder.cli import main
 from builder.core.config import DriverSource, DriverVersion
 from builder.loadtest.bpf import Bpf
