@@ -110,7 +110,7 @@ serve: venv
 
 # .github/workflows/nightly.yml run here: real kernels, compiles and mkdocs, a fake GitHub.
 rehearse: test-deps venv-dev
-	$(BIN)/python tests/rehearse.py --out $(REHEARSAL)
+	$(BIN)/python tests/helpers/rehearse.py --out $(REHEARSAL)
 
 bench: test-deps venv-dev
 	$(BIN)/python -m bench

@@ -18,15 +18,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-TESTS = Path(__file__).resolve().parent.parent / "tests"
+HELPERS = Path(__file__).resolve().parent.parent / "tests" / "helpers"
 
 
 def run(probes: int, failures: int, sidecars: bool) -> dict[str, Any]:
-    sys.path.insert(0, str(TESTS))
+    sys.path.insert(0, str(HELPERS))
     from attestations import unsigned_bundle
+    from buildreports import rewrite_report, specs, write_report
     from fakegithub import FakeGitHub
-    from test_publish import rewrite_report, specs, write_report
-    from test_store_github import TOKEN, make_store
+    from githubstore import TOKEN, make_store
 
     from builder.publish.attest import Subject, load_bundles, subject_name
     from builder.publish.stage import FragmentFile, Provenance, load_reports, publish

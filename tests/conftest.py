@@ -1,4 +1,5 @@
-"""Suite-wide fixtures."""
+"""Suite-wide fixtures. Helpers the tests import live in tests/helpers/ (on pytest's
+pythonpath); fixtures used by one folder's tests live in that folder's conftest.py."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hostileserver import Hostile
+from loopback import serving
 
 from builder import ui
 
@@ -24,3 +27,11 @@ def _library_messages_on_stderr() -> None:
     """The library's messages (logger "builder") on stderr, as every command shows them,
     whichever test runs first: tests that call the library read them with capsys."""
     ui.show_library_messages()
+
+
+@pytest.fixture(scope="module")
+def hostile() -> Iterator[str]:
+    """The base URL of an attacker's server (tests/helpers/hostileserver.py), used by the
+    fetch, kernel list, verify and mirror tests alike."""
+    with serving(Hostile) as url:
+        yield url
