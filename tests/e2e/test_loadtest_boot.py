@@ -1,4 +1,4 @@
-"""The one real boot: a Debian 6.1 kernel from its linux-image package, in QEMU, loading the
+"""Real boots: a Debian 6.1 kernel from its linux-image package, in QEMU, loading the
 session's real probe and a copy broken so that the verifier must reject it.
 
 The real probe is the one this machine's clang builds into a probe 6.1 accepts: the 2022
@@ -8,7 +8,11 @@ it predates libs' clang 15 verifier fixes, which is what a Debian 13 build machi
 
 From there the results go the whole way: into the report, through publish (which refuses
 the broken probe with the verifier's message unless --allow-unverified), into the catalog
-and out of `find`. One boot for the suite: CI pays for it once (about a minute under TCG).
+and out of `find`. That boot is shared by the tests below it (about a minute under TCG).
+
+A second boot loads Debian's two newest driver versions (8.0.0+driver and 9.1.0+driver) and
+counts a child's openat events with each: loadtest/events.py's capture, whose recipes and
+tables tests/loadtest/test_events.py checks without a kernel.
 """
 
 from __future__ import annotations
@@ -19,17 +23,24 @@ from pathlib import Path
 import pytest
 from loadtestreports import Built, broken_copy, by_driver, write_built
 from realprobe import (
+    COMPILE_TIMEOUT,
     DKMS_DRIVER_VERSION,
+    SID,
+    TRIXIE_DRIVER_VERSION,
     compiled_probe,
     real_kernel,
     shared_cache,
     snapshot_loads_with,
+    sysroot,
     trixie_probe,
 )
 from vmtools import needs_vm_tools
 
 from builder.cli import main
+from builder.compile.driversrc import prepare_source
+from builder.compile.kbuild import compile_probe
 from builder.core.catalog import read_fragments
+from builder.core.config import DriverVersion
 from builder.loadtest.events import OPENS
 from builder.shared.elfcheck import check_probe
 
@@ -190,3 +201,41 @@ def _os_release(folder: Path) -> Path:
     path = folder / "os-release"
     path.write_text('ID=debian\nVERSION_ID="12"\n')
     return path
+
+
+# --- the one boot: events from the two newest driver versions' probes ------------------
+
+SID_DRIVER_VERSION = "9.1.0+driver"
+
+
+def _sid_probe(base: Path) -> Path:
+    """Debian sid's 9.1.0+driver source (libs 0.23.2) compiled against the real headers."""
+    driver = DriverVersion(SID_DRIVER_VERSION, SID_DRIVER_VERSION, (), SID)
+    source = prepare_source(driver, shared_cache() / "driversrc")
+    out = base / "probe-out-9.1.0"
+    result = compile_probe(sysroot(base, "a"), source, out, timeout=COMPILE_TIMEOUT,
+                           headers=real_kernel().headers)
+    assert result.ok and result.probe is not None, result.reason + "\n" + result.log[-3000:]
+    return result.probe
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_the_newest_driver_versions_capture_the_childs_openat_calls(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    needs_vm_tools()
+    base = tmp_path_factory.getbasetemp()
+    eight = trixie_probe(base).probe
+    assert eight is not None
+    kernel = real_kernel()
+    out = tmp_path_factory.mktemp("events") / "out"
+    write_built(out, [Built(kernel.uname_r, kernel.package_version, TRIXIE_DRIVER_VERSION,
+                            probe=eight),
+                      Built(kernel.uname_r, kernel.package_version, SID_DRIVER_VERSION,
+                            probe=_sid_probe(base))])
+    assert main(["loadtest", str(out), "--cache", str(shared_cache()), "--json"]) == 0
+    for driver, results in by_driver(out).items():
+        test = results.loadtest
+        assert test is not None and test.status == "passed", (driver, test)
+        # an enter and an exit event for each openat of the child, no more, no fewer
+        assert test.events == 2 * OPENS, (driver, test)

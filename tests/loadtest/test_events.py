@@ -6,8 +6,8 @@ probes' DWARF (the 2022 snapshot and Debian 13's 8.0.0+driver) and check it agai
 the compiler wrote into the same probe's `maps` section: each table's value size is the
 sizeof() of the struct the recipe describes, so a recipe read wrong (another struct, an
 offset past the end, a member taken from the wrong version) fails here, before a VM.
-One boot (slow) loads Debian's 8.0.0+driver and 9.1.0+driver probes in their kernel and
-counts a child's openat events with each.
+The boot that loads Debian's 8.0.0+driver and 9.1.0+driver probes in their kernel and
+counts a child's openat events with each is in tests/e2e/test_loadtest_boot.py.
 """
 
 from __future__ import annotations
@@ -18,27 +18,11 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from builder.build.driversrc import prepare_source
-from builder.build.kbuild import compile_probe
-from loadtestreports import Built, by_driver, write_built
-from realprobe import (
-    COMPILE_TIMEOUT,
-    DKMS_PACKAGE,
-    TRIXIE_DRIVER_VERSION,
-    compiled_probe,
-    real_kernel,
-    shared_cache,
-    sysroot,
-    trixie_probe,
-)
-from test_loadtest_stage import needs_vm_tools
+from realprobe import compiled_probe, trixie_probe
 
-from builder.cli import main
-from builder.core.config import DriverSource, DriverVersion
 from builder.loadtest.bpf import Bpf
 from builder.loadtest.events import (
     OPENAT,
-    OPENS,
     PERF_RECORD_SAMPLE,
     Recipe,
     build_recipe,
@@ -306,43 +290,3 @@ def test_each_era_has_its_own_switches(real: tuple[str, Path]) -> None:
     assert ("syscall_code_routing_table" in maps) == old
     assert ("ppm_sc" in pair_members) == (not old)
     assert ("interesting_syscalls_table" in maps) == (not old)
-
-
-# --- the one boot: events from the two newest driver versions' probes ------------------
-
-SID_DRIVER_VERSION = "9.1.0+driver"
-SID_SOURCE = DriverSource("debian-package", package=DKMS_PACKAGE, suite="sid",
-                          version="0.23.2-6")
-
-
-def _sid_probe(base: Path) -> Path:
-    """Debian sid's 9.1.0+driver source (libs 0.23.2) compiled against the real headers."""
-    driver = DriverVersion(SID_DRIVER_VERSION, SID_DRIVER_VERSION, (), SID_SOURCE)
-    source = prepare_source(driver, shared_cache() / "driversrc")
-    out = base / "probe-out-9.1.0"
-    result = compile_probe(sysroot(base, "a"), source, out, timeout=COMPILE_TIMEOUT,
-                           headers=real_kernel().headers)
-    assert result.ok and result.probe is not None, result.reason + "\n" + result.log[-3000:]
-    return result.probe
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(1800)
-def test_the_newest_driver_versions_capture_the_childs_openat_calls(
-        tmp_path_factory: pytest.TempPathFactory) -> None:
-    needs_vm_tools()
-    base = tmp_path_factory.getbasetemp()
-    eight = trixie_probe(base).probe
-    assert eight is not None
-    kernel = real_kernel()
-    out = tmp_path_factory.mktemp("events") / "out"
-    write_built(out, [Built(kernel.uname_r, kernel.package_version, TRIXIE_DRIVER_VERSION,
-                            probe=eight),
-                      Built(kernel.uname_r, kernel.package_version, SID_DRIVER_VERSION,
-                            probe=_sid_probe(base))])
-    assert main(["loadtest", str(out), "--cache", str(shared_cache()), "--json"]) == 0
-    for driver, results in by_driver(out).items():
-        test = results.loadtest
-        assert test is not None and test.status == "passed", (driver, test)
-        # an enter and an exit event for each openat of the child, no more, no fewer
-        assert test.events == 2 * OPENS, (driver, test)
