@@ -9,6 +9,7 @@ probe with a different digest, rewriting only files whose bytes change.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import stat
@@ -18,10 +19,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from builder.core import limits
+from builder.core import canonical, limits
+from builder.core.catalogcache import CatalogCache
 from builder.core.drivertypes import DEFAULT_TYPE
 from builder.core.errors import ConflictError, InputError, Problem, ProblemsError
-from builder.core.files import atomic_write_many, file_kind, read_text
+from builder.core.files import atomic_write_many, decode_text, file_kind, read_bytes, read_text
 from builder.core.jsonio import iter_json_lines
 from builder.core.records import (
     FILE_KEYS,
@@ -198,32 +200,74 @@ def scan_catalog(root: Path) -> tuple[list[Path], list[Problem]]:
     return sorted(files), sorted(problems, key=lambda p: p.path)
 
 
-def load_catalog(root: Path, *, only: Iterable[tuple[str, str]] | None = None) -> Catalog:
-    """Load every catalog file (or those under the given (driver_version, arch) folders).
+_DEFAULT_CACHE: Any = object()  # load_catalog's default: the machine's catalog cache
 
-    Fast path: libyaml without line numbers, with the same checks as `check`
-    (safe YAML, no duplicate keys, bounded aliases and sizes, every record
-    validated). If anything is wrong, the whole catalog is re-checked with
-    line numbers and a ProblemsError raised.
+
+def load_catalog(root: Path, *, only: Iterable[tuple[str, str]] | None = None,
+                 files: Iterable[FileKey] | None = None,
+                 cache: CatalogCache | None = _DEFAULT_CACHE) -> Catalog:
+    """Load every catalog file (or those under the given (driver_version, arch) folders,
+    or the given files): the one way every reader reads the catalog.
+
+    Each file's bytes are hashed; a file whose bytes the cache (catalogcache.py) has seen
+    clean is taken from it, any other is read with the same checks as `check` (safe YAML:
+    the canonical form fast, anything else through the strict loader; no duplicate keys,
+    bounded aliases and sizes, every record validated) and then cached. If anything is
+    wrong, the whole catalog is re-checked with line numbers and a ProblemsError raised.
     """
+    if cache is _DEFAULT_CACHE:
+        cache = CatalogCache.default()
     wanted = set(only) if only is not None else None
+    named = set(files) if files is not None else None
     catalog = Catalog(root)
-    for path in catalog_files(root):
+    for path in _paths_of(root, named):
         rel = path.relative_to(root)
         if wanted is not None and tuple(rel.parts[:2]) not in wanted:
             continue
-        problems: list[Problem] = []
-        try:
-            text = read_text(path, limits.CATALOG_FILE)
-            cat_file = parse_file(path, rel, text, problems, with_lines=False)
-        except InputError:
-            cat_file = None
-        if problems or cat_file is None:
-            located = check_catalog(root) or [Problem(str(path), "invalid catalog file")]
-            raise ProblemsError(located, hint="run `falco-probes catalog check` to list "
-                                              "every problem; nothing was written")
+        cat_file = _read_file(root, path, rel, cache)
         catalog.files[cat_file.key] = cat_file
     return catalog
+
+
+def _paths_of(root: Path, named: set[FileKey] | None) -> list[Path]:
+    """Every catalog file, or only the named ones that exist (no walk of the whole tree)."""
+    if named is None:
+        return catalog_files(root)
+    paths = [root / CatalogFile(*key).relpath for key in sorted(named)]
+    found = [p for p in paths if p.is_file()]
+    problems = [Problem(str(p), "is not a regular file") for p in found if p.is_symlink()]
+    if problems:
+        raise ProblemsError(problems, hint="the catalog holds only regular files")
+    return found
+
+
+def _read_file(root: Path, path: Path, rel: Path, cache: CatalogCache | None) -> CatalogFile:
+    problems: list[Problem] = []
+    try:
+        data = read_bytes(path, limits.CATALOG_FILE)
+        digest = hashlib.sha256(data).hexdigest()
+        key = _path_key(rel)
+        cached = cache.get(digest, key) if cache is not None and key else None
+        if cached is not None and key is not None:
+            return CatalogFile(*key, probes=cached[0], failures=cached[1])
+        cat_file = parse_file(path, rel, decode_text(data, str(path)), problems,
+                              with_lines=False)
+    except InputError:
+        cat_file = None
+    if problems or cat_file is None:
+        located = check_catalog(root) or [Problem(str(path), "invalid catalog file")]
+        raise ProblemsError(located, hint="run `falco-probes catalog check` to list "
+                                          "every problem; nothing was written")
+    if cache is not None:
+        cache.put(digest, cat_file.key, cat_file.probes, cat_file.failures)
+    return cat_file
+
+
+def _path_key(rel: Path) -> FileKey | None:
+    parts = rel.parts
+    if len(parts) != 3 or not parts[2].endswith(".yaml"):
+        return None
+    return (parts[0], parts[1], parts[2][: -len(".yaml")])
 
 
 def check_catalog(root: Path) -> list[Problem]:
@@ -290,8 +334,11 @@ def parse_file(path: Path, rel: Path, text: str, problems: list[Problem],
     expected = _expected_key(rel, name, problems)
     if with_lines:
         data, key_lines, node_lines = compose_with_lines(text, name)
-    else:
-        data, key_lines, node_lines = load_text(text, name), {}, {}
+    else:  # the canonical form fast; anything else through the strict YAML loader
+        data = canonical.read(text, limits.YAML_NODES.get())
+        if data is None:
+            data = load_text(text, name)
+        key_lines, node_lines = {}, {}
     if not isinstance(data, dict):
         problems.append(Problem(name, "expected a mapping with driver_version, arch, target, "
                                 "probes and failures", 1))
