@@ -16,8 +16,6 @@ import yaml
 from catalogfiles import HEAD, SHA, good_probe, write_catalog
 from commandline import NODE, cli, os_release
 from hostileinputs import alias_bomb
-from hypothesis import given
-from hypothesis import strategies as st
 from testpaths import DATA
 
 from builder.cli import main
@@ -32,7 +30,6 @@ from builder.core.catalog import (
 from builder.core.errors import ConflictError, InputError, ProblemsError
 from builder.core.records import FailureRecord, LoadTest, ProbeRecord
 from builder.core.versions import BUILTIN_RELEASES
-from builder.core.yamlio import scalar
 from builder.site.load import load_and_write
 
 H1 = "a" * 64
@@ -161,19 +158,6 @@ def test_new_fields_round_trip_through_catalog_and_fragment(tmp_path: Path) -> N
     assert list(loaded.probes()) == [tested]
     assert list(loaded.failures()) == [failed]
     assert loaded.failures().__next__().all_files()[1] == "falco_debian_6.12.1-1-amd64_1.o"
-
-
-@given(st.text(max_size=40))
-def test_scalars_round_trip_through_safe_yaml(value: str) -> None:
-    doc = f"k: {scalar(value)}\n"
-    assert yaml.safe_load(doc) == {"k": value}
-
-
-@pytest.mark.parametrize("value", ["1", "5.10", "1_1", "yes", "null", "~", "0x1f", "1e3",
-                                   "2026-11-25", "12:30", "-", "a: b", "#x", "'q'", "@x",
-                                   "<script>", "6.12.48+deb12-amd64", "37~20.04.1"])
-def test_tricky_scalars_round_trip(value: str) -> None:
-    assert yaml.safe_load(f"- {{k: {scalar(value)}}}\n") == [{"k": value}]
 
 
 # --- merge -------------------------------------------------------------------------

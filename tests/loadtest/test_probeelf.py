@@ -17,7 +17,6 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.relocation import RelocationSection
 from elftools.elf.sections import SymbolTableSection
 from fakeprobe import EM_X86_64, make_fake_probe
-from realprobe import compiled_probe
 
 from builder.loadtest.probeelf import (
     BPF_PSEUDO_MAP_FD,
@@ -35,18 +34,11 @@ E5C53D64_MAPS = ("perf_map", "tail_map", "syscall_code_routing_table", "syscall_
 BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PROG_ARRAY, BPF_MAP_TYPE_PERF_EVENT_ARRAY = 2, 3, 4
 
 
-@pytest.fixture(scope="module")
-def real(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    result = compiled_probe(tmp_path_factory.getbasetemp())
-    assert result.probe is not None
-    return result.probe
-
-
 @pytest.mark.slow
-def test_maps_come_from_the_legacy_section_in_symbol_order(real: Path) -> None:
-    probe = read_probe(real)
+def test_maps_come_from_the_legacy_section_in_symbol_order(real_probe: Path) -> None:
+    probe = read_probe(real_probe)
     assert tuple(m.name for m in probe.maps) == E5C53D64_MAPS
-    with real.open("rb") as stream:
+    with real_probe.open("rb") as stream:
         elf = ELFFile(stream)
         maps_index = next(i for i, s in enumerate(elf.iter_sections()) if s.name == "maps")
         data = elf.get_section(maps_index).data()
@@ -70,9 +62,9 @@ def test_maps_come_from_the_legacy_section_in_symbol_order(real: Path) -> None:
 
 
 @pytest.mark.slow
-def test_programs_are_the_tracepoint_sections(real: Path) -> None:
-    probe = read_probe(real)
-    checked = check_probe(real)
+def test_programs_are_the_tracepoint_sections(real_probe: Path) -> None:
+    probe = read_probe(real_probe)
+    checked = check_probe(real_probe)
     assert tuple(p.section for p in probe.programs) == checked.programs
     assert len(probe.programs) == 107
     assert probe.license == checked.license == "GPL"
@@ -88,12 +80,12 @@ def test_programs_are_the_tracepoint_sections(real: Path) -> None:
 
 
 @pytest.mark.slow
-def test_relocations_are_the_program_sections_map_references_only(real: Path) -> None:
-    probe = read_probe(real)
+def test_relocations_are_the_program_sections_map_references_only(real_probe: Path) -> None:
+    probe = read_probe(real_probe)
     by_section = {p.section: p for p in probe.programs}
     expected: dict[str, list[tuple[int, str]]] = {}
     ignored = []
-    with real.open("rb") as stream:
+    with real_probe.open("rb") as stream:
         elf = ELFFile(stream)
         symtab = elf.get_section_by_name(".symtab")
         assert isinstance(symtab, SymbolTableSection)
@@ -118,8 +110,8 @@ def test_relocations_are_the_program_sections_map_references_only(real: Path) ->
 
 
 @pytest.mark.slow
-def test_linking_points_each_map_reference_at_its_map_fd(real: Path) -> None:
-    probe = read_probe(real)
+def test_linking_points_each_map_reference_at_its_map_fd(real_probe: Path) -> None:
+    probe = read_probe(real_probe)
     fds = [100 + i for i in range(len(probe.maps))]
     for program in probe.programs[:20]:
         linked = program.linked(fds)
