@@ -93,7 +93,8 @@ def test_the_real_probe_loads_in_its_own_kernel(tested: tuple[Path, dict[str, ob
     # the snapshot's types are what the capture knows (events.py); others are not tried.
     events = 2 * OPENS if driver == DKMS_DRIVER_VERSION else 0
     assert test.events == events
-    log = out / "logs" / driver / "x86_64" / f"{results[driver].file}.loadtest.log"
+    log = out / "logs" / driver / "x86_64" / str(facts["uname_r"]) / \
+        f"{results[driver].file}.loadtest.log"
     text = log.read_text()
     assert f"programs accepted: {programs}/{programs}, attached: 7" in text
     assert "raw_tracepoint/sys_enter: ok" in text
@@ -113,7 +114,8 @@ def test_the_broken_probe_is_rejected_with_the_verifiers_log(
     assert (test.accepted, test.total) == (facts["programs"] - 1, facts["programs"])  # type: ignore[operator]
     assert test.reason.startswith("raw_tracepoint/sys_enter: EACCES: ")
     assert "invalid read from stack" in test.reason
-    log = (out / "logs" / BROKEN_DRIVER / "x86_64" / f"{broken.file}.loadtest.log").read_text()
+    log = (out / "logs" / BROKEN_DRIVER / "x86_64" / str(facts["uname_r"]) /
+           f"{broken.file}.loadtest.log").read_text()
     assert "raw_tracepoint/sys_enter: REJECTED EACCES" in log
     verifier = log.split("--- verifier log of raw_tracepoint/sys_enter ---", 1)[1]
     assert "r0 = *(u64 *)(r10 +0)" in verifier
