@@ -27,6 +27,7 @@ from typing import Any
 from builder.compile.driversrc import prepare_source
 from builder.compile.kbuild import find_toolchain
 from builder.compile.sysroot import prepare_sysroot
+from builder.core import limits
 from builder.core.config import DriverSource, DriverVersion
 from builder.core.paths import apt_cache
 from builder.core.records import Kernel
@@ -112,7 +113,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     apt = AptArchive(apt_cache(), suites=("bookworm",))
     apt.update()
     kernel = pick_kernel(apt)
-    packages = [Cache.default().fetch(h.url, sha256=h.sha256, size=h.size)
+    packages = [Cache.default().fetch(h.url, limit=limits.HEADER_PACKAGE, sha256=h.sha256,
+                                      size=h.size)
                 for h in kernel.headers]
     source = prepare_source(DKMS, Path.home() / ".cache" / "falco-probes", apt=apt)
     drivers = driver_copies(work, source.driver_dir, 3)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.compile.kbuild import compile_probe
+from builder.core import limits
 from builder.loadtest.bpf import (
     BPF_LOG_LEVEL_STATS,
     BPF_LOG_LEVEL_VERBOSE,
@@ -61,7 +62,8 @@ def compiled_probe(work: Path) -> Path:
     apt.update()
     kernel = pick_kernel(apt)
     downloads = Cache(cache / "downloads")
-    packages = [downloads.fetch(h.url, sha256=h.sha256, size=h.size) for h in kernel.headers]
+    packages = [downloads.fetch(h.url, limit=limits.HEADER_PACKAGE, sha256=h.sha256,
+                                size=h.size) for h in kernel.headers]
     build_dir = prepare_sysroot(packages, work / "sysroot").build_dir(kernel.host.uname_r)
     source = prepare_source(DKMS, cache / "driversrc", apt=apt)
     result = compile_probe(build_dir, source, work / "out", timeout=600,

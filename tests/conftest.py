@@ -3,6 +3,7 @@ pythonpath); fixtures used by one folder's tests live in that folder's conftest.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,22 @@ def _own_catalog(tmp_path_factory: pytest.TempPathFactory,
     root = tmp_path_factory.mktemp("default-catalog")
     monkeypatch.setenv("FALCO_PROBES_CATALOG", str(root))
     yield root
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _own_catalog_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The parsed-catalog cache and its key live in the session's folders, never in the
+    user's ~/.cache and ~/.config (subprocesses of commands inherit them)."""
+    saved = {name: os.environ.get(name) for name in ("FALCO_PROBES_CATALOG_CACHE",
+                                                     "XDG_CONFIG_HOME")}
+    os.environ["FALCO_PROBES_CATALOG_CACHE"] = str(tmp_path_factory.mktemp("catalog-cache"))
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config"))
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -92,11 +92,17 @@ def render(cat_file: CatalogFile) -> str:
 
 
 def _line(record: ProbeRecord | FailureRecord) -> dict[str, Any]:
-    data = record_to_dict(record)
+    data = compact_record(record)
     for key in FILE_KEYS:
         del data[key]
-    # Empty optional fields are left out to keep lines short; loading restores them. So is
-    # the default kind (ebpf): every line written before kernel modules existed stays as is.
+    return data
+
+
+def compact_record(record: ProbeRecord | FailureRecord) -> dict[str, Any]:
+    """A record's fields without the empty optional ones (loading restores them), nor the
+    default driver type (ebpf): every line written before kernel modules and twin kernels
+    existed stays as it was."""
+    data = record_to_dict(record)
     if data.get("driver_type") == DEFAULT_TYPE:
         del data["driver_type"]
     if isinstance(data.get("loadtest"), dict):
@@ -491,7 +497,7 @@ def read_fragments(paths: Iterable[Path]) -> Fragment:
 
 def fragment_line(record: ProbeRecord | FailureRecord) -> dict[str, Any]:
     kind = "probe" if isinstance(record, ProbeRecord) else "failure"
-    return {"kind": kind, **record_to_dict(record)}
+    return {"kind": kind, **compact_record(record)}
 
 
 @dataclass

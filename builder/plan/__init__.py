@@ -1,8 +1,9 @@
 """Plan: desired probes (probes.yaml x kernels) minus what the catalog holds.
 
-Takes the config, the kernels of its targets (kernels/) and the loaded catalog;
-gives jobs grouped by kernel (headers are fetched once per kernel and every
-missing driver version is compiled against them), plus what was left out and
+Takes: the config, the kernels of its targets (kernels/) and the loaded catalog.
+Gives: jobs grouped by kernel (headers are fetched once per kernel and every missing
+driver version is compiled against them), each probe placed at the loader's default
+path or, for a twin kernel, under its root (twins.py), plus what was left out and
 why. Sharding spreads kernel groups over CI legs deterministically.
 
 `plan_targets` is the one planning pipeline (kernels -> catalog -> plan ->

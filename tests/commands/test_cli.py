@@ -51,11 +51,12 @@ def test_memory_stays_bounded_on_hostile_files(tmp_path: Path) -> None:
         for i in range(7100)))).encode())
     ones = tmp_path / "ones"  # two million nodes in 4 MB
     write_catalog(ones, (HEAD + "probes: [" + "1," * 1_999_000 + "1]\n").encode())
-    fragment = tmp_path / "fragment.jsonl"  # just under 8 MiB of minimal probe lines
-    with fragment.open("w") as handle:
-        for i in range(16_500):
-            handle.write(json.dumps(fragment_line(good_probe(f"6.1.0-{i}-amd64",
-                                                             f"{i:064x}"))) + "\n")
+    fragment = tmp_path / "fragment.jsonl"  # just under 8 MiB of minimal probe lines, over
+    with fragment.open("w") as handle:     # two arches (a catalog file holds at most 4 MiB)
+        for i in range(23_000):
+            probe = good_probe(f"6.1.0-{i}-amd64", f"{i:064x}")
+            handle.write(json.dumps(fragment_line(
+                replace(probe, arch="aarch64") if i % 2 else probe)) + "\n")
     assert 7.5 < fragment.stat().st_size / 2 ** 20 < 8
     (tmp_path / "none").mkdir()  # an empty catalog: find refuses a missing folder
     cases = [

@@ -54,6 +54,7 @@ from builder.compile.driversrc import (
 )
 from builder.compile.kbuild import compile_probe
 from builder.compile.stage import _legacy_always_reason
+from builder.core import limits
 from builder.core.config import DriverSource, DriverVersion
 from builder.core.errors import BuildError, ProbesError
 from builder.core.records import HostFacts, Kernel
@@ -425,7 +426,7 @@ def dkms_root() -> Path:
         apt.update()
     package = apt.package(SID.package, SID.version)
     deb = download(package.url, shared_cache() / "downloads" / package.name,
-                   sha256=package.sha256, size=package.size)
+                   limit=limits.DRIVER_SOURCE, sha256=package.sha256, size=package.size)
     dest = Path(tempfile.mkdtemp(prefix="dkms-"))
     extract(deb, dest)
     return next((dest / "usr" / "src").iterdir())

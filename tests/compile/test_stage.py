@@ -153,7 +153,7 @@ def test_build_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert main(["build", "--config", str(config), "--out", str(tmp_path / "o")]) == 2
     assert "say what to build" in capsys.readouterr().err
     bad = tmp_path / "plan.json"
-    bad.write_text('{"schema_version": 2, "jobs": [{"kernel": {"target": "x/y"}}]}')
+    bad.write_text('{"schema_version": 3, "jobs": [{"kernel": {"target": "x/y"}}]}')
     assert main(["build", "--config", str(config), "--plan", str(bad), "--out",
                  str(tmp_path / "o")]) == 2
     assert "field 'target'" in capsys.readouterr().err

@@ -18,7 +18,7 @@ from builder.publish.stores.github import GitHubStore, ReleaseText
 from builder.publish.stores.githubapi import GitHubApi, GitHubSettings
 
 TOKEN = "ghp_fakeToken0123456789abcdefSECRET"
-FAMILY = ("6.0.1+driver", "x86_64", "ubuntu-generic")
+FAMILY = ("6.0.1+driver", "x86_64", "ubuntu-generic", "")
 
 
 class Sleeps(list[float]):

@@ -21,6 +21,7 @@ import os
 import re
 from pathlib import Path
 
+from builder.core import limits
 from builder.core.errors import ProbesError
 from builder.core.records import Kernel
 from builder.kernels.select import version_order
@@ -77,7 +78,8 @@ def debian_headers(cache: Path, release: str = DEFAULT_RELEASE,
         if cached is None:
             raise
         return cached
-    paths = [download(h.url, folder / h.name, sha256=h.sha256, size=h.size)
+    paths = [download(h.url, folder / h.name, limit=limits.HEADER_PACKAGE, sha256=h.sha256,
+                      size=h.size)
              for h in kernel.headers]
     manifest = {"uname_r": kernel.host.uname_r, "version": kernel.package_version,
                 "packages": [{"name": h.name, "sha256": h.sha256, "size": h.size}

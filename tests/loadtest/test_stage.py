@@ -91,7 +91,7 @@ def test_untestable_kernels_are_recorded_not_tested_and_still_publishable(tmp_pa
             {**json.loads(_line_of((tmp_path / REPORT_NAME).read_text(), result.file)),
              "loadtest": None}
         log = tmp_path / "logs" / result.driver_version / result.arch / \
-            f"{result.file}.loadtest.log"
+            kernel_of(result)[0] / f"{result.file}.loadtest.log"
         assert "load test: not_tested" in log.read_text()
     artifacts, failures = load_reports([tmp_path], Provenance())
     assert failures == []

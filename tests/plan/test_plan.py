@@ -259,11 +259,11 @@ def test_plan_cli_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 PLAN_CASES = [
     ("nested JSON", "[" * 100_000, "invalid JSON: nested too deeply to read"),
     ("integer over 4300 digits", '{"schema_version": ' + "1" * 5000 + "}", "Exceeds the limit"),
-    ("jobs not a list", '{"schema_version": 2, "jobs": 7}', "jobs must be a list"),
-    ("shards not lists", '{"schema_version": 2, "jobs": [], "shards": [[true]]}',
+    ("jobs not a list", '{"schema_version": 3, "jobs": 7}', "jobs must be a list"),
+    ("shards not lists", '{"schema_version": 3, "jobs": [], "shards": [[true]]}',
      "shards must be at most 256 lists of job numbers"),
     ("too many values", "[" + ",".join(["[]"] * 300_000) + "]", "too many JSON values"),
-    ("bidi override in uname -v", json.dumps({"schema_version": 2, "jobs": [{
+    ("bidi override in uname -v", json.dumps({"schema_version": 3, "jobs": [{
         "probes": [{"driver_version": "5.0.1+driver", "target": "debian",
                     "kernel_release": "6.1.0-1-amd64", "kernel_version": "1",
                     "arch": "x86_64"}], "kernel": {

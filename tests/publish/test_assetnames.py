@@ -9,7 +9,14 @@ from fakegithub import github_asset_name
 from githubstore import FAMILY
 
 from builder.core.records import check_tag
-from builder.publish.stores.assetnames import asset_name, github_renamed, release_tag
+from builder.publish.stores.assetnames import (
+    asset_name,
+    family_tag_pattern,
+    github_renamed,
+    marker_family,
+    marker_line,
+    release_tag,
+)
 
 # --- names and tags --------------------------------------------------------------------------
 
@@ -49,12 +56,24 @@ def test_similar_names_stay_distinct() -> None:
 
 @pytest.mark.parametrize(("family", "number", "tag"), [
     (FAMILY, 1, "probes-6.0.1-driver-x86_64-ubuntu-generic-001"),
-    (("0.1.1dev+git20220316.e5c53d64", "aarch64", "debian"), 12,
+    (("0.1.1dev+git20220316.e5c53d64", "aarch64", "debian", ""), 12,
      "probes-0.1.1dev-git20220316.e5c53d64-aarch64-debian-012"),
-    (("2aa88dcf6243982697811df4c1b484bcbe9488a2", "x86_64", "cos"), 1000,
+    (("2aa88dcf6243982697811df4c1b484bcbe9488a2", "x86_64", "cos", ""), 1000,
      "probes-2aa88dcf6243982697811df4c1b484bcbe9488a2-x86_64-cos-1000"),
-    (("1.0.0~rc1", "x86_64", "amazonlinux2"), 2, "probes-1.0.0-rc1-x86_64-amazonlinux2-002"),
-])
-def test_release_tags(family: tuple[str, str, str], number: int, tag: str) -> None:
+    (("1.0.0~rc1", "x86_64", "amazonlinux2", ""), 2, "probes-1.0.0-rc1-x86_64-amazonlinux2-002"),
+    (("9.1.0+driver", "x86_64", "debian", "debian-12"), 1,
+     "probes-9.1.0-driver-x86_64-debian-twins-debian-12-001"),
+], ids=["default", "snapshot", "commit", "tilde", "twin root"])
+def test_release_tags(family: tuple[str, str, str, str], number: int, tag: str) -> None:
     assert release_tag(family, number) == tag
     assert check_tag(tag) is None
+
+
+def test_a_twin_roots_releases_are_a_family_of_their_own() -> None:
+    default = ("9.1.0+driver", "x86_64", "debian", "")
+    twin = ("9.1.0+driver", "x86_64", "debian", "debian-12")
+    assert marker_family(marker_line(default)) == default
+    assert marker_family(marker_line(twin)) == twin
+    assert '"root"' not in marker_line(default)  # markers written before twins stay valid
+    assert family_tag_pattern(default).fullmatch(release_tag(twin, 1)) is None
+    assert family_tag_pattern(twin).fullmatch(release_tag(twin, 7)) is not None
