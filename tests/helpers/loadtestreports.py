@@ -39,7 +39,8 @@ def write_built(folder: Path, items: Iterable[Built], failed: Iterable[Built] = 
     results = []
     for item in items:
         draft = _result(item, ok=True)
-        rel = f"probes/{item.driver_version}/{item.arch}/{draft.file}"
+        # where build puts it: twin kernels' probes share a file name, not a folder
+        rel = f"probes/{item.driver_version}/{item.arch}/{item.uname_r}/{draft.file}"
         path = folder / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         if item.probe is not None:

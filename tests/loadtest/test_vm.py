@@ -151,7 +151,7 @@ def test_no_virtiofsd_without_one_or_without_root(tmp_path: Path,
     monkeypatch.setattr(vm_module, "VIRTIOFSD", (rust,))
     assert vm_module.shares_here() == ("9p",)
     with pytest.raises(BuildError, match="virtiofs needs a virtiofsd and root") as refused, \
-            vm_module._virtiofsd(tmp_path):
+            vm_module._virtiofsd(tmp_path, vm_module.exports(tmp_path)):
         pass
     assert refused.value.hint == ("install Debian's virtiofsd (Debian 13) or "
                                   "qemu-system-x86 (Debian 12) and run as root")
@@ -174,7 +174,7 @@ exec sleep 60
     monkeypatch.setattr(vm_module, "VIRTIOFSD", (tmp_path / "none", daemon))
     work = tmp_path / "work"
     work.mkdir()
-    with vm_module._virtiofsd(work):
+    with vm_module._virtiofsd(work, vm_module.exports(work)):
         assert (work / "hostroot.sock").exists() and (work / "work.sock").exists()
     assert (tmp_path / "started").read_text().splitlines() == [
         f"--socket-path {work}/hostroot.sock --shared-dir / --cache always --sandbox chroot "
