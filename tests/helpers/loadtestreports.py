@@ -81,8 +81,9 @@ def by_file(folder: Path) -> dict[str, BuildResult]:
     return {r.file: r for r in read_report(folder / REPORT_NAME)}
 
 
-def by_driver(folder: Path) -> dict[str, BuildResult]:
-    return {r.driver_version: r for r in read_report(folder / REPORT_NAME)}
+def by_driver(folder: Path, arch: str = "x86_64") -> dict[str, BuildResult]:
+    """The results of one architecture's probes, by driver version."""
+    return {r.driver_version: r for r in read_report(folder / REPORT_NAME) if r.arch == arch}
 
 
 def broken_copy(probe: Path, dest: Path, section: str = "raw_tracepoint/sys_enter") -> Path:
