@@ -174,8 +174,9 @@ def build_root(debs: Sequence[Path], dest: Path, arch: str, minor: int,
             (tree / rel).mkdir(exist_ok=True)
         problems = root_problems(tree, arch, minor)
         if problems:
-            raise GuestRootUnavailable(f"the {arch} guest root made of {', '.join(lines)} "
-                                       f"is not usable: {'; '.join(problems)}")
+            names = ", ".join(line.split()[0] for line in lines)
+            raise GuestRootUnavailable(f"the {arch} guest root made of {names} is not usable: "
+                                       f"{'; '.join(problems)}")
         if minor == sys.version_info.minor:
             _byte_compile(tree, minor)
         (tree / PACKAGES_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
