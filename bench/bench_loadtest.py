@@ -4,6 +4,7 @@ and how many probes an hour this machine load-tests.
     python -m bench.bench_loadtest [--repeat 2] [--probe FILE]
     python -m bench.bench_loadtest --throughput --probe FILE [--probe FILE ...]
                                    [--vms N] [--boots M]
+    python -m bench.bench_loadtest --arm64-costs
 
 A) one Debian kernel, one probe, its image already cached: `falco-probes loadtest
    --probe` against a bare boot of the same kernel and share running `true` (QEMU,
@@ -23,6 +24,11 @@ it says why not). Per run: probes per hour, and where a boot's time goes: the ke
 start (to /init and the shares mounted), loading the probe (of which the verifier: the
 bpf() calls), and the rest of the guest (Python's start, the events capture), with QEMU's
 CPU seconds per boot. Not part of `python -m bench`: it takes many minutes under TCG.
+
+--arm64-costs: what an arm64 kernel costs a machine before its first boot, in an empty
+cache folder: apt's arm64 indices, the guest's root (first time and cached) and Debian
+12's newest 6.1 arm64 image (downloaded and cut down), each in wall and CPU seconds, with
+what it leaves on disk.
 """
 
 from __future__ import annotations
@@ -224,6 +230,49 @@ def _parts(boot: Boot, raw: dict[str, Any] | None) -> dict[str, float]:
             "qemu_outside_guest_s": max(0.0, boot.seconds - marks.get("guest exited", 0.0))}
 
 
+# --- arm64-costs: a cold cache's first arm64 kernel -----------------------------------------
+
+ARM64_KERNEL = ("6.1.0-57-arm64", "6.1.192-3")
+BOOKWORM = ("bookworm", "bookworm-updates", "bookworm-security")
+
+
+def arm64_costs() -> dict[str, Any]:
+    from builder.loadtest.guestroot import guest_root
+    from builder.shared.apt import AptArchive
+    from builder.shared.fetch import Cache
+
+    with tempfile.TemporaryDirectory(prefix="falco-probes-bench-") as tmp:
+        cache = Path(tmp)
+        apt = AptArchive(cache / "apt", arch="arm64", suites=BOOKWORM)
+        downloads = Cache(cache / "downloads")
+        tester = LoadTester(LoadTestOptions(cache=cache, suites=BOOKWORM))
+        steps = {"apt_indices": _timed(apt.update),
+                 "root_first": _timed(lambda: guest_root("aarch64", apt, downloads,
+                                                         cache / "guestroot")),
+                 "root_cached": _timed(lambda: guest_root("aarch64", apt, downloads,
+                                                          cache / "guestroot")),
+                 "image_first": _timed(lambda: tester.image(*ARM64_KERNEL, "aarch64"))}
+        return {**steps, "mb_on_disk": {part: _megabytes(cache / part) for part in
+                                        ("apt", "guestroot", "kernels", "downloads")},
+                "load_average": os.getloadavg()}
+
+
+def _timed(step: Any) -> dict[str, float]:
+    """Wall and CPU seconds (this process and its children) of one call."""
+    def cpu() -> float:
+        mine, kids = (resource.getrusage(who) for who in
+                      (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+        return mine.ru_utime + mine.ru_stime + kids.ru_utime + kids.ru_stime
+    started, cpu_before = time.perf_counter(), cpu()
+    step()
+    return {"wall_s": round(time.perf_counter() - started, 1),
+            "cpu_s": round(cpu() - cpu_before, 1)}
+
+
+def _megabytes(folder: Path) -> float:
+    return round(sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 1e6, 1)
+
+
 def main(argv: list[str]) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_loadtest")
     parser.add_argument("--repeat", type=int, default=2)
@@ -232,11 +281,15 @@ def main(argv: list[str]) -> dict[str, Any]:
                         help="probes per hour with one VM and --vms VMs (needs --probe)")
     parser.add_argument("--vms", type=int, default=2)
     parser.add_argument("--boots", type=int, default=2)
+    parser.add_argument("--arm64-costs", action="store_true",
+                        help="an arm64 kernel's first costs in an empty cache (see above)")
     args = parser.parse_args(argv)
-    if args.throughput:
+    if args.arm64_costs:
+        figures: dict[str, Any] = {"arm64_costs": arm64_costs()}
+    elif args.throughput:
         if not args.probe:
             parser.error("--throughput needs --probe FILE (x86_64 or arm64)")
-        figures: dict[str, Any] = {"throughput": throughput(args.probe, args.vms, args.boots)}
+        figures = {"throughput": throughput(args.probe, args.vms, args.boots)}
     else:
         with tempfile.TemporaryDirectory(prefix="falco-probes-bench-") as tmp:
             probe = args.probe[0] if args.probe else compiled_probe(Path(tmp))
