@@ -209,7 +209,10 @@ def _run(tester: LoadTester, image: KernelImage, probe: Path, accel: str, at_onc
     parts = [_parts(boot, results.get("probe")) for boot, results in done]
     median = {key: round(statistics.median(p[key] for p in parts), 1) for key in parts[0]}
     return {"kernel": image.release, "arch": image.arch, "accel": accel, "vms": at_once,
-            "boots": boots, "passed": sum(1 for p in parts if p["passed"]),
+            "boots": boots, "passed": sum(1 for _, results in done
+                                          if results.get("probe", {}).get("passed")),
+            "not_passed": [_why_not(boot, results.get("probe")) for boot, results in done
+                           if not results.get("probe", {}).get("passed")],
             "wall_s": round(wall, 1), "probes_per_hour": round(boots * 3600 / wall),
             **median, "qemu_cpu_s_per_boot": round((after.ru_utime + after.ru_stime -
                                                     before.ru_utime - before.ru_stime)
@@ -223,11 +226,18 @@ def _parts(boot: Boot, raw: dict[str, Any] | None) -> dict[str, float]:
     load = float(raw.get("seconds", 0)) if raw else 0.0
     verifier = sum(float(p.get("seconds", 0)) for p in raw.get("programs", [])) if raw else 0.0
     guest = marks.get("guest exited", 0.0) - marks.get("host root mounted", 0.0)
-    return {"boot_s": round(boot.seconds, 1), "passed": float(bool(raw and raw.get("passed"))),
+    return {"boot_s": round(boot.seconds, 1),
             "kernel_to_mounts_s": marks.get("host root mounted", 0.0),
             "probe_load_s": load, "of_which_verifier_s": verifier,
             "python_and_events_s": max(0.0, guest - load),
             "qemu_outside_guest_s": max(0.0, boot.seconds - marks.get("guest exited", 0.0))}
+
+
+def _why_not(boot: Boot, raw: dict[str, Any] | None) -> str:
+    """Why a boot of the benchmark did not pass: the VM's reason, else the probe's, with
+    the console's last lines (the boot's work folder is gone by then)."""
+    reason = boot.reason or (raw or {}).get("reason") or "no result from the guest"
+    return f"{reason} | console: {' / '.join(boot.console.splitlines()[-6:])}"
 
 
 # --- arm64-costs: a cold cache's first arm64 kernel -----------------------------------------
