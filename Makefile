@@ -15,11 +15,11 @@ ARGS   ?=
 REHEARSAL ?= rehearsal
 
 # Debian packages. The demo needs the compiler toolchain kbuild runs (clang, llc, make,
-# libelf), Python's venv, and QEMU with a static busybox for the load test's VM; the
-# tests also build RPMs (rpm, cpio), drive the site in Chromium and read the repository
-# with git.
+# libelf), Python's venv, and QEMU with a static busybox for the load test's VMs
+# (qemu-system-arm has qemu-system-aarch64, for the arm64 kernels); the tests also build
+# RPMs (rpm, cpio), drive the site in Chromium and read the repository with git.
 DEMO_PACKAGES := clang llvm make libelf-dev python3-venv ca-certificates qemu-system-x86 \
-	busybox-static
+	qemu-system-arm busybox-static
 TEST_PACKAGES := $(DEMO_PACKAGES) rpm cpio chromium git
 # Optional packages: installed only where this Debian's archive offers them, skipped
 # (silently) where it does not. virtiofsd is the load test's virtiofs daemon for kernels
