@@ -1,6 +1,7 @@
 """The built site in real headless Chromium (Debian's chromium, driven by Playwright).
 
-The fixture site (tests/helpers/sitecatalog.py) is built with `mkdocs build --strict` and
+The fixture site (tests/helpers/sitecatalog.py) is built as `falco-probes site build`
+builds it (generated pages, `mkdocs build --strict`, the API placed after it) and
 served by a loopback http.server. Every request to another host is refused and
 fails the test, as does any console error. Expected answers are computed in
 Python with builder.core.naming and the loaded catalog, the way `falco-probes find`
@@ -18,8 +19,8 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
-from mkdocsbuild import mkdocs_build
 from sitebrowser import chromium_context, serve
+from sitebuild import generated_site
 from sitecatalog import (
     DRIVERS,
     PROBES_YAML,
@@ -70,8 +71,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Fixt
     root = tmp_path_factory.mktemp("site-browser")
     fixture = write_catalog(root / "catalog", build_fixture())
     (root / "probes.yaml").write_text(PROBES_YAML)
-    mkdocs_build(root / "site", root / "catalog", root / "probes.yaml")
-    with serve(root / "site") as url:
+    site = generated_site(root, root / "catalog", root / "probes.yaml")
+    with serve(site) as url:
         yield url, fixture, load_catalog(root / "catalog")
 
 
