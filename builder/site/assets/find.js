@@ -283,7 +283,8 @@
         "not " + name.arch + ".");
     }
     var self = this;
-    return this.lookup.byName(choice.driver, name.arch, name.file).then(function (got) {
+    return this.lookup.byName(choice.driver, name.arch, name.file, name.kernel_release,
+                              release).then(function (got) {
       if (got.probe) { return self.found(context, got.probe); }
       return self.missing(context, null, got.failure);
     });
@@ -693,7 +694,8 @@
     var series = /^(\d+)\.(\d+)/.exec(name.kernel_release);
     if (!doc || !series) { return null; }
     var key = parseInt(series[1], 10) + "." + parseInt(series[2], 10);
-    var of = ((doc.newest[context.driver] || {})[name.arch] || {})[key];
+    var kinds = doc.newest[context.driver] || {};
+    var of = ((kinds[name.driver_type || "ebpf"] || {})[name.arch] || {})[key];
     if (!of) { return null; }
     return sentence(["Newest " + name.target + " kernel of the " + key + " series with a probe for " +
       context.driver + " (" + name.arch + "): ",
