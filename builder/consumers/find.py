@@ -6,6 +6,7 @@ command module reads the node (os-release, uname) and prints.
 
 from __future__ import annotations
 
+import contextlib
 import urllib.parse
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -31,6 +32,7 @@ from builder.core.records import (
     LoadTest,
     ProbeName,
     ProbeRecord,
+    check_target,
     release_numbers,
 )
 from builder.core.versions import FalcoVersion, check_supported
@@ -142,6 +144,21 @@ def resolve_versions(falco: str | None, driver: str | None,
         falco_version = FalcoVersion.parse(falco) if falco else newest_falco(config)
     check_supported(falco_version)
     return falco_version, driver or driver_version_for(falco_version, config)
+
+
+def catalog_files_for(host: HostFacts, falco: FalcoVersion, driver_version: str,
+                      config: Config | None) -> set[tuple[str, str, str]]:
+    """The catalog files that can answer this node: the one of the target its loader names
+    and the one of its canonical name's target (where the record, and the aliases that
+    other Falco releases request, live). Nothing else needs reading."""
+    served = falco_releases(config).falco_for(driver_version)
+    names = []
+    with contextlib.suppress(NoRequest):
+        names.append(probe_name(host, falco))
+    with contextlib.suppress(NoRequest):
+        names.append(names_for_driver(host, served or [falco])[0])
+    return {(driver_version, n.arch, n.target) for n in names
+            if n.arch in ARCHES and not check_target(n.target)}
 
 
 def find(host: HostFacts, falco: FalcoVersion, driver_version: str, catalog: Catalog,

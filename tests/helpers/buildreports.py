@@ -12,6 +12,7 @@ from typing import Any
 
 from fakeprobe import make_fake_probe
 
+from builder.core.records import Twin
 from builder.core.report import BuildResult, result_to_dict
 
 BUILT = "2025-01-02T03:04:05Z"
@@ -27,6 +28,10 @@ class Spec:
     target: str = "ubuntu-generic"
     aliases: tuple[str, ...] = ()
     payload: str = ""
+    uname_r: str = ""            # the kernel the bytes are for (twins share a file name)
+    package_version: str = ""
+    root: str = ""               # twin root: "" = the loader's default path
+    twins: tuple[Twin, ...] = ()
 
 
 def specs(count: int, start: int = 0, **fields: Any) -> list[Spec]:
@@ -41,11 +46,14 @@ def write_report(folder: Path, probes: Iterable[Spec], failures: Iterable[Spec] 
     results = []
     for spec in probes:
         draft = BuildResult(True, spec.driver_version, spec.arch, spec.target,
-                            spec.kernel_release, spec.kernel_version)
-        rel = f"probes/{spec.driver_version}/{spec.arch}/{draft.file}"
+                            spec.kernel_release, spec.kernel_version, uname_r=spec.uname_r,
+                            package_version=spec.package_version, root=spec.root,
+                            twins=spec.twins)
+        kernel = spec.uname_r or spec.kernel_release
+        rel = f"probes/{spec.driver_version}/{spec.arch}/{kernel}/{draft.file}"
         path = make_fake_probe(_mkdir(folder / rel),
-                               spec.payload or f"{spec.driver_version} {draft.file}",
-                               kernel_release=spec.kernel_release)
+                               spec.payload or f"{spec.driver_version} {kernel} {draft.file}",
+                               kernel_release=kernel)
         data = path.read_bytes()
         results.append(replace(draft, aliases=spec.aliases, path=rel,
                                sha256=hashlib.sha256(data).hexdigest(), size=len(data),
