@@ -243,33 +243,51 @@ def kernel_documents(files: Iterable[CatalogFile], order: Sequence[str],
                                               **rows}) + "\n"
 
 
+def kernel_flavour(release: str) -> str:
+    """The flavour a kernel release names after its numbers: `6.1.0-57-cloud-amd64` ->
+    `cloud-amd64`, `5.15.0-1034-aws` -> `aws`, `5.10.180-170.711.amzn2.x86_64` -> "".
+    A node only loads a probe of its own flavour; find.js computes the same (kernelFlavour)."""
+    return "-".join(part for part in release.split("-")[1:] if part[:1].isalpha())
+
+
+def series_key(release: str) -> str:
+    """Where api/targets/ files a kernel: its series, and its flavour when it names one."""
+    flavour = kernel_flavour(release)
+    series = kernel_series(release)
+    return f"{series} {flavour}" if flavour else series
+
+
 def target_documents(model: SiteModel) -> Iterator[tuple[str, str]]:
     """(site path, text) of api/targets/<target>.json: per driver version, driver type and
-    arch, the newest kernel built in each kernel series, [kernel release, kernel version,
-    probes of that series]."""
+    arch, the newest kernel built in each kernel series and flavour (series_key), as
+    [kernel release, kernel version, probes of that series and flavour, its uname -r when
+    the catalog knows it]: what find.js offers a node whose kernel has none, and how it
+    tells a kernel older than those the plan keeps (`latest`)."""
     newest: dict[str, dict[str, dict[str, dict[str, dict[str, list[Any]]]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(dict))))
     for (driver, arch, target), cat_file in model.catalog.files.items():
         for record in cat_file.probes:
             per_series = newest[target][driver][record.driver_type][arch]
-            series = kernel_series(record.kernel_release)
-            best = per_series.get(series)
+            key = series_key(record.kernel_release)
+            best = per_series.get(key)
             if best is None:
-                per_series[series] = [record.kernel_release, record.kernel_version, 1]
+                per_series[key] = [record.kernel_release, record.kernel_version, 1,
+                                   record.uname_r]
                 continue
             best[2] += 1
             if row_sort_key(record)[:2] > (natural_key(best[0]), natural_key(best[1])):
                 best[:2] = [record.kernel_release, record.kernel_version]
+                best[3] = record.uname_r
     for summary in model.targets:
         by_driver = newest.get(summary.target, {})
-        drivers = {d: {kind: {arch: dict(sorted(series.items(),
-                                                 key=lambda kv: natural_key(kv[0])))
+        drivers = {d: {kind: {arch: {key: best if best[3] else best[:3] for key, best in
+                                     sorted(series.items(), key=lambda kv: natural_key(kv[0]))}
                               for arch, series in sorted(arches.items()) if series}
                        for kind, arches in sorted(by_driver[d].items())}
                    for d in model.order if d in by_driver}
         yield layout.api_target(summary.target), dumps({
             "schema_version": SCHEMA_VERSION, "target": summary.target,
-            "newest_fields": ["kernel_release", "kernel_version", "probes"],
+            "newest_fields": ["kernel_release", "kernel_version", "probes", "uname_r"],
             "newest": {d: kinds for d, kinds in drivers.items() if kinds}}) + "\n"
 
 
