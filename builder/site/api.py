@@ -214,7 +214,8 @@ def kernel_documents(files: Iterable[CatalogFile], order: Sequence[str],
             probes[record.kernel_release].append(record)
         for failure in cat_file.failures:
             failures[failure.kernel_release].append(failure)
-        for any_record in (*cat_file.probes, *cat_file.failures):
+        both: tuple[ProbeRecord | FailureRecord, ...] = (*cat_file.probes, *cat_file.failures)
+        for any_record in both:
             if any_record.uname_r and any_record.uname_r != any_record.kernel_release:
                 see[any_record.uname_r].add(any_record.kernel_release)
     key = _order_key({driver: i for i, driver in enumerate(order)})

@@ -40,14 +40,14 @@ FILE = "{file}"
 QFILE = "{qfile}"
 # Row order: the fields every record has first, those most often empty last (a row stops
 # at its last non-empty field). kernel_release is the key the rows are filed under.
-PROBE_FIELDS = ("driver_version", "arch", "target", "kernel_version", "sha256", "size", "url",
-                "built", "log", "loadtest", "release", "commit", "driver_ref", "source",
-                "job", "attestation", "compiler", "driver_type", "uname_r",
-                "package_version", "root", "twins", "aliases")
-FAILURE_FIELDS = ("driver_version", "arch", "target", "kernel_version", "step", "category",
-                  "reason", "log", "attempts", "last_attempt", "commit", "driver_ref",
-                  "source", "job", "driver_type", "uname_r", "package_version", "root",
-                  "twins", "aliases")
+PROBE_FIELDS: tuple[str, ...] = (
+    "driver_version", "arch", "target", "kernel_version", "sha256", "size", "url", "built",
+    "log", "loadtest", "release", "commit", "driver_ref", "source", "job", "attestation",
+    "compiler", "driver_type", "uname_r", "package_version", "root", "twins", "aliases")
+FAILURE_FIELDS: tuple[str, ...] = (
+    "driver_version", "arch", "target", "kernel_version", "step", "category", "reason", "log",
+    "attempts", "last_attempt", "commit", "driver_ref", "source", "job", "driver_type",
+    "uname_r", "package_version", "root", "twins", "aliases")
 LOADTEST_FIELDS = tuple(f.name for f in fields(LoadTest))
 # Text fields that may name the record's own file (templates with {file} or {qfile}).
 URL_FIELDS = frozenset({"url", "log", "attestation", "job"})

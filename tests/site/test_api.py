@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from sitecatalog import (
@@ -186,3 +187,26 @@ def test_find_manifest_carries_naming_facts_plan_and_repository(model: SiteModel
 def test_a_kernel_is_offered_only_kernels_of_its_own_flavour(release: str, flavour: str,
                                                              key: str) -> None:
     assert api.kernel_flavour(release) == flavour and api.series_key(release) == key
+
+
+def test_verify_reads_the_probe_lists_the_index_links(model: SiteModel, tmp_path: Path) -> None:
+    """`falco-probes verify --index api/index.json`: every probe by name and digest, with its
+    driver version and arch, from the lean probes.json."""
+    from builder.consumers.verify import load_index
+
+    renderer = Renderer(model)
+    (tmp_path / "api").mkdir()
+    (tmp_path / "api/index.json").write_text(api.dumps(api.index_document(model,
+                                                                          renderer.page_urls)))
+    for driver in model.drivers:
+        for path, text in api.driver_documents(driver.version, driver.falco,
+                                               list(model.files_of(driver.version))):
+            (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / path).write_text(text)
+    index = load_index(str(tmp_path / "api/index.json"))
+    probes = list(model.catalog.probes())
+    assert index.size == len(probes)
+    for record in probes:
+        known = index.by_sha[record.sha256]
+        assert (record.driver_version, record.arch, record.file) in {
+            (k.driver_version, k.arch, k.file) for k in known}

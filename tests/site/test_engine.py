@@ -202,7 +202,7 @@ def test_every_generated_page_has_a_skip_link_to_its_heading(built: tuple[Path, 
 def test_scripts_wait_for_the_page_and_bulk_pages_for_the_reader(
         built: tuple[Path, Fixture]) -> None:
     site, _ = built
-    for page, bulk in [(site / "index.html", False), (site / "usage/index.html", False),
+    for page, bulk in [(site / "index.html", True), (site / "usage/index.html", False),
                        (site / "drivers/6.0.1+driver/index.html", False),
                        (site / "drivers/6.0.1+driver/debian/index.html", True),
                        (site / "targets/debian/index.html", True),
@@ -256,7 +256,7 @@ def test_without_probes_yaml_the_builtin_table_is_used(tmp_path: Path) -> None:
     assert served["5.0.1+driver"] == ["0.35.0", "0.35.1"]
     assert served["7.0.0+driver"] == []
     page = (tmp_path / "site/drivers/7.0.0+driver/index.html").read_text()
-    assert "none by default" in page
+    assert "Loaded by no Falco release by default" in page
 
 
 def test_broken_catalog_stops_the_build_with_located_problems(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@
  * A kernel release, a `uname -r` or a prefix of either is answered from the index and one
  * or two chunks; the exact file a node requests is found among the records of its kernel
  * (by its file name or one of its other names). api/targets/<target>.json: the newest
- * kernel built per series. Every document is fetched once and cached.
+ * kernel built per series and flavour. Every document is fetched once and cached.
  * Exposed as window.FalcoProbesLookup.
  */
 (function () {
@@ -44,6 +44,27 @@
   }
 
   function has(object, key) { return Object.prototype.hasOwnProperty.call(object, key); }
+
+  /* builder.core.records.release_numbers: [major, minor, patch] a release starts with, or null. */
+  function releaseNumbers(release) {
+    var m = /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(release || "");
+    return m ? [parseInt(m[1], 10), parseInt(m[2], 10), parseInt(m[3] || "0", 10)] : null;
+  }
+
+  /* builder.site.api.kernel_flavour: 6.1.0-57-cloud-amd64 -> cloud-amd64 (a node loads only
+     probes of its own flavour). */
+  function kernelFlavour(release) {
+    return release.split("-").slice(1).filter(function (part) { return /^[A-Za-z]/.test(part); })
+      .join("-");
+  }
+
+  /* builder.site.api.series_key: where api/targets/ files a kernel ("6.1 amd64"). */
+  function seriesKey(release) {
+    var numbers = releaseNumbers(release);
+    var series = numbers ? numbers[0] + "." + numbers[1] : "other";
+    var flavour = kernelFlavour(release);
+    return flavour ? series + " " + flavour : series;
+  }
 
   function fileName(target, release, version, driverType) {
     return "falco_" + target + "_" + release + "_" + version + (EXTENSIONS[driverType] || ".o");
@@ -240,5 +261,6 @@
   };
 
   window.FalcoProbesLookup = { Lookup: Lookup, decodeRows: decodeRows, compareNatural: compareNatural,
-                               fileName: fileName };
+                               fileName: fileName, releaseNumbers: releaseNumbers,
+                               kernelFlavour: kernelFlavour, seriesKey: seriesKey };
 }());
