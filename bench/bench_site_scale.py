@@ -53,7 +53,7 @@ def decorate(record: Any, n: int) -> Any:
 
 def site_build(catalog: Path, work: Path, site: Path, *, clean: bool) -> dict[str, Any]:
     """One `falco-probes site build` in a child process: wall and CPU time, peak memory."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_MKDOCS_2_WARNING": "1"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     argv = [sys.executable, "-m", "builder", "site", "build", "--mkdocs",
             str(ROOT / "mkdocs.yml"), "--catalog", str(catalog),
             "--config", str(work.parent / "no-probes.yaml"), "--work", str(work),
