@@ -297,11 +297,28 @@
         "pasted whole, as the node prints them.");
     }
     var self = this;
-    return this.lookup.byName(choice.driver, name.arch, name.file, name.kernel_release,
-                              release).then(function (got) {
+    return this.lookup.byName(choice.driver, name.arch, name.file,
+                              this.releasesOf(host, choice, name), release).then(function (got) {
       if (got.probe) { return self.found(context, got.probe); }
       return self.missing(context, null, got.failure);
     });
+  };
+
+  /* The kernel releases a probe for this node may be filed under: the one in the requested
+     name, and those of the names the other Falco releases of its driver version request
+     (a record is filed under its own name; the others are its aliases). */
+  Finder.prototype.releasesOf = function (host, choice, name) {
+    var releases = [name.kernel_release];
+    var served = choice.served || this.falcoFor(choice.driver).map(N.parseVersion);
+    served.forEach(function (falco) {
+      try {
+        var other = N.probeName(host, falco).kernel_release;
+        if (other && releases.indexOf(other) < 0) { releases.push(other); }
+      } catch (err) {
+        if (!(err instanceof N.NoRequest)) { throw err; }
+      }
+    });
+    return releases;
   };
 
   /* The loader refuses: no file is requested at all. */

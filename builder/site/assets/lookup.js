@@ -222,13 +222,14 @@
   }
 
   /* {probe, failure} for the file `name` a loader requests of `driver` and `arch`: among
-     the records of the kernel the node runs (`unameR`) and of the release in the name,
+     the records of the kernel the node runs (`unameR`) and of the `releases` the records
+     may be filed under (the release in the name, those of its aliases),
      the one published under that name or answering it as another name; the node's own
      kernel's file first (a twin kernel's file has the same name). Either may be null;
      `others`: the other records under that name (twins). */
-  Lookup.prototype.byName = function (driver, arch, name, release, unameR) {
-    var keys = [release];
-    if (unameR && unameR !== release) { keys.push(unameR); }
+  Lookup.prototype.byName = function (driver, arch, name, releases, unameR) {
+    var keys = releases.slice();
+    if (unameR && keys.indexOf(unameR) < 0) { keys.push(unameR); }
     var self = this;
     return Promise.all(keys.map(function (key) { return self.byKernel(key); })).then(function (found) {
       var probes = [];
