@@ -24,17 +24,14 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from bench import synth
-from bench.bench_site import COMPRESSED, _decorate
+from bench.bench_site import COMPRESSED, _decorate, site_build
 from builder.core.catalog import fragment_line, merge_into
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,26 +46,6 @@ def decorate(record: Any, n: int) -> Any:
 
     decorated = _decorate(record, n)
     return replace(decorated, log=decorated.url + ".log")
-
-
-def site_build(catalog: Path, work: Path, site: Path, *, clean: bool) -> dict[str, Any]:
-    """One `falco-probes site build` in a child process: wall and CPU time, peak memory."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    argv = [sys.executable, "-m", "builder", "site", "build", "--mkdocs",
-            str(ROOT / "mkdocs.yml"), "--catalog", str(catalog),
-            "--config", str(work.parent / "no-probes.yaml"), "--work", str(work),
-            "--site-dir", str(site), "--json", *(["--clean"] if clean else [])]
-    with tempfile.TemporaryFile() as out:
-        start = time.perf_counter()
-        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - start
-        out.seek(0)
-        text = out.read().decode(errors="replace")
-    if os.waitstatus_to_exitcode(status):
-        raise SystemExit(f"site build failed:\n{text[-3000:]}")
-    return {"seconds": round(seconds, 2), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
-            "max_rss_mb": round(usage.ru_maxrss / 1024)}
 
 
 def merge_one_fragment(catalog: Path, work: Path, new: int) -> str:
