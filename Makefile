@@ -102,11 +102,13 @@ test: test-deps venv-dev lint typecheck pytest
 demo: demo-deps venv
 	$(BIN)/falco-probes demo --out $(DEMO) --port $(PORT) $(ARGS)
 
+# The site: pages and JSON API generated from catalog/ into .site/, rendered by the engine
+# into site/ (docs/site.md); serve rebuilds what changed when its inputs change.
 site: venv
-	$(BIN)/mkdocs build --strict
+	$(BIN)/falco-probes site build
 
 serve: venv
-	$(BIN)/mkdocs serve
+	$(BIN)/falco-probes site serve --port $(PORT)
 
 # .github/workflows/nightly.yml run here: real kernels, compiles and mkdocs, a fake GitHub.
 rehearse: test-deps venv-dev

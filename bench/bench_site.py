@@ -6,9 +6,9 @@ A catalog of --probes probes is synthesized (bench/synth.py, from the real 2022
 kernel list; skipped with a message when the list is absent). Then, each in its
 own process, in the same run:
 
-- ours: `mkdocs build --strict` with the repository's mkdocs.yml and the
-  falco-probes plugin (tables rendered by Jinja, excluded from search; coverage
-  pages, charts and the JSON API on top);
+- ours: `falco-probes site build --clean` (pages and the JSON API generated from the
+  catalog, then `mkdocs build --strict` over them with the repository's mkdocs.yml;
+  tables rendered by Jinja, excluded from search; coverage pages, charts and the API);
 - naive: the same catalog, the same table pages with the same rows and the same
   nav, but written as Markdown tables and rendered by MkDocs' Markdown (and
   indexed by search), with this file as the MkDocs hooks module (the `on_*`
@@ -144,6 +144,26 @@ def build(config: Path, site: Path, catalog: Path) -> dict[str, Any]:
     return {"seconds": round(seconds, 2), "max_rss_mb": round(usage.ru_maxrss / 1024),
             # CPU of the build and the workers it waited for: what other load cannot inflate
             "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2)}
+
+
+def site_build(catalog: Path, work: Path, site: Path, *, clean: bool) -> dict[str, Any]:
+    """One `falco-probes site build` in a child process: wall and CPU time, peak memory."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    argv = [sys.executable, "-m", "builder", "site", "build", "--mkdocs",
+            str(ROOT / "mkdocs.yml"), "--catalog", str(catalog),
+            "--config", str(work.parent / "no-probes.yaml"), "--work", str(work),
+            "--site-dir", str(site), "--json", *(["--clean"] if clean else [])]
+    with tempfile.TemporaryFile() as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    if os.waitstatus_to_exitcode(status):
+        raise SystemExit(f"site build failed:\n{text[-3000:]}")
+    return {"seconds": round(seconds, 2), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+            "max_rss_mb": round(usage.ru_maxrss / 1024)}
 
 
 def sizes(site: Path) -> dict[str, Any]:
@@ -435,7 +455,7 @@ def run(probes: int, work: Path, naive: bool, browser: bool, samples: int,
     runs: dict[str, list[dict[str, Any]]] = {"ours": [], "naive": []}
     for _ in range(repeat):
         print("site bench: building ours", file=sys.stderr)
-        runs["ours"].append(build(ROOT / "mkdocs.yml", work / "site", catalog))
+        runs["ours"].append(site_build(catalog, work / "work", work / "site", clean=True))
         if naive:
             print("site bench: building the naive site", file=sys.stderr)
             runs["naive"].append(build(_naive_config(work), work / "site-naive", catalog))

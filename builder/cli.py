@@ -23,11 +23,11 @@ from builder.ui import info, show_library_messages
 TOKEN_VARIABLES = ("GITHUB_TOKEN", "GH_TOKEN")
 # Order is the order of `--help`: the pipeline first, consumers last.
 COMMANDS = ("kernels", "plan", "build", "loadtest", "attest", "publish", "catalog",
-            "audit", "find", "verify", "mirror", "demo")
+            "site", "audit", "find", "verify", "mirror", "demo")
 
 EPILOG = """\
 pipeline:  kernels -> plan -> build -> loadtest -> attest -> publish -> catalog merge
-           -> mkdocs build
+           -> site build
 consumers: find, verify, mirror
 
 exit codes: 0 ok, 1 negative answer (not found, problems found, mismatch),

@@ -1,7 +1,7 @@
 """`falco-probes demo`: the main job end to end on embedded defaults, then serve it.
 
 A thin list of the real subcommands (the nightly workflow runs the same ones)
-into one folder, followed by `mkdocs build`, a summary of what to do next
+into one folder, followed by `falco-probes site build`, a summary of what to do next
 (with a `find` command that resolves a probe it built) and a local web
 server for the site and the directory store.
 """
@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 
 from builder.commands.plan import write_plan
+from builder.commands.site import SiteHandler, build_site
 from builder.consumers.find import find
 from builder.core.catalog import load_catalog
 from builder.core.config import falco_releases, load_config
@@ -28,6 +29,7 @@ from builder.core.errors import EXIT_OK, InputError, ProbesError
 from builder.core.paths import apt_cache
 from builder.core.records import Kernel, release_numbers
 from builder.plan import plan_targets
+from builder.site.generate import read_source
 from builder.ui import emit, info
 
 DESCRIPTION = """\
@@ -131,17 +133,14 @@ def _config(given: Path | None, out: Path) -> Path:
 
 
 def _build_site(mkdocs_file: Path, catalog: Path, config: Path, site_dir: Path) -> Path:
+    """The site from the demo's catalog: pages generated into <out>/.site, rendered by the
+    engine into <out>/site, the API placed after it (`falco-probes site build`)."""
     if not mkdocs_file.is_file():
         raise InputError(f"{mkdocs_file}: no such file",
                          hint="run the demo from the repository root, or pass --mkdocs")
-    from mkdocs.commands.build import build as mkdocs_build
-    from mkdocs.config import load_config as load_mkdocs
-
-    os.environ["FALCO_PROBES_CATALOG"] = str(catalog)
-    os.environ["FALCO_PROBES_CONFIG"] = str(config)
-    info(f"demo: mkdocs build -> {site_dir}")
-    shutil.rmtree(site_dir, ignore_errors=True)
-    mkdocs_build(load_mkdocs(config_file=str(mkdocs_file), site_dir=str(site_dir)))
+    source = read_source(mkdocs_file, catalog=catalog, probes_yaml=config)
+    info(f"demo: falco-probes site build -> {site_dir}")
+    build_site(source, site_dir.parent / ".site", site_dir)
     return site_dir
 
 
@@ -217,8 +216,9 @@ def _shown(path: Path) -> str:
 
 # --- serving ------------------------------------------------------------------------------
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    """The site at /, the directory store at /store/ (a working DRIVERS_REPO)."""
+class _Handler(SiteHandler):
+    """The site at /, the directory store at /store/ (a working DRIVERS_REPO); build logs
+    (.log) as text, which browsers show instead of downloading."""
 
     def __init__(self, *args: object, site: Path, store: Path, **kwargs: object) -> None:
         self._site, self._store = site, store
@@ -231,10 +231,6 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             return super().translate_path(inner)
         self.directory = str(self._site)
         return super().translate_path(path)
-
-    def log_message(self, format: str, *args: object) -> None:
-        info("serve: " + format % args)
-
 
 def make_server(site: Path, store: Path, port: int) -> http.server.ThreadingHTTPServer:
     """The demo's web server on 127.0.0.1 (port 0: any free port)."""

@@ -1,16 +1,19 @@
 """The machine-readable side of the site, as pure functions: documents in, text out.
 
+Every record is in the API once, in full, in the kernel chunks; the rest points at
+them or lists digests:
+
 - `api/index.json`: every driver version with its Falco versions, counts and the
-  URLs of its probe list and SHA256SUMS (schema in docs/site.md);
-- `api/<driver_version>/probes.json`: every probe and failure, all catalog fields;
+  URLs of its digest list and SHA256SUMS (schema in docs/site.md);
+- `api/kernels/index.json` and `api/kernels/<n>.json`: every probe and failure, all its
+  fields, filed by kernel release in chunks of consecutive releases (string order) as
+  compact rows (chunks.py), so that a kernel release or a prefix of one (`5.10.135`) is
+  answered from one or two small files; the index also maps a `uname -r` that differs
+  from the loader's name (Debian's `6.1.0-57-amd64`) to the releases it is filed under;
+- `api/<driver_version>/probes.json`: the file name and sha256 of every probe of a driver
+  version (what `falco-probes verify --index` and scripts check against);
 - `api/<driver_version>/SHA256SUMS`: `<sha256>  <arch>/<file>`, what `sha256sum -c`
   reads inside `<store>/<driver_version>/` of a directory store;
-- `api/<driver_version>/<arch>/find/<n>.json`: the find-my-probe lookup, every
-  requested name (file and aliases) hashed into small shards so that one lookup
-  fetches a few kilobytes whatever the size of the catalog;
-- `api/kernels/index.json` and `api/kernels/<n>.json`: every probe and failure by
-  kernel release, in chunks of consecutive releases (string order), so that a kernel
-  release or a prefix of one (`5.10.135`) is answered from one or two small files;
 - `api/targets/<target>.json`: per driver version and arch, the newest kernel built in
   each kernel series (the near misses of find-my-probe).
 """
@@ -18,40 +21,22 @@
 from __future__ import annotations
 
 import json
-import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import fields
 from typing import Any
 
 from builder.core.catalog import CatalogFile
 from builder.core.config import Config
+from builder.core.drivertypes import DEFAULT_TYPE
 from builder.core.naming import MIN_KERNEL, OVERRIDE_RELEASES
-from builder.core.records import (
-    FailureRecord,
-    LoadTest,
-    ProbeRecord,
-    kernel_series,
-    twins_to_list,
-)
-from builder.site import layout
+from builder.core.records import FailureRecord, ProbeRecord, kernel_series
+from builder.site import chunks, layout
 from builder.site.model import SiteModel, natural_key, row_sort_key
 
-SCHEMA_VERSION = 1
-# Names per lookup shard, on average: ~250 bytes each, so a shard is ~30 kB.
-SHARD_NAMES = 128
-
-
-def fnv1a(text: str) -> int:
-    """32-bit FNV-1a of the UTF-8 bytes; find.js computes the same to pick a shard."""
-    value = 0x811C9DC5
-    for byte in text.encode("utf-8"):
-        value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
-    return value
-
-
-def shard_count(names: int) -> int:
-    return max(1, math.ceil(names / SHARD_NAMES))
+SCHEMA_VERSION = 2
+# Records per chunk of api/kernels/ (a release's records are never split): about 40 kB,
+# 10 kB over the wire; what one `uname -r` lookup reads.
+CHUNK_RECORDS = 200
 
 
 def _url(path: str) -> str:
@@ -66,10 +51,8 @@ def index_document(model: SiteModel, page_url: Mapping[str, str]) -> dict[str, A
         arches = {}
         for arch, count in driver.arches:
             failures = sum(len(f.failures) for f in model.files_of(driver.version, arch))
-            names = name_count(model.files_of(driver.version, arch))
-            if names:
-                arches[arch] = {"probe_count": count, "failure_count": failures,
-                                "find_shards": shard_count(names)}
+            if count or failures:
+                arches[arch] = {"probe_count": count, "failure_count": failures}
         drivers.append({
             "driver_version": driver.version,
             "falco_versions": list(driver.falco),
@@ -90,54 +73,36 @@ def index_document(model: SiteModel, page_url: Mapping[str, str]) -> dict[str, A
         "failure_count": model.totals.failures,
         "min_kernel": {arch: ".".join(map(str, v[:2])) for arch, v in MIN_KERNEL.items()},
         "falco_versions": dict(model.releases.as_mapping()),
+        "kernels_url": _url(layout.KERNELS_INDEX),
         "driver_versions": drivers,
     }
 
 
-def name_count(files: Iterable[CatalogFile]) -> int:
-    """Names find-my-probe can look up: every probe and failure file, and their aliases."""
-    return sum(sum(len(r.all_files()) for r in f.probes) +
-               sum(len(x.all_files()) for x in f.failures) for f in files)
-
-
-_PROBE_FIELDS = tuple(f.name for f in fields(ProbeRecord))
-_FAILURE_FIELDS = tuple(f.name for f in fields(FailureRecord))
-_LOADTEST_FIELDS = tuple(f.name for f in fields(LoadTest))
-
-
-def record_dict(record: ProbeRecord | FailureRecord) -> dict[str, Any]:
-    """builder.core.records.record_to_dict, without dataclasses.asdict's deep copies (100,000x)."""
-    names = _PROBE_FIELDS if isinstance(record, ProbeRecord) else _FAILURE_FIELDS
-    out: dict[str, Any] = {}
-    for name in names:
-        value = getattr(record, name)
-        if name == "twins":
-            value = twins_to_list(value)
-        elif isinstance(value, tuple):
-            value = list(value)
-        elif isinstance(value, LoadTest):
-            value = {name: getattr(value, name) for name in _LOADTEST_FIELDS}
-        out[name] = value
-        if name == "kernel_version":
-            out["file"] = record.file
-    return out
-
-
-def _store_order(record: ProbeRecord | FailureRecord) -> tuple[object, ...]:
-    return (record.arch, record.target, *row_sort_key(record))
+def _digest_entry(record: ProbeRecord) -> dict[str, Any]:
+    entry: dict[str, Any] = {"file": record.file, "sha256": record.sha256}
+    if record.aliases:
+        entry["aliases"] = list(record.aliases)
+    if record.root:
+        entry["root"] = record.root
+    return entry
 
 
 def probes_document(driver_version: str, falco: Sequence[str],
                     files: Sequence[CatalogFile]) -> dict[str, Any]:
-    """api/<driver_version>/probes.json: all catalog fields of every probe and failure."""
-    probes = [r for f in files for r in f.probes]
-    failures = [r for f in files for r in f.failures]
+    """api/<driver_version>/probes.json: every probe's file name and sha256 (its other names,
+    its twin root), by arch and target; the whole record is in api/kernels/."""
+    groups = []
+    for cat_file in sorted(files, key=lambda f: (f.arch, natural_key(f.target))):
+        if cat_file.probes:
+            groups.append({"arch": cat_file.arch, "target": cat_file.target,
+                           "probes": [_digest_entry(r) for r in
+                                      sorted(cat_file.probes, key=row_sort_key)]})
     return {
         "schema_version": SCHEMA_VERSION,
         "driver_version": driver_version,
         "falco_versions": list(falco),
-        "probes": [record_dict(r) for r in sorted(probes, key=_store_order)],
-        "failures": [record_dict(f) for f in sorted(failures, key=_store_order)],
+        "kernels_url": "../" + _url(layout.KERNELS_INDEX),
+        "files": groups,
     }
 
 
@@ -157,76 +122,13 @@ def sha256sums(records: Iterable[ProbeRecord]) -> str:
     return "".join(lines)
 
 
-# Lookup shards hold rows, not objects: keys named once per shard keep the
-# shards (the biggest part of the API after probes.json) a third smaller.
-SHARD_PROBE_FIELDS = ("file", "sha256", "size", "url", "built", "log", "job", "attestation",
-                      "source", "loadtest")
-SHARD_FAILURE_FIELDS = ("file", "step", "category", "reason", "log", "job", "attempts",
-                        "last_attempt")
-# A load test as a row too: null when the probe has none.
-LOADTEST_FIELDS = tuple(f.name for f in fields(LoadTest))
-
-
-def _loadtest_row(loadtest: LoadTest | None) -> list[Any] | None:
-    return None if loadtest is None else [getattr(loadtest, f) for f in LOADTEST_FIELDS]
-
-
-def _probe_entry(record: ProbeRecord) -> list[Any]:
-    return [record.file, record.sha256, record.size, record.url, record.built, record.log,
-            record.job, record.attestation, record.source, _loadtest_row(record.loadtest)]
-
-
-def _failure_entry(failure: FailureRecord) -> list[Any]:
-    return [failure.file, failure.step, failure.category, failure.reason, failure.log,
-            failure.job, failure.attempts, failure.last_attempt]
-
-
-def find_shards(driver_version: str, arch: str, files: Sequence[CatalogFile],
-                ) -> dict[int, dict[str, Any]]:
-    """The lookup shards of one driver version and arch (`files`: that driver version's
-    catalog files of that arch): shard number -> document.
-
-    Every shard up to the count is present (possibly empty), so find.js never
-    meets a 404. A name is answered by the first probe claiming it (the catalog
-    forbids two); a failed build is found under every name a loader requests for it.
-    """
-    count = shard_count(name_count(files))
-    names: list[dict[str, list[Any]]] = [{} for _ in range(count)]
-    failed: list[dict[str, list[Any]]] = [{} for _ in range(count)]
-    for cat_file in files:
-        for record in cat_file.probes:
-            entry = _probe_entry(record)
-            for name in record.all_files():
-                names[fnv1a(name) % count].setdefault(name, entry)
-        for failure in cat_file.failures:
-            entry = _failure_entry(failure)
-            for name in failure.all_files():
-                failed[fnv1a(name) % count].setdefault(name, entry)
-    return {n: {"schema_version": SCHEMA_VERSION, "driver_version": driver_version,
-                "arch": arch, "shard": n, "shards": count,
-                "probe_fields": list(SHARD_PROBE_FIELDS),
-                "probes": dict(sorted(names[n].items())),
-                "failure_fields": list(SHARD_FAILURE_FIELDS),
-                "failures": dict(sorted(failed[n].items())),
-                "loadtest_fields": list(LOADTEST_FIELDS)}
-            for n in range(count)}
-
-
 def driver_documents(driver_version: str, falco: Sequence[str],
                      files: Sequence[CatalogFile]) -> Iterator[tuple[str, str]]:
     """(site path, text) of every API file of one driver version, from its catalog files."""
     files = sorted(files, key=lambda f: f.key)
     yield (layout.api_probes(driver_version),
            dumps(probes_document(driver_version, falco, files)) + "\n")
-    sums = sha256sums(r for f in files for r in f.probes)
-    yield layout.api_sums(driver_version), sums
-    yield layout.api_sums_text(driver_version), sums
-    for arch in sorted({f.arch for f in files}):
-        of_arch = [f for f in files if f.arch == arch]
-        if not name_count(of_arch):
-            continue  # find.js never asks: the manifest lists no such arch
-        for shard, document in find_shards(driver_version, arch, of_arch).items():
-            yield layout.api_shard(driver_version, arch, shard), dumps(document) + "\n"
+    yield layout.api_sums(driver_version), sha256sums(r for f in files for r in f.probes)
 
 
 def naming_constants() -> dict[str, Any]:
@@ -235,12 +137,28 @@ def naming_constants() -> dict[str, Any]:
             "min_kernel": {arch: list(v) for arch, v in MIN_KERNEL.items()}}
 
 
+def target_rules(config: Config) -> dict[str, Any]:
+    """What probes.yaml builds of each target: its arches, driver types, the kernels it
+    takes (include and exclude on `uname -r`, the newest N per series, the minimum kernel):
+    find.js says why a kernel is not built instead of promising that it will be."""
+    out: dict[str, Any] = {}
+    for target in config.targets:
+        out[target.name] = {
+            "arch": list(target.arch),
+            "include": target.include, "exclude": target.exclude,
+            "latest": target.latest, "min_kernel": dict(target.min_kernel),
+            "kernels": target.kernels.split(":", 1)[0],
+        }
+    return out
+
+
 def plan_summary(config: Config | None) -> dict[str, Any] | None:
-    """What probes.yaml asks for: target families with their arches, and driver versions;
-    None without probes.yaml (then nothing can be said about what is planned)."""
+    """What probes.yaml asks for: targets with their rules, and driver versions (with the
+    driver types each is built as); None without probes.yaml (then nothing can be said
+    about what is planned)."""
     if config is None:
         return None
-    return {"targets": {t.name: list(t.arch) for t in config.targets},
+    return {"targets": target_rules(config),
             "drivers": [d.version for d in config.driver_versions]}
 
 
@@ -249,12 +167,9 @@ def find_manifest(model: SiteModel, page_url: Mapping[str, str], drivers_repo: s
     """What find.js needs up front, embedded in the home page (URLs relative to it)."""
     drivers = {}
     for driver in model.drivers:
-        counts = {arch: name_count(model.files_of(driver.version, arch))
-                  for arch, _ in driver.arches}
         drivers[driver.version] = {
             "falco": list(driver.falco),
-            "arches": {arch: shard_count(n) for arch, n in counts.items() if n},
-            "api": layout.quote_url(driver.version) + "/",   # relative to api/
+            "arches": [arch for arch, n in driver.arches if n],
             "page": page_url[layout.driver_page(driver.version)],
         }
     github = config is not None and config.store.kind == "github"
@@ -272,104 +187,109 @@ def find_manifest(model: SiteModel, page_url: Mapping[str, str], drivers_repo: s
     }
 
 
-# --- by kernel release ------------------------------------------------------------------
+# --- by kernel release: the records ---------------------------------------------------------
 
-# What a list of a kernel's probes shows (the rest is one exact lookup away): the load
-# test by its status only, a failure without its reason.
-KERNEL_PROBE_FIELDS = ("driver_version", "arch", "target", "kernel_version", "sha256", "size",
-                       "url", "loadtest")
-KERNEL_FAILURE_FIELDS = ("driver_version", "arch", "target", "kernel_version", "step",
-                         "category", "log")
-# Bytes of rows per chunk file of api/kernels/: ~12 kB over the wire (gzip).
-KERNEL_CHUNK_BYTES = 64_000
-
-
-def _kernel_probe(record: ProbeRecord) -> list[Any]:
-    return [record.driver_version, record.arch, record.target, record.kernel_version,
-            record.sha256, record.size, record.url,
-            record.loadtest.status if record.loadtest else None]
-
-
-def _kernel_failure(failure: FailureRecord) -> list[Any]:
-    return [failure.driver_version, failure.arch, failure.target, failure.kernel_version,
-            failure.step, failure.category, failure.log]
+def _order_key(rank: Mapping[str, int]) -> Any:
+    def key(r: ProbeRecord | FailureRecord) -> tuple[Any, ...]:
+        return (rank.get(r.driver_version, len(rank)), r.driver_type != DEFAULT_TYPE, r.arch,
+                natural_key(r.target), natural_key(r.kernel_version), r.root)
+    return key
 
 
 def kernel_documents(files: Iterable[CatalogFile], order: Sequence[str],
-                     chunk_bytes: int = KERNEL_CHUNK_BYTES) -> Iterator[tuple[str, str]]:
-    """(site path, text) of api/kernels/: every probe and failure by kernel release.
+                     chunk_records: int = CHUNK_RECORDS) -> Iterator[tuple[str, str]]:
+    """(site path, text) of api/kernels/: every probe and failure, filed by kernel release.
 
-    Releases in string order are packed into chunks of about `chunk_bytes`; the
-    index lists each chunk's first release, so the releases starting with any prefix
-    are in a run of consecutive chunks. Within a release: newest driver version first.
+    Releases in string order are packed into chunks of about `chunk_records` records; the
+    index lists each chunk's first release, so the releases starting with any prefix are
+    in a run of consecutive chunks. Within a release: newest driver version first. The
+    index's `see` maps each `uname -r` that is not the release its records are filed
+    under (Debian's `6.1.0-57-amd64` for `6.1.192-3-amd64`) to those releases.
     """
-    rank = {driver: i for i, driver in enumerate(order)}
     probes: dict[str, list[ProbeRecord]] = defaultdict(list)
     failures: dict[str, list[FailureRecord]] = defaultdict(list)
+    see: dict[str, set[str]] = defaultdict(set)
     for cat_file in files:
         for record in cat_file.probes:
             probes[record.kernel_release].append(record)
         for failure in cat_file.failures:
             failures[failure.kernel_release].append(failure)
-
-    def order_key(r: ProbeRecord | FailureRecord) -> tuple[Any, ...]:
-        return (rank.get(r.driver_version, len(rank)), r.arch, natural_key(r.target),
-                natural_key(r.kernel_version))
-
-    chunks: list[dict[str, Any]] = []
+        both: tuple[ProbeRecord | FailureRecord, ...] = (*cat_file.probes, *cat_file.failures)
+        for any_record in both:
+            if any_record.uname_r and any_record.uname_r != any_record.kernel_release:
+                see[any_record.uname_r].add(any_record.kernel_release)
+    key = _order_key({driver: i for i, driver in enumerate(order)})
+    chunks_of: list[list[str]] = []
     index: list[list[Any]] = []
-    size = chunk_bytes
+    size = chunk_records
     for release in sorted({*probes, *failures}):
-        built = [_kernel_probe(r) for r in sorted(probes.get(release, []), key=order_key)]
-        failed = [_kernel_failure(f) for f in sorted(failures.get(release, []), key=order_key)]
-        weight = len(dumps(built)) + len(dumps(failed)) + len(release)
-        if size + weight > chunk_bytes and (not chunks or chunks[-1]["probes"]
-                                            or chunks[-1]["failures"]):
-            chunks.append({"probes": {}, "failures": {}})
+        weight = len(probes.get(release, ())) + len(failures.get(release, ()))
+        if size + weight > chunk_records and (not chunks_of or chunks_of[-1]):
+            chunks_of.append([])
             index.append([release, 0, 0, 0])
             size = 0
-        if built:
-            chunks[-1]["probes"][release] = built
-        if failed:
-            chunks[-1]["failures"][release] = failed
-        index[-1][1:] = [index[-1][1] + 1, index[-1][2] + len(built), index[-1][3] + len(failed)]
+        chunks_of[-1].append(release)
+        index[-1][1:] = [index[-1][1] + 1, index[-1][2] + len(probes.get(release, ())),
+                         index[-1][3] + len(failures.get(release, ()))]
         size += weight
     yield layout.KERNELS_INDEX, dumps({
-        "schema_version": SCHEMA_VERSION, "chunk_fields": ["first", "releases", "probes",
-                                                           "failures"],
-        "chunks": index}) + "\n"
-    for n, chunk in enumerate(chunks):
-        yield layout.kernels_chunk(n), dumps({
-            "schema_version": SCHEMA_VERSION, "chunk": n,
-            "probe_fields": list(KERNEL_PROBE_FIELDS),
-            "failure_fields": list(KERNEL_FAILURE_FIELDS), **chunk}) + "\n"
+        "schema_version": SCHEMA_VERSION,
+        "chunk_fields": ["first", "releases", "probes", "failures"], "chunks": index,
+        "see": {uname: sorted(releases) for uname, releases in sorted(see.items())}}) + "\n"
+    for n, releases in enumerate(chunks_of):
+        rows = chunks.encode(
+            {r: sorted(probes[r], key=key) for r in releases if r in probes},
+            {r: sorted(failures[r], key=key) for r in releases if r in failures})
+        yield layout.kernels_chunk(n), dumps({"schema_version": SCHEMA_VERSION, "chunk": n,
+                                              **rows}) + "\n"
+
+
+def kernel_flavour(release: str) -> str:
+    """The flavour a kernel release names after its numbers: `6.1.0-57-cloud-amd64` ->
+    `cloud-amd64`, `5.15.0-1034-aws` -> `aws`, `5.10.180-170.711.amzn2.x86_64` -> "".
+    A node only loads a probe of its own flavour; find.js computes the same (kernelFlavour)."""
+    return "-".join(part for part in release.split("-")[1:] if part[:1].isalpha())
+
+
+def series_key(release: str) -> str:
+    """Where api/targets/ files a kernel: its series, and its flavour when it names one."""
+    flavour = kernel_flavour(release)
+    series = kernel_series(release)
+    return f"{series} {flavour}" if flavour else series
 
 
 def target_documents(model: SiteModel) -> Iterator[tuple[str, str]]:
-    """(site path, text) of api/targets/<target>.json: per driver version and arch, the
-    newest kernel built in each kernel series, [kernel release, kernel version, probes]."""
-    newest: dict[str, dict[str, dict[str, dict[str, list[Any]]]]] = defaultdict(
-        lambda: defaultdict(lambda: defaultdict(dict)))
+    """(site path, text) of api/targets/<target>.json: per driver version, driver type and
+    arch, the newest kernel built in each kernel series and flavour (series_key), as
+    [kernel release, kernel version, probes of that series and flavour, its uname -r when
+    the catalog knows it]: what find.js offers a node whose kernel has none, and how it
+    tells a kernel older than those the plan keeps (`latest`)."""
+    newest: dict[str, dict[str, dict[str, dict[str, dict[str, list[Any]]]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(dict))))
     for (driver, arch, target), cat_file in model.catalog.files.items():
-        per_series = newest[target][driver][arch]
         for record in cat_file.probes:
-            series = kernel_series(record.kernel_release)
-            best = per_series.get(series)
+            per_series = newest[target][driver][record.driver_type][arch]
+            key = series_key(record.kernel_release)
+            best = per_series.get(key)
             if best is None:
-                per_series[series] = [record.kernel_release, record.kernel_version, 1]
+                per_series[key] = [record.kernel_release, record.kernel_version, 1,
+                                   record.uname_r]
                 continue
             best[2] += 1
             if row_sort_key(record)[:2] > (natural_key(best[0]), natural_key(best[1])):
                 best[:2] = [record.kernel_release, record.kernel_version]
+                best[3] = record.uname_r
     for summary in model.targets:
         by_driver = newest.get(summary.target, {})
-        drivers = {d: {arch: dict(sorted(series.items(), key=lambda kv: natural_key(kv[0])))
-                       for arch, series in sorted(by_driver[d].items()) if series}
+        drivers = {d: {kind: {arch: {key: best if best[3] else best[:3] for key, best in
+                                     sorted(series.items(), key=lambda kv: natural_key(kv[0]))}
+                              for arch, series in sorted(arches.items()) if series}
+                       for kind, arches in sorted(by_driver[d].items())}
                    for d in model.order if d in by_driver}
         yield layout.api_target(summary.target), dumps({
             "schema_version": SCHEMA_VERSION, "target": summary.target,
-            "newest_fields": ["kernel_release", "kernel_version", "probes"],
-            "newest": {d: arches for d, arches in drivers.items() if arches}}) + "\n"
+            "newest_fields": ["kernel_release", "kernel_version", "probes", "uname_r"],
+            "newest": {d: kinds for d, kinds in drivers.items() if kinds}}) + "\n"
 
 
 def site_documents(model: SiteModel) -> Iterator[tuple[str, str]]:

@@ -55,15 +55,6 @@ def api_sums(driver_version: str) -> str:
     return f"{api_driver_dir(driver_version)}/SHA256SUMS"
 
 
-def api_shard(driver_version: str, arch: str, shard: int) -> str:
-    return f"{api_driver_dir(driver_version)}/{arch}/find/{shard}.json"
-
-
-def api_sums_text(driver_version: str) -> str:
-    """The same SHA256SUMS under a name web servers send as text/plain (browsers show it)."""
-    return f"{api_driver_dir(driver_version)}/SHA256SUMS.txt"
-
-
 def kernels_chunk(n: int) -> str:
     return f"{KERNELS_DIR}/{n}.json"
 

@@ -43,6 +43,10 @@ PAGE_BUDGET = 300_000
 # and BULK_META, which theme/main.html reads to load Material's script on demand.
 BULK_HIDE = ("navigation", "toc")
 BULK_META = "falco_probes_bulk"
+# The home page's theme script waits for an interaction too: at load it would start the
+# search worker, which fetches the whole search index (183 kB of the demo's 580 kB, the
+# biggest cost of the home page on a phone), before anyone searches (issue 22).
+ON_DEMAND_META = "falco_probes_on_demand"
 _HTTP_URL = re.compile(r"https?://[^\s<>\"'`\\\x00-\x1f\x7f]+", re.IGNORECASE)
 
 
@@ -75,6 +79,7 @@ def make_env() -> Environment:
     env.filters["safe_url"] = safe_url
     env.filters["size"] = human_size
     env.filters["num"] = "{:,}".format
+    env.filters["count"] = count_of
     env.filters["short_driver"] = short_driver
     env.globals["ARCHES"] = ARCHES
     env.globals["STEPS"] = FAILURE_STEPS
@@ -115,6 +120,7 @@ class GeneratedPage:
     searchable: bool = False
     hide: tuple[str, ...] = ("toc",)
     bulk: bool = False      # a big table: the theme's script waits for an interaction
+    theme_on_demand: bool = False   # the theme's script waits, the page keeps its chrome
 
     def markdown(self) -> str:
         """The page's Markdown source: front matter only; the plugin supplies the HTML."""
@@ -123,6 +129,8 @@ class GeneratedPage:
             meta["search"] = {"exclude": True}
         if self.bulk:
             meta[BULK_META] = True
+        if self.theme_on_demand:
+            meta[ON_DEMAND_META] = True
         # JSON is YAML: every value is quoted safely whatever the catalog holds.
         lines = ["---", *(f"{k}: {json.dumps(v)}" for k, v in meta.items()), "---", ""]
         return "\n".join(lines)
@@ -188,7 +196,7 @@ class Renderer:
                             chart=self._drivers_chart(layout.HOME),
                             default_falco=self._default_falco())
         return GeneratedPage(layout.HOME, "Falco eBPF probes", html, searchable=True,
-                             hide=("toc",))
+                             hide=("toc",), theme_on_demand=True)
 
     def _default_falco(self) -> str:
         """The newest known Falco release whose driver version has probes here."""
@@ -458,21 +466,28 @@ def coverage_columns(page: CoveragePage) -> Columns:
     return Columns(tuple(columns), "fp-coverage fp-narrow", arch)
 
 
+def count_of(n: int, singular: str, plural: str = "") -> str:
+    """`1 probe`, `2 probes`: a number with the noun that agrees with it."""
+    return f"{n:,} {singular if n == 1 else plural or singular + 's'}"
+
+
 def failure_columns(page: FailuresPage) -> Columns:
     rows = [f for _, records in page.groups for f in records]
     arch = len({f.arch for f in rows}) > 1
     columns = [_column("Driver", (len(short_driver(f.driver_version)) for f in rows), "order"),
                _column("Target", (len(f.target) for f in rows), "text"),
                _column("Kernel release", (len(f.kernel_release) for f in rows), "natural"),
-               _column("Version", (len(f.kernel_version) for f in rows), "natural")]
+               _column("Version", (len(f.kernel_version) for f in rows), "natural"),
+               # The log right after the kernel: in view without scrolling sideways, on a
+               # desktop and (site.css lays a row out as lines there) on a phone.
+               _column("Log", [7])]
     if arch:
         columns.append(_column("Arch", (len(f.arch) for f in rows), "text"))
     columns += [_column("Step", (len(f.step) for f in rows), "text"),
                 _column("Category", (len(f.category) for f in rows), "text"),
                 _column("Reason", [50], "text"),
                 _column("Attempts", [2], "num"),
-                _column("Last attempt", [10], "text"),
-                _column("Log", [7])]
+                _column("Last attempt", [10], "text")]
     return Columns(tuple(columns), "fp-failures", arch, log=True)
 
 

@@ -1,6 +1,7 @@
 """The built site in real headless Chromium (Debian's chromium, driven by Playwright).
 
-The fixture site (tests/helpers/sitecatalog.py) is built with `mkdocs build --strict` and
+The fixture site (tests/helpers/sitecatalog.py) is built as `falco-probes site build`
+builds it (generated pages, `mkdocs build --strict`, the API placed after it) and
 served by a loopback http.server. Every request to another host is refused and
 fails the test, as does any console error. Expected answers are computed in
 Python with builder.core.naming and the loaded catalog, the way `falco-probes find`
@@ -18,8 +19,8 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
-from mkdocsbuild import mkdocs_build
 from sitebrowser import chromium_context, serve
+from sitebuild import generated_site
 from sitecatalog import (
     DRIVERS,
     PROBES_YAML,
@@ -70,8 +71,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Fixt
     root = tmp_path_factory.mktemp("site-browser")
     fixture = write_catalog(root / "catalog", build_fixture())
     (root / "probes.yaml").write_text(PROBES_YAML)
-    mkdocs_build(root / "site", root / "catalog", root / "probes.yaml")
-    with serve(root / "site") as url:
+    site = generated_site(root, root / "catalog", root / "probes.yaml")
+    with serve(site) as url:
         yield url, fixture, load_catalog(root / "catalog")
 
 
@@ -355,11 +356,13 @@ def test_not_built_yet_shows_what_is_close(site: Site) -> None:
         raise AssertionError("no unbuilt kernel built for another driver version")
     page = site.page()
     got = fill_find(page, host, falco)
-    assert got["state"] == "missing", got["text"]
     assert want["name"].file in got["text"]
-    planned = want["name"].target == "debian"       # PROBES_YAML plans debian only
-    assert ("Not built yet" if planned else "Not planned: probes.yaml builds no "
-            f"{want['name'].target} kernels") in got["text"]
+    # PROBES_YAML plans debian kernels of 7.0.0+driver only: nothing else is promised
+    planned = want["name"].target == "debian" and driver == "7.0.0+driver"
+    assert ("the nightly build picks it up" if planned else "Not planned: probes.yaml ") \
+        in got["text"]
+    assert planned or "nightly" not in got["text"]
+    assert got["state"] == ("missing" if planned else "not-planned"), got["text"]
     assert "Built for other driver versions" in got["text"]
     group = page.locator("#fp-result .fp-groups").last
     for other in others:
@@ -376,7 +379,8 @@ def test_near_misses_name_the_same_kernel_elsewhere_and_the_newest_of_its_series
     built = pick_built(site, lambda h: h.uname_r.endswith("amzn2.x86_64"), "0.36.2")
     centos = Host('ID="centos"\nVERSION_ID="7"\n', built.uname_r, built.uname_v, "x86_64")
     got = fill_find(site.page(), centos, "0.36.2")
-    assert got["state"] == "missing" and "The same kernel under another name" in got["text"]
+    # centos is not in PROBES_YAML: missing, and not planned
+    assert got["state"] == "not-planned" and "The same kernel under another name" in got["text"]
     assert f"falco_amazonlinux2_{built.uname_r}_1.o" in got["text"]
     newer = Host(built.os_release, "5.10.999-1.711.amzn2.x86_64", built.uname_v, "x86_64")
     got = fill_find(site.page(), newer, "0.36.2")
@@ -413,7 +417,8 @@ def test_find_when_the_loader_requests_nothing(site: Site) -> None:
     got = fill_find(site.page(), no_os, "0.36.2")
     assert got["state"] == "none" and "target undetermined" in got["text"]
     with_fallback = fill_find(site.page(), no_os, "0.36.2", fallback="debian")
-    assert with_fallback["state"] == "missing" and "falco_debian_5.10.0_1.o" in \
+    assert with_fallback["state"] in ("missing", "not-planned") and \
+        "falco_debian_5.10.0_1.o" in \
         with_fallback["text"]
 
 
@@ -795,15 +800,17 @@ def test_home_and_index_pages_fit_and_link(site: Site, width: int) -> None:
     assert_on_screen(targets, targets.locator(".fp-heatmap td"), "heatmap cells")
 
 
-def test_sha256sums_opens_as_text(site: Site) -> None:
+def test_the_digest_list_opens_in_the_browser(site: Site) -> None:
+    """probes.json (file names and digests) shows in the browser; SHA256SUMS is for
+    `sha256sum -c` (issue 23: one copy of each record, no SHA256SUMS.txt)."""
     page = site.page("drivers/6.0.1%2Bdriver/")
     with page.expect_navigation():
-        page.locator("article a", has_text="SHA256SUMS").first.click()
-    assert page.url.endswith("SHA256SUMS.txt")
+        page.locator("article a", has_text="probes.json").first.click()
+    assert page.url.endswith("probes.json")
     body = page.locator("body").inner_text()
     first = next(r for r in sorted(site.fixture.probes, key=lambda r: (r.arch, r.file))
                  if r.driver_version == "6.0.1+driver")
-    assert body.startswith(f"{first.sha256}  {first.arch}/{first.file}")
+    assert first.sha256 in body and first.file in body
 
 
 def test_permalink_query_of_find(site: Site) -> None:

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
+from pathlib import Path
 
+import pytest
 from sitecatalog import (
-    DRIVERS,
     Fixture,
     hostile_model,
 )
 from testpaths import ROOT
 
 from builder.core.catalog import natural_key
-from builder.core.records import kernel_series, record_to_dict
 from builder.site import api, layout
+from builder.site import chunks as chunk_rows
 from builder.site.model import SiteModel
 from builder.site.render import Renderer
 
@@ -32,18 +34,10 @@ def test_site_json_carries_the_same_table(model: SiteModel) -> None:
 
 # --- the API --------------------------------------------------------------------------------
 
-def test_fnv1a_is_the_reference_function() -> None:
-    # Reference values of 32-bit FNV-1a (find.js computes the same).
-    assert api.fnv1a("") == 0x811C9DC5
-    assert api.fnv1a("a") == 0xE40C292C
-    assert api.fnv1a("foobar") == 0xBF9CF968
-    assert api.fnv1a("é") == api.fnv1a("\u00e9")
-
-
 def test_index_document(model: SiteModel) -> None:
     renderer = Renderer(model)
     doc = json.loads(api.dumps(api.index_document(model, renderer.page_urls)))
-    assert doc["schema_version"] == api.SCHEMA_VERSION == 1
+    assert doc["schema_version"] == api.SCHEMA_VERSION == 2
     assert doc["probe_count"] == model.totals.probes
     assert doc["min_kernel"] == {"x86_64": "4.14", "aarch64": "4.17"}
     assert doc["falco_versions"]["0.37.0"] == "7.0.0+driver"
@@ -55,20 +49,17 @@ def test_index_document(model: SiteModel) -> None:
     assert first["page_url"] == "../drivers/7.0.0%2Bdriver/"
     assert set(first["arches"]) == {"x86_64", "aarch64"}
     assert sum(a["probe_count"] for a in first["arches"].values()) == first["probe_count"]
+    assert doc["kernels_url"] == "kernels/index.json"
 
 
-def test_probes_document_keeps_every_catalog_field(model: SiteModel) -> None:
+def test_probes_document_lists_every_probe_file_and_digest(model: SiteModel) -> None:
     files = list(model.files_of("6.0.1+driver"))
     doc = api.probes_document("6.0.1+driver", ("0.36.0",), files)
-    records = sorted((r for f in files for r in f.probes), key=lambda r: r.key)
-    assert sorted(doc["probes"], key=lambda d: (d["arch"], d["target"], d["kernel_release"],
-                                                d["kernel_version"])) == \
-        sorted((record_to_dict(r) for r in records),
-               key=lambda d: (d["arch"], d["target"], d["kernel_release"],
-                              d["kernel_version"]))
-    failures = [record_to_dict(f) for cat_file in files for f in cat_file.failures]
-    assert sorted(json.dumps(d, sort_keys=True) for d in doc["failures"]) == \
-        sorted(json.dumps(d, sort_keys=True) for d in failures)
+    listed = sorted((g["arch"], g["target"], p["file"], p["sha256"], tuple(p.get("aliases", ())),
+                     p.get("root", "")) for g in doc["files"] for p in g["probes"])
+    assert listed == sorted((r.arch, r.target, r.file, r.sha256, r.aliases, r.root)
+                            for f in files for r in f.probes)
+    assert doc["kernels_url"] == "../kernels/index.json"
 
 
 def test_sha256sums_lines(model: SiteModel) -> None:
@@ -79,43 +70,6 @@ def test_sha256sums_lines(model: SiteModel) -> None:
     for line in lines:
         assert re.fullmatch(r"[0-9a-f]{64}  (x86_64|aarch64)/falco_[^/\s]+\.o", line), line
     assert lines == sorted(lines, key=lambda line: line.split("  ")[1])
-
-
-def test_every_name_is_in_its_shard(model: SiteModel, fixture: Fixture) -> None:
-    for driver in DRIVERS:
-        for arch in ("x86_64", "aarch64"):
-            files = list(model.files_of(driver, arch))
-            shards = api.find_shards(driver, arch, files)
-            count = len(shards)
-            assert count == api.shard_count(api.name_count(files))
-            for record in (r for f in files for r in f.probes):
-                for name in record.all_files():
-                    shard = shards[api.fnv1a(name) % count]
-                    row = dict(zip(shard["probe_fields"], shard["probes"][name], strict=True))
-                    loadtest = record.loadtest
-                    assert row == {"file": record.file, "sha256": record.sha256,
-                                   "size": record.size, "url": record.url,
-                                   "built": record.built, "log": record.log,
-                                   "job": record.job, "attestation": record.attestation,
-                                   "source": record.source,
-                                   "loadtest": None if loadtest is None else [
-                                       getattr(loadtest, f) for f in shard["loadtest_fields"]]}
-            for failure in (f for cf in files for f in cf.failures):
-                for name in failure.all_files():  # found under every name, aliases too
-                    shard = shards[api.fnv1a(name) % count]
-                    row = dict(zip(shard["failure_fields"], shard["failures"][name],
-                                   strict=True))
-                    assert (row["file"], row["step"], row["category"], row["reason"],
-                            row["log"]) == (failure.file, failure.step, failure.category,
-                                            failure.reason, failure.log)
-    assert any(f.aliases for f in fixture.failures)
-
-
-def test_shards_stay_small_whatever_the_catalog_size() -> None:
-    assert api.shard_count(0) == 1
-    assert api.shard_count(api.SHARD_NAMES) == 1
-    assert api.shard_count(api.SHARD_NAMES + 1) == 2
-    assert api.shard_count(10_000) == 79
 
 
 def test_json_for_html_cannot_close_the_script_element() -> None:
@@ -134,18 +88,21 @@ def test_documents_of_hostile_records_are_valid_json() -> None:
 
 def test_kernel_documents_answer_every_prefix(model: SiteModel, fixture: Fixture) -> None:
     docs = dict(api.kernel_documents(model.catalog.files.values(), model.order,
-                                     chunk_bytes=4_000))
+                                     chunk_records=12))
     index = json.loads(docs[layout.KERNELS_INDEX])
     chunks = [json.loads(docs[layout.kernels_chunk(n)]) for n in range(len(index["chunks"]))]
     assert len(chunks) > 3
     firsts = [c[0] for c in index["chunks"]]
     assert firsts == sorted(firsts)
-    seen = [(release, row[0], row[1], row[2], row[3]) for c in chunks
-            for release, rows in c["probes"].items() for row in rows]
-    assert sorted(seen) == sorted((r.kernel_release, r.driver_version, r.arch, r.target,
-                                   r.kernel_version) for r in fixture.probes)
-    assert sum(len(rows) for c in chunks for rows in c["failures"].values()) == \
-        len(fixture.failures)
+    decoded = [(chunk_rows.decode_rows(c), chunk_rows.decode_rows(c, "failures"))
+               for c in chunks]
+    def canonical(rows: list[dict[str, object]]) -> list[str]:
+        return sorted(json.dumps(row, sort_keys=True) for row in rows)
+
+    assert canonical([r for probes, _ in decoded for r in probes]) == \
+        canonical([chunk_rows.as_dict(r) for r in fixture.probes])
+    assert canonical([f for _, failures in decoded for f in failures]) == \
+        canonical([chunk_rows.as_dict(f) for f in fixture.failures])
     for (first, releases, probes, failures), chunk in zip(index["chunks"], chunks, strict=True):
         assert min({*chunk["probes"], *chunk["failures"]}) == first
         assert releases == len({*chunk["probes"], *chunk["failures"]})
@@ -158,14 +115,25 @@ def test_kernel_documents_answer_every_prefix(model: SiteModel, fixture: Fixture
                  if k.startswith(prefix)}
         assert found == {k for k in releases if k.startswith(prefix)} | {
             f.kernel_release for f in fixture.failures if f.kernel_release.startswith(prefix)}
-    newest = next(r for r in fixture.probes if r.kernel_release == releases[7])
-    chunk = chunks[pick_chunks(firsts, releases[7])[0]]
-    row = dict(zip(chunk["probe_fields"], next(
-        x for x in chunk["probes"][releases[7]] if x[0] == newest.driver_version
-        and x[2] == newest.target), strict=True))
-    assert (row["sha256"], row["url"], row["size"], row["loadtest"]) == (
-        newest.sha256, newest.url, newest.size,
-        newest.loadtest.status if newest.loadtest else None)
+
+
+def test_kernel_index_maps_each_uname_r_to_the_releases_it_is_filed_under(
+        model: SiteModel) -> None:
+    """Debian's loaders name a file after the package version (6.1.192-3-amd64); a user
+    types `uname -r` (6.1.0-57-amd64): the index maps one to the other, twins each to
+    their own record."""
+    debian = next(f for f in model.catalog.files.values() if f.target == "debian")
+    release = debian.probes[0].kernel_release
+    twins = [replace(debian.probes[0], uname_r="6.1.0-57-amd64"),
+             replace(debian.probes[0], uname_r="6.1.0-0.deb11.50-amd64", root="debian-11")]
+    files = [replace(debian, probes=(*twins, *debian.probes[1:]))]
+    docs = dict(api.kernel_documents(files, model.order))
+    index = json.loads(docs[layout.KERNELS_INDEX])
+    assert index["see"] == {"6.1.0-0.deb11.50-amd64": [release], "6.1.0-57-amd64": [release]}
+    rows = chunk_rows.decode_rows(json.loads(docs[layout.kernels_chunk(0)]))
+    mine = [r for r in rows if r["kernel_release"] == release]
+    assert sorted((r["uname_r"], r["root"]) for r in mine) == [
+        ("6.1.0-0.deb11.50-amd64", "debian-11"), ("6.1.0-57-amd64", "")]
 
 
 def pick_chunks(firsts: list[str], prefix: str) -> list[int]:
@@ -180,12 +148,13 @@ def test_target_documents_name_the_newest_kernel_per_series(model: SiteModel,
     docs = {path: json.loads(text) for path, text in api.target_documents(model)}
     assert set(docs) == {layout.api_target(t.target) for t in model.targets}
     doc = docs[layout.api_target("amazonlinux2")]
-    for driver, arches in doc["newest"].items():
-        for arch, series in arches.items():
-            for name, (release, version, count) in series.items():
+    for driver, kinds in doc["newest"].items():
+        assert set(kinds) == {"ebpf"}
+        for arch, series in kinds["ebpf"].items():
+            for name, (release, version, count, *_) in series.items():
                 mine = [r for r in fixture.probes
                         if (r.driver_version, r.arch, r.target) == (driver, arch, "amazonlinux2")
-                        and kernel_series(r.kernel_release) == name]
+                        and api.series_key(r.kernel_release) == name]
                 best = max(mine, key=lambda r: (natural_key(r.kernel_release),
                                                 natural_key(r.kernel_version)))
                 assert (release, version, count) == (best.kernel_release,
@@ -201,9 +170,43 @@ def test_find_manifest_carries_naming_facts_plan_and_repository(model: SiteModel
     manifest = api.find_manifest(model, renderer.page_urls, "", config)
     assert manifest["naming"] == {"override_releases": [str(v) for v in OVERRIDE_RELEASES],
                                   "min_kernel": {a: list(v) for a, v in MIN_KERNEL.items()}}
-    assert manifest["plan"]["targets"]["ubuntu"] == ["x86_64", "aarch64"]
+    assert manifest["plan"]["targets"]["ubuntu"]["arch"] == ["x86_64", "aarch64"]
     assert "9.1.0+driver" in manifest["plan"]["drivers"]
     assert manifest["repository"] == config.store.repository
     assert manifest["order"] == list(model.order) and manifest["kernels"] == "kernels/"
     bare = api.find_manifest(model, renderer.page_urls, "", None)
     assert bare["plan"] is None and bare["repository"] == ""
+
+
+@pytest.mark.parametrize(("release", "flavour", "key"), [
+    ("6.1.0-57-amd64", "amd64", "6.1 amd64"), ("6.1.192-3-cloud-amd64", "cloud-amd64",
+                                               "6.1 cloud-amd64"),
+    ("6.1.0-57-rt-amd64", "rt-amd64", "6.1 rt-amd64"), ("5.15.0-1034-aws", "aws", "5.15 aws"),
+    ("5.10.180-170.711.amzn2.x86_64", "", "5.10"), ("6.12.118+deb12-amd64", "amd64",
+                                                    "6.12 amd64")])
+def test_a_kernel_is_offered_only_kernels_of_its_own_flavour(release: str, flavour: str,
+                                                             key: str) -> None:
+    assert api.kernel_flavour(release) == flavour and api.series_key(release) == key
+
+
+def test_verify_reads_the_probe_lists_the_index_links(model: SiteModel, tmp_path: Path) -> None:
+    """`falco-probes verify --index api/index.json`: every probe by name and digest, with its
+    driver version and arch, from the lean probes.json."""
+    from builder.consumers.verify import load_index
+
+    renderer = Renderer(model)
+    (tmp_path / "api").mkdir()
+    (tmp_path / "api/index.json").write_text(api.dumps(api.index_document(model,
+                                                                          renderer.page_urls)))
+    for driver in model.drivers:
+        for path, text in api.driver_documents(driver.version, driver.falco,
+                                               list(model.files_of(driver.version))):
+            (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / path).write_text(text)
+    index = load_index(str(tmp_path / "api/index.json"))
+    probes = list(model.catalog.probes())
+    assert index.size == len(probes)
+    for record in probes:
+        known = index.by_sha[record.sha256]
+        assert (record.driver_version, record.arch, record.file) in {
+            (k.driver_version, k.arch, k.file) for k in known}

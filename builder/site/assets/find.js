@@ -43,6 +43,14 @@
     return /^[A-Za-z0-9._+~\/:%=@-]+$/.test(text) ? text : "'" + text.replace(/'/g, "'\\''") + "'";
   }
 
+  /* A name the catalog could hold (builder.core.records' checks): anything else is the user's
+     text, never shown as if it were a file name. */
+  function validName(name) {
+    var part = /^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$/;
+    return part.test(name.kernel_release || "") && part.test(name.kernel_version || "") &&
+      /^[a-z0-9][a-z0-9._-]*$/.test(name.target || "");
+  }
+
   function number(n) { return Number(n).toLocaleString("en-US"); }
 
   function kB(size) { return number(Math.round(size / 1000)) + " kB"; }
@@ -282,11 +290,35 @@
       return this.missing(context, "Legacy eBPF probes exist for x86_64 and aarch64 only, " +
         "not " + name.arch + ".");
     }
+    if (!validName(name)) {
+      return this.missing(context, "The name this loader would build from these inputs holds " +
+        "characters no probe name can have (a kernel release and version are letters, digits " +
+        "and . _ + ~ - only), so no probe can match: check that uname -r and uname -v were " +
+        "pasted whole, as the node prints them.");
+    }
     var self = this;
-    return this.lookup.byName(choice.driver, name.arch, name.file).then(function (got) {
+    return this.lookup.byName(choice.driver, name.arch, name.file,
+                              this.releasesOf(host, choice, name), release).then(function (got) {
       if (got.probe) { return self.found(context, got.probe); }
       return self.missing(context, null, got.failure);
     });
+  };
+
+  /* The kernel releases a probe for this node may be filed under: the one in the requested
+     name, and those of the names the other Falco releases of its driver version request
+     (a record is filed under its own name; the others are its aliases). */
+  Finder.prototype.releasesOf = function (host, choice, name) {
+    var releases = [name.kernel_release];
+    var served = choice.served || this.falcoFor(choice.driver).map(N.parseVersion);
+    served.forEach(function (falco) {
+      try {
+        var other = N.probeName(host, falco).kernel_release;
+        if (other && releases.indexOf(other) < 0) { releases.push(other); }
+      } catch (err) {
+        if (!(err instanceof N.NoRequest)) { throw err; }
+      }
+    });
+    return releases;
   };
 
   /* The loader refuses: no file is requested at all. */
@@ -298,7 +330,9 @@
         "; Helm: ", el("code", { text: "driver.kind: kmod" }), ")."]));
     }
     if (err.probeName) {
-      nodes.push(el("p", { text: "(It would have named the file " + err.probeName.file + ".)" }));
+      if (validName(err.probeName)) {
+        nodes.push(el("p", { text: "(It would have named the file " + err.probeName.file + ".)" }));
+      }
     }
     return { state: "none", title: "The loader requests no probe for this node", nodes: nodes };
   };
@@ -339,9 +373,14 @@
       count + " for kernel " + prefix :
       count + " for kernel releases starting with " + prefix;
     if (!probes.length && !failures.length) {
+      var self = this;
       nodes.push(el("p", { "class": "fp-why", text: this.noKernel(prefix) }));
-      nodes.push(this.pasteHint());
-      return { state: "missing", title: "No probe for this kernel release", nodes: nodes };
+      return this.planOfRelease(prefix).then(function (said) {
+        said.forEach(function (text) { nodes.push(el("p", { "class": "fp-why fp-plan", text: text })); });
+        nodes.push(self.pasteHint());
+        return { state: said.length ? "not-planned" : "missing", nodes: nodes,
+                 title: "No probe for this kernel release" + (said.length ? ", and none planned" : "") };
+      });
     }
     if (found.releases.length > 1) { nodes.push(this.releaseLinks(found.releases, prefix)); }
     nodes.push(this.probeGroups(probes, failures));
@@ -355,7 +394,8 @@
     if (/-(amd64|arm64)$/.test(prefix)) {
       text += " Debian hosts: from Falco 0.35 the loader names the probe after the package " +
         "version in uname -v (5.10.0-22-amd64 with \u201cDebian 5.10.178-3\u201d in uname -v " +
-        "becomes 5.10.178-3-amd64); fill in os-release and uname -v.";
+        "becomes 5.10.178-3-amd64), and records written before the catalog kept uname -r are " +
+        "found by that name only: fill in os-release and uname -v.";
     }
     return text;
   };
@@ -448,10 +488,12 @@
     var n = context.name;
     var info = this.manifest.drivers[context.driver];
     var rows = [
-      ["File the loader requests", el("code", { "class": "fp-file", text: n.file })],
+      ["File the loader requests", validName(n) ? el("code", { "class": "fp-file", text: n.file }) :
+        el("em", { text: "no valid file name (see below)" })],
       ["Driver version", info ? el("a", { href: info.page, text: context.driver }) : context.driver],
-      ["Target, kernel release, kernel version, arch",
-        [n.target, n.kernel_release, n.kernel_version, n.arch].join(", ")],
+      ["Target, kernel release, kernel version, arch", validName(n) ?
+        [n.target, n.kernel_release, n.kernel_version, n.arch].join(", ") :
+        el("em", { text: "not shown: the inputs hold characters no kernel name has" })],
       ["Rules of", (N.clientFor(context.falco) === N.CLIENT_SHELL ? "falco-driver-loader" :
         "falcoctl") + " of Falco " + context.falco]
     ].concat(extra || []);
@@ -574,23 +616,31 @@
       if (httpUrl(failure.job) && failure.job !== failure.log) { links.push(link(failure.job, "CI job"), ". "); }
       links.push("The nightly build retries it with a backoff.");
       nodes.push(sentence(links));
-    } else {
-      var text = reason || this.tooOld(name) || this.notBuilt(context);
-      if (/^Kernel too old/.test(text)) { state = "too-old"; }
-      nodes.push(el("p", { "class": "fp-why", text: text }));
     }
-    var coverage = this.manifest.coverage[name.target];
-    if (coverage) {
-      nodes.push(sentence(["See the ", el("a", { href: coverage, text: "coverage of " + name.target }),
-        " for every kernel that has probes."]));
-    }
-    if (!name.kernel_release || state === "too-old" || !has(N.MIN_KERNEL, name.arch)) {
-      return { state: state, title: title, nodes: nodes };
-    }
-    return this.nearMisses(context).then(function (close) {
-      return { state: state, title: title, nodes: nodes.concat(close) };
-    }, function () {
-      return { state: state, title: title, nodes: nodes };
+    var fixed = reason || (failure ? "" : this.tooOld(name));
+    if (/^Kernel too old/.test(fixed)) { state = "too-old"; }
+    var why = failure || fixed ? Promise.resolve(fixed) : this.notBuilt(context);
+    return why.then(function (text) {
+      if (text) {
+        if (/Not planned|Older than the kernels/.test(text)) {
+          state = "not-planned";
+          title = "No probe for this node, and none planned";
+        }
+        nodes.push(el("p", { "class": "fp-why", text: text }));
+      }
+      var coverage = self.manifest.coverage[name.target];
+      if (coverage) {
+        nodes.push(sentence(["See the ", el("a", { href: coverage, text: "coverage of " + name.target }),
+          " for every kernel that has probes."]));
+      }
+      if (!name.kernel_release || state === "too-old" || !has(N.MIN_KERNEL, name.arch)) {
+        return { state: state, title: title, nodes: nodes };
+      }
+      return self.nearMisses(context).then(function (close) {
+        return { state: state, title: title, nodes: nodes.concat(close) };
+      }, function () {
+        return { state: state, title: title, nodes: nodes };
+      });
     });
   };
 
@@ -607,32 +657,160 @@
       "or driver.kind: kmod in the Helm chart.";
   };
 
-  /* Planned or not, by probes.yaml (when the site was built with one). */
+  /* Planned or not, by probes.yaml (when the site was built with one): a promise of the
+     sentence. Never "it will come" unless the plan's rules would take this kernel. */
   Finder.prototype.notBuilt = function (context) {
     var plan = this.manifest.plan;
     var name = context.name;
     var driver = context.driver;
     if (!this.manifest.drivers[driver]) {
-      return "This index has no probes for driver version " + driver + " yet" +
-        (plan && plan.drivers.indexOf(driver) < 0 ? ", and probes.yaml does not list it: not planned." : ".");
+      return Promise.resolve("This index has no probes for driver version " + driver + " yet" +
+        (plan && plan.drivers.indexOf(driver) < 0 ? ", and probes.yaml does not list it: not planned." : "."));
     }
-    if (plan) {
-      var families = Object.keys(plan.targets).filter(function (family) {
-        return name.target === family || name.target.indexOf(family + "-") === 0;
-      });
-      if (!families.length) {
-        return "Not planned: probes.yaml builds no " + name.target + " kernels, so this " +
-          "probe will not appear unless that target is added.";
-      }
-      if (!families.some(function (f) { return plan.targets[f].indexOf(name.arch) >= 0; })) {
-        return "Not planned: probes.yaml builds " + name.target + " kernels for " +
-          families.map(function (f) { return plan.targets[f].join(" and "); }).join(", ") +
-          " only, not " + name.arch + ".";
-      }
+    var nothing = "The catalog has no probe and no failed build for this file with driver " +
+      "version " + driver + ".";
+    if (!plan) { return Promise.resolve(nothing); }
+    if (plan.drivers.indexOf(driver) < 0) {
+      return Promise.resolve(nothing + " Not planned: probes.yaml no longer lists driver version " +
+        driver + ", so no new probe is built for it.");
     }
-    return "Not built yet: the catalog has no probe and no failed build for this file with " +
-      "driver version " + driver + ". The nightly build picks new kernels of planned targets up " +
-      "as their headers appear.";
+    var families = familiesOf(plan, name.target);
+    if (!families.length) {
+      return Promise.resolve("Not planned: probes.yaml builds no " + name.target + " kernels, so " +
+        "this probe will not appear unless that target is added.");
+    }
+    var unameR = this.value("r").trim() || name.kernel_release;
+    var refusals = families.map(function (f) { return ruleRefusal(f, plan.targets[f], unameR, name.arch); });
+    if (refusals.every(Boolean)) { return Promise.resolve(nothing + " " + refusals[0]); }
+    var self = this;
+    return this.lookup.target(name.target).then(function (doc) {
+      var newest = newestEntry(doc, driver, name.driver_type, name.arch, name.kernel_release);
+      var older = families.map(function (f) {
+        return olderThanKept(f, plan.targets[f], unameR, name.kernel_release, newest);
+      }).filter(Boolean);
+      if (older.length) { return nothing + " " + older[0]; }
+      return nothing + " Its target's rules in probes.yaml take this kernel, so the nightly " +
+        "build picks it up once its headers are published.";
+    }, function () { return nothing; });
+  };
+
+  /* The plan's target families a catalog target belongs to (ubuntu for ubuntu-aws). */
+  function familiesOf(plan, target) {
+    return Object.keys(plan.targets).filter(function (family) {
+      return target === family || target.indexOf(family + "-") === 0;
+    });
+  }
+
+  function compiled(pattern) {
+    try { return new RegExp(pattern); } catch (err) { return null; }
+  }
+
+  function below(release, minimum) {
+    var mine = L.releaseNumbers(release);
+    var floor = L.releaseNumbers(String(minimum));
+    if (!mine || !floor) { return false; }
+    for (var i = 0; i < 3; i += 1) {
+      if (mine[i] !== floor[i]) { return mine[i] < floor[i]; }
+    }
+    return false;
+  }
+
+  /* Why the rules of one target family leave the kernel `unameR` on `arch` out, in the order
+     builder/kernels/select.py applies them (arch, minimum kernel, include, exclude), or "".
+     `arch` may be unknown (a bare uname -r): then it is not checked. */
+  function ruleRefusal(family, rule, unameR, arch) {
+    if (arch && rule.arch.indexOf(arch) < 0) {
+      return "Not planned: probes.yaml builds " + family + " kernels for " + rule.arch.join(" and ") +
+        " only, not " + arch + ".";
+    }
+    var minimum = arch && (rule.min_kernel[arch] || rule.min_kernel[{ x86_64: "amd64", aarch64: "arm64" }[arch]]);
+    if (minimum && below(unameR, minimum)) {
+      return "Not planned: probes.yaml builds " + family + " kernels from " + minimum + " on (" +
+        arch + "), and " + unameR + " is older.";
+    }
+    var include = rule.include && compiled(rule.include);
+    if (include && !include.test(unameR)) {
+      return "Not planned: excluded by this target's filter. probes.yaml builds only " + family +
+        " kernels whose uname -r matches " + rule.include + ", and " + unameR + " does not, so no " +
+        "probe will be built for it.";
+    }
+    var exclude = rule.exclude && compiled(rule.exclude);
+    if (exclude && exclude.test(unameR)) {
+      return "Not planned: excluded by this target's filter. probes.yaml leaves out " + family +
+        " kernels whose uname -r matches " + rule.exclude + ", as " + unameR + " does, so no " +
+        "probe will be built for it.";
+    }
+    return "";
+  }
+
+  /* The newest kernel built of the same series and flavour (api/targets/), or null. */
+  function newestEntry(doc, driver, driverType, arch, release) {
+    if (!doc) { return null; }
+    var kinds = driver ? [doc.newest[driver] || {}] : Object.keys(doc.newest).map(function (d) {
+      return doc.newest[d];
+    });
+    var key = L.seriesKey(release);
+    var best = null;
+    kinds.forEach(function (kind) {
+      var of = ((kind[driverType || "ebpf"] || {})[arch] || {})[key];
+      if (of && (!best || compareNatural(of[0], best[0]) > 0)) { best = of; }
+    });
+    return best;
+  }
+
+  /* `latest: N`: a kernel older than the newest one built of its series and flavour is one
+     the plan no longer takes (nothing is built for kernels that were superseded). */
+  function olderThanKept(family, rule, unameR, release, newest) {
+    if (!rule.latest || !newest) { return ""; }
+    var theirs = newest[3] && unameR ? newest[3] : newest[0];
+    var mine = newest[3] && unameR ? unameR : release;
+    if (compareNatural(theirs, mine) <= 0) { return ""; }
+    if (rule.latest === 1) {
+      return "Older than the kernels this repository keeps: probes.yaml builds only the newest " +
+        family + " kernel of each series and flavour (" + L.seriesKey(release) + "), and " + theirs +
+        " is newer, so no probe will be built for this one. Nodes on " + theirs + " are covered.";
+    }
+    // Among the N newest or not: the catalog says only which is the newest, so no promise.
+    return "probes.yaml builds only the " + rule.latest + " newest " + family + " kernels of each " +
+      "series and flavour (" + L.seriesKey(release) + "; the newest built is " + theirs + "): this " +
+      "one is built only if it is among them, and older kernels never are.";
+  }
+
+  /* A bare uname -r with nothing in the catalog: what the plan says of it, if anything (a
+     promise of sentences). Only the target families whose rules can be read from the
+     release alone: a filter on uname -r, or `latest` in a series the catalog has. */
+  Finder.prototype.planOfRelease = function (release) {
+    var plan = this.manifest.plan;
+    if (!plan) { return Promise.resolve([]); }
+    var self = this;
+    var said = [];
+    var ask = [];
+    Object.keys(plan.targets).forEach(function (family) {
+      var rule = plan.targets[family];
+      var include = rule.include && compiled(rule.include);
+      var refusal = ruleRefusal(family, rule, release, "");
+      if (refusal && (rule.include || rule.exclude)) {
+        said.push("A " + family + " kernel with this uname -r: " + refusal.charAt(0).toLowerCase() +
+          refusal.slice(1));
+      } else if (!refusal && rule.latest && include) {
+        Object.keys(self.manifest.coverage || {}).forEach(function (target) {
+          if (familiesOf(plan, target).indexOf(family) >= 0 && ask.length < 4) {
+            ask.push([family, rule, target]);
+          }
+        });
+      }
+    });
+    return Promise.all(ask.map(function (item) {
+      return self.lookup.target(item[2]).then(function (doc) {
+        var arches = ["x86_64", "aarch64"];
+        for (var i = 0; i < arches.length; i += 1) {
+          var older = olderThanKept(item[0], item[1], release, release,
+            newestEntry(doc, "", "ebpf", arches[i], release));
+          if (older) { return "A " + item[0] + " kernel with this uname -r: " + older.charAt(0).toLowerCase() + older.slice(1); }
+        }
+        return "";
+      }, function () { return ""; });
+    })).then(function (more) { return said.concat(more.filter(Boolean)); });
   };
 
   /* What is close: the same kernel under other names or driver versions, the newest
@@ -657,16 +835,22 @@
           p.kernel_version === name.kernel_version && p.arch === name.arch &&
           p.driver_version !== context.driver;
       });
+      // A probe loads only in the kernel it was built for (libscap compares its release
+      // with uname -r): another name is offered only when it was built for this very
+      // kernel (its uname -r, or a name that is this uname -r), never another flavour.
+      var sameKernel = function (p) {
+        return typed && (p.uname_r ? p.uname_r === typed : p.kernel_release === typed);
+      };
       var otherName = rows.filter(function (p) {
-        return p.driver_version === context.driver && p.arch === name.arch &&
-          N.probeFileName(p.target, p.kernel_release, p.kernel_version) !== name.file;
+        return p.driver_version === context.driver && p.arch === name.arch && sameKernel(p) &&
+          p.file !== name.file;
       });
       var nodes = [];
       if (otherName.length) {
         nodes.push(el("h3", { text: "The same kernel under another name" }));
-        nodes.push(el("p", { text: "Built for driver version " + context.driver + ", but named " +
-          "for another flavour, target or kernel version than this Falco release requests " +
-          "(check that it really is your node's kernel):" }));
+        nodes.push(el("p", { text: "Built for driver version " + context.driver + " and for this " +
+          "very kernel (" + typed + "), but named for another target or kernel version than " +
+          "this Falco release requests:" }));
         nodes.push(self.probeList(otherName));
       }
       if (sameFile.length) {
@@ -690,11 +874,11 @@
 
   Finder.prototype.newestInSeries = function (doc, context) {
     var name = context.name;
-    var series = /^(\d+)\.(\d+)/.exec(name.kernel_release);
-    if (!doc || !series) { return null; }
-    var key = parseInt(series[1], 10) + "." + parseInt(series[2], 10);
-    var of = ((doc.newest[context.driver] || {})[name.arch] || {})[key];
+    // Only a kernel of the same series, flavour and arch: a cloud-amd64 probe is no use
+    // to an amd64 node.
+    var of = newestEntry(doc, context.driver, name.driver_type, name.arch, name.kernel_release);
     if (!of) { return null; }
+    var key = L.seriesKey(name.kernel_release);
     return sentence(["Newest " + name.target + " kernel of the " + key + " series with a probe for " +
       context.driver + " (" + name.arch + "): ",
       el("a", { href: "?r=" + encodeURIComponent(of[0]), text: of[0] }),

@@ -59,6 +59,27 @@
   });
   window.FalcoProbesCopy = copyText;
 
+  // A build log published beside its probe (its URL + .log): the row's "log" link points
+  // at #logs (the sentence that says so) until it is hovered, touched or focused, when
+  // it gets its address from the probe's link; a link followed before that still goes.
+  function logLink(event) {
+    var link = event.target.closest ? event.target.closest("a.fp-log") : null;
+    var row = link && link.closest("tr");
+    var probe = row && row.querySelector("a[href]:not(.fp-log)");
+    if (!probe) { return null; }
+    link.href = probe.href + ".log";
+    return link;
+  }
+  document.addEventListener("focusin", logLink);
+  document.addEventListener("pointerover", logLink);
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest ? event.target.closest("a.fp-log[href='#logs']") : null;
+    if (link && logLink(event)) {
+      event.preventDefault();
+      window.location.href = link.href;
+    }
+  });
+
   // Natural order (5.10.9 before 5.10.10), as builder.core.catalog.natural_key: lookup.js.
   var compareNatural = window.FalcoProbesLookup.compareNatural;
 
