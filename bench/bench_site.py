@@ -126,7 +126,7 @@ def _naive_config(work: Path) -> Path:
 
 def build(config: Path, site: Path, catalog: Path) -> dict[str, Any]:
     """One `mkdocs build --strict` in a child process: wall time and its own peak memory."""
-    env = {**os.environ, "FALCO_PROBES_CATALOG": str(catalog), "NO_MKDOCS_2_WARNING": "1",
+    env = {**os.environ, "FALCO_PROBES_CATALOG": str(catalog),
            "FALCO_PROBES_CONFIG": str(site.parent / "no-probes.yaml"),
            "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryFile() as errors:

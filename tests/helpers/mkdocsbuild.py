@@ -17,8 +17,7 @@ def mkdocs_build(site: Path, catalog: Path, probes_yaml: Path | None,
     from mkdocs.config import load_config
 
     env = {"FALCO_PROBES_CATALOG": str(catalog),
-           "FALCO_PROBES_CONFIG": str(probes_yaml or site.parent / "absent.yaml"),
-           "NO_MKDOCS_2_WARNING": "1"}
+           "FALCO_PROBES_CONFIG": str(probes_yaml or site.parent / "absent.yaml")}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
