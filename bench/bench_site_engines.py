@@ -56,6 +56,8 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
+from builder.site.engine import place_api
+
 ROOT = Path(__file__).resolve().parents[1]
 ENGINES = ("mkdocs", "zensical")
 ZENSICAL_CONFIG = ".bench-zensical.yml"
@@ -248,19 +250,6 @@ def build_zensical(sources: Sources, site: Path, command: list[str], env: dict[s
     return runs
 
 
-def place_api(sources: Sources, site: Path) -> None:
-    """WORK/api into the output after the engine ran: hard links, else copies."""
-    for rel in sources.api:
-        source, dest = sources.work / "api" / rel, site / "api" / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if dest.exists():
-            dest.unlink()
-        try:
-            os.link(source, dest)
-        except OSError:
-            shutil.copy2(source, dest)
-
-
 # --- the output -----------------------------------------------------------------------------
 
 def html_pages(site: Path) -> Iterator[Path]:
@@ -430,7 +419,7 @@ def run(work: Path, out: Path, engines: list[str], commands: dict[str, list[str]
         result: dict[str, Any] = {"version": version_of(commands[engine], env),
                                   "runs": [r.figures() for r in runs], "log": str(log)}
         if all(r.exit_code == 0 for r in runs) and site.is_dir():
-            place_api(sources, site)
+            place_api(sources.work / "api", site)  # as `site build` does
             print(f"bench: measuring {site}", file=sys.stderr)
             result.update(measure(engine, site, sources, check_links))
         figures["engines"][engine] = result
