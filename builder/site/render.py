@@ -276,20 +276,25 @@ class Renderer:
         src_uri = layout.coverage_page(page.target)
         title = f"Coverage of {page.target}"
         cols = coverage_columns(page)
-        links = self.links(src_uri)
-        chart = charts.bar_chart(
+        render_rows = self._rows("coverage_rows.html.j2", cols,
+                                 lambda series, n: f"Kernels {series}: {n:,}")
+        # The chart is drawn on every part of a split page: its links are relative to
+        # the part it is on (targets/<target>/<series>/ is one folder deeper).
+        yield from self._bulk(src_uri, title, page.groups, render_rows,
+                              lambda uri, body, parts, count: self._render(
+                                  "coverage.html.j2", uri, page=page, rows=body, parts=parts,
+                                  chart=self._coverage_chart(page, uri), cols=cols,
+                                  count=count))
+
+    def _coverage_chart(self, page: CoveragePage, current: str) -> charts.BarChart:
+        links = self.links(current)
+        return charts.bar_chart(
             f"Kernels of {page.target} per driver version",
             [charts.BarItem(d.driver_version, (("ok", d.built), ("failed", d.failed),
                                                ("missing", d.missing)),
                             links.page(layout.table_page(d.driver_version, page.target)))
              for d in page.per_driver],
             [("ok", "built"), ("failed", "failed"), ("missing", "missing")])
-        render_rows = self._rows("coverage_rows.html.j2", cols,
-                                 lambda series, n: f"Kernels {series}: {n:,}")
-        yield from self._bulk(src_uri, title, page.groups, render_rows,
-                              lambda uri, body, parts, count: self._render(
-                                  "coverage.html.j2", uri, page=page, rows=body, parts=parts,
-                                  chart=chart, cols=cols, count=count))
 
     def failures(self) -> Iterator[GeneratedPage]:
         page: FailuresPage = failures_page(self.model)
