@@ -143,6 +143,7 @@ def check_line(max_len: int) -> Check:
 
 
 check_optional_url = check_log
+check_semver = matches(r"[0-9]{1,7}\.[0-9]{1,7}\.[0-9]{1,8}", "a version like 8.0.4", 30)
 
 
 _RELEASE_NUMBERS = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
@@ -269,15 +270,18 @@ LOADTEST_STATES = ("passed", "rejected", "not_tested")
 
 @dataclass(frozen=True, slots=True)
 class LoadTest:
-    """Whether a probe loaded in its own kernel (`falco-probes loadtest`)."""
+    """Whether a probe (or module) loaded in its own kernel (`falco-probes loadtest`)."""
 
     status: str            # passed | rejected | not_tested
     kernel: str = ""       # `uname -r` of the kernel booted
-    accepted: int = 0      # programs the verifier accepted
+    accepted: int = 0      # programs the verifier accepted (a module has none)
     total: int = 0         # programs in the probe
     events: int = 0        # system call events captured with the probe (0: none or not tried)
     date: str = ""         # UTC time of the test
-    reason: str = ""       # rejected: the program and the verifier's last line; not_tested: why
+    reason: str = ""       # rejected: the program and the verifier's last line (a module:
+                           # why the kernel refused it); not_tested: why
+    api_version: str = ""  # a module: the API and schema versions it answered by ioctl
+    schema_version: str = ""
 
     @property
     def passed(self) -> bool:
@@ -421,6 +425,10 @@ LOADTEST_SCHEMA = Schema("loadtest", [
     Field("date", str, required=False, default="",
           check=lambda v: None if v == "" else check_timestamp(v)),
     Field("reason", str, required=False, default="", check=check_line(2000)),
+    Field("api_version", str, required=False, default="",
+          check=lambda v: None if v == "" else check_semver(v)),
+    Field("schema_version", str, required=False, default="",
+          check=lambda v: None if v == "" else check_semver(v)),
 ])
 
 

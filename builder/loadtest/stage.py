@@ -25,18 +25,20 @@ import json
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import builder
+from builder.core.drivertypes import KMOD
 from builder.core.errors import ProbesError
 from builder.core.records import LoadTest, check_kernel_release
 from builder.core.report import REPORT_NAME, BuildResult, iter_reports, read_report, replace_report
 from builder.loadtest.events import capture_recipe
 from builder.loadtest.initramfs import build_initramfs, static_busybox
 from builder.loadtest.kernelimage import KernelImage, fetch_image, headers_version
+from builder.loadtest.kmodtest import job_entry, module_loadtest, module_log
 from builder.loadtest.vm import Boot, Vm, VmSettings, find_qemu, shares_here
 from builder.shared.apt import AptArchive
 from builder.shared.fetch import Cache
@@ -202,16 +204,20 @@ class LoadTester:
         return self._recipes[source]
 
     def boot(self, image: KernelImage, probes: list[tuple[str, Path, str]],
+             modules: Mapping[str, Mapping[str, Any]] | None = None,
              ) -> tuple[Boot, dict[str, dict[str, Any]]]:
         """Boot `image` once and load `probes` in it; results by key.
 
         Each probe is (key, path, source): `source` names what it was compiled
         from, so the capture recipe is read from one probe of each source.
+        `modules` holds the kernel modules' device interfaces by key (kmodtest.py).
         """
+        modules = modules or {}
         work = Path(tempfile.mkdtemp(prefix="falco-probes-loadtest-"))
         try:
             results = work / "results.jsonl"
-            job = {"probes": [{"key": key, "path": str(path),
+            job = {"probes": [job_entry(key, path, modules[key]) if key in modules else
+                              {"key": key, "path": str(path),
                                "recipe": self.recipe(path, source or str(path))}
                               for key, path, source in probes],
                    "results": str(results)}
@@ -302,7 +308,9 @@ def run_group(tester: LoadTester, group: KernelGroup, summary: LoadTestSummary,
             image = tester.image(group.release, group.version, group.arch)
             tester.say(f"booting {image.package} for {len(group.members)} probe(s)")
             boot, raw = tester.boot(image, [("|".join(m.key), m.probe, m.source)
-                                            for m in group.members])
+                                            for m in group.members],
+                                    {"|".join(m.key): m.result.interface for m in group.members
+                                     if m.result.driver_type == KMOD.name})
             summary.boots.append({"kernel": group.release, "accel": boot.accel,
                                   "share": boot.share,
                                   "seconds": round(boot.seconds, 1), "finished": boot.finished,
@@ -315,8 +323,10 @@ def run_group(tester: LoadTester, group: KernelGroup, summary: LoadTestSummary,
     out = {}
     for member in group.members:
         line = raw.get("|".join(member.key))
-        test = loadtest_of(line, group.release, boot, date, why_not)
-        _write_log(member, probe_log(line, test, boot))
+        kmod = member.result.driver_type == KMOD.name
+        test = (module_loadtest if kmod else loadtest_of)(line, group.release, boot, date,
+                                                          why_not)
+        _write_log(member, (module_log if kmod else probe_log)(line, test, boot))
         summary.add(member, test, float(line.get("seconds", 0)) if line else 0.0)
         out[member.key] = test
         if on_probe is not None:
