@@ -91,7 +91,7 @@ MAKEFILE = "Makefile"
 MAKEFILE_TEMPLATE = "Makefile.in"
 KMOD_SOURCE = "main.c"
 _DKMS_NAME = "scap"       # the name Debian's falcosecurity-scap-dkms builds
-_KMOD_OBJECT = re.compile(r"^obj-m\s*\+?=\s*(\S+)\.o\s*$", re.MULTILINE)
+_KMOD_OBJECTS = re.compile(r"^obj-m\s*[:+]?=\s*(.*?)\s*$", re.MULTILINE)
 # What cmake leaves out of the flat folder (build files of the bpf folder itself).
 _NOT_COPIED = ("CMakeLists.txt", ".gitignore")
 _HEX_COMMIT = re.compile(r"[0-9a-f]{7,40}")
@@ -489,7 +489,8 @@ def rename_dkms_config(text: str, origin: str) -> str:
 
 def require_falco_module(makefile: str, origin: str) -> None:
     """The Makefile must build falco.ko and nothing else: scap.ko would not be Falco's."""
-    modules = _KMOD_OBJECT.findall(makefile)
+    modules = [word.removesuffix(".o") for line in _KMOD_OBJECTS.findall(makefile)
+               for word in line.split()]
     if modules != [PROBE_NAME]:
         built = ", ".join(f"{m}.ko" for m in modules) or "no module"
         raise SourceLayoutError(f"{origin}: its {MAKEFILE} builds {built}, not {PROBE_NAME}.ko",

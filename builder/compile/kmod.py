@@ -63,6 +63,7 @@ from builder.compile.kbuild import (
     failure_reason,
     kernel_root_of,
     run_killable,
+    shorten,
 )
 from builder.compile.kmodiface import device_interface
 from builder.core.errors import BuildError
@@ -314,11 +315,14 @@ def configure_flags(log: str) -> tuple[str, ...]:
 
 
 def module_failure_reason(log: str, returncode: int) -> str:
-    """The first error outside the configure checks' own (expected) failures."""
-    kept = "\n".join(line for line in log.splitlines() if not line.startswith(_NOISE)
-                     or _BROKEN in line)
-    reason = failure_reason(kept, returncode)
-    return reason.replace(f"produced no {'probe.o'}", f"produced no {MODULE_OBJECT}")
+    """The first error outside the configure checks' own (expected) failures: the
+    compiler's, else modpost's (`ERROR: modpost: "x" undefined!`), else make's."""
+    kept = [line for line in log.splitlines() if not line.startswith(_NOISE)]
+    reason = failure_reason("\n".join(kept), returncode)
+    modpost = next((line for line in kept if line.startswith("ERROR: ")), None)
+    if modpost is not None and "error:" not in reason:
+        return shorten(modpost.strip(), 300)
+    return reason.replace("produced no probe.o", f"produced no {MODULE_OBJECT}")
 
 
 def module_failure_category(log: str) -> str:

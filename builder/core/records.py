@@ -365,10 +365,12 @@ FAILURE_STEPS = ("download", "extract", "source", "compile", "check", "loadtest"
 # source              the driver source could not be fetched or is not what it claims
 # check               the object is not a valid probe (ELF check)
 # verifier            the kernel's eBPF verifier rejected a program (loadtest)
+# refused             the kernel refused the module, or it misbehaved once loaded (loadtest)
 # publish             the store refused it
 # unknown             none of the above could be told from the log
 FAILURE_CATEGORIES = ("unsupported-kernel", "source-layout", "toolchain", "timeout", "download",
-                      "extract", "source", "check", "verifier", "publish", "unknown")
+                      "extract", "source", "check", "verifier", "publish", "unknown",
+                      "refused")
 
 # Keys kept in the catalog file header rather than on every line.
 FILE_KEYS = ("driver_version", "arch", "target")

@@ -205,9 +205,10 @@ def _count(data: mmap.mmap, info: mmap.mmap, size: int, tid: int) -> tuple[int, 
     head, tail, _ = INFO.unpack_from(info)
     end = tail + (head - tail if head >= tail else size - tail + head)
     offset, records, mine, corrupt = tail, 0, 0, 0
-    while offset + HEADER.size <= end:
-        _, thread, length, _, _ = HEADER.unpack_from(data, offset)
-        if length < HEADER.size or offset + length > end:
+    while offset < end:
+        _, thread, length, _, _ = HEADER.unpack_from(data, offset) \
+            if offset + HEADER.size <= end else (0, 0, 0, 0, 0)
+        if length < HEADER.size or offset + length > end:  # cut short, or no header at all
             corrupt += 1
             break
         records += 1

@@ -1,5 +1,5 @@
-"""Build output folders as `falco-probes build` writes them, with fast fake probes
-(and, for the sidecar tests, real-looking compile logs and a CI job link)."""
+"""Build output folders as `falco-probes build` writes them, with fast fake probes and
+modules (and, for the sidecar tests, real-looking compile logs and a CI job link)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from fakeprobe import make_fake_probe
+from fakeprobe import make_fake_module, make_fake_probe
 
 from builder.core.report import BuildResult, result_to_dict
 
@@ -27,6 +27,7 @@ class Spec:
     target: str = "ubuntu-generic"
     aliases: tuple[str, ...] = ()
     payload: str = ""
+    driver_type: str = "ebpf"       # kmod: a fake falco.ko (API 8.0.4, schema 4.1.0)
 
 
 def specs(count: int, start: int = 0, **fields: Any) -> list[Spec]:
@@ -41,11 +42,12 @@ def write_report(folder: Path, probes: Iterable[Spec], failures: Iterable[Spec] 
     results = []
     for spec in probes:
         draft = BuildResult(True, spec.driver_version, spec.arch, spec.target,
-                            spec.kernel_release, spec.kernel_version)
+                            spec.kernel_release, spec.kernel_version,
+                            driver_type=spec.driver_type)
         rel = f"probes/{spec.driver_version}/{spec.arch}/{draft.file}"
-        path = make_fake_probe(_mkdir(folder / rel),
-                               spec.payload or f"{spec.driver_version} {draft.file}",
-                               kernel_release=spec.kernel_release)
+        make = make_fake_module if spec.driver_type == "kmod" else make_fake_probe
+        path = make(_mkdir(folder / rel), spec.payload or f"{spec.driver_version} {draft.file}",
+                    kernel_release=spec.kernel_release)
         data = path.read_bytes()
         results.append(replace(draft, aliases=spec.aliases, path=rel,
                                sha256=hashlib.sha256(data).hexdigest(), size=len(data),
