@@ -7,6 +7,7 @@ The kernel list (4,450 x86_64 kernels, 13 distros) lives outside the repository 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 from collections import defaultdict
@@ -62,17 +63,23 @@ def kernels(path: Path = KERNEL_LIST) -> list[tuple[str, str, str]]:
 
 
 def records(count: int, path: Path = KERNEL_LIST, salt: str = "") -> Iterator[ProbeRecord]:
-    """`count` distinct probe records: every kernel for each driver version, then aarch64."""
+    """`count` distinct probe records: every kernel for each driver version, then aarch64;
+    past 2 x 20 x 4,450, the list again as the kernels of later years (`.yN` releases),
+    as the nightly adds them."""
     made = 0
-    for arch in ("x86_64", "aarch64"):
-        for driver in DRIVER_VERSIONS:
-            for target, release, version in kernels(path):
-                if made >= count:
-                    return
-                if arch == "aarch64":
-                    release = release.replace("x86_64", "aarch64")
-                yield _record(driver, arch, target, release, version, salt)
-                made += 1
+    listed = kernels(path)
+    for year in itertools.count():
+        for arch in ("x86_64", "aarch64"):
+            for driver in DRIVER_VERSIONS:
+                for target, release, version in listed:
+                    if made >= count:
+                        return
+                    if arch == "aarch64":
+                        release = release.replace("x86_64", "aarch64")
+                    if year:
+                        release = f"{release}.y{year}"
+                    yield _record(driver, arch, target, release, version, salt)
+                    made += 1
 
 
 def _record(driver: str, arch: str, target: str, release: str, version: str,

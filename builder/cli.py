@@ -36,7 +36,11 @@ exit codes: 0 ok, 1 negative answer (not found, problems found, mismatch),
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; when `argv` names a command, only that command's module is imported
+    (each imports its stage: `find` on a node need not import the compiler), the others
+    are bare entries that argparse accepts and `--help` of the top level never shows."""
+    chosen = _command_in(argv)
     parser = argparse.ArgumentParser(
         prog="falco-probes",
         description="Build, publish, catalog and find pre-compiled Falco eBPF probes.",
@@ -47,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "documented one)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
+        if chosen is not None and name != chosen:
+            sub.add_parser(name)
+            continue
         try:
             module = importlib.import_module(f"builder.commands.{name}")
         except ModuleNotFoundError as exc:
@@ -57,10 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_in(argv: Sequence[str] | None) -> str | None:
+    """The command an argument list names (its first argument that is not an option)."""
+    words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
+    return words[0] if words and words[0] in COMMANDS else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     for name in TOKEN_VARIABLES:  # masked in everything we print, whoever reads them
         secrets.register(os.environ.get(name, ""))
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     show_library_messages()
     debug = args.debug or bool(os.environ.get("FALCO_PROBES_DEBUG"))

@@ -6,13 +6,16 @@ import argparse
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from builder.core.config import Config, load_config
 from builder.core.paths import CATALOG_ENV, CONFIG_ENV, default_catalog, default_config
-from builder.kernels.targets import TargetKernels
 from builder.publish.stores.assetnames import GITHUB_MAX_ASSETS
 from builder.publish.stores.choice import StoreChoice
 from builder.ui import info
+
+if TYPE_CHECKING:  # only a type here: `find` and `verify` need not import kernel discovery
+    from builder.kernels.targets import TargetKernels
 
 
 def add_catalog_option(parser: argparse.ArgumentParser) -> None:

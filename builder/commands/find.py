@@ -11,9 +11,15 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from builder.commands.common import add_catalog_option, add_config_option, catalog_dir, config_from
-from builder.consumers.find import FindResult, find, loadtest_summary, resolve_versions
+from builder.consumers.find import (
+    FindResult,
+    catalog_files_for,
+    find,
+    loadtest_summary,
+    resolve_versions,
+)
 from builder.core import limits
-from builder.core.catalog import Catalog, load_catalog
+from builder.core.catalog import Catalog
 from builder.core.config import Config
 from builder.core.drivertypes import BY_NAME, DRIVER_TYPES
 from builder.core.errors import EXIT_BAD_INPUT, EXIT_NEGATIVE, EXIT_OK, InputError, ProbesError
@@ -93,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"no catalog at {root}", hint="pass --catalog DIR (the catalog/ "
                          "folder of this repository, or a mirror's), or set "
                          "FALCO_PROBES_CATALOG")
-    catalog = load_catalog(root)
+    catalog = Catalog(root)  # filled with only the files each node's answer needs
     if args.batch:
         return _run_batch(args.batch, catalog, config)
     host = _node(args)
@@ -101,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
                                            args.driver_type)
     if args.falco_version is None:
         info(f"assuming Falco {falco} (pass --falco-version to choose)")
+    catalog.ensure(catalog_files_for(host, falco, driver, config, kind))
     result = find(host, falco, driver, catalog, config, source="this node", driver_type=kind)
     if args.json:
         emit_json(result.as_dict())
@@ -231,6 +238,7 @@ def _batch_line(line: bytes | None, number: int, name: str, catalog: Catalog,
         if isinstance(raw, dict) and "id" in raw:
             head["id"] = raw["id"]
         host, falco, driver, kind = _batch_inputs(raw, where, config)
+        catalog.ensure(catalog_files_for(host, falco, driver, config, kind))
         result = find(host, falco, driver, catalog, config, source=where, driver_type=kind)
     except ProbesError as exc:
         return {**head, "error": exc.message}, EXIT_BAD_INPUT

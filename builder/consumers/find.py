@@ -9,6 +9,7 @@ no legacy eBPF probe; the eBPF probe before.
 
 from __future__ import annotations
 
+import contextlib
 import urllib.parse
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -35,6 +36,7 @@ from builder.core.records import (
     LoadTest,
     ProbeName,
     ProbeRecord,
+    check_target,
     release_numbers,
 )
 from builder.core.versions import FalcoVersion, check_supported, default_driver_type
@@ -166,6 +168,23 @@ def resolve_versions(falco: str | None, driver: str | None, config: Config | Non
     kind = driver_type or default_driver_type(falco_version)
     check_supported(falco_version, kind)
     return falco_version, driver or driver_version_for(falco_version, config), kind
+
+
+def catalog_files_for(host: HostFacts, falco: FalcoVersion, driver_version: str,
+                      config: Config | None,
+                      driver_type: str = DEFAULT_TYPE) -> set[tuple[str, str, str]]:
+    """The catalog files that can answer this node: the one of the target its loader names
+    and the one of its canonical name's target (where the record, and the aliases that
+    other Falco releases request, live). Nothing else needs reading. The type matters:
+    a release may request a module where it requests no probe (Falco 0.44, old kernels)."""
+    served = falco_releases(config).falco_for(driver_version)
+    names = []
+    with contextlib.suppress(NoRequest):
+        names.append(probe_name(host, falco, driver_type))
+    with contextlib.suppress(NoRequest):
+        names.append(names_for_driver(host, served or [falco], driver_type)[0])
+    return {(driver_version, n.arch, n.target) for n in names
+            if n.arch in ARCHES and not check_target(n.target)}
 
 
 def find(host: HostFacts, falco: FalcoVersion, driver_version: str, catalog: Catalog,

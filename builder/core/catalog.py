@@ -117,6 +117,18 @@ class Catalog:
     root: Path
     files: dict[FileKey, CatalogFile] = field(default_factory=dict)
     _index: dict[tuple[str, str, str], dict[str, ProbeRecord]] | None = None
+    _absent: set[FileKey] = field(default_factory=set)
+
+    def ensure(self, keys: Iterable[FileKey]) -> None:
+        """Read the named files (those not read yet) through load_catalog, the one path
+        every reader takes; a file the catalog does not have is simply absent. A catalog
+        made as Catalog(root) and fed this way reads only what its reader needs (`find`:
+        one or two files of a catalog of 400,000 probes)."""
+        missing = set(keys) - set(self.files) - self._absent
+        if missing:
+            self.files.update(load_catalog(self.root, files=missing).files)
+            self._absent |= missing - set(self.files)
+            self._index = None
 
     def probes(self) -> Iterator[ProbeRecord]:
         for cat_file in self.files.values():
@@ -277,25 +289,65 @@ def _path_key(rel: Path) -> FileKey | None:
 
 
 def check_catalog(root: Path) -> list[Problem]:
-    """Every problem in the catalog, each with its file and line."""
-    names: dict[tuple[str, str, str], dict[str, tuple[str, str]]] = defaultdict(dict)
-    record_lines: dict[RecordKey, int | None] = {}
+    """Every problem in the catalog, each with its file and line.
+
+    Each file is first read the fast way (as load_catalog does); only a file with a
+    problem, or whose records another file's name clashes with, is read again with
+    line numbers, so a clean catalog costs about a load."""
     files, problems = scan_catalog(root)
+    parsed: dict[Path, CatalogFile] = {}
+    record_lines: dict[RecordKey, int | None] = {}
     for path in files:
-        before = len(problems)
-        try:
-            text = read_text(path, limits.CATALOG_FILE)
-            cat_file = parse_file(path, path.relative_to(root), text, problems,
-                                  with_lines=True, record_lines=record_lines)
-        except YamlSyntaxError as exc:
-            problems.append(exc.problem)
-            continue
-        except InputError as exc:
-            problems.append(Problem(str(path), exc.message.removeprefix(f"{path}: ")))
-            continue
-        if cat_file is not None:
-            _check_names_unique(cat_file, str(path), names, problems, record_lines)
-        _cap_problems(problems, before, str(path))
+        quick = _parse_quickly(root, path)
+        if quick is not None:
+            parsed[path] = quick
+        else:
+            _parse_with_lines(root, path, problems, parsed, record_lines)
+    clashes = _name_clashes(parsed, record_lines)
+    if clashes:  # say where: the files involved, read again with their lines
+        for path in sorted({Path(p.path) for p in clashes} - {Path(p.path) for p in problems}):
+            _parse_with_lines(root, path, [], parsed, record_lines)
+        clashes = _name_clashes(parsed, record_lines)
+    order = {str(path): n for n, path in enumerate(files)}  # file by file, as read
+    return sorted(problems + clashes, key=lambda p: order.get(p.path, -1))
+
+
+def _parse_quickly(root: Path, path: Path) -> CatalogFile | None:
+    """The file if the fast read finds nothing wrong with it, else None."""
+    problems: list[Problem] = []
+    try:
+        text = read_text(path, limits.CATALOG_FILE)
+        cat_file = parse_file(path, path.relative_to(root), text, problems, with_lines=False)
+    except InputError:
+        return None
+    return cat_file if not problems else None
+
+
+def _parse_with_lines(root: Path, path: Path, problems: list[Problem],
+                      parsed: dict[Path, CatalogFile],
+                      record_lines: dict[RecordKey, int | None]) -> None:
+    before = len(problems)
+    try:
+        text = read_text(path, limits.CATALOG_FILE)
+        cat_file = parse_file(path, path.relative_to(root), text, problems,
+                              with_lines=True, record_lines=record_lines)
+    except YamlSyntaxError as exc:
+        problems.append(exc.problem)
+        return
+    except InputError as exc:
+        problems.append(Problem(str(path), exc.message.removeprefix(f"{path}: ")))
+        return
+    if cat_file is not None:
+        parsed[path] = cat_file
+    _cap_problems(problems, before, str(path))
+
+
+def _name_clashes(parsed: dict[Path, CatalogFile],
+                  record_lines: Mapping[RecordKey, int | None]) -> list[Problem]:
+    names: dict[tuple[str, str, str], dict[str, tuple[str, str]]] = defaultdict(dict)
+    problems: list[Problem] = []
+    for path in sorted(parsed):
+        _check_names_unique(parsed[path], str(path), names, problems, record_lines)
     return problems
 
 

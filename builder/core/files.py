@@ -10,6 +10,7 @@ the folder the caller gave.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import shutil
@@ -282,3 +283,39 @@ def swap_tree(new: Path, dest: Path, *,
         remove_tree(new)
     if had_old:
         remove_tree(old)
+
+
+@contextlib.contextmanager
+def creating(dest: Path) -> Iterator[Path]:
+    """Like `replacing`, but `dest` is only ever created, never replaced: the finished
+    temporary file is hard-linked to `dest` (fails if it exists) and removed. When `dest`
+    appeared meanwhile (another writer of the same file), theirs is kept, and ours
+    dropped.
+
+    Why not rename: a file renamed over another orphans the old inode, and a concurrent
+    link(2) to the old one that had already looked it up fails with ENOENT (the kernel
+    refuses to link an inode with no names). Writers that share a file (two probes
+    attested by one bundle, mirrors running in parallel) never replace it under each
+    other this way. On a filesystem without hard links it falls back to a rename where
+    nothing is there yet."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(8)}.tmp")
+    try:
+        yield tmp
+        if tmp.is_file() and not tmp.is_symlink():
+            fsync_path(tmp)
+        try:
+            os.link(tmp, dest)
+        except FileExistsError:
+            pass   # another writer created it first: keep theirs
+        except OSError as exc:
+            if exc.errno not in NO_HARD_LINKS or dest.exists():
+                raise
+            os.replace(tmp, dest)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+# Where a filesystem (or its mount) refuses hard links.
+NO_HARD_LINKS = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}

@@ -226,7 +226,10 @@ def _copy(src: IO[bytes], out: IO[bytes], meter: Meter | None,
     TooSlow past them (the caller removes the partial file)."""
     cap = bound.cap - start
     copied = 0
-    while block := src.read(min(CHUNK, cap - copied + 1)):
+    # read1: whatever has arrived, up to CHUNK; read() would wait for CHUNK bytes, and a
+    # server dripping one byte at a time would hold it for an hour, past every deadline.
+    read = getattr(src, "read1", src.read)
+    while block := read(min(CHUNK, cap - copied + 1)):
         copied += len(block)
         if copied > cap:
             raise TooLong(f"{what}: more than {bound.cap} bytes; stopped and removed the "

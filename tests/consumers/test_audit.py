@@ -93,7 +93,8 @@ def test_every_drift_in_a_directory_store(published_dir: tuple[Path, Path, Direc
     # a probe in the store that the catalog lost, and a build report that names it
     write_report(tmp_path / "lost", specs(1, start=50))
     lost = report_probes([tmp_path / "lost"])
-    lost_file = tmp_path / "lost" / "probes" / "6.0.1+driver" / "x86_64" / lost[0].file
+    lost_file = tmp_path / "lost" / "probes" / "6.0.1+driver" / "x86_64" / \
+        lost[0].kernel_release / lost[0].file
     store.place(lost_file, lost[0])
     (root / "6.0.1+driver" / "x86_64" / "falco_stray_1.0_1.o").write_bytes(b"stray")
 
@@ -156,7 +157,8 @@ def test_every_drift_in_github_releases(fake: FakeGitHub, tmp_path: Path,
     write_report(tmp_path / "lost", specs(2, start=70))                         # repairable
     lost = report_probes([tmp_path / "lost"])
     for probe in lost[:1]:
-        data = (tmp_path / "lost" / "probes" / "6.0.1+driver" / "x86_64" / probe.file)
+        data = (tmp_path / "lost" / "probes" / "6.0.1+driver" / "x86_64" /
+                probe.kernel_release / probe.file)
         release.upload_asset_from_memory(io.BytesIO(data.read_bytes()), data.stat().st_size,
                                          asset_name(probe.file))
     release.upload_asset_from_memory(io.BytesIO(b"?"), 1, "unknown.o")         # not in catalog

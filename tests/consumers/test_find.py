@@ -3,6 +3,7 @@ there is no probe, the attestation it points to; node files and batch lines boun
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from collections.abc import Callable
@@ -11,16 +12,19 @@ from typing import Any
 
 import pytest
 import yaml
-from buildreports import JOB
+from buildreports import JOB, Spec, write_report
 from commandline import NODE, cli, empty_catalog, os_release
 from hostileinputs import fifo
+from publishing import publish_all
 from testpaths import NAMING_CASES
 
 from builder.cli import main
-from builder.core.catalog import fragment_line, merge_into
+from builder.consumers.find import twin_settings
+from builder.core.catalog import fragment_line, load_catalog, merge_into
 from builder.core.naming import host_from_inputs, probe_name
-from builder.core.records import FailureRecord, LoadTest, ProbeRecord
-from builder.core.versions import FalcoVersion
+from builder.core.records import FailureRecord, LoadTest, ProbeRecord, Twin
+from builder.core.versions import BUILTIN_RELEASES, FalcoVersion
+from builder.publish.stores.directory import DirectoryStore
 
 CASES: list[dict[str, Any]] = yaml.safe_load(
     NAMING_CASES.read_text())
@@ -528,3 +532,74 @@ def test_a_batch_line_may_ask_for_the_module(modules: tuple[Path, Path, Path],
     assert [r.get("file") for r in results[:2]] == ["falco_debian_6.1.192-3-amd64_1.ko",
                                                     "falco_debian_6.1.192-3-amd64_1.o"]
     assert results[2]["error"] == "-:3: driver_type must be ebpf or kmod" and code == 2
+
+
+# --- twin kernels: one file name, two kernels, each answered with its own file ------------
+
+TWIN_NAME = ("debian", "6.12.118-1-amd64", "1")
+BOOKWORM = "6.12.118+deb12-amd64"
+TRIXIE = "6.12.118+deb13-amd64"
+
+
+def twin_store(tmp_path: Path) -> Path:
+    """Both twins built, published into a directory store served at a base URL, merged."""
+    target, release, version = TWIN_NAME
+    write_report(tmp_path / "build", [
+        Spec(release, version, "9.1.0+driver", target=target, uname_r=TRIXIE,
+             package_version="6.12.118-1", twins=(Twin(BOOKWORM, "debian-12"),)),
+        Spec(release, version, "9.1.0+driver", target=target, uname_r=BOOKWORM,
+             package_version="6.12.118-1~deb12u1", root="debian-12", twins=(Twin(TRIXIE),))])
+    store = DirectoryStore(tmp_path / "store", BUILTIN_RELEASES.falco_for,
+                           base_url="http://mirror.example/store")
+    publish_all(tmp_path / "build", store, tmp_path / "f.jsonl")
+    merge_into(tmp_path / "catalog", [tmp_path / "f.jsonl"])
+    return tmp_path / "catalog"
+
+
+def find_twin(catalog: Path, uname_r: str, package: str, tmp_path: Path,
+              capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
+    osr = tmp_path / "os-release"
+    osr.write_text("ID=debian\nVERSION_ID=13\n")
+    code = main(["find", "--catalog", str(catalog), "--json", "--falco-version", "0.43.1",
+                 "--os-release", str(osr), "--uname-r", uname_r, "--uname-m", "x86_64",
+                 "--uname-v", f"#1 SMP PREEMPT_DYNAMIC Debian {package} (2026-11-20)"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_each_twin_gets_the_file_built_for_its_kernel(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    catalog = twin_store(tmp_path)
+    code, trixie = find_twin(catalog, TRIXIE, "6.12.118-1", tmp_path, capsys)
+    assert code == 0 and trixie["built_for"] == TRIXIE and "settings" not in trixie
+    assert trixie["url"] == ("http://mirror.example/store/9.1.0%2Bdriver/x86_64/"
+                             "falco_debian_6.12.118-1-amd64_1.o")
+    code, bookworm = find_twin(catalog, BOOKWORM, "6.12.118-1~deb12u1", tmp_path, capsys)
+    assert code == 0 and bookworm["built_for"] == BOOKWORM and bookworm["root"] == "debian-12"
+    assert bookworm["file"] == trixie["file"] and bookworm["sha256"] != trixie["sha256"]
+    assert bookworm["settings"] == {"FALCOCTL_DRIVER_REPOS": "http://mirror.example/store/"
+                                    "twins/debian-12,http://mirror.example/store"}
+    assert TRIXIE in bookworm["note"] and "refuses" in bookworm["note"]
+    # The setting works: under the twin root, the loader's request path holds its bytes.
+    served = tmp_path / "store" / "twins" / "debian-12" / bookworm["falcoctl_request_path"]
+    assert hashlib.sha256(served.read_bytes()).hexdigest() == bookworm["sha256"]
+    default = tmp_path / "store" / trixie["falcoctl_request_path"]
+    assert hashlib.sha256(default.read_bytes()).hexdigest() == trixie["sha256"]
+
+
+def test_a_kernel_with_only_its_twins_file_is_told_so(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    catalog = twin_store(tmp_path)
+    other = "6.12.118+deb13.1-amd64"   # a third kernel asking for the same name: not built
+    code, answer = find_twin(catalog, other, "6.12.118-1", tmp_path, capsys)
+    assert code == 1 and answer["status"] == "other_kernel"
+    assert BOOKWORM in answer["reason"] and TRIXIE in answer["reason"]
+
+
+def test_old_loaders_shell_setting_for_a_twin(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    catalog = twin_store(tmp_path)
+    record = next(p for p in load_catalog(catalog).probes() if p.root)
+    assert twin_settings(record, FalcoVersion.parse("0.36.2")) == {
+        "DRIVERS_REPO": "http://mirror.example/store/twins/debian-12,http://mirror.example/store"}

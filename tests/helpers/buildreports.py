@@ -12,6 +12,7 @@ from typing import Any
 
 from fakeprobe import make_fake_module, make_fake_probe
 
+from builder.core.records import Twin
 from builder.core.report import BuildResult, result_to_dict
 
 BUILT = "2025-01-02T03:04:05Z"
@@ -28,6 +29,10 @@ class Spec:
     aliases: tuple[str, ...] = ()
     payload: str = ""
     driver_type: str = "ebpf"       # kmod: a fake falco.ko (API 8.0.4, schema 4.1.0)
+    uname_r: str = ""            # the kernel the bytes are for (twins share a file name)
+    package_version: str = ""
+    root: str = ""               # twin root: "" = the loader's default path
+    twins: tuple[Twin, ...] = ()
 
 
 def specs(count: int, start: int = 0, **fields: Any) -> list[Spec]:
@@ -42,12 +47,15 @@ def write_report(folder: Path, probes: Iterable[Spec], failures: Iterable[Spec] 
     results = []
     for spec in probes:
         draft = BuildResult(True, spec.driver_version, spec.arch, spec.target,
-                            spec.kernel_release, spec.kernel_version,
-                            driver_type=spec.driver_type)
-        rel = f"probes/{spec.driver_version}/{spec.arch}/{draft.file}"
+                            spec.kernel_release, spec.kernel_version, uname_r=spec.uname_r,
+                            package_version=spec.package_version, root=spec.root,
+                            twins=spec.twins, driver_type=spec.driver_type)
+        kernel = spec.uname_r or spec.kernel_release
+        rel = f"probes/{spec.driver_version}/{spec.arch}/{kernel}/{draft.file}"
         make = make_fake_module if spec.driver_type == "kmod" else make_fake_probe
-        path = make(_mkdir(folder / rel), spec.payload or f"{spec.driver_version} {draft.file}",
-                    kernel_release=spec.kernel_release)
+        path = make(_mkdir(folder / rel),
+                    spec.payload or f"{spec.driver_version} {kernel} {draft.file}",
+                    kernel_release=kernel)
         data = path.read_bytes()
         results.append(replace(draft, aliases=spec.aliases, path=rel,
                                sha256=hashlib.sha256(data).hexdigest(), size=len(data),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import time
 
 KERNELS = {"AmazonLinux": [  # a served kernel list whose second entry names a local file
     {"kernelversion": 1, "kernelrelease": f"4.14.77-70.{i}.amzn1.x86_64", "target": "amazonlinux",
@@ -23,6 +24,15 @@ class Hostile(http.server.BaseHTTPRequestHandler):
                 while True:
                     self.wfile.write(block)
             except OSError:  # the client stopped reading: what we want
+                return
+        if self.path.startswith("/drip"):  # a byte at a time, never done, never silent
+            self._head(200, {})
+            try:
+                while True:
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.05)
+            except OSError:
                 return
         if self.path.startswith("/huge"):
             self._head(200, {"Content-Length": str(10 ** 15)})

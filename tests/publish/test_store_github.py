@@ -437,7 +437,7 @@ def test_server_text_is_printed_without_the_token(tmp_path: Path) -> None:
             fake.inject(Fault("POST", r"/releases$", status=400, echo_authorization=True))
             done = publish_cli(fake, tmp_path, {**env, **debug}, "--json")
             assert done.returncode == 4
-            assert "HTTP 400 Bad Request (Authorization: token ***)" in done.stderr
+            assert "HTTP 400 Bad Request (your request: Authorization: token ***)" in done.stderr
             assert TOKEN not in done.stdout + done.stderr
             summary = json.loads(done.stdout)  # --json still tells what was (not) done
             assert (summary["complete"], summary["left"], summary["uploaded"]) == (False, 1, 0)

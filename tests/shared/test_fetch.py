@@ -8,6 +8,8 @@ import base64
 import functools
 import hashlib
 import re
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -333,3 +335,58 @@ def test_header_downloads_stop_at_a_sane_maximum(hostile: str, tmp_path: Path, p
 def test_a_local_header_url_is_a_regular_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="/dev/zero: is a device, not a regular file"):
         Cache(tmp_path / "cache").fetch("file:///dev/zero", limit=limits.HEADER_PACKAGE)
+
+
+# --- every download bounded: by size and kind, and in time ---------------------------------
+
+def test_a_body_that_never_ends_stops_at_the_download_time(hostile: str, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FALCO_PROBES_LIMIT_DOWNLOAD_SECONDS", "1")
+    with pytest.raises(InputError, match=r"still downloading after 1 s; stopped") as slow:
+        Cache(tmp_path / "cache").fetch(f"{hostile}/drip/linux-headers.deb",
+                                        limit=limits.HEADER_PACKAGE, retries=1)
+    assert "FALCO_PROBES_LIMIT_DOWNLOAD_SECONDS" in (slow.value.hint or "")
+    assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file() and ".lock" not in p.name
+            ] == []
+
+
+@pytest.mark.parametrize(("limit", "env"), [
+    (limits.HEADER_PACKAGE, "FALCO_PROBES_LIMIT_HEADER_PACKAGE"),
+    (limits.DRIVER_SOURCE, "FALCO_PROBES_LIMIT_DRIVER_SOURCE"),
+    (limits.KERNEL_IMAGE, "FALCO_PROBES_LIMIT_KERNEL_IMAGE"),
+    (limits.PROBE_FILE, "FALCO_PROBES_LIMIT_PROBE_FILE"),
+], ids=lambda v: getattr(v, "name", ""))
+def test_each_kind_of_file_has_its_own_maximum(hostile: str, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               limit: limits.Limit, env: str) -> None:
+    monkeypatch.setenv(env, "64K")
+    with pytest.raises(InputError, match=rf"may be at most 64KB \({env}\)"):
+        Cache(tmp_path / "cache").fetch(f"{hostile}/endless/file", limit=limit)
+
+
+def test_a_declared_size_past_the_maximum_is_refused_before_reading(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FALCO_PROBES_LIMIT_HEADER_PACKAGE", "1K")
+    with pytest.raises(InputError, match="declares 5000 bytes") as refused:
+        download("http://127.0.0.1:9/never-asked.deb", tmp_path / "x.deb", size=5000)
+    assert "nothing was downloaded" in (refused.value.hint or "")
+
+
+def test_a_write_the_disk_refuses_is_a_located_error(server: Server, tmp_path: Path) -> None:
+    """A file-size limit (or a full disk) while downloading: an error naming the file,
+    never a crash, and no partial file left behind."""
+    script = (f"import resource, sys; sys.path[:0] = {sys.path!r}\n"
+              "resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))\n"
+              "import signal; signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+              "from builder.core import limits\n"
+              "from builder.core.errors import InputError\n"
+              "from builder.shared.fetch import download\n"
+              "try:\n"
+              f"    download({server.url!r} + '/pkg.deb', __import__('pathlib').Path("
+              f"{str(tmp_path / 'x.deb')!r}), limit=limits.HEADER_PACKAGE, retries=1)\n"
+              "except InputError as exc:\n"
+              "    print(exc.message)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert "cannot write" in done.stdout and "x.deb.part" in done.stdout, done.stderr
+    assert not (tmp_path / "x.deb.part").exists() and not (tmp_path / "x.deb").exists()

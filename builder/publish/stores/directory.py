@@ -32,7 +32,6 @@ Sidecars, served by the same web server:
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import shutil
 import stat
@@ -42,7 +41,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from builder.core.errors import ConflictError, InputError, StoreError
-from builder.core.files import fsync_path, replacing, require_inside
+from builder.core.files import NO_HARD_LINKS, creating, fsync_path, require_inside
 from builder.core.naming import (
     falcoctl_request_path,
     override_releases,
@@ -74,7 +73,6 @@ from builder.shared.fetch import sha256_file
 
 NO_ARCH_SERVED = "x86_64"  # the only arch answered at <driver_version>/<file>
 SPECIAL = "special"  # inventory state of a link, FIFO or device found in the store
-_LINK_FALLBACK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
 
 FalcoVersions = Callable[[str], Sequence[FalcoVersion]]
 
@@ -279,7 +277,7 @@ class DirectoryStore:
         require_inside(self.root, dest)  # no write through a link planted in the store
         if not dest.exists():
             self.budget.take_upload()
-            with replacing(dest) as tmp:
+            with creating(dest) as tmp:   # a bundle two probes share: never replaced
                 shutil.copyfile(source, tmp)
         return self.url_for_path(rel)
 
@@ -325,7 +323,9 @@ class DirectoryStore:
 
     @staticmethod
     def _write_real(source: Path, real: Path, sha256: str, consume: bool) -> None:
-        with replacing(real) as tmp:
+        """The bytes, created once; bytes another writer put there meanwhile must be the
+        same (checked), never overwritten."""
+        with creating(real) as tmp:
             if consume:
                 _link_or_copy(source, tmp)
             else:
@@ -334,10 +334,11 @@ class DirectoryStore:
             if got != sha256:
                 raise InputError(f"{source}: sha256 is {got}, expected {sha256}",
                                  hint="the file changed after it was checked; rebuild it")
+        _require_same(real, sha256, source)
 
     @staticmethod
     def _link(real: Path, dest: Path) -> None:
-        with replacing(dest) as tmp:
+        with creating(dest) as tmp:
             _link_or_copy(real, tmp)
 
 
@@ -378,7 +379,7 @@ def _link_or_copy(source: Path, dest: Path) -> None:
     try:
         os.link(source, dest)
     except OSError as exc:
-        if exc.errno not in _LINK_FALLBACK:
+        if exc.errno not in NO_HARD_LINKS:
             raise
         shutil.copyfile(source, dest)
         fsync_path(dest)

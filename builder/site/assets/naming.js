@@ -3,7 +3,7 @@
  * a line-by-line port of builder/core/naming.py for the site's "find my probe" box.
  *
  * builder/core/naming.py is the source of truth. Every function here keeps its name
- * (in camelCase) and its order of checks; tests/test_naming_js.py runs every case
+ * (in camelCase) and its order of checks; tests/site/test_naming_js.py runs every case
  * of tests/data/naming_cases.yaml, and randomised variations of them, through both
  * and fails on any difference. Python's regular expressions, str.strip(),
  * str.splitlines() and shlex.split() are reproduced where JavaScript differs.

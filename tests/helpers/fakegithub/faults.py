@@ -54,10 +54,11 @@ class Faults(Responses):
                 phrase = HTTPStatus(status).phrase
             except ValueError:
                 phrase = "Error"
-            body = {"message": phrase if status < 500 else f"Server Error: {phrase}"}
-            if fault.echo_authorization:
-                body["message"] += f" (Authorization: {req.headers.get('authorization', '')})"
-            body["documentation_url"] = DOCS
+            body = {"message": phrase if status < 500 else f"Server Error: {phrase}",
+                    "documentation_url": DOCS}
+        if fault.echo_authorization and isinstance(body, dict):  # on every error path
+            body["message"] = (f"{body['message']} (your request: Authorization: "
+                               f"{req.headers.get('authorization', '')})")
         if fault.retry_after is not None:
             headers["Retry-After"] = str(fault.retry_after)
         response = self._json(status, fault.body if fault.body is not None else body)
