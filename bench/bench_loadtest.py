@@ -1,6 +1,10 @@
-"""Load test costs: what a boot costs around the probe, and why programs load with log_level 4.
+"""Load test costs: what a boot costs around the probe, why programs load with log_level 4,
+and how many probes an hour this machine load-tests.
 
     python -m bench.bench_loadtest [--repeat 2] [--probe FILE]
+    python -m bench.bench_loadtest --throughput --probe FILE [--probe FILE ...]
+                                   [--vms N] [--boots M]
+    python -m bench.bench_loadtest --arm64-costs
 
 A) one Debian kernel, one probe, its image already cached: `falco-probes loadtest
    --probe` against a bare boot of the same kernel and share running `true` (QEMU,
@@ -12,6 +16,19 @@ B) the probe's programs loaded through bpf() in *this* machine's kernel, each wi
    kernel does not let us call bpf().
 Without --probe, the probe is compiled first (Debian's falcosecurity-scap-dkms against
 the newest Debian 6.1 amd64 headers; needs apt and clang).
+
+--throughput, for each probe (x86_64 or arm64: its kernel_version says which kernel boots):
+M boots of its kernel with that one probe, first one VM at a time, then N VMs at once,
+under TCG and, for a kernel of this machine's architecture, KVM where it starts a VM (else
+it says why not). Per run: probes per hour, and where a boot's time goes: the kernel's
+start (to /init and the shares mounted), loading the probe (of which the verifier: the
+bpf() calls), and the rest of the guest (Python's start, the events capture), with QEMU's
+CPU seconds per boot. Not part of `python -m bench`: it takes many minutes under TCG.
+
+--arm64-costs: what an arm64 kernel costs a machine before its first boot, in an empty
+cache folder: apt's arm64 indices, the guest's root (first time and cached) and Debian
+12's newest 6.1 arm64 image (downloaded and cut down), each in wall and CPU seconds, with
+what it leaves on disk.
 """
 
 from __future__ import annotations
@@ -19,12 +36,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +59,10 @@ from builder.loadtest.bpf import (
     Bpf,
     BpfError,
 )
+from builder.loadtest.kernelimage import KernelImage, debian_arch
 from builder.loadtest.probeelf import read_probe
 from builder.loadtest.stage import LoadTester, LoadTestOptions
-from builder.loadtest.vm import VmSettings
+from builder.loadtest.vm import Boot, VmSettings, host_arch
 
 from .bench_build import DKMS, pick_kernel
 
@@ -138,15 +159,152 @@ def log_levels(probe: Path) -> dict[str, Any]:
             "ratio_level_1_to_4": round(verbose / stats, 2) if stats else None}
 
 
+# --- throughput: probes an hour, one VM and several ---------------------------------------
+
+_MARK = re.compile(r"falco-probes-vm: (init|host root mounted|guest exited with \d+) at "
+                   r"([0-9.]+) s")
+
+
+def throughput(probes: list[Path], vms: int, boots: int) -> list[dict[str, Any]]:
+    rows = []
+    for probe in probes:
+        release = read_probe(probe).kernel_release
+        arch = debian_arch(release)
+        for accel in ("tcg", "kvm") if arch == host_arch() else ("tcg",):
+            tester = LoadTester(LoadTestOptions(cache=cache_dir(), vm=VmSettings(accel=accel)))
+            image = tester.image(release, "", arch)
+            if accel == "kvm":
+                why_not = _kvm_does_not_start(tester, image)
+                if why_not:
+                    rows.append({"kernel": release, "accel": "kvm", "unavailable": why_not})
+                    continue
+            for at_once in dict.fromkeys((1, vms)):
+                rows.append(_run(tester, image, probe, accel, at_once, boots))
+                print(json.dumps(rows[-1]), file=sys.stderr)
+    return rows
+
+
+def _kvm_does_not_start(tester: LoadTester, image: KernelImage) -> str:
+    """Why a KVM boot of `image` did not finish here ("" when it did)."""
+    work = Path(tempfile.mkdtemp(prefix="falco-probes-bench-"))
+    try:
+        boot = tester.run(image, ["/bin/true"] if image.arch == host_arch() else
+                          ["/bin/busybox", "true"], work)
+        return "" if boot.finished else f"KVM unavailable here: {boot.reason}"
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(tester: LoadTester, image: KernelImage, probe: Path, accel: str, at_once: int,
+         boots: int) -> dict[str, Any]:
+    """`boots` boots of `image` loading `probe`, `at_once` VMs at a time."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    load = os.getloadavg()[0]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=at_once) as pool:
+        done = list(pool.map(lambda _: tester.boot(image, [("probe", probe, "")]),
+                             range(boots)))
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    parts = [_parts(boot, results.get("probe")) for boot, results in done]
+    median = {key: round(statistics.median(p[key] for p in parts), 1) for key in parts[0]}
+    return {"kernel": image.release, "arch": image.arch, "accel": accel, "vms": at_once,
+            "boots": boots, "passed": sum(1 for _, results in done
+                                          if results.get("probe", {}).get("passed")),
+            "not_passed": [_why_not(boot, results.get("probe")) for boot, results in done
+                           if not results.get("probe", {}).get("passed")],
+            "wall_s": round(wall, 1), "probes_per_hour": round(boots * 3600 / wall),
+            **median, "qemu_cpu_s_per_boot": round((after.ru_utime + after.ru_stime -
+                                                    before.ru_utime - before.ru_stime)
+                                                   / boots, 1),
+            "load_average": [round(load, 1), round(os.getloadavg()[0], 1)]}
+
+
+def _parts(boot: Boot, raw: dict[str, Any] | None) -> dict[str, float]:
+    """Where one boot's time went (seconds): see the module's docstring."""
+    marks = {m[1].split(" with")[0]: float(m[2]) for m in _MARK.finditer(boot.console)}
+    load = float(raw.get("seconds", 0)) if raw else 0.0
+    verifier = sum(float(p.get("seconds", 0)) for p in raw.get("programs", [])) if raw else 0.0
+    guest = marks.get("guest exited", 0.0) - marks.get("host root mounted", 0.0)
+    return {"boot_s": round(boot.seconds, 1),
+            "kernel_to_mounts_s": marks.get("host root mounted", 0.0),
+            "probe_load_s": load, "of_which_verifier_s": verifier,
+            "python_and_events_s": max(0.0, guest - load),
+            "qemu_outside_guest_s": max(0.0, boot.seconds - marks.get("guest exited", 0.0))}
+
+
+def _why_not(boot: Boot, raw: dict[str, Any] | None) -> str:
+    """Why a boot of the benchmark did not pass: the VM's reason, else the probe's, with
+    the console's last lines (the boot's work folder is gone by then)."""
+    reason = boot.reason or (raw or {}).get("reason") or "no result from the guest"
+    return f"{reason} | console: {' / '.join(boot.console.splitlines()[-6:])}"
+
+
+# --- arm64-costs: a cold cache's first arm64 kernel -----------------------------------------
+
+ARM64_KERNEL = ("6.1.0-57-arm64", "6.1.192-3")
+BOOKWORM = ("bookworm", "bookworm-updates", "bookworm-security")
+
+
+def arm64_costs() -> dict[str, Any]:
+    from builder.loadtest.guestroot import guest_root
+    from builder.shared.apt import AptArchive
+    from builder.shared.fetch import Cache
+
+    with tempfile.TemporaryDirectory(prefix="falco-probes-bench-") as tmp:
+        cache = Path(tmp)
+        apt = AptArchive(cache / "apt", arch="arm64", suites=BOOKWORM)
+        downloads = Cache(cache / "downloads")
+        tester = LoadTester(LoadTestOptions(cache=cache, suites=BOOKWORM))
+        steps = {"apt_indices": _timed(apt.update),
+                 "root_first": _timed(lambda: guest_root("aarch64", apt, downloads,
+                                                         cache / "guestroot")),
+                 "root_cached": _timed(lambda: guest_root("aarch64", apt, downloads,
+                                                          cache / "guestroot")),
+                 "image_first": _timed(lambda: tester.image(*ARM64_KERNEL, "aarch64"))}
+        return {**steps, "mb_on_disk": {part: _megabytes(cache / part) for part in
+                                        ("apt", "guestroot", "kernels", "downloads")},
+                "load_average": os.getloadavg()}
+
+
+def _timed(step: Any) -> dict[str, float]:
+    """Wall and CPU seconds (this process and its children) of one call."""
+    def cpu() -> float:
+        mine, kids = (resource.getrusage(who) for who in
+                      (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+        return mine.ru_utime + mine.ru_stime + kids.ru_utime + kids.ru_stime
+    started, cpu_before = time.perf_counter(), cpu()
+    step()
+    return {"wall_s": round(time.perf_counter() - started, 1),
+            "cpu_s": round(cpu() - cpu_before, 1)}
+
+
+def _megabytes(folder: Path) -> float:
+    return round(sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 1e6, 1)
+
+
 def main(argv: list[str]) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_loadtest")
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--probe", type=Path, default=None)
+    parser.add_argument("--probe", type=Path, action="append", default=[])
+    parser.add_argument("--throughput", action="store_true",
+                        help="probes per hour with one VM and --vms VMs (needs --probe)")
+    parser.add_argument("--vms", type=int, default=2)
+    parser.add_argument("--boots", type=int, default=2)
+    parser.add_argument("--arm64-costs", action="store_true",
+                        help="an arm64 kernel's first costs in an empty cache (see above)")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="falco-probes-bench-") as tmp:
-        probe = args.probe or compiled_probe(Path(tmp))
-        figures = {"boot": boot_costs(probe, args.repeat), "log_levels": log_levels(probe),
-                   "load_average": os.getloadavg()[0]}
+    if args.arm64_costs:
+        figures: dict[str, Any] = {"arm64_costs": arm64_costs()}
+    elif args.throughput:
+        if not args.probe:
+            parser.error("--throughput needs --probe FILE (x86_64 or arm64)")
+        figures = {"throughput": throughput(args.probe, args.vms, args.boots)}
+    else:
+        with tempfile.TemporaryDirectory(prefix="falco-probes-bench-") as tmp:
+            probe = args.probe[0] if args.probe else compiled_probe(Path(tmp))
+            figures = {"boot": boot_costs(probe, args.repeat), "log_levels": log_levels(probe),
+                       "load_average": os.getloadavg()[0]}
     print(json.dumps(figures, indent=2), file=sys.stderr)
     return figures
 

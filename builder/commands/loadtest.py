@@ -12,7 +12,7 @@ from builder.core.drivertypes import KMOD
 from builder.core.errors import EXIT_NEGATIVE, EXIT_OK, InputError
 from builder.core.paths import cache_root
 from builder.core.records import LoadTest, check_kernel_release
-from builder.loadtest.kernelimage import KernelUnavailable
+from builder.loadtest.kernelimage import KernelUnavailable, debian_arch
 from builder.loadtest.probeelf import read_probe
 from builder.loadtest.stage import (
     LoadTester,
@@ -24,32 +24,40 @@ from builder.loadtest.stage import (
     run_loadtest,
     utc_now,
 )
-from builder.loadtest.vm import ACCELS, VmSettings
+from builder.loadtest.vm import ACCELS, MACHINES, VmSettings
 from builder.ui import emit, emit_json, info, progress
 
 DEFAULTS = VmSettings()
+MEMORY_DEFAULTS = ", ".join(f"{m.memory_mb} for {m.arch}" for m in MACHINES.values())
+CPU_DEFAULTS = ", ".join(f"{m.cpus} for {m.arch}" for m in MACHINES.values())
 
 DESCRIPTION = """\
 Between `build` and `publish`: for each kernel in the build report(s), fetch that kernel's
 linux-image package through apt (cached, hash-checked), boot it once in QEMU with this
-machine's root file system shared read-only (KVM when /dev/kvm works, else TCG), and load
-every probe built for it with our own loader (each program through bpf(), as libscap
-does; the verifier's log kept for a rejected one), and every kernel module (finit_module,
-its /dev/falco* devices, its API version asked by ioctl, a capture, delete_module).
-Each probe's result is written into its report as `loadtest`: passed, rejected (the
-program and the verifier's last lines; a module: the kernel's words) or not_tested
-(with the reason: no image for the kernel, a download or boot that failed).
-`publish` refuses rejected probes. Logs: logs/<driver_version>/<arch>/<file>.loadtest.log.
+machine's root file system shared read-only (KVM when /dev/kvm works and the kernel is of
+this machine's architecture, else TCG), and load every probe built for it with our own
+loader (each program through bpf(), as libscap does; the verifier's log kept for a
+rejected one), and every kernel module (finit_module, its /dev/falco* devices, its API
+version asked by ioctl, a capture, delete_module). x86_64 and aarch64 kernels boot; an
+aarch64 guest on an x86_64 machine runs Debian's arm64 Python (built once from the
+archive's packages, cached). Several kernels boot at once (--jobs). Each probe's result
+is written into its report as `loadtest`: passed, rejected (the program and the
+verifier's last lines; a module: the kernel's words) or not_tested (with the reason: no
+image for the kernel, no emulator for its architecture, a download or boot that failed).
+`publish` refuses rejected probes.
+Logs: logs/<driver_version>/<arch>/<uname -r>/<file>.loadtest.log.
 
 With --probe FILE, load one probe file in the Debian kernel it was built for (its
 kernel_version section) and print the whole story, verifier log included: how to
 reproduce a load failure with one command. Nothing is written.
 
-Needs Debian's qemu-system-x86 and busybox-static. See docs/loadtest.md.
+Needs Debian's qemu-system-x86 and busybox-static, and qemu-system-arm for aarch64
+kernels. See docs/loadtest.md.
 
 exit codes: 0 the run finished (results are in the reports) or, with --probe, the probe
 passed; 1 with --strict when a probe was rejected or not tested, or with --probe when it
-did not pass; 2 bad input; 5 QEMU or busybox-static is missing.
+did not pass; 2 bad input; 5 QEMU or busybox-static for this machine's architecture is
+missing.
 """
 
 
@@ -69,13 +77,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--retest", action="store_true",
                         help="test again probes that already passed or were rejected "
                              "(not_tested ones are always tried again)")
-    vm = parser.add_argument_group("the VM")
+    vm = parser.add_argument_group("the VMs")
+    vm.add_argument("--jobs", type=int, default=0, metavar="N",
+                    help="VMs at once (default: as many as this machine has cores and free "
+                         "memory for)")
     vm.add_argument("--accel", choices=ACCELS, default="auto",
-                    help="auto: KVM when /dev/kvm works, else TCG (default)")
-    vm.add_argument("--memory", type=int, default=DEFAULTS.memory_mb, metavar="MB",
-                    help=f"VM memory (default {DEFAULTS.memory_mb})")
-    vm.add_argument("--cpus", type=int, default=DEFAULTS.cpus, metavar="N",
-                    help=f"VM CPUs (default {DEFAULTS.cpus})")
+                    help="auto: KVM when /dev/kvm works and the kernel is of this machine's "
+                         "architecture, else TCG (default)")
+    vm.add_argument("--memory", type=int, default=None, metavar="MB",
+                    help=f"each VM's memory (default: {MEMORY_DEFAULTS})")
+    vm.add_argument("--cpus", type=int, default=None, metavar="N",
+                    help=f"each VM's CPUs (default: {CPU_DEFAULTS})")
     vm.add_argument("--timeout", type=float, default=DEFAULTS.timeout, metavar="SECONDS",
                     help=f"per boot, all its probes included (default {DEFAULTS.timeout:.0f})")
     apt = parser.add_argument_group("where kernel images come from")
@@ -104,12 +116,14 @@ def _suites(args: argparse.Namespace) -> tuple[tuple[str, ...], str]:
 
 def run(args: argparse.Namespace) -> int:
     suites, mirror = _suites(args)
+    if args.jobs < 0:
+        raise InputError(f"--jobs {args.jobs}: give 1 or more VMs at once (0: the default)")
     options = LoadTestOptions(
         cache=cache_root(args.cache),
         vm=VmSettings(memory_mb=args.memory, cpus=args.cpus, timeout=args.timeout,
                       accel=args.accel),
         sources=args.sources, keyring=args.keyring, retest=args.retest, suites=suites,
-        mirror=mirror)
+        mirror=mirror, jobs=args.jobs)
     if args.probe is not None:
         if args.reports or args.kernel:
             raise InputError("--probe loads one file; drop the reports and --kernel")
@@ -156,11 +170,12 @@ def _one_probe(args: argparse.Namespace, options: LoadTestOptions) -> int:
     if wrong:
         raise InputError(f"{args.probe}: its kernel_version section {release!r} names no "
                          f"kernel release: {wrong}")
+    arch = debian_arch(release)
     tester = LoadTester(options, say=info)
-    tester.check_tools()
+    tester.check_tools(arch)
     date = utc_now()
     try:
-        image = tester.image(release, args.package_version)
+        image = tester.image(release, args.package_version, arch)
     except KernelUnavailable as exc:
         test = loadtest_of(None, release, None, date, exc.message)
         emit(probe_log(None, test, None).rstrip())
@@ -184,7 +199,7 @@ def _one_probe(args: argparse.Namespace, options: LoadTestOptions) -> int:
 def _report(summary: LoadTestSummary, as_json: bool) -> None:
     for boot in summary.boots:
         late = "" if boot["finished"] else ", did not finish"
-        info(f"booted {boot['kernel']} ({boot['accel']}, {boot['share']}) in "
+        info(f"booted {boot['kernel']} ({boot['arch']}, {boot['accel']}, {boot['share']}) in "
              f"{boot['seconds']} s for {boot['probes']} probe(s){late}")
     info(f"load test: {summary.passed} passed, {summary.rejected} rejected, "
          f"{summary.not_tested} not tested")

@@ -91,7 +91,8 @@ DRIVER_SOURCE = Limit("DRIVER_SOURCE", 64 * MIB, "bytes",
                       "a driver source (a libs archive, a Debian source package) whose size "
                       "is not declared")
 KERNEL_IMAGE = Limit("KERNEL_IMAGE", 1 * GIB, "bytes",
-                     "a kernel image package (load tests)")
+                     "a kernel image package, or a package of an arm64 guest's root (load "
+                     "tests)")
 PROBE_FILE = Limit("PROBE_FILE", 256 * MIB, "bytes",
                    "a driver file, log or attestation downloaded by mirror or verify "
                    "when no size is recorded")

@@ -1,15 +1,17 @@
 """The few `bpf()` and `perf_event_open()` calls a legacy probe loader needs, via ctypes.
 
-`union bpf_attr` is laid out by hand (struct.pack_into a zeroed buffer) for
-the commands used here; the offsets are those of include/uapi/linux/bpf.h,
-stable since the commands were added. Errors come back as BpfError with the
-errno, never as a crash: a loader records them as results.
+`union bpf_attr` and `struct perf_event_attr` are laid out by hand
+(struct.pack_into a zeroed buffer) for the commands used here; the offsets are
+those of include/uapi/linux/bpf.h and perf_event.h, stable since the commands
+were added. Errors come back as BpfError with the errno, never as a crash: a
+loader records them as results.
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno as errno_names
+import fcntl
 import os
 import platform
 import struct
@@ -34,6 +36,14 @@ ATTR_SIZE = 128           # larger than every field we set; the kernel wants the
 STATS_LOG_SIZE = 4096     # log_level 4 prints a few lines of statistics
 VERBOSE_LOG_SIZE = (1 << 24) - 1   # 16 MiB: the largest log kernels before 5.2 accept
 
+PERF_TYPE_SOFTWARE = 1
+PERF_TYPE_TRACEPOINT = 2
+PERF_SAMPLE_RAW = 1 << 10
+PERF_ATTR_SIZE = 112            # PERF_ATTR_SIZE_VER5: every kernel we test knows it
+PERF_EVENT_IOC_SET_BPF = 0x40042408   # _IOW('$', 8, __u32), the same on every architecture
+# Where a tracepoint's id is: tracefs (the load-test VM mounts it), then libscap's path.
+TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+
 
 class BpfError(Exception):
     def __init__(self, what: str, code: int) -> None:
@@ -54,6 +64,26 @@ class Loaded:
     @property
     def ok(self) -> bool:
         return self.fd >= 0
+
+
+def perf_attr(kind: int, config: int) -> bytes:
+    """A perf_event_attr as libscap opens its events: every event sampled with its raw
+    data (sample_period 1, PERF_SAMPLE_RAW), waking the reader at each (wakeup_events 1)."""
+    attr = bytearray(PERF_ATTR_SIZE)
+    struct.pack_into("<IIQQQ", attr, 0, kind, PERF_ATTR_SIZE, config, 1, PERF_SAMPLE_RAW)
+    struct.pack_into("<I", attr, 48, 1)  # wakeup_events
+    return bytes(attr)
+
+
+def tracepoint_id(event: str, roots: tuple[str, ...] = TRACEFS) -> int | None:
+    """The id of tracepoint `category/name` (tracefs `events/<event>/id`), None without one."""
+    for root in roots:
+        try:
+            with open(f"{root}/events/{event}/id", encoding="ascii") as handle:
+                return int(handle.read().strip())
+        except (FileNotFoundError, NotADirectoryError, ValueError):
+            continue
+    return None
 
 
 class Bpf:
@@ -128,6 +158,18 @@ class Bpf:
         fd = self._bpf(BPF_RAW_TRACEPOINT_OPEN, attr)
         if fd < 0:
             raise BpfError(f"BPF_RAW_TRACEPOINT_OPEN {name}", -fd)
+        return fd
+
+    def tracepoint_attach(self, event_id: int, prog_fd: int) -> int:
+        """libscap's attach of a `tracepoint/` program: a perf tracepoint event (every
+        process, CPU 0) with the program set on it; the event's fd keeps it attached."""
+        fd = self.perf_event_open(perf_attr(PERF_TYPE_TRACEPOINT, event_id), -1, 0, -1, 0)
+        try:
+            fcntl.ioctl(fd, PERF_EVENT_IOC_SET_BPF, prog_fd)
+        except OSError as exc:
+            os.close(fd)
+            raise BpfError(f"PERF_EVENT_IOC_SET_BPF (tracepoint {event_id})",
+                           exc.errno or errno_names.EINVAL) from None
         return fd
 
     def perf_event_open(self, attr: bytes, pid: int, cpu: int, group_fd: int,

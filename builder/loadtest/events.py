@@ -50,15 +50,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from builder.loadtest.bpf import Bpf, BpfError
+from builder.loadtest.bpf import PERF_TYPE_SOFTWARE, Bpf, BpfError, perf_attr
 
-# Native syscall numbers of openat, and what a perf BPF output event is.
+# Native syscall numbers of openat (the guest's `uname -m` picks one), and what a perf BPF
+# output event is.
 OPENAT = {"x86_64": 257, "aarch64": 56}
-PERF_TYPE_SOFTWARE = 1
 PERF_COUNT_SW_BPF_OUTPUT = 10
-PERF_SAMPLE_RAW = 1 << 10
 PERF_RECORD_SAMPLE = 9
-PERF_ATTR_SIZE = 112            # PERF_ATTR_SIZE_VER5: every kernel we test knows it
 PERF_PAGES = 64                 # data pages per CPU (256 KiB): plenty for a few events
 PERF_HEAD = 1024                # offsetof(struct perf_event_mmap_page, data_head)
 SNAPLEN = 80
@@ -296,14 +294,11 @@ def _update(bpf: Bpf, maps: Maps, name: str, key: int, value: bytes) -> None:
 
 def _open_buffers(perf_map: int, bpf: Bpf) -> list[tuple[int, mmap.mmap]]:
     """One BPF output perf event per online CPU, in perf_map at its CPU, mapped once."""
-    attr = bytearray(PERF_ATTR_SIZE)
-    struct.pack_into("<IIQQQ", attr, 0, PERF_TYPE_SOFTWARE, PERF_ATTR_SIZE,
-                     PERF_COUNT_SW_BPF_OUTPUT, 1, PERF_SAMPLE_RAW)
-    struct.pack_into("<I", attr, 48, 1)  # wakeup_events
+    attr = perf_attr(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_BPF_OUTPUT)
     out: list[tuple[int, mmap.mmap]] = []
     try:
         for cpu in sorted(os.sched_getaffinity(0)):
-            fd = bpf.perf_event_open(bytes(attr), -1, cpu, -1, 0)
+            fd = bpf.perf_event_open(attr, -1, cpu, -1, 0)
             try:
                 size = (PERF_PAGES + 1) * mmap.PAGESIZE
                 buffer = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)

@@ -7,6 +7,12 @@ root, so the host's Python, this package and the probes are all where they
 are on the host. Then it powers the VM off. Everything it says goes to the
 serial console, each line starting with MARK.
 
+A guest of another architecture cannot run the host's programs: it chroots
+into its own root instead (tag `guestroot`, read-only: Debian's Python of its
+architecture, guestroot.py), with the host's root at HOST_AT (/host) and the
+work folder at /host<work>, so this package and the probes are still there,
+one folder down. The busybox is then that root's, of the guest's architecture.
+
 The archive is newc cpio, written here (byte-for-byte the same for the same
 inputs: no times, fixed inode numbers), uncompressed: it is a few MB.
 """
@@ -28,6 +34,9 @@ from builder.loadtest.kernelimage import KernelModule
 MARK = "falco-probes-vm:"
 HOST_TAG = "hostroot"
 WORK_TAG = "work"
+GUEST_TAG = "guestroot"
+# The machine an ELF binary must be for, per guest architecture (pyelftools' names).
+ELF_MACHINES = {"x86_64": "EM_X86_64", "aarch64": "EM_AARCH64"}
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Mount options of the host's root (read-only) and of the work folder, per share.
 # 9p over virtio: big messages, and the read-only root may cache (nothing changes it
@@ -52,11 +61,17 @@ say "init at $(now) s"
 for module in $MODULES; do
   $B insmod "/modules/$module" || fail "insmod $module"
 done
-$B mount -t "$SHARE" -o "$ROOT_OPTIONS" "$HOST_TAG" /newroot || fail "mounting the host's root"
-$B mount -t "$SHARE" -o "$WORK_OPTIONS" "$WORK_TAG" "/newroot$WORK" || fail "mounting $WORK"
+$B mount -t "$SHARE" -o "$ROOT_OPTIONS" "$ROOT_TAG" /newroot || fail "mounting $ROOT_TAG"
+if [ "$ROOT_TAG" != "$HOST_TAG" ]; then
+  $B mount -t "$SHARE" -o "$ROOT_OPTIONS" "$HOST_TAG" "/newroot$HOST_AT" ||
+    fail "mounting the host's root"
+fi
+$B mount -t "$SHARE" -o "$WORK_OPTIONS" "$WORK_TAG" "/newroot$HOST_AT$WORK" || fail "mounting $WORK"
 $B mount -t proc proc /newroot/proc || fail "mounting /proc"
 $B mount -t sysfs sys /newroot/sys || fail "mounting /sys"
 $B mount -t devtmpfs dev /newroot/dev || fail "mounting /dev"
+$B mount -t tracefs tracefs /newroot/sys/kernel/tracing ||
+  say "no tracefs: tracepoint programs cannot attach"
 say "host root mounted at $(now) s"
 $B env -i PATH="$GUEST_PATH" HOME=/ LC_ALL=C.UTF-8 PYTHONDONTWRITEBYTECODE=1 \
   PYTHONPATH="$GUEST_PYTHONPATH" $B chroot /newroot "$@"
@@ -67,12 +82,16 @@ $B poweroff -f
 
 
 def params(modules: Sequence[str], work: Path, pythonpath: str, command: Sequence[str],
-           share: str = "9p") -> str:
-    """/params: shell assignments (every value quoted) and the command as "$@"."""
+           share: str = "9p", host_at: str = "") -> str:
+    """/params: shell assignments (every value quoted) and the command as "$@".
+
+    `host_at` "" chroots into the host's root; "/host" into the guest's own root
+    (GUEST_TAG) with the host's root there."""
     root_options, work_options = MOUNT_OPTIONS[share]
     values = {"MARK": MARK, "MODULES": " ".join(modules), "SHARE": share,
               "ROOT_OPTIONS": root_options, "WORK_OPTIONS": work_options,
               "HOST_TAG": HOST_TAG, "WORK_TAG": WORK_TAG,
+              "ROOT_TAG": GUEST_TAG if host_at else HOST_TAG, "HOST_AT": host_at,
               "WORK": str(work), "GUEST_PATH": GUEST_PATH, "GUEST_PYTHONPATH": pythonpath}
     lines = [f"{key}={shlex.quote(value)}" for key, value in values.items()]
     lines.append("set -- " + " ".join(shlex.quote(part) for part in command))
@@ -88,10 +107,12 @@ class _Entry:
 
 
 def build_initramfs(busybox: Path, modules: Sequence[KernelModule], work: Path,
-                    pythonpath: str, command: Sequence[str], share: str = "9p") -> bytes:
-    """The initramfs bytes for one boot that runs `command` chrooted into the host's root."""
+                    pythonpath: str, command: Sequence[str], share: str = "9p",
+                    host_at: str = "") -> bytes:
+    """The initramfs bytes for one boot that runs `command` chrooted into the host's root
+    (or, with `host_at`, the guest's own root; see params)."""
     files = [(f"{i:02d}-{m.name}.ko", m.data()) for i, m in enumerate(modules)]
-    settings = params([name for name, _ in files], work, pythonpath, command, share)
+    settings = params([name for name, _ in files], work, pythonpath, command, share, host_at)
     entries = [_Entry(d, stat.S_IFDIR | 0o755)
                for d in ("bin", "dev", "modules", "newroot", "proc", "sys")]
     entries += [
@@ -119,19 +140,23 @@ def newc(entries: Sequence[_Entry]) -> bytes:
 
 
 def static_busybox(candidates: Sequence[Path] = (Path("/bin/busybox"),
-                                                 Path("/usr/bin/busybox"))) -> Path:
-    """A statically linked busybox: the initramfs has no C library for anything else."""
+                                                 Path("/usr/bin/busybox")),
+                   arch: str = "x86_64") -> Path:
+    """A statically linked busybox for `arch`: the initramfs has no C library for anything
+    else."""
     for path in candidates:
-        if path.is_file() and _is_static(path):
+        if path.is_file() and is_static_for(path, arch):
             return path
-    raise BuildError("no statically linked busybox found (the load-test VM's /init runs on it)",
-                     hint="install Debian's busybox-static")
+    raise BuildError(f"no statically linked {arch} busybox found (the load-test VM's /init "
+                     "runs on it)", hint="install Debian's busybox-static")
 
 
-def _is_static(path: Path) -> bool:
+def is_static_for(path: Path, arch: str) -> bool:
+    """Whether `path` is an ELF program for `arch` that needs no dynamic loader."""
     try:
         with path.open("rb") as stream:
             elf = ELFFile(stream)
-            return not any(s["p_type"] == "PT_INTERP" for s in elf.iter_segments())
+            return elf["e_machine"] == ELF_MACHINES.get(arch) and \
+                not any(s["p_type"] == "PT_INTERP" for s in elf.iter_segments())
     except (ELFError, OSError):
         return False

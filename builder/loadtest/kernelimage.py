@@ -43,7 +43,6 @@ SHARES = {"9p": ("virtio_pci", "9pnet_virtio", "9p"), "virtiofs": ("virtio_pci",
 UNOFFERED = {"virtiofs": "this host runs no virtiofsd (it needs root and Debian's virtiofsd "
                          "on Debian 13, qemu-system-x86 on Debian 12)"}
 _MODULE_SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")
-_IMAGE_ARCH = {"x86_64": DEB_ARCH["x86_64"]}  # only x86_64 kernels boot in this machine's QEMU
 
 
 class KernelUnavailable(ProbesError):
@@ -64,10 +63,18 @@ class KernelModule:
 @dataclass(frozen=True, slots=True)
 class KernelImage:
     release: str
+    arch: str                    # uname -m: which VM boots it
     package: str                 # name_version of the linux-image package
     vmlinuz: Path
     share: str                   # 9p or virtiofs: how the VM sees the host's files
     modules: tuple[KernelModule, ...]   # what that share needs, in load order
+
+
+def debian_arch(release: str) -> str:
+    """The `uname -m` of a Debian kernel from its `uname -r`: the flavour names its Debian
+    architecture (6.1.0-57-cloud-arm64, 6.12.38+deb13-arm64-16k); x86_64 when none does."""
+    words = set(release.split("-"))
+    return next((arch for arch, deb in DEB_ARCH.items() if deb in words), "x86_64")
 
 
 def image_package(release: str) -> tuple[str, ...]:
@@ -95,8 +102,9 @@ def fetch_image(release: str, version: str, arch: str, apt: AptArchive, download
 
     `shares` are the ways this host can share its files, in order of preference.
     """
-    if arch not in _IMAGE_ARCH:
-        raise KernelUnavailable(f"no {arch} VM here: load tests boot x86_64 kernels only")
+    if arch not in DEB_ARCH:
+        raise KernelUnavailable(f"no {arch} kernel images: Debian's are "
+                                f"{' and '.join(DEB_ARCH.values())}")
     package = None
     problems = []
     for name in image_package(release):
@@ -118,7 +126,7 @@ def fetch_image(release: str, version: str, arch: str, apt: AptArchive, download
     tree = cache / f"{package.sha256[:20]}-{kept}"
     if not tree.is_dir():
         extract(deb, tree, kind="deb", keep=_boot_files(release))
-    return image_from_tree(tree, release, package.name.removesuffix(".deb"), shares)
+    return image_from_tree(tree, release, package.name.removesuffix(".deb"), shares, arch)
 
 
 def _boot_files(release: str) -> Callable[[str], bool]:
@@ -133,8 +141,8 @@ def _boot_files(release: str) -> Callable[[str], bool]:
     return keep
 
 
-def image_from_tree(tree: Path, release: str, package: str,
-                    shares: tuple[str, ...]) -> KernelImage:
+def image_from_tree(tree: Path, release: str, package: str, shares: tuple[str, ...],
+                    arch: str = "x86_64") -> KernelImage:
     """The bootable parts of an extracted image, with the first share its modules allow."""
     vmlinuz = tree / "boot" / f"vmlinuz-{release}"
     if not vmlinuz.is_file():
@@ -152,7 +160,7 @@ def image_from_tree(tree: Path, release: str, package: str,
         except KernelUnavailable as exc:
             problems.append(f"{share}: {exc.message}")
             continue
-        return KernelImage(release, package, vmlinuz, share, tuple(modules))
+        return KernelImage(release, arch, package, vmlinuz, share, tuple(modules))
     # A share this host cannot offer is worth saying: it is often the one the kernel has.
     problems += [f"{share}: {UNOFFERED[share]}" for share in SHARES
                  if share not in shares and share in UNOFFERED]

@@ -22,7 +22,8 @@ MAX_REASON = 2000
 _INTERFACE_KEYS = {"ioctls", "kmod_progs", "syscall_table_size", "api", "schema", "capture"}
 
 
-def job_entry(key: str, path: Path, interface: Mapping[str, Any]) -> dict[str, Any]:
+def job_entry(key: str, path: str | Path, interface: Mapping[str, Any]) -> dict[str, Any]:
+    # path: as the guest sees it (an arm64 guest mounts the host elsewhere)
     """The guest's instructions for one module: where it is and how to talk to it."""
     return {"key": key, "path": str(path), "driver_type": KMOD.name,
             "interface": usable_interface(interface)}

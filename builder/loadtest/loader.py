@@ -5,9 +5,12 @@ follow libscap's `load_bpf_file`: refuse a probe built for another kernel
 release, create the maps (max_entries 0 -> the number of configured CPUs),
 point each map reference at its map, load every program with its license
 and kern_version 0, put the fillers into the tail-call map at their slot
-order and attach the others to their raw tracepoints. Nothing is filled in
-the settings map, so the attached programs return at once: the probe is
-proven to load and attach, not to capture (see `events` for that).
+order and attach the others: `raw_tracepoint/` programs to their raw
+tracepoints, `tracepoint/` ones (the aarch64 probes of drivers whose raw
+tracepoints were x86-only) through a perf tracepoint event, skipping the
+x86-only page-fault tracepoints a kernel lacks, as libscap does. Nothing is
+filled in the settings map, so the attached programs return at once: the
+probe is proven to load and attach, not to capture (see `events` for that).
 
 Programs load with log_level 4 (statistics only): on 6.1 a verbose log slows
 the verifier about 3x and is thrown away for an accepted program. A rejected
@@ -17,11 +20,12 @@ program is loaded again with log_level 1 and a 16 MiB buffer for the log.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from builder.core.errors import InputError
@@ -35,8 +39,16 @@ from builder.loadtest.bpf import (
     VERBOSE_LOG_SIZE,
     Bpf,
     BpfError,
+    tracepoint_id,
 )
-from builder.loadtest.probeelf import MapDef, ProbeObject, Program, read_probe
+from builder.loadtest.probeelf import (
+    RAW_TRACEPOINT,
+    TAIL_CALL,
+    MapDef,
+    ProbeObject,
+    Program,
+    read_probe,
+)
 
 LOG_TAIL_LINES = 4
 _STATISTICS = ("processed ", "verification time ", "stack depth ")
@@ -52,6 +64,7 @@ class ProgramResult:
     seconds: float = 0.0
     error: str = ""            # errno of a rejected load or a failed attach
     log: str = ""              # the verifier's verbose log of a rejected program
+    attach: str = ""           # how it was attached (probeelf's kinds), or why it was not
 
     def tail(self, lines: int = LOG_TAIL_LINES) -> list[str]:
         """The verifier's last lines before its statistics: where it gave up and why."""
@@ -132,8 +145,8 @@ def load_probe(path: str, bpf: Bpf, *, kernel: str | None = None, attach: bool =
         result.accepted = sum(1 for outcome in result.programs if outcome.accepted)
         if attach and result.accepted == result.total:
             result.programs = _attach(probe, loaded, maps, bpf, fds)
-            result.attached = sum(1 for p, (o, _) in zip(probe.programs, loaded, strict=True)
-                                  if not p.is_filler and o.accepted)
+            result.attached = sum(1 for p in result.programs
+                                  if p.accepted and p.attach not in ("", TAIL_CALL, SKIPPED))
         result.seconds = time.perf_counter() - started
         if capture is not None and result.passed:
             named = {spec.name: (fd, spec) for spec, fd in zip(probe.maps, maps, strict=True)}
@@ -198,9 +211,12 @@ def _processed(log: str) -> int:
     return int(found.group(1)) if found else 0
 
 
+SKIPPED = "skipped: the kernel has no such tracepoint (libscap skips it too)"
+
+
 def _attach(probe: ProbeObject, loaded: list[tuple[ProgramResult, int]], maps: list[int],
             bpf: Bpf, fds: list[int]) -> list[ProgramResult]:
-    """Fillers into the tail-call map, the others onto their raw tracepoints.
+    """Each program attached as its section name says (Program.attach).
 
     libscap keys fillers by its own filler table, which the object does not
     carry; any distinct slots prove the tail-call map takes them.
@@ -211,15 +227,31 @@ def _attach(probe: ProbeObject, loaded: list[tuple[ProgramResult, int]], maps: l
     slot = 0
     for program, (outcome, fd) in zip(probe.programs, loaded, strict=True):
         try:
-            if program.is_filler and tail_map is not None and \
-                    slot < probe.maps[tail_map].max_entries:
-                bpf.map_update(maps[tail_map], slot.to_bytes(4, "little"),
-                               fd.to_bytes(4, "little"))
-                slot += 1
-            elif not program.is_filler and program.raw:
+            how = program.attach
+            if how == TAIL_CALL:
+                if tail_map is None or slot >= probe.maps[tail_map].max_entries:
+                    how = ""
+                else:
+                    bpf.map_update(maps[tail_map], slot.to_bytes(4, "little"),
+                                   fd.to_bytes(4, "little"))
+                    slot += 1
+            elif how == RAW_TRACEPOINT:
                 fds.append(bpf.raw_tracepoint_open(program.event, fd))
+            else:
+                how = _perf_attach(program, fd, bpf, fds)
+            outcome = replace(outcome, attach=how)
         except BpfError as exc:
-            outcome = ProgramResult(outcome.section, False, outcome.insns, outcome.processed,
-                                    outcome.seconds, error=f"attach: {exc}")
+            outcome = replace(outcome, accepted=False, error=f"attach: {exc}")
         out.append(outcome)
     return out
+
+
+def _perf_attach(program: Program, fd: int, bpf: Bpf, fds: list[int]) -> str:
+    """A `tracepoint/` program onto its tracepoint; a missing optional one is skipped."""
+    event_id = tracepoint_id(program.event)
+    if event_id is None:
+        if program.optional:
+            return SKIPPED
+        raise BpfError(f"no tracepoint {program.event} in tracefs", errno.ENOENT)
+    fds.append(bpf.tracepoint_attach(event_id, fd))
+    return program.attach

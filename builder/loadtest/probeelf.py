@@ -7,7 +7,9 @@ The steps are those of libscap's BPF engine (`scap_bpf.c`, `load_bpf_file`):
   inner_map_idx, numa_node), one per symbol defined in that section, in
   symbol-value order; that order is each map's index;
 - programs are the `raw_tracepoint/...` (or `tracepoint/...`) sections;
-  fillers, reached by tail calls, are `raw_tracepoint/filler/<name>`;
+  fillers, reached by tail calls, are `raw_tracepoint/filler/<name>`
+  (`tracepoint/filler/<name>` in the aarch64 probes of drivers whose raw
+  tracepoints were x86-only, such as the 2022 snapshot's: see `attach`);
 - each `.rel<program>` section (SHT_REL whose sh_info is a program section)
   holds R_BPF_64_64 relocations on `ld_imm64` instructions against map
   symbols, matched by symbol value; the loader sets src_reg to
@@ -23,6 +25,7 @@ also runs inside an emulated CPU.
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,7 +38,14 @@ from elftools.elf.elffile import ELFFile
 from builder.core.errors import InputError
 
 PROGRAM_PREFIXES = ("raw_tracepoint/", "tracepoint/")
-FILLER_PREFIX = "raw_tracepoint/filler/"
+FILLER_PREFIXES = ("raw_tracepoint/filler/", "tracepoint/filler/")
+# `raw_tracepoint/sched_process_fork&2`: a second program on one tracepoint (aarch64 and
+# s390x probes of 8.x and 9.x); libscap attaches it to the name without `&N`.
+_SECOND_PROGRAM = re.compile(r"&\d$")
+# Tracepoints libscap skips when the kernel has none (x86 only): `load_tracepoint`.
+OPTIONAL_TRACEPOINTS = ("exceptions/page_fault_user", "exceptions/page_fault_kernel")
+# How a program is attached once loaded (Program.attach).
+TAIL_CALL, RAW_TRACEPOINT, PERF_TRACEPOINT = "tail call", "raw tracepoint", "perf tracepoint"
 MAP_DEF = struct.Struct("<7I")         # legacy struct bpf_map_def: 7 x u32 = 28 bytes
 SYMBOL = struct.Struct("<IBBHQQ")      # Elf64_Sym: name, info, other, shndx, value, size
 REL = struct.Struct("<QQ")             # Elf64_Rel: offset, info
@@ -79,17 +89,32 @@ class Program:
 
     @property
     def is_filler(self) -> bool:
-        return self.section.startswith(FILLER_PREFIX)
+        return self.section.startswith(FILLER_PREFIXES)
 
     @property
     def raw(self) -> bool:
         return self.section.startswith("raw_tracepoint/")
 
     @property
+    def attach(self) -> str:
+        """How libscap attaches it: fillers go into the tail-call map, `raw_tracepoint/`
+        programs through BPF_RAW_TRACEPOINT_OPEN, `tracepoint/` ones through a perf
+        tracepoint event (PERF_EVENT_IOC_SET_BPF)."""
+        if self.is_filler:
+            return TAIL_CALL
+        return RAW_TRACEPOINT if self.raw else PERF_TRACEPOINT
+
+    @property
     def event(self) -> str:
         """The tracepoint to attach to (fillers: the filler's name)."""
-        return self.section.split("/", 2)[-1] if self.is_filler else \
-            self.section.split("/", 1)[1]
+        if self.is_filler:
+            return self.section.split("/", 2)[-1]
+        return _SECOND_PROGRAM.sub("", self.section.split("/", 1)[1])
+
+    @property
+    def optional(self) -> bool:
+        """Whether a kernel without its tracepoint skips it (libscap does) or refuses it."""
+        return self.attach == PERF_TRACEPOINT and self.event in OPTIONAL_TRACEPOINTS
 
     def linked(self, map_fds: list[int]) -> bytes:
         """The instructions with each map reference pointing at its created map."""

@@ -2,20 +2,28 @@
 
 Reads build reports, groups the probes built successfully by kernel, and for
 each kernel fetches its image (kernelimage), boots it once (vm) with an
-initramfs (initramfs) whose /init runs the guest (guest) on the host's own
-Python, which loads every probe of that kernel. Each probe gets a LoadTest:
+initramfs (initramfs) whose /init runs the guest (guest) on Python, which
+loads every probe of that kernel. A kernel of this machine's architecture
+runs this machine's own Python; one of another architecture (arm64 on an
+x86_64 machine) runs Debian's Python of its own (guestroot). Each probe gets
+a LoadTest:
 
 - passed      every program accepted by the verifier and attached;
 - rejected    a program was refused (its name and the verifier's last lines)
               or the probe could not be loaded at all;
-- not_tested  no image for the kernel, a download that failed, a VM that did
-              not finish: never counted as passed.
+- not_tested  no image for the kernel, a download that failed, no emulator
+              for its architecture, a VM that did not finish: never counted
+              as passed.
 
-Results go back into each report (`loadtest` of its BuildResult), rewritten
-atomically after every kernel, so a run that is stopped keeps what it
-finished. Per probe, the whole story (each program, the verifier's log of a
-rejected one) is written to logs/<driver_version>/<arch>/<file>.loadtest.log,
-and each boot's serial console to logs/loadtest/<kernel>.console.log.
+Several kernels boot at once (`jobs`, by default as many VMs as this machine
+has cores and memory for): workers fetch, boot and load; the results of each
+kernel go back into its reports (`loadtest` of its BuildResult) from the
+calling thread alone, as each kernel finishes, every report rewritten
+atomically, so a run that is stopped keeps what it finished and no result is
+lost to another's write. Per probe, the whole story (each program, the
+verifier's log of a rejected one) is written to
+logs/<driver_version>/<arch>/<uname -r>/<file>.loadtest.log, and each boot's
+serial console to logs/loadtest/<kernel>.console.log.
 """
 
 from __future__ import annotations
@@ -25,10 +33,14 @@ import json
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
+
+import elftools
 
 import builder
 from builder.core.drivertypes import KMOD
@@ -36,12 +48,25 @@ from builder.core.errors import ProbesError
 from builder.core.records import LoadTest, check_kernel_release
 from builder.core.report import REPORT_NAME, BuildResult, iter_reports, read_report, replace_report
 from builder.loadtest.events import capture_recipe
+from builder.loadtest.guestroot import HOST_AT, guest_root
 from builder.loadtest.initramfs import build_initramfs, static_busybox
 from builder.loadtest.kernelimage import KernelImage, fetch_image, headers_version
 from builder.loadtest.kmodtest import job_entry, module_loadtest, module_log
-from builder.loadtest.vm import Boot, Vm, VmSettings, find_qemu, shares_here
+from builder.loadtest.vm import (
+    MACHINES,
+    Boot,
+    Vm,
+    VmSettings,
+    default_jobs,
+    find_qemu,
+    host_arch,
+    machine_for,
+    shares_here,
+)
 from builder.shared.apt import AptArchive
 from builder.shared.fetch import Cache
+
+T = TypeVar("T")
 
 MAX_REASON = 2000
 DEBIAN_TARGETS = ("debian",)
@@ -60,6 +85,7 @@ class LoadTestOptions:
     retest: bool = False
     suites: tuple[str, ...] = ()   # read images from these suites (the targets' own)
     mirror: str = ""
+    jobs: int = 0                  # VMs at once; 0: what this machine has cores and memory for
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,48 +186,147 @@ def untestable(group: KernelGroup) -> str:
     if group.target not in DEBIAN_TARGETS:
         return (f"no kernel image source for {group.target} kernels: load tests boot Debian's "
                 "linux-image packages")
-    if group.arch != "x86_64":
-        return f"no {group.arch} VM here: load tests boot x86_64 kernels only"
+    if group.arch not in MACHINES:
+        return f"no {group.arch} VM: load tests boot {' and '.join(MACHINES)} kernels"
     if not group.release or not group.version:
         return "the report does not say which kernel (uname -r and package version) it was " \
                "built against"
     return ""
 
 
+@dataclass(frozen=True, slots=True)
+class GuestSpace:
+    """Where the guest command runs: this machine's root, or, for a guest of another
+    architecture, its own root (guestroot.py) with this machine's root at `host_at`."""
+
+    busybox: Path                   # static, of the guest's architecture, for /init
+    python: str                     # the interpreter, as the guest sees it
+    host_at: str = ""
+    root: Path | None = None        # the guest's own root, shared read-only
+
+    def sees(self, path: Path) -> str:
+        """A path of this machine as the guest sees it."""
+        return self.host_at + str(path)
+
+
+# What the guest imports from this machine: this package, and pyelftools (probeelf).
+GUEST_PACKAGES = (builder, elftools)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One kernel's boot as a worker left it: the guest's results by key, or why not."""
+
+    date: str
+    boot: Boot | None = None
+    raw: dict[str, dict[str, Any]] = field(default_factory=dict)
+    why_not: str = ""
+
+
 class LoadTester:
-    """One run: the apt archive, the download cache and the VM, shared by every kernel."""
+    """One run: per architecture an apt archive, a VM and the guest's user space, made once
+    and shared by every kernel; several kernels may be tested at once, from threads."""
 
     def __init__(self, options: LoadTestOptions,
                  say: Callable[[str], None] = lambda line: None) -> None:
         self.options = options
         self.say = say
-        self._apt: AptArchive | None = None
-        self._vm: Vm | None = None
-        self._busybox: Path | None = None
-        self._recipes: dict[str, dict[str, Any] | None] = {}
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._made: dict[str, object] = {}
 
-    def check_tools(self) -> None:
-        """Fail before any download when QEMU or a static busybox is missing."""
-        self._vm = Vm(self.options.vm, find_qemu())
-        self._busybox = static_busybox()
+    def _once(self, key: str, make: Callable[[], T]) -> T:
+        """`make()`, once per run for `key`; other threads wanting it wait. A failure is not
+        kept: the next caller tries again."""
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._made:
+                self._made[key] = make()
+            return cast(T, self._made[key])
+
+    def check_tools(self, arch: str = "") -> None:
+        """Fail before any download when QEMU or a static busybox for this machine's own
+        architecture (or `arch`) is missing (VmUnavailable, BuildError). Another
+        architecture's missing emulator only makes its probes not_tested (attempt)."""
+        arch = arch or host_arch()
+        self.vm(arch)
+        if arch == host_arch():
+            self.space(arch)
+
+    def vm(self, arch: str) -> Vm:
+        machine = machine_for(arch)
+        return self._once(f"vm {arch}",
+                          lambda: Vm(self.options.vm, find_qemu(machine), machine))
+
+    def apt(self, arch: str) -> AptArchive:
+        """The archive of `arch` (an amd64 one never lists arm64 images), updated once."""
+        def make() -> AptArchive:
+            options = self.options
+            apt = AptArchive(options.cache / "apt", options.sources, options.keyring, arch,
+                             options.suites, options.mirror)
+            if not apt.index_files():
+                apt.update()
+            return apt
+
+        return self._once(f"apt {arch}", make)
+
+    def space(self, arch: str) -> GuestSpace:
+        """Where the guest runs: this machine's root for its own architecture, else a root of
+        Debian's packages of `arch` (built once, cached)."""
+        def make() -> GuestSpace:
+            if arch == host_arch():
+                return GuestSpace(static_busybox(arch=arch), sys.executable)
+            self.say(f"preparing the {arch} guest's user space (Debian's Python for {arch})")
+            root = guest_root(arch, self.apt(arch), self.downloads,
+                              self.options.cache / "guestroot")
+            return GuestSpace(root.busybox, root.python, HOST_AT, root.path)
+
+        return self._once(f"space {arch}", make)
+
+    @property
+    def downloads(self) -> Cache:
+        return Cache(self.options.cache / "downloads")
 
     def image(self, release: str, version: str, arch: str = "x86_64") -> KernelImage:
         """The kernel's image at that package version ("" for the newest apt knows)."""
-        if self._apt is None:
-            options = self.options
-            self._apt = AptArchive(options.cache / "apt", options.sources, options.keyring,
-                                   arch, options.suites, options.mirror)
-            if not self._apt.index_files():
-                self._apt.update()
-        return fetch_image(release, version, arch, self._apt,
-                           Cache(self.options.cache / "downloads"),
+        return fetch_image(release, version, arch, self.apt(arch), self.downloads,
                            self.options.cache / "kernels", shares_here())
 
     def recipe(self, path: Path, source: str) -> dict[str, Any] | None:
         """How to capture events with this probe (events.py), once per driver source."""
-        if source not in self._recipes:
-            self._recipes[source] = capture_recipe(path)
-        return self._recipes[source]
+        return self._once(f"recipe {source}", lambda: capture_recipe(path))
+
+    def attempt(self, group: KernelGroup) -> Attempt:
+        """Fetch, boot and load one kernel's probes: a worker's part (no report is touched)."""
+        date = utc_now()
+        why_not = untestable(group)
+        if why_not:
+            return Attempt(date, why_not=why_not)
+        try:
+            self.vm(group.arch)  # a missing emulator says so before any download
+            image = self.image(group.release, group.version, group.arch)
+            self.say(f"booting {image.package} for {len(group.members)} probe(s)")
+            boot, raw = self.boot(image, [("|".join(m.key), m.probe, m.source)
+                                          for m in group.members],
+                                  {"|".join(m.key): m.result.interface for m in group.members
+                                   if m.result.driver_type == KMOD.name})
+        except ProbesError as exc:  # no image, no emulator, apt, the cache, the guest's root
+            return Attempt(date, why_not=exc.message)
+        return Attempt(date, boot, raw)
+
+    def attempts(self, groups: list[KernelGroup], jobs: int,
+                 ) -> Iterator[tuple[KernelGroup, Attempt]]:
+        """Each group's attempt, `jobs` at once, as they finish. The kernels with the most
+        probes start first: the run ends sooner than with a long boot left for last."""
+        pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="loadtest")
+        try:
+            futures = {pool.submit(self.attempt, group): group
+                       for group in sorted(groups, key=lambda g: -len(g.members))}
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def boot(self, image: KernelImage, probes: list[tuple[str, Path, str]],
              modules: Mapping[str, Mapping[str, Any]] | None = None,
@@ -213,30 +338,47 @@ class LoadTester:
         `modules` holds the kernel modules' device interfaces by key (kmodtest.py).
         """
         modules = modules or {}
+        space = self.space(image.arch)
         work = Path(tempfile.mkdtemp(prefix="falco-probes-loadtest-"))
         try:
             results = work / "results.jsonl"
-            job = {"probes": [job_entry(key, path, modules[key]) if key in modules else
-                              {"key": key, "path": str(path),
+            job = {"probes": [job_entry(key, space.sees(path), modules[key])
+                              if key in modules else
+                              {"key": key, "path": space.sees(path),
                                "recipe": self.recipe(path, source or str(path))}
                               for key, path, source in probes],
-                   "results": str(results)}
+                   "results": space.sees(results)}
             (work / "job.json").write_text(json.dumps(job), encoding="utf-8")
-            command = [sys.executable, "-m", "builder.loadtest.guest", str(work / "job.json")]
+            command = [space.python, "-m", "builder.loadtest.guest",
+                       space.sees(work / "job.json")]
             return self.run(image, command, work), _read_results(results)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
     def run(self, image: KernelImage, command: list[str], work: Path) -> Boot:
-        """Boot `image` once to run `command` (a path on this machine) in its root."""
-        if self._vm is None or self._busybox is None:
-            self.check_tools()
-        assert self._vm is not None and self._busybox is not None
-        pythonpath = str(Path(builder.__file__).resolve().parent.parent)
+        """Boot `image` once to run `command` (a path as the guest sees it) in its root."""
+        space, vm = self.space(image.arch), self.vm(image.arch)
         initrd = work / "initrd.cpio"
-        initrd.write_bytes(build_initramfs(self._busybox, image.modules, work, pythonpath,
-                                           command, image.share))
-        return self._vm.boot(image.vmlinuz, initrd, work, image.share, self.say)
+        initrd.write_bytes(build_initramfs(space.busybox, image.modules, work,
+                                           guest_pythonpath(work, space), command, image.share,
+                                           space.host_at))
+        return vm.boot(image.vmlinuz, initrd, work, image.share,
+                       lambda line: self.say(f"{image.release}: {line}"), space.root)
+
+
+def guest_pythonpath(work: Path, space: GuestSpace) -> str:
+    """The guest's PYTHONPATH. This machine's Python finds pyelftools where it is installed
+    and only needs this package's folder; another architecture's Python gets a folder of
+    links to exactly this package and pyelftools (naming their folder would put all of
+    this machine's site-packages before the guest's standard library)."""
+    parents = [Path(package.__file__ or "").resolve().parent for package in GUEST_PACKAGES]
+    if not space.host_at:
+        return str(parents[0].parent)
+    links = work / "pythonpath"
+    links.mkdir(exist_ok=True)
+    for folder in parents:
+        (links / folder.name).symlink_to(space.sees(folder))
+    return space.sees(links)
 
 
 def _read_results(path: Path) -> dict[str, dict[str, Any]]:
@@ -286,8 +428,9 @@ def probe_log(raw: dict[str, Any] | None, test: LoadTest, boot: Boot | None) -> 
                      + (f" (capture failed: {raw['capture']})" if raw.get("capture") else ""))
         for program in raw.get("programs", []):
             state = "ok" if program.get("accepted") else f"REJECTED {program.get('error')}"
+            attach = f"; {program['attach']}" if program.get("attach") else ""
             lines.append(f"  {program.get('section')}: {state}, {program.get('insns')} insns, "
-                         f"{program.get('processed')} processed")
+                         f"{program.get('processed')} processed{attach}")
         for program in raw.get("programs", []):
             if program.get("log"):
                 lines += ["", f"--- verifier log of {program.get('section')} ---",
@@ -295,37 +438,24 @@ def probe_log(raw: dict[str, Any] | None, test: LoadTest, boot: Boot | None) -> 
     return "\n".join(lines) + "\n"
 
 
-def run_group(tester: LoadTester, group: KernelGroup, summary: LoadTestSummary,
-              on_probe: Callable[[Member, LoadTest], None] | None = None,
-              ) -> dict[ProbeKey, LoadTest]:
-    """Load-test one kernel's probes; writes their logs; returns their LoadTests."""
-    date = utc_now()
-    why_not = untestable(group)
-    boot: Boot | None = None
-    raw: dict[str, dict[str, Any]] = {}
-    if not why_not:
-        try:
-            image = tester.image(group.release, group.version, group.arch)
-            tester.say(f"booting {image.package} for {len(group.members)} probe(s)")
-            boot, raw = tester.boot(image, [("|".join(m.key), m.probe, m.source)
-                                            for m in group.members],
-                                    {"|".join(m.key): m.result.interface for m in group.members
-                                     if m.result.driver_type == KMOD.name})
-            summary.boots.append({"kernel": group.release, "accel": boot.accel,
-                                  "share": boot.share,
-                                  "seconds": round(boot.seconds, 1), "finished": boot.finished,
-                                  "probes": len(group.members)})
-        except ProbesError as exc:  # no image (KernelUnavailable), apt, the cache, virtiofsd
-            why_not = exc.message
+def finish_group(group: KernelGroup, attempt: Attempt, summary: LoadTestSummary,
+                 on_probe: Callable[[Member, LoadTest], None] | None = None,
+                 ) -> dict[ProbeKey, LoadTest]:
+    """One kernel's LoadTests from its attempt; writes their logs and the console."""
+    boot = attempt.boot
     if boot is not None:
+        summary.boots.append({"kernel": group.release, "arch": group.arch,
+                              "accel": boot.accel, "share": boot.share,
+                              "seconds": round(boot.seconds, 1), "finished": boot.finished,
+                              "probes": len(group.members)})
         for folder in {member.folder for member in group.members}:
             _write_console(folder, group.release, boot.console)
     out = {}
     for member in group.members:
-        line = raw.get("|".join(member.key))
+        line = attempt.raw.get("|".join(member.key))
         kmod = member.result.driver_type == KMOD.name
-        test = (module_loadtest if kmod else loadtest_of)(line, group.release, boot, date,
-                                                          why_not)
+        test = (module_loadtest if kmod else loadtest_of)(line, group.release, boot,
+                                                          attempt.date, attempt.why_not)
         _write_log(member, (module_log if kmod else probe_log)(line, test, boot))
         summary.add(member, test, float(line.get("seconds", 0)) if line else 0.0)
         out[member.key] = test
@@ -334,16 +464,21 @@ def run_group(tester: LoadTester, group: KernelGroup, summary: LoadTestSummary,
     return out
 
 
+_REPORTS = threading.Lock()  # one report rewrite at a time in this process
+
+
 def record(tests: dict[ProbeKey, LoadTest]) -> None:
-    """Write LoadTests into their reports, each report rewritten atomically."""
+    """Write LoadTests into their reports, each report read, changed and rewritten
+    atomically (a temporary file renamed over it), one at a time."""
     by_folder: dict[str, dict[str, LoadTest]] = {}
     for (folder, probe_path), test in tests.items():
         by_folder.setdefault(folder, {})[probe_path] = test
-    for folder, found in by_folder.items():
-        path = Path(folder) / REPORT_NAME
-        results = [replace(r, loadtest=found[r.path]) if r.ok and r.path in found else r
-                   for r in read_report(path)]
-        replace_report(path, results)
+    with _REPORTS:
+        for folder, found in by_folder.items():
+            path = Path(folder) / REPORT_NAME
+            results = [replace(r, loadtest=found[r.path]) if r.ok and r.path in found else r
+                       for r in read_report(path)]
+            replace_report(path, results)
 
 
 def run_loadtest(paths: list[Path], options: LoadTestOptions, *,
@@ -354,11 +489,13 @@ def run_loadtest(paths: list[Path], options: LoadTestOptions, *,
     groups = [g for g in group_results(iter_reports(paths), options.retest)
               if kernel_filter(g.release)]
     tester = LoadTester(options, say)
-    if any(not untestable(g) for g in groups):
+    if any(not untestable(g) and g.arch == host_arch() for g in groups):
         tester.check_tools()
+    jobs = options.jobs or default_jobs(options.vm, {machine_for(g.arch) for g in groups
+                                                     if not untestable(g)})
     summary = LoadTestSummary()
-    for group in groups:
-        record(run_group(tester, group, summary, on_probe))
+    for group, attempt in tester.attempts(groups, jobs):
+        record(finish_group(group, attempt, summary, on_probe))
     return summary
 
 

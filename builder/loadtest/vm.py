@@ -1,11 +1,15 @@
 """Boot a kernel in QEMU with the host's root file system shared read-only (9p or virtiofs).
 
-One `Vm` per run decides how to accelerate: KVM when /dev/kvm can be opened
-and a first boot with it reaches /init, TCG (emulation) otherwise. Nested
-KVM can hang or abort at once (QEMU asserting on an MSR it cannot set, as on
-the machines we work on), so a KVM boot that fails or says nothing within
-`kvm_start_timeout` is stopped and that boot, and every later one, runs
-under TCG. Every boot has a deadline; the serial console goes to a file.
+One `Vm` per guest architecture and run (MACHINES says how QEMU emulates each)
+decides how to accelerate: KVM only for a guest of this machine's own
+architecture, when /dev/kvm can be opened and a first boot with it reaches
+/init; TCG (emulation) otherwise. Nested KVM can hang or abort at once (QEMU
+asserting on an MSR it cannot set, as on the machines we work on), so a KVM
+boot that fails or says nothing within `kvm_start_timeout` is stopped and
+that boot, and every later one of that Vm, runs under TCG; a Vm of another
+architecture never tries KVM, so it cannot turn the others to TCG. Every boot
+has a deadline; the serial console goes to a file. A Vm may boot several
+kernels at once, from several threads.
 """
 
 from __future__ import annotations
@@ -13,29 +17,68 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import platform
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from builder.core.errors import BuildError, InputError
-from builder.loadtest.initramfs import HOST_TAG, MARK, WORK_TAG
+from builder.loadtest.initramfs import GUEST_TAG, HOST_TAG, MARK, WORK_TAG
 
-QEMU = {"x86_64": "qemu-system-x86_64"}
 ACCELS = ("auto", "kvm", "tcg")
 POLL_SECONDS = 0.2
-KERNEL_ARGS = "console=ttyS0 panic=-1 quiet"
+
+
+@dataclass(frozen=True, slots=True)
+class Machine:
+    """How QEMU emulates one guest architecture, and what a guest needs by default."""
+
+    arch: str            # the guest's `uname -m`
+    qemu: str            # the emulator
+    package: str         # Debian's package that has it
+    board: str           # -machine
+    tcg_cpu: str         # -cpu under TCG (KVM: host)
+    console: str         # the serial console's device in the guest
+    memory_mb: int       # default -m
+    cpus: int            # default -smp
+
+    @property
+    def kernel_args(self) -> str:
+        return f"console={self.console} panic=-1 quiet"
+
+
+MACHINES = {
+    "x86_64": Machine("x86_64", "qemu-system-x86_64", "qemu-system-x86", "q35", "max", "ttyS0",
+                      1536, 2),
+    # neoverse-n1: ARMv8.2 (Graviton2, Ampere Altra) with the 16K granule the -arm64-16k
+    # kernels need (cortex-a72 lacks it: they hang). `max` emulates pointer authentication
+    # with QARMA, which loads a probe 5x slower (docs/loadtest.md). The guest's loader is one
+    # thread: a second CPU only costs time; 256 MB is enough for every probe measured.
+    "aarch64": Machine("aarch64", "qemu-system-aarch64", "qemu-system-arm", "virt",
+                       "neoverse-n1", "ttyAMA0", 256, 1),
+}
+
+
+class VmUnavailable(BuildError):
+    """No VM for this architecture here (its emulator is missing, or KVM cannot run it)."""
 
 
 @dataclass(frozen=True, slots=True)
 class VmSettings:
-    memory_mb: int = 1536
-    cpus: int = 2
+    memory_mb: int | None = None    # None: the machine's own default (MACHINES)
+    cpus: int | None = None
     timeout: float = 900.0          # one boot, from start to power-off
     accel: str = "auto"
     kvm_start_timeout: float = 30.0  # KVM must reach /init by then, or TCG takes over
+
+    def memory_for(self, machine: Machine) -> int:
+        return self.memory_mb or machine.memory_mb
+
+    def cpus_for(self, machine: Machine) -> int:
+        return self.cpus or machine.cpus
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,21 +97,61 @@ class Boot:
 def check_settings(settings: VmSettings) -> VmSettings:
     if settings.accel not in ACCELS:
         raise InputError(f"--accel {settings.accel!r}: use one of {', '.join(ACCELS)}")
-    if settings.memory_mb < 256:
+    if settings.memory_mb is not None and settings.memory_mb < 256:
         raise InputError(f"--memory {settings.memory_mb}: the VM needs at least 256 MB")
-    if not 1 <= settings.cpus <= 64:
+    if settings.cpus is not None and not 1 <= settings.cpus <= 64:
         raise InputError(f"--cpus {settings.cpus}: use 1 to 64")
     if settings.timeout <= 0:
         raise InputError("--timeout must be a positive number of seconds")
     return settings
 
 
-def find_qemu(arch: str = "x86_64") -> str:
-    found = shutil.which(QEMU.get(arch, f"qemu-system-{arch}"))
+# QEMU's own resident memory beside what the guest touches (measured: 200-340 MB for an
+# aarch64 guest, whatever its -m).
+QEMU_OVERHEAD_MB = 320
+
+
+def default_jobs(settings: VmSettings, machines: Iterable[Machine], *, cores: int = 0,
+                 available_mb: int = 0) -> int:
+    """How many VMs this machine runs well at once: one per core (a guest's loader is one
+    thread, so a VM keeps one core busy whatever its CPUs), and no more than its free
+    memory holds (when known), each VM counted at its guest's memory plus QEMU's own."""
+    cores = cores or len(os.sched_getaffinity(0))
+    available_mb = available_mb or memory_available_mb()
+    per_vm = max((settings.memory_for(m) + QEMU_OVERHEAD_MB for m in machines), default=0)
+    by_memory = available_mb // per_vm if per_vm and available_mb else cores
+    return max(1, min(cores, by_memory))
+
+
+def memory_available_mb(meminfo: Path = Path("/proc/meminfo")) -> int:
+    """MemAvailable: what this machine can give without swapping (0 when unknown)."""
+    try:
+        for line in meminfo.read_text(encoding="ascii").splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def host_arch() -> str:
+    """This machine's `uname -m`: the only guest architecture KVM can run here."""
+    return platform.machine()
+
+
+def machine_for(arch: str) -> Machine:
+    machine = MACHINES.get(arch)
+    if machine is None:
+        raise VmUnavailable(f"no {arch} VM: load tests boot {' and '.join(MACHINES)} kernels")
+    return machine
+
+
+def find_qemu(machine: Machine) -> str:
+    found = shutil.which(machine.qemu)
     if found is None:
-        raise BuildError(f"{QEMU.get(arch, 'qemu-system-' + arch)} is not installed (the load "
-                         "test boots each probe's kernel in QEMU)",
-                         hint="install Debian's qemu-system-x86")
+        raise VmUnavailable(f"{machine.qemu} is not installed (Debian's {machine.package}; "
+                            f"the load test boots each {machine.arch} probe's kernel in it)",
+                            hint=f"install Debian's {machine.package}")
     return found
 
 
@@ -149,50 +232,81 @@ def kvm_usable() -> bool:
     return True
 
 
-class Vm:
-    """Boots kernels for one run, remembering whether KVM works here."""
+@dataclass(frozen=True, slots=True)
+class Export:
+    """A folder of this machine the VM mounts: its tag, and whether the guest may write."""
 
-    def __init__(self, settings: VmSettings, qemu: str) -> None:
+    tag: str
+    path: Path
+    readonly: bool
+
+
+def exports(work: Path, root: Path | None = None) -> list[Export]:
+    """The host's root (read-only), the work folder (read-write) and, for a guest of another
+    architecture, its own root (read-only; guestroot.py)."""
+    out = [Export(HOST_TAG, Path("/"), True), Export(WORK_TAG, work, False)]
+    if root is not None:
+        out.append(Export(GUEST_TAG, root, True))
+    return out
+
+
+class Vm:
+    """Boots kernels of one architecture for one run, remembering whether KVM works here."""
+
+    def __init__(self, settings: VmSettings, qemu: str,
+                 machine: Machine = MACHINES["x86_64"]) -> None:
         self.settings = check_settings(settings)
         self.qemu = qemu
-        self._kvm = settings.accel == "kvm" or (settings.accel == "auto" and kvm_usable())
+        self.machine = machine
+        native = machine.arch == host_arch()
+        if settings.accel == "kvm" and not native:
+            raise VmUnavailable(f"--accel kvm: KVM runs only {host_arch()} guests on this "
+                                f"{host_arch()} machine, not {machine.arch} ones",
+                                hint="use --accel auto (KVM where it can, else TCG)")
+        self._kvm = native and (settings.accel == "kvm" or
+                                (settings.accel == "auto" and kvm_usable()))
+
+    @property
+    def memory_mb(self) -> int:
+        return self.settings.memory_for(self.machine)
 
     def boot(self, vmlinuz: Path, initrd: Path, work: Path, share: str = "9p",
-             on_line: Callable[[str], None] | None = None) -> Boot:
-        """Boot once; with KVM failing early, boot again under TCG."""
+             on_line: Callable[[str], None] | None = None, root: Path | None = None) -> Boot:
+        """Boot once; with KVM failing early, boot again under TCG. `root`: the guest's own
+        root file system, for a guest of another architecture."""
         if self._kvm:
-            first = self._shared("kvm", vmlinuz, initrd, work, share, on_line)
+            first = self._shared("kvm", vmlinuz, initrd, work, share, on_line, root)
             if first.reached_init or self.settings.accel == "kvm":
                 return first
             self._kvm = False
             if on_line is not None:
                 on_line(f"{MARK} KVM did not start the VM ({first.reason}); using TCG")
-        return self._shared("tcg", vmlinuz, initrd, work, share, on_line)
+        return self._shared("tcg", vmlinuz, initrd, work, share, on_line, root)
 
     def command(self, accel: str, vmlinuz: Path, initrd: Path, work: Path, console: Path,
-                share: str = "9p") -> list[str]:
-        settings = self.settings
+                share: str = "9p", root: Path | None = None) -> list[str]:
+        machine, shared = self.machine, exports(work, root)
         return [
-            self.qemu, "-machine", f"q35,accel={accel}",
-            "-cpu", "host" if accel == "kvm" else "max",
-            "-m", str(settings.memory_mb), "-smp", str(settings.cpus),
+            self.qemu, "-machine", f"{machine.board},accel={accel}",
+            "-cpu", "host" if accel == "kvm" else machine.tcg_cpu,
+            "-m", str(self.memory_mb), "-smp", str(self.settings.cpus_for(machine)),
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-            "-kernel", str(vmlinuz), "-initrd", str(initrd), "-append", KERNEL_ARGS,
+            "-kernel", str(vmlinuz), "-initrd", str(initrd), "-append", machine.kernel_args,
             "-chardev", f"file,id=console,path={_option(console)}", "-serial", "chardev:console",
-            *(_virtiofs_devices(work, settings.memory_mb) if share == "virtiofs"
-              else _9p_devices(work)),
+            *(_virtiofs_devices(work, shared, self.memory_mb) if share == "virtiofs"
+              else _9p_devices(shared)),
         ]
 
     def _shared(self, accel: str, vmlinuz: Path, initrd: Path, work: Path, share: str,
-                on_line: Callable[[str], None] | None) -> Boot:
+                on_line: Callable[[str], None] | None, root: Path | None) -> Boot:
         """One boot, with the virtiofsd daemons a virtiofs share needs around it."""
         if share != "virtiofs":
-            return self._run(accel, vmlinuz, initrd, work, share, on_line)
-        with _virtiofsd(work):
-            return self._run(accel, vmlinuz, initrd, work, share, on_line)
+            return self._run(accel, vmlinuz, initrd, work, share, on_line, root)
+        with _virtiofsd(work, exports(work, root)):
+            return self._run(accel, vmlinuz, initrd, work, share, on_line, root)
 
     def _run(self, accel: str, vmlinuz: Path, initrd: Path, work: Path, share: str,
-             on_line: Callable[[str], None] | None) -> Boot:
+             on_line: Callable[[str], None] | None, root: Path | None) -> Boot:
         console = work / f"console-{accel}.log"
         console.write_bytes(b"")
         errors = work / f"qemu-{accel}.err"
@@ -201,7 +315,8 @@ class Vm:
                                     else self.settings.timeout)
         deadline = started + self.settings.timeout
         with errors.open("wb") as err:
-            proc = subprocess.Popen(self.command(accel, vmlinuz, initrd, work, console, share),
+            proc = subprocess.Popen(self.command(accel, vmlinuz, initrd, work, console, share,
+                                                 root),
                                     stdin=subprocess.DEVNULL, stdout=err, stderr=err)
             watcher = _Console(console, on_line)
             reason = ""
@@ -281,21 +396,24 @@ class _Console:
             self._on_line(said)
 
 
-def _9p_devices(work: Path) -> list[str]:
-    """The host's root, read-only at the host, and the work folder, over virtio 9p."""
-    return [
-        "-fsdev", f"local,id={HOST_TAG},path=/,security_model=none,readonly=on,multidevs=remap",
-        "-device", f"virtio-9p-pci,fsdev={HOST_TAG},mount_tag={HOST_TAG}",
-        "-fsdev", f"local,id={WORK_TAG},path={_option(work)},security_model=none",
-        "-device", f"virtio-9p-pci,fsdev={WORK_TAG},mount_tag={WORK_TAG}",
-    ]
+def _9p_devices(shared: list[Export]) -> list[str]:
+    """The exports over virtio 9p (PCI on both boards); read-only ones refused writes by
+    QEMU itself."""
+    devices = []
+    for export in shared:
+        readonly = ",readonly=on,multidevs=remap" if export.readonly else ""
+        devices += ["-fsdev", f"local,id={export.tag},path={_option(export.path)},"
+                              f"security_model=none{readonly}",
+                    "-device", f"virtio-9p-pci,fsdev={export.tag},mount_tag={export.tag}"]
+    return devices
 
 
-def _virtiofs_devices(work: Path, memory_mb: int) -> list[str]:
-    """The same two shares over virtiofs: vhost-user needs the guest's memory shared."""
+def _virtiofs_devices(work: Path, shared: list[Export], memory_mb: int) -> list[str]:
+    """The same shares over virtiofs: vhost-user needs the guest's memory shared."""
     devices = ["-object", f"memory-backend-memfd,id=mem,size={memory_mb}M,share=on",
                "-numa", "node,memdev=mem"]
-    for tag in (HOST_TAG, WORK_TAG):
+    for export in shared:
+        tag = export.tag
         devices += ["-chardev", f"socket,id={tag},path={_option(_socket(work, tag))}",
                     "-device", f"vhost-user-fs-pci,chardev={tag},tag={tag}"]
     return devices
@@ -306,9 +424,9 @@ def _socket(work: Path, tag: str) -> Path:
 
 
 @contextlib.contextmanager
-def _virtiofsd(work: Path) -> Iterator[None]:
-    """A virtiofsd per share for one boot: the host's root (cached, read-only) and the
-    work folder (virtiofsd_argv says how). Stopped, by their pids, when the boot is over."""
+def _virtiofsd(work: Path, shared: list[Export]) -> Iterator[None]:
+    """A virtiofsd per share for one boot: the read-only ones cached, the work folder not
+    (virtiofsd_argv says how). Stopped, by their pids, when the boot is over."""
     daemon = find_virtiofsd()
     if daemon is None:
         raise BuildError("virtiofs needs a virtiofsd and root",
@@ -316,7 +434,7 @@ def _virtiofsd(work: Path) -> Iterator[None]:
                               "(Debian 12) and run as root")
     started: list[subprocess.Popen[bytes]] = []
     try:
-        for tag, source, readonly in ((HOST_TAG, Path("/"), True), (WORK_TAG, work, False)):
+        for tag, source, readonly in ((e.tag, e.path, e.readonly) for e in shared):
             sock = _socket(work, tag)
             log = (work / f"virtiofsd-{tag}.log").open("wb")
             started.append(subprocess.Popen(

@@ -23,6 +23,8 @@ build machine's own architecture, at the same version.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import logging
 import os
@@ -447,7 +449,22 @@ class AptArchive:
         return _c_locale({**os.environ, "APT_CONFIG": str(config)})
 
     def _apt(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return _run_tool(["apt-get", *args], env=self._prepare())
+        with self._locked():
+            return _run_tool(["apt-get", *args], env=self._prepare())
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One apt call at a time on this state folder, across threads and processes: each
+        call rewrites the private configuration (_prepare), and two `apt-get update` on one
+        lists folder collide. A lock file beside the folder, held with flock (released
+        when the process dies)."""
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.root.parent / f"{self.root.name}.lock", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _origin_of(self, text: str) -> str:
         """apt's messages name our private copies; say which file the user gave."""
@@ -544,6 +561,20 @@ class AptArchive:
         if isinstance(header, str):
             raise StoreError(f"{name} {best.version}: {header}")
         return header
+
+    def newest(self, wanted: Callable[[str], bool]) -> dict[str, HeaderPackage]:
+        """The newest version of every binary package `wanted` accepts (of this architecture
+        or `all`), with its URL, sha256 and size, read in one pass over the indices."""
+        out = {}
+        for name, records in sorted(self._scan(wanted).items()):
+            fitting = [r for r in records if r.arch in (self.arch, "all")]
+            if not fitting:
+                continue  # the build machine's architecture only
+            header = self._header(max(fitting, key=lambda r: r.version))
+            if isinstance(header, str):
+                raise StoreError(f"{name}: {header}")
+            out[name] = header
+        return out
 
     # -- reading the indices --
 

@@ -17,16 +17,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from realkernel import BOOKWORM
 from realprobe import (
     DKMS_DRIVER_VERSION,
-    compile_ok,
     compiled_probe,
     debian_source,
     dkms_driver,
-    headers,
     real_kernel,
-    sid_source,
+    sid_arm64_probe,
     sysroot,
 )
 
@@ -262,11 +259,10 @@ def test_kernel_root_of(tmp_path: Path, case: str, include: str, expected: str) 
     assert kernel_root_of(build) == tmp_path / expected
 
 
-def test_aarch64_probe_is_cross_built_and_checked(tmp_path_factory: pytest.TempPathFactory,
-                                                  tmp_path: Path) -> None:
-    build_dir, uname_r = headers(tmp_path_factory.getbasetemp(), r"6\.1\.0-\d+-arm64", BOOKWORM,
-                                 "arm64")
-    result = compile_ok(build_dir, sid_source(), tmp_path, arch="aarch64")
+def test_aarch64_probe_is_cross_built_and_checked(tmp_path_factory: pytest.TempPathFactory
+                                                  ) -> None:
+    built = sid_arm64_probe(tmp_path_factory.getbasetemp())  # the one the load test boots
+    result, uname_r = built.result, built.uname_r
     assert "ARCH=arm64" in result.command and "--target=aarch64-linux-gnu" in \
         result.canonical_command
     assert result.probe is not None

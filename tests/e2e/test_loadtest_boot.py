@@ -1,18 +1,22 @@
-"""Real boots: a Debian 6.1 kernel from its linux-image package, in QEMU, loading the
-session's real probe and a copy broken so that the verifier must reject it.
+"""Real boots, two at once: Debian 6.1 kernels from their linux-image packages, in QEMU.
 
-The real probe is the one this machine's clang builds into a probe 6.1 accepts: the 2022
-snapshot with clang 14 or older (Debian 12; its probes also capture events here), else
-Debian 13's 8.0.0+driver source. There the snapshot is loaded too, and must be rejected:
-it predates libs' clang 15 verifier fixes, which is what a Debian 13 build machine gets.
+x86_64: the session's real probe, a copy broken so that the verifier must reject it, and
+Debian's two newest driver versions (8.0.0+driver and 9.1.0+driver), whose events are
+counted (a child's openat calls: loadtest/events.py's capture, whose recipes and tables
+tests/loadtest/test_events.py checks without a kernel). The real probe is the one this
+machine's clang builds into a probe 6.1 accepts: the 2022 snapshot with clang 14 or older
+(Debian 12), else Debian 13's 8.0.0+driver source. The snapshot is loaded either way, and
+must be rejected where clang 15 or newer built it: it predates libs' clang 15 verifier
+fixes, which is what a Debian 13 build machine gets.
 
-From there the results go the whole way: into the report, through publish (which refuses
-the broken probe with the verifier's message unless --allow-unverified), into the catalog
-and out of `find`. That boot is shared by the tests below it (about a minute under TCG).
+arm64: sid's 9.1.0+driver cross-built (the compile tests' probe), in Debian's arm64
+kernel under qemu-system-aarch64, running Debian's own arm64 Python (guestroot.py):
+every program accepted (the `&2` section attached to its tracepoint) and the child's
+openat calls counted by arm64's number (56).
 
-A second boot loads Debian's two newest driver versions (8.0.0+driver and 9.1.0+driver) and
-counts a child's openat events with each: loadtest/events.py's capture, whose recipes and
-tables tests/loadtest/test_events.py checks without a kernel.
+One `falco-probes loadtest --jobs 2` boots both kernels at once. From there the results go
+the whole way: into the report, through publish (which refuses the broken probe with the
+verifier's message unless --allow-unverified), into the catalog and out of `find`.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from realprobe import (
     compiled_probe,
     real_kernel,
     shared_cache,
+    sid_arm64_probe,
     snapshot_loads_with,
     sysroot,
     trixie_probe,
@@ -41,39 +46,65 @@ from builder.compile.driversrc import prepare_source
 from builder.compile.kbuild import compile_probe
 from builder.core.catalog import read_fragments
 from builder.core.config import DriverVersion
+from builder.core.report import BuildResult
 from builder.loadtest.events import OPENS
 from builder.shared.elfcheck import check_probe
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 BROKEN_DRIVER = "0.0.0+broken"
+SID_DRIVER_VERSION = "9.1.0+driver"
+# Where the kernels' images come from, whatever Debian this machine runs.
+SUITE = ["--suite", "bookworm"]
+
+
+def _sid_probe(base: Path) -> Path:
+    """Debian sid's 9.1.0+driver source (libs 0.23.2) compiled against the real headers."""
+    driver = DriverVersion(SID_DRIVER_VERSION, SID_DRIVER_VERSION, (), SID)
+    source = prepare_source(driver, shared_cache() / "driversrc")
+    out = base / "probe-out-9.1.0"
+    result = compile_probe(sysroot(base, "a"), source, out, timeout=COMPILE_TIMEOUT,
+                           headers=real_kernel().headers)
+    assert result.ok and result.probe is not None, result.reason + "\n" + result.log[-3000:]
+    return result.probe
 
 
 @pytest.fixture(scope="module")
 def tested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
-    """A build folder with the probes, load-tested by `falco-probes loadtest` (one boot)."""
-    needs_vm_tools()
+    """A build folder with the probes, load-tested by `falco-probes loadtest` (two boots)."""
+    needs_vm_tools(arm64=True)
     base = tmp_path_factory.getbasetemp()
     snapshot = compiled_probe(base)
     assert snapshot.probe is not None
     loads = snapshot_loads_with(snapshot.toolchain)
-    real = snapshot if loads else trixie_probe(base)
+    eight = trixie_probe(base)
+    assert eight.probe is not None
+    real = snapshot if loads else eight
     assert real.probe is not None
     kernel = real_kernel()
+    arm = sid_arm64_probe(base)
+    assert arm.result.probe is not None
     out = tmp_path_factory.mktemp("loadtest") / "out"
     broken = broken_copy(real.probe, base / "broken.o")
-    built = [Built(kernel.uname_r, kernel.package_version, real.driver_version,
-                   probe=real.probe),
-             Built(kernel.uname_r, kernel.package_version, BROKEN_DRIVER, probe=broken)]
-    if not loads:
-        built.append(Built(kernel.uname_r, kernel.package_version, DKMS_DRIVER_VERSION,
-                           probe=snapshot.probe))
-    write_built(out, built)
-    code = main(["loadtest", str(out), "--cache", str(shared_cache()), "--json"])
+    on = (kernel.uname_r, kernel.package_version)
+    write_built(out, [Built(*on, DKMS_DRIVER_VERSION, probe=snapshot.probe),
+                      Built(*on, TRIXIE_DRIVER_VERSION, probe=eight.probe),
+                      Built(*on, SID_DRIVER_VERSION, probe=_sid_probe(base)),
+                      Built(*on, BROKEN_DRIVER, probe=broken),
+                      Built(arm.uname_r, arm.package_version, SID_DRIVER_VERSION,
+                            arch="aarch64", probe=arm.result.probe)])
+    code = main(["loadtest", str(out), "--cache", str(shared_cache()), *SUITE, "--jobs", "2",
+                 "--json"])
     assert code == 0
     return out, {"programs": len(check_probe(real.probe).programs), "uname_r": kernel.uname_r,
                  "driver": real.driver_version, "snapshot_loads": loads,
-                 "clang": snapshot.toolchain.clang_version}
+                 "clang": snapshot.toolchain.clang_version, "arm64_uname_r": arm.uname_r,
+                 "arm64_programs": len(check_probe(arm.result.probe).programs)}
+
+
+def _log(out: Path, result: BuildResult, uname_r: str) -> str:
+    return (out / "logs" / result.driver_version / result.arch / uname_r /
+            f"{result.file}.loadtest.log").read_text()
 
 
 def test_the_real_probe_loads_in_its_own_kernel(tested: tuple[Path, dict[str, object]]
@@ -89,17 +120,12 @@ def test_the_real_probe_loads_in_its_own_kernel(tested: tuple[Path, dict[str, ob
         (107 if driver == DKMS_DRIVER_VERSION else 184)
     assert test.kernel == facts["uname_r"]
     assert test.reason == ""
-    # The child opened a file OPENS times: an enter and an exit event each, no more. Only
-    # the snapshot's types are what the capture knows (events.py); others are not tried.
-    events = 2 * OPENS if driver == DKMS_DRIVER_VERSION else 0
-    assert test.events == events
-    log = out / "logs" / driver / "x86_64" / str(facts["uname_r"]) / \
-        f"{results[driver].file}.loadtest.log"
-    text = log.read_text()
+    # The child opened a file OPENS times: an enter and an exit event each, no more.
+    assert test.events == 2 * OPENS
+    text = _log(out, results[driver], str(facts["uname_r"]))
     assert f"programs accepted: {programs}/{programs}, attached: 7" in text
-    assert "raw_tracepoint/sys_enter: ok" in text
-    if events:
-        assert f"events captured: {events}\n" in text
+    assert "raw_tracepoint/sys_enter: ok" in text and "; raw tracepoint\n" in text
+    assert f"events captured: {2 * OPENS}\n" in text
     console = (out / "logs" / "loadtest" / f"{facts['uname_r']}.console.log").read_text()
     assert "falco-probes-vm: guest exited with 0" in console
 
@@ -114,8 +140,7 @@ def test_the_broken_probe_is_rejected_with_the_verifiers_log(
     assert (test.accepted, test.total) == (facts["programs"] - 1, facts["programs"])  # type: ignore[operator]
     assert test.reason.startswith("raw_tracepoint/sys_enter: EACCES: ")
     assert "invalid read from stack" in test.reason
-    log = (out / "logs" / BROKEN_DRIVER / "x86_64" / str(facts["uname_r"]) /
-           f"{broken.file}.loadtest.log").read_text()
+    log = _log(out, broken, str(facts["uname_r"]))
     assert "raw_tracepoint/sys_enter: REJECTED EACCES" in log
     verifier = log.split("--- verifier log of raw_tracepoint/sys_enter ---", 1)[1]
     assert "r0 = *(u64 *)(r10 +0)" in verifier
@@ -138,7 +163,7 @@ def test_a_second_run_boots_nothing(tested: tuple[Path, dict[str, object]],
                                     capsys: pytest.CaptureFixture[str]) -> None:
     out, _ = tested
     before = (out / "report.jsonl").read_bytes()
-    assert main(["loadtest", str(out), "--cache", str(shared_cache()), "--json"]) == 0
+    assert main(["loadtest", str(out), "--cache", str(shared_cache()), *SUITE, "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary == {"passed": 0, "rejected": 0, "not_tested": 0, "boots": [], "probes": []}
     assert (out / "report.jsonl").read_bytes() == before
@@ -155,10 +180,15 @@ def test_publish_refuses_the_rejected_probe_and_find_says_it_loaded(
     said = capsys.readouterr().err
     assert f"refused {BROKEN_DRIVER} " in said and "invalid read from stack" in said
     records = read_fragments([fragment])
-    (probe,) = records.probes
-    assert probe.driver_version == driver
+    published = {(p.driver_version, p.arch): p for p in records.probes}
+    assert set(published) == {(TRIXIE_DRIVER_VERSION, "x86_64"), (SID_DRIVER_VERSION, "x86_64"),
+                              (SID_DRIVER_VERSION, "aarch64")} | \
+        ({(DKMS_DRIVER_VERSION, "x86_64")} if facts["snapshot_loads"] else set())
+    probe = published[(driver, "x86_64")]
     assert probe.loadtest is not None and probe.loadtest.passed
     assert probe.loadtest.accepted == probe.loadtest.total == programs
+    arm = published[(SID_DRIVER_VERSION, "aarch64")].loadtest
+    assert arm is not None and arm.passed and arm.kernel == facts["arm64_uname_r"]
     failures = {f.driver_version: f for f in records.failures}
     assert set(failures) == {BROKEN_DRIVER} | \
         (set() if facts["snapshot_loads"] else {DKMS_DRIVER_VERSION})
@@ -193,10 +223,14 @@ def test_allow_unverified_publishes_it_saying_it_was_rejected(
                  "--fragment", str(fragment), "--allow-unverified"]) == 0
     records = read_fragments([fragment])
     assert list(records.failures) == []
-    status = {p.driver_version: p.loadtest.status for p in records.probes if p.loadtest}
+    status = {(p.driver_version, p.arch): p.loadtest.status for p in records.probes
+              if p.loadtest}
     snapshot = "passed" if facts["snapshot_loads"] else "rejected"
-    assert status == {str(facts["driver"]): "passed", BROKEN_DRIVER: "rejected",
-                      DKMS_DRIVER_VERSION: snapshot}
+    assert status == {(TRIXIE_DRIVER_VERSION, "x86_64"): "passed",
+                      (SID_DRIVER_VERSION, "x86_64"): "passed",
+                      (SID_DRIVER_VERSION, "aarch64"): "passed",
+                      (BROKEN_DRIVER, "x86_64"): "rejected",
+                      (DKMS_DRIVER_VERSION, "x86_64"): snapshot}
 
 
 def _os_release(folder: Path) -> Path:
@@ -205,39 +239,35 @@ def _os_release(folder: Path) -> Path:
     return path
 
 
-# --- the one boot: events from the two newest driver versions' probes ------------------
-
-SID_DRIVER_VERSION = "9.1.0+driver"
-
-
-def _sid_probe(base: Path) -> Path:
-    """Debian sid's 9.1.0+driver source (libs 0.23.2) compiled against the real headers."""
-    driver = DriverVersion(SID_DRIVER_VERSION, SID_DRIVER_VERSION, (), SID)
-    source = prepare_source(driver, shared_cache() / "driversrc")
-    out = base / "probe-out-9.1.0"
-    result = compile_probe(sysroot(base, "a"), source, out, timeout=COMPILE_TIMEOUT,
-                           headers=real_kernel().headers)
-    assert result.ok and result.probe is not None, result.reason + "\n" + result.log[-3000:]
-    return result.probe
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(1800)
 def test_the_newest_driver_versions_capture_the_childs_openat_calls(
-        tmp_path_factory: pytest.TempPathFactory) -> None:
-    needs_vm_tools()
-    base = tmp_path_factory.getbasetemp()
-    eight = trixie_probe(base).probe
-    assert eight is not None
-    kernel = real_kernel()
-    out = tmp_path_factory.mktemp("events") / "out"
-    write_built(out, [Built(kernel.uname_r, kernel.package_version, TRIXIE_DRIVER_VERSION,
-                            probe=eight),
-                      Built(kernel.uname_r, kernel.package_version, SID_DRIVER_VERSION,
-                            probe=_sid_probe(base))])
-    assert main(["loadtest", str(out), "--cache", str(shared_cache()), "--json"]) == 0
-    for driver, results in by_driver(out).items():
-        test = results.loadtest
+        tested: tuple[Path, dict[str, object]]) -> None:
+    out, _ = tested
+    results = by_driver(out)
+    for driver in (TRIXIE_DRIVER_VERSION, SID_DRIVER_VERSION):
+        test = results[driver].loadtest
         assert test is not None and test.status == "passed", (driver, test)
         # an enter and an exit event for each openat of the child, no more, no fewer
         assert test.events == 2 * OPENS, (driver, test)
+
+
+def test_an_arm64_probe_loads_in_its_own_arm64_kernel(tested: tuple[Path, dict[str, object]]
+                                                      ) -> None:
+    """Every program through arm64's verifier, the `&2` program on its tracepoint, and the
+    child's openat calls counted by their arm64 number, in Debian's arm64 Python."""
+    out, facts = tested
+    result = by_driver(out, "aarch64")[SID_DRIVER_VERSION]
+    test = result.loadtest
+    programs = facts["arm64_programs"]
+    assert test is not None and test.status == "passed", test
+    assert test.accepted == test.total == programs
+    assert test.kernel == facts["arm64_uname_r"]
+    assert test.events == 2 * OPENS
+    text = _log(out, result, str(facts["arm64_uname_r"]))
+    assert f"programs accepted: {programs}/{programs}, attached: 7" in text
+    assert "raw_tracepoint/sched_process_fork&2: ok" in text
+    assert "boot: tcg" in text or "boot: kvm" in text
+    console = (out / "logs" / "loadtest" / f"{facts['arm64_uname_r']}.console.log").read_text()
+    assert "falco-probes-vm: guest exited with 0" in console
+    # Debian's arm64 Python ran it: the guest root the load test made of arm64 packages
+    roots = [p.read_text() for p in (shared_cache() / "guestroot").glob("*/PACKAGES")]
+    assert any("busybox-static_" in r and "-minimal_" in r and "_arm64.deb" in r for r in roots)

@@ -42,7 +42,8 @@ def write_built(folder: Path, items: Iterable[Built], failed: Iterable[Built] = 
     results = []
     for item in items:
         draft = _result(item, ok=True)
-        rel = f"probes/{item.driver_version}/{item.arch}/{draft.file}"
+        # where build puts it: twin kernels' probes share a file name, not a folder
+        rel = f"probes/{item.driver_version}/{item.arch}/{item.uname_r}/{draft.file}"
         path = folder / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         if item.probe is not None:
@@ -84,8 +85,9 @@ def by_file(folder: Path) -> dict[str, BuildResult]:
     return {r.file: r for r in read_report(folder / REPORT_NAME)}
 
 
-def by_driver(folder: Path) -> dict[str, BuildResult]:
-    return {r.driver_version: r for r in read_report(folder / REPORT_NAME)}
+def by_driver(folder: Path, arch: str = "x86_64") -> dict[str, BuildResult]:
+    """The results of one architecture's probes, by driver version."""
+    return {r.driver_version: r for r in read_report(folder / REPORT_NAME) if r.arch == arch}
 
 
 def wrong_crc_copy(module: Path, dest: Path) -> Path:

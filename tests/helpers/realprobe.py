@@ -169,3 +169,24 @@ def compiled_module(base: Path) -> CompileResult[GccToolchain]:
                             timeout=COMPILE_TIMEOUT, headers=real_kernel().headers)
     assert result.ok, f"{result.category}: {result.reason}\n{result.log[-3000:]}"
     return result
+
+
+ARM64_RELEASE = r"6\.1\.0-\d+-arm64"
+
+
+@dataclass(frozen=True)
+class CrossBuilt:
+    result: CompileResult[Toolchain]
+    uname_r: str
+    package_version: str
+
+
+@functools.cache
+def sid_arm64_probe(base: Path) -> CrossBuilt:
+    """sid's 9.1.0+driver source cross-built for the newest Debian 12 arm64 6.1 kernel, once
+    per test session (the compile tests check it, the load test boots it)."""
+    uname_r, version, _ = debian_headers_or_skip(shared_cache(), ARM64_RELEASE, BOOKWORM,
+                                                 "arm64")
+    build_dir, _ = headers(base, ARM64_RELEASE, BOOKWORM, "arm64")
+    out = Path(tempfile.mkdtemp(prefix="probe-out-arm64-", dir=base))
+    return CrossBuilt(compile_ok(build_dir, sid_source(), out, arch="aarch64"), uname_r, version)

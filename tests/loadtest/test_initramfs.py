@@ -8,10 +8,20 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from fakeprobe import make_fake_probe
 
 from builder.core.errors import BuildError
-from builder.loadtest.initramfs import INIT, build_initramfs, newc, params, static_busybox
+from builder.loadtest.initramfs import (
+    INIT,
+    build_initramfs,
+    is_static_for,
+    newc,
+    params,
+    static_busybox,
+)
 from builder.loadtest.kernelimage import KernelModule
+
+EM_AARCH64 = 183
 
 HOSTILE = "/tmp/it's a $(reboot) \"work\" dir,with;`commas`"
 
@@ -91,10 +101,61 @@ def test_init_script_is_valid_shell() -> None:
 
 def test_static_busybox_refuses_a_dynamic_binary(tmp_path: Path) -> None:
     dynamic = Path(shutil.which("sh") or "/bin/sh").resolve()
-    with pytest.raises(BuildError, match="no statically linked busybox") as refused:
+    with pytest.raises(BuildError, match="no statically linked x86_64 busybox") as refused:
         static_busybox([dynamic, tmp_path / "missing"])
     assert refused.value.hint == "install Debian's busybox-static"
     assert refused.value.exit_code == 5
     found = Path("/bin/busybox")
     if found.is_file():
         assert static_busybox([dynamic, found]) == found
+
+
+def test_a_busybox_must_be_of_the_guests_architecture(tmp_path: Path) -> None:
+    """An arm64 guest cannot run this machine's busybox, nor an x86_64 guest an arm64 one."""
+    arm64 = make_fake_probe(tmp_path / "busybox", machine=EM_AARCH64)  # ELF, no PT_INTERP
+    assert is_static_for(arm64, "aarch64") and not is_static_for(arm64, "x86_64")
+    assert not is_static_for(tmp_path / "missing", "aarch64")
+    with pytest.raises(BuildError, match="no statically linked x86_64 busybox"):
+        static_busybox([arm64])
+    assert static_busybox([arm64], arch="aarch64") == arm64
+
+
+# /init run by a real shell with a busybox that only says what it was asked: which share
+# becomes the root, where the host's root and the work folder go, what runs.
+FAKE_BUSYBOX = """#!/bin/sh
+echo "$*" >> "$(dirname "$0")/calls"
+case "$1" in cut) echo 1.5;; esac
+exit 0
+"""
+
+
+@pytest.mark.parametrize(("host_at", "mounts"), [
+    ("", ["mount -t 9p -o {ro} hostroot /newroot",
+          "mount -t 9p -o {rw} work /newroot/w"]),
+    # another architecture: its own root, this machine's at /host, the work folder under it
+    ("/host", ["mount -t 9p -o {ro} guestroot /newroot",
+               "mount -t 9p -o {ro} hostroot /newroot/host",
+               "mount -t 9p -o {rw} work /newroot/host/w"]),
+])
+def test_init_chroots_into_the_right_root(tmp_path: Path, host_at: str,
+                                          mounts: list[str]) -> None:
+    busybox = tmp_path / "busybox"
+    busybox.write_text(FAKE_BUSYBOX)
+    busybox.chmod(0o755)
+    (tmp_path / "params").write_text(params(["00-9p.ko"], Path("/w"), "/py", ["/py3", "-m", "g"],
+                                            "9p", host_at))
+    script = INIT.replace("B=/bin/busybox", f"B={busybox}").replace(
+        ". /params", f". {tmp_path / 'params'}")
+    subprocess.run(["sh", "-c", script], check=True, capture_output=True)
+    calls = (tmp_path / "calls").read_text().splitlines()
+    ro = "trans=virtio,version=9p2000.L,msize=512000,ro,cache=loose"
+    rw = "trans=virtio,version=9p2000.L,msize=512000,rw"
+    shared = [c for c in calls if c.startswith("mount -t 9p")]
+    assert shared == [m.format(ro=ro, rw=rw) for m in mounts]
+    assert "mount -t tracefs tracefs /newroot/sys/kernel/tracing" in calls
+    assert calls.index("insmod /modules/00-9p.ko") < calls.index(shared[0])
+    ran = [c for c in calls if c.startswith("env ")]
+    assert ran == ["env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "
+                   "HOME=/ LC_ALL=C.UTF-8 PYTHONDONTWRITEBYTECODE=1 PYTHONPATH=/py "
+                   f"{busybox} chroot /newroot /py3 -m g"]
+    assert calls.index(ran[0]) > calls.index(shared[-1]) and calls[-2:] == ["sync", "poweroff -f"]

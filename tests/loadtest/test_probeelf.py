@@ -22,7 +22,11 @@ from builder.loadtest.probeelf import (
     BPF_PSEUDO_MAP_FD,
     LD_IMM64,
     MAP_DEF,
+    PERF_TRACEPOINT,
+    RAW_TRACEPOINT,
+    TAIL_CALL,
     ProbeFormatError,
+    Program,
     read_probe,
 )
 from builder.shared.elfcheck import check_probe
@@ -152,3 +156,34 @@ def test_not_an_elf_file_is_refused(tmp_path: Path) -> None:
 def test_missing_file_is_bad_input(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="cannot read"):
         read_probe(tmp_path / "nothing.o")
+
+
+# Section names as the drivers write them, and what libscap does with each (its
+# load_tracepoint): (section, is a filler, load type raw, attach, event, optional).
+SECTIONS = [
+    ("raw_tracepoint/sys_enter", False, True, RAW_TRACEPOINT, "sys_enter", False),
+    ("raw_tracepoint/filler/sys_open_x", True, True, TAIL_CALL, "sys_open_x", False),
+    # aarch64 and s390x probes of 8.x and 9.x: a second program on sched_process_fork
+    ("raw_tracepoint/sched_process_fork&2", False, True, RAW_TRACEPOINT,
+     "sched_process_fork", False),
+    # aarch64 probes of drivers whose raw tracepoints were x86-only (the 2022 snapshot)
+    ("tracepoint/raw_syscalls/sys_enter", False, False, PERF_TRACEPOINT,
+     "raw_syscalls/sys_enter", False),
+    ("tracepoint/filler/sys_autofill", True, False, TAIL_CALL, "sys_autofill", False),
+    ("tracepoint/sched/sched_process_exit", False, False, PERF_TRACEPOINT,
+     "sched/sched_process_exit", False),
+    # x86-only tracepoints: skipped where the kernel has none, as libscap does
+    ("tracepoint/exceptions/page_fault_user", False, False, PERF_TRACEPOINT,
+     "exceptions/page_fault_user", True),
+    ("tracepoint/exceptions/page_fault_kernel", False, False, PERF_TRACEPOINT,
+     "exceptions/page_fault_kernel", True),
+    ("raw_tracepoint/page_fault_user", False, True, RAW_TRACEPOINT, "page_fault_user", False),
+]
+
+
+@pytest.mark.parametrize(("section", "filler", "raw", "attach", "event", "optional"), SECTIONS)
+def test_a_section_name_says_how_its_program_loads_and_attaches(
+        section: str, filler: bool, raw: bool, attach: str, event: str, optional: bool) -> None:
+    program = Program(section, b"", ())
+    assert (program.is_filler, program.raw, program.attach, program.event, program.optional) \
+        == (filler, raw, attach, event, optional)

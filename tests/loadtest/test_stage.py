@@ -1,8 +1,11 @@
-"""loadtest/stage.py without a boot: grouping, kernels that cannot be tested, reports.
+"""loadtest/stage.py without a boot: grouping, kernels that cannot be tested, reports,
+several kernels at once.
 
 Kernels whose image cannot be had are `not_tested` with the reason, never passed:
-a crawler (Ubuntu) kernel, an aarch64 one, a Debian kernel apt does not list,
-and one whose image download fails (a local apt archive whose file is gone).
+a crawler (Ubuntu) kernel, an aarch64 one where its emulator is missing, a Debian
+kernel apt does not list, and one whose image download fails (a local apt archive
+whose file is gone). Boots are stood in for (LoadTester.attempt): the real ones are
+in tests/e2e/test_loadtest_boot.py.
 """
 
 from __future__ import annotations
@@ -10,22 +13,32 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import threading
+import time
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
+import elftools
 import pytest
 from loadtestreports import Built, by_file, write_built
 from vmtools import needs_vm_tools
 
+import builder
 from builder.cli import main
 from builder.core.catalog import read_fragments
 from builder.core.errors import Problem, ProblemsError
 from builder.core.records import LOADTEST_SCHEMA, LoadTest
-from builder.core.report import REPORT_NAME, iter_reports, replace_report
+from builder.core.report import REPORT_NAME, iter_reports, read_report, replace_report
 from builder.core.schema import Where
 from builder.loadtest.stage import (
+    Attempt,
+    GuestSpace,
+    KernelGroup,
+    LoadTester,
     LoadTestOptions,
     group_results,
+    guest_pythonpath,
     kernel_of,
     loadtest_of,
     one_line,
@@ -33,6 +46,7 @@ from builder.loadtest.stage import (
     run_loadtest,
     untestable,
 )
+from builder.loadtest.vm import Boot
 from builder.publish.stage import Provenance, load_reports
 
 UBUNTU = Built("5.15.0-100-generic", "5.15.0-100.110", target="ubuntu-generic")
@@ -70,12 +84,20 @@ def test_kernels_without_an_image_here_say_why(tmp_path: Path) -> None:
     assert reasons == {
         "ubuntu-generic/x86_64": "no kernel image source for ubuntu-generic kernels: load tests "
                                  "boot Debian's linux-image packages",
-        "debian/aarch64": "no aarch64 VM here: load tests boot x86_64 kernels only",
+        "debian/aarch64": "",      # qemu-system-aarch64 boots it (with a root of its own)
         "debian/x86_64": ""}
 
 
-def test_untestable_kernels_are_recorded_not_tested_and_still_publishable(tmp_path: Path
-                                                                          ) -> None:
+def _without(monkeypatch: pytest.MonkeyPatch, program: str) -> None:
+    """As if `program` were not installed."""
+    which = shutil.which
+    monkeypatch.setattr(shutil, "which",
+                        lambda name, *a, **k: None if name == program else which(name, *a, **k))
+
+
+def test_untestable_kernels_are_recorded_not_tested_and_still_publishable(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _without(monkeypatch, "qemu-system-aarch64")
     results = write_built(tmp_path, [UBUNTU, ARM])
     before = (tmp_path / REPORT_NAME).read_text()
     summary = run_loadtest([tmp_path], LoadTestOptions(cache=tmp_path / "cache"))
@@ -97,6 +119,11 @@ def test_untestable_kernels_are_recorded_not_tested_and_still_publishable(tmp_pa
     assert failures == []
     assert sorted(a.probe.loadtest.status for a in artifacts if a.probe.loadtest) == \
         ["not_tested", "not_tested"]
+    # the one reason left for an arm64 kernel is outside our reach, and says what to install
+    arm = after[results[1].file].loadtest
+    assert arm is not None and arm.reason == (
+        "qemu-system-aarch64 is not installed (Debian's qemu-system-arm; the load test boots "
+        "each aarch64 probe's kernel in it)")
 
 
 def _line_of(text: str, file: str) -> str:
@@ -219,3 +246,124 @@ def test_a_refused_probe_says_which_compiler_built_it(tmp_path: Path) -> None:
         f"the 6.1.0-56-amd64 verifier rejected 11 of 107 programs (built by {clang}): "
         "raw_tracepoint/filler/sys_empty: EACCES (and 10 more programs): "
         "R8 invalid mem access 'map_value_or_null'")
+
+
+# --- several kernels at once --------------------------------------------------------------
+
+def _passing(group: KernelGroup) -> Attempt:
+    """What a finished boot of `group` gives: every probe passed."""
+    raw = {"|".join(m.key): {"key": "|".join(m.key), "kernel": group.release, "total": 3,
+                             "accepted": 3, "passed": True, "events": 6}
+           for m in group.members}
+    return Attempt("2026-01-02T03:04:05Z", Boot("tcg", "9p", 1.0, True, True), raw)
+
+
+def _stand_in_boots(monkeypatch: pytest.MonkeyPatch,
+                    attempt: Any) -> list[str]:
+    """LoadTester.attempt replaced by `attempt(group)`; returns the kernels, as attempted."""
+    attempted: list[str] = []
+
+    def fake(self: LoadTester, group: KernelGroup) -> Attempt:
+        attempted.append(group.release)
+        return attempt(group)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(LoadTester, "attempt", fake)
+    monkeypatch.setattr(LoadTester, "check_tools", lambda self, arch="": None)
+    return attempted
+
+
+def test_kernels_finishing_together_lose_no_result(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four kernels' boots end at the same moment (a barrier only four VMs at once pass);
+    every report rewrite is slowed down, so two writers at once would lose results."""
+    kernels = [Built(f"6.1.0-{n}-amd64", f"6.1.{n}-1", driver) for n in (51, 52, 53, 54)
+               for driver in ("8.0.0+driver", "9.1.0+driver")]
+    out_a, out_b = tmp_path / "a", tmp_path / "b"
+    write_built(out_a, kernels[:5])
+    write_built(out_b, kernels[5:])      # one kernel's probes in both folders
+    together = threading.Barrier(4, timeout=30)
+
+    def boot(group: KernelGroup) -> Attempt:
+        together.wait()                  # broken (an error) unless 4 run at once
+        return _passing(group)
+
+    _stand_in_boots(monkeypatch, boot)
+    def slow_read(path: Path) -> Any:
+        found = read_report(path)
+        time.sleep(0.05)                 # between reading a report and replacing it
+        return found
+
+    monkeypatch.setattr("builder.loadtest.stage.read_report", slow_read)
+    summary = run_loadtest([out_a, out_b], LoadTestOptions(cache=tmp_path / "c", jobs=4))
+    assert (summary.passed, summary.rejected, summary.not_tested) == (8, 0, 0)
+    assert len(summary.boots) == 4
+    for folder in (out_a, out_b):
+        for result in iter_reports([folder]):
+            assert result[1].loadtest is not None and result[1].loadtest.status == "passed"
+    assert sum(1 for _ in iter_reports([out_a, out_b])) == 8
+
+
+def test_one_vm_at_a_time_runs_the_kernels_with_most_probes_first(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_built(tmp_path, [Built("6.1.0-1-amd64", "6.1.1-1"),
+                           *(Built("6.1.0-2-amd64", "6.1.2-1", f"{n}.0.0+driver")
+                             for n in (1, 2, 3))])
+    running = threading.Semaphore(1)
+
+    def boot(group: KernelGroup) -> Attempt:
+        assert running.acquire(blocking=False), "two VMs at once with --jobs 1"
+        time.sleep(0.05)
+        running.release()
+        return _passing(group)
+
+    attempted = _stand_in_boots(monkeypatch, boot)
+    summary = run_loadtest([tmp_path], LoadTestOptions(cache=tmp_path / "c", jobs=1))
+    assert attempted == ["6.1.0-2-amd64", "6.1.0-1-amd64"]
+    assert summary.passed == 4
+
+
+def test_twins_are_each_tested_in_their_own_kernel(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """bookworm's and trixie's 6.12.57 both ask for falco_debian_6.12.57-1-amd64_1.o: two
+    files of one name, two kernels, two boots, each result on its own path."""
+    twins = [Built("6.12.57+deb12-amd64", "6.12.57-1~deb12u1", "9.1.0+driver",
+                   kernel_release="6.12.57-1-amd64"),
+             Built("6.12.57+deb13-amd64", "6.12.57-1", "9.1.0+driver",
+                   kernel_release="6.12.57-1-amd64")]
+    results = write_built(tmp_path, twins)
+    assert results[0].file == results[1].file and results[0].path != results[1].path
+    booted: dict[str, list[str]] = {}
+
+    def boot(group: KernelGroup) -> Attempt:
+        booted[group.release] = [m.result.path for m in group.members]
+        attempt = _passing(group)
+        events = 4 if "deb13" in group.release else 6  # each result tells its boot
+        return replace(attempt, raw={k: {**v, "events": events} for k, v in attempt.raw.items()})
+
+    _stand_in_boots(monkeypatch, boot)
+    run_loadtest([tmp_path], LoadTestOptions(cache=tmp_path / "c", jobs=2))
+    assert booted == {"6.12.57+deb12-amd64": [results[0].path],
+                      "6.12.57+deb13-amd64": [results[1].path]}
+    tests = {r.path: r.loadtest for _, r in iter_reports([tmp_path])}
+    deb12, deb13 = tests[results[0].path], tests[results[1].path]
+    assert deb12 is not None and (deb12.kernel, deb12.events) == ("6.12.57+deb12-amd64", 6)
+    assert deb13 is not None and (deb13.kernel, deb13.events) == ("6.12.57+deb13-amd64", 4)
+    for result, release in zip(results, ("6.12.57+deb12-amd64", "6.12.57+deb13-amd64"),
+                               strict=True):
+        assert (tmp_path / "logs" / "9.1.0+driver" / "x86_64" / release /
+                f"{result.file}.loadtest.log").is_file()
+
+
+def test_a_foreign_guest_imports_exactly_this_package_and_pyelftools(tmp_path: Path) -> None:
+    """An arm64 guest sees this machine's root at /host; its PYTHONPATH is a folder of links
+    to this package and pyelftools, not all of this machine's site-packages."""
+    native = GuestSpace(Path("/bin/busybox"), "/venv/bin/python")
+    assert guest_pythonpath(tmp_path, native) == str(Path(builder.__file__).resolve()
+                                                     .parent.parent)
+    foreign = GuestSpace(Path("/r/bin/busybox"), "/usr/bin/python3.11", "/host", Path("/r"))
+    assert guest_pythonpath(tmp_path, foreign) == f"/host{tmp_path}/pythonpath"
+    links = {p.name: str(p.readlink()) for p in (tmp_path / "pythonpath").iterdir()}
+    assert links == {name: "/host" + str(Path(package.__file__ or "").resolve().parent)
+                     for name, package in (("builder", builder), ("elftools", elftools))}
+    assert foreign.sees(Path("/tmp/w/job.json")) == "/host/tmp/w/job.json"
+    assert native.sees(Path("/tmp/w/job.json")) == "/tmp/w/job.json"
