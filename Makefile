@@ -19,11 +19,13 @@ REHEARSAL ?= rehearsal
 export NO_MKDOCS_2_WARNING := 1
 
 # Debian packages. The demo needs the compiler toolchain kbuild runs (clang, llc, make,
-# libelf), Python's venv, and QEMU with a static busybox for the load test's VMs
-# (qemu-system-arm has qemu-system-aarch64, for the arm64 kernels); the tests also build
-# RPMs (rpm, cpio), drive the site in Chromium and read the repository with git.
-DEMO_PACKAGES := clang llvm make libelf-dev python3-venv ca-certificates qemu-system-x86 \
-	qemu-system-arm busybox-static
+# libelf), the gcc its Debian 12 kernels were built with for their kernel modules (gcc-12,
+# its arm64 cross compiler, and pahole for 6.12's module BTF: docs/kernel-module.md),
+# Python's venv, and QEMU with a static busybox for the load test's VMs (qemu-system-arm
+# has qemu-system-aarch64, for the arm64 kernels); the tests also build RPMs (rpm, cpio),
+# drive the site in Chromium and read the repository with git.
+DEMO_PACKAGES := clang llvm make libelf-dev gcc-12 gcc-12-aarch64-linux-gnu pahole \
+	python3-venv ca-certificates qemu-system-x86 qemu-system-arm busybox-static
 TEST_PACKAGES := $(DEMO_PACKAGES) rpm cpio chromium git
 # Optional packages: installed only where this Debian's archive offers them, skipped
 # (silently) where it does not. virtiofsd is the load test's virtiofs daemon for kernels

@@ -1,15 +1,18 @@
-"""Compatibility matrix: every driver version of a probes.yaml against one kernel of every
-Debian series and architecture, built for real by `falco-probes build`.
+"""Compatibility matrix: every driver version (and driver type) of a probes.yaml against
+one kernel of every Debian series and architecture, built for real by `falco-probes build`.
 
     python -m bench.matrix [--config probes.yaml] [--libs-archive URL_TEMPLATE]
-                           [--arch x86_64 --arch aarch64] [--markdown FILE]
+                           [--arch x86_64 --arch aarch64] [--driver-type kmod]
+                           [--markdown FILE]
 
 Kernels: the newest plain-flavour kernel of Debian 11 (5.10), Debian 12 (6.1 and
 6.12+deb12), Debian 13 (6.12+deb13) and sid, read from the mirror this machine's apt
 uses. `--libs-archive` replaces the URL of every `libs-archive` source (for example a
 folder of `git archive` tarballs, file:///srv/libs/{ref}.tar.gz, where GitHub cannot be
-reached). Each cell is `ok` or the failure's category (records.FAILURE_CATEGORIES); the
-report and every log stay in --out. `make matrix` runs it on builder/demo.yaml, whose
+reached). Each row is a driver version and type (`9.1.0+driver kmod`: the types its
+`types:` lists, or only `--driver-type`); each cell is `ok` or the failure's category
+(records.FAILURE_CATEGORIES), a kernel module's also the gcc that built it; the report and
+every log stay in --out. `make matrix` runs it on builder/demo.yaml, whose
 sources (Debian's packages) are reachable from any Debian machine.
 """
 
@@ -23,11 +26,12 @@ import sys
 from pathlib import Path
 
 from builder.core.config import load_config
+from builder.core.drivertypes import DRIVER_TYPES
 from builder.core.paths import apt_cache
 from builder.core.records import Kernel
-from builder.core.report import read_report
+from builder.core.report import BuildResult, read_report
 from builder.kernels.select import version_order
-from builder.plan import Plan, plan_job, plan_to_dict
+from builder.plan import Job, Plan, plan_probe, plan_to_dict
 from builder.shared.apt import AptArchive
 
 # (column, suites, uname -r pattern with {flavor})
@@ -75,12 +79,21 @@ def table(rows: list[str], columns: list[str], cells: dict[tuple[str, str], str]
     return "\n".join(lines) + "\n"
 
 
+def cell(result: BuildResult) -> str:
+    """`ok` or the failure's category; a module's with the gcc major that built it."""
+    text = "ok" if result.ok else result.category or result.step
+    gcc = result.compiler.get("gcc", "").split(" ", 1)[0]
+    return f"{text} ({gcc})" if result.ok and gcc else text
+
+
 def main(argv: list[str]) -> dict[str, object]:
     parser = argparse.ArgumentParser(prog="python -m bench.matrix", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=Path("builder/demo.yaml"))
     parser.add_argument("--libs-archive", default=None, metavar="URL_TEMPLATE")
     parser.add_argument("--arch", action="append", choices=sorted(FLAVOR))
+    parser.add_argument("--driver-type", action="append", choices=DRIVER_TYPES,
+                        help="only this type (repeatable; default: each version's `types`)")
     parser.add_argument("--series", action="append", metavar="LABEL",
                         help="only these columns (e.g. 'sid', 'Debian 12 6.1'; repeatable)")
     parser.add_argument("--out", type=Path, default=Path("build/matrix"))
@@ -91,7 +104,8 @@ def main(argv: list[str]) -> dict[str, object]:
     args.out.mkdir(parents=True, exist_ok=True)
     config_path = with_archives(args.config.resolve(), args.libs_archive, args.out)
     config = load_config(config_path)
-    versions = [d.version for d in config.driver_versions]
+    rows = [(d.version, kind) for d in config.driver_versions for kind in d.types
+            if not args.driver_type or kind in args.driver_type]
     jobs, columns = [], []
     for arch in args.arch or ["x86_64", "aarch64"]:
         for label, suites, pattern in SERIES:
@@ -103,7 +117,9 @@ def main(argv: list[str]) -> dict[str, object]:
                 continue
             column = f"{label} {arch} ({kernel.host.uname_r})"
             columns.append(column)
-            jobs.append(plan_job(kernel, versions, config.releases))
+            jobs.append(Job(kernel, tuple(plan_probe(kernel, version, config.releases,
+                                                     driver_type=kind)
+                                          for version, kind in rows)))
     plan = args.out / "plan.json"
     plan.write_text(json.dumps(plan_to_dict(Plan(tuple(jobs), ()))))
     report = args.out / "build"
@@ -112,9 +128,9 @@ def main(argv: list[str]) -> dict[str, object]:
                     "--plan", str(plan), "--out", str(report), "--jobs", str(args.jobs)],
                    check=True)
     by_key = {job.kernel.key: column for job, column in zip(jobs, columns, strict=True)}
-    cells = {(r.driver_version, by_key[r.kernel_key]): "ok" if r.ok else r.category or r.step
+    cells = {(f"{r.driver_version} {r.driver_type}", by_key[r.kernel_key]): cell(r)
              for r in read_report(report / "report.jsonl")}
-    markdown = table(versions, columns, cells)
+    markdown = table([f"{version} {kind}" for version, kind in rows], columns, cells)
     print(markdown)
     if args.markdown is not None:
         args.markdown.write_text(markdown)

@@ -25,9 +25,11 @@ from builder.commands.site import SiteHandler, build_site
 from builder.consumers.find import find
 from builder.core.catalog import load_catalog
 from builder.core.config import falco_releases, load_config
+from builder.core.drivertypes import BY_NAME, DRIVER_TYPES, EBPF
 from builder.core.errors import EXIT_OK, InputError, ProbesError
 from builder.core.paths import apt_cache
 from builder.core.records import Kernel, release_numbers
+from builder.core.versions import FalcoVersion, default_driver_type
 from builder.plan import plan_targets
 from builder.site.generate import read_source
 from builder.ui import emit, info
@@ -36,13 +38,15 @@ DESCRIPTION = """\
 Run the whole pipeline on embedded defaults (builder/demo.yaml): list the Debian 12
 kernels of the machine's apt mirror, plan, build real probes of the driver versions of
 Falco 0.43 and 0.40 (and a 2022 snapshot) from Debian's falcosecurity-scap-dkms packages
-with clang, load each one in its own kernel booted in QEMU, publish them into a directory
-store in falco-driver-loader's layout, merge the catalog, build the site, and serve both
+with clang, and their kernel modules with the gcc-12 the kernels were built with, load
+each one in its own kernel booted in QEMU, publish them into a directory store in
+falco-driver-loader's layout, merge the catalog, build the site, and serve both
 on 127.0.0.1:
   http://127.0.0.1:PORT/          the probe index
   http://127.0.0.1:PORT/store/    DRIVERS_REPO for falco-driver-loader and falcoctl
 Everything lands in --out; run it again and only what is missing is built. At the end it
-prints the loader settings and a `falco-probes find` command for a probe it built.
+prints the loader settings and `falco-probes find` commands for a probe and a kernel
+module it built.
 
 exit codes: 0 done (or served until Ctrl-C); 2 bad input, including no kernel matching
 the targets (the message lists what the archive offers); any stage's own code otherwise.
@@ -155,18 +159,25 @@ def _next_steps(out: Path, config_path: Path, catalog: Path, base_url: str,
                                        if no_serve else ""))
     emit(f"Point Falco at the store (any static web server of {_shown(out / 'store')} works):")
     emit(f"  Falco 0.26-0.36, falco-driver-loader:  DRIVERS_REPO={base_url} "
-         "falco-driver-loader bpf")
-    emit(f"  Falco 0.37-0.43, falcoctl:             FALCOCTL_DRIVER_REPOS={base_url} "
-         "falcoctl driver install --type ebpf")
-    command = _find_command(out, config_path, catalog, kernels)
-    if command:
-        emit("Ask for a probe it built, as a Debian 12 node's loader would:")
-        emit(f"  {command}")
+         "falco-driver-loader bpf   (the kernel module: no argument)")
+    emit(f"  Falco 0.37-0.44, falcoctl:             FALCOCTL_DRIVER_REPOS={base_url} "
+         "falcoctl driver install --type ebpf   (or --type kmod)")
+    emit("  Helm chart: --set driver.kind=ebpf (or kmod), with the same repository setting")
+    for kind in DRIVER_TYPES:
+        command = _find_command(out, config_path, catalog, kernels, kind)
+        if command:
+            emit(f"Ask for {ARTICLE[kind]} {BY_NAME[kind].noun} it built, as a Debian 12 "
+                 "node's loader would:")
+            emit(f"  {command}")
+
+
+ARTICLE = {"ebpf": "an", "kmod": "a"}
 
 
 def _find_command(out: Path, config_path: Path, catalog_dir: Path,
-                  kernels: Sequence[Kernel]) -> str:
-    """A `falco-probes find` for a node whose probe the catalog holds ("" if none)."""
+                  kernels: Sequence[Kernel], driver_type: str = EBPF.name) -> str:
+    """A `falco-probes find` for a node whose driver of that type the catalog holds ("" if
+    none)."""
     config = load_config(config_path)
     falco = falco_releases(config).newest()
     catalog = load_catalog(catalog_dir)
@@ -174,8 +185,8 @@ def _find_command(out: Path, config_path: Path, catalog_dir: Path,
     for kernel in sorted(kernels, key=_preferred):
         if driver is None or kernel.host.os_id != "debian":
             continue
-        if find(kernel.host, falco, driver, catalog, config).available:
-            return _command(out, config_path, catalog_dir, kernel, str(falco))
+        if find(kernel.host, falco, driver, catalog, config, driver_type=driver_type).available:
+            return _command(out, config_path, catalog_dir, kernel, str(falco), driver_type)
     return ""
 
 
@@ -185,7 +196,8 @@ def _preferred(kernel: Kernel) -> tuple[object, ...]:
             release_numbers(kernel.host.uname_r) or (0,), kernel.host.uname_r)
 
 
-def _command(out: Path, config: Path, catalog: Path, kernel: Kernel, falco: str) -> str:
+def _command(out: Path, config: Path, catalog: Path, kernel: Kernel, falco: str,
+             driver_type: str = EBPF.name) -> str:
     node = out / "node"
     node.mkdir(exist_ok=True)
     os_release = node / "os-release"
@@ -195,6 +207,8 @@ def _command(out: Path, config: Path, catalog: Path, kernel: Kernel, falco: str)
             "--falco-version", falco, "--os-release", _shown(os_release),
             "--uname-r", kernel.host.uname_r, "--uname-v", kernel.host.uname_v,
             "--uname-m", kernel.host.uname_m]
+    if driver_type != default_driver_type(FalcoVersion.parse(falco)):
+        argv += ["--driver-type", driver_type]
     return shlex.join(argv)
 
 

@@ -21,6 +21,7 @@ from builder.consumers.find import (
 from builder.core import limits
 from builder.core.catalog import Catalog
 from builder.core.config import Config
+from builder.core.drivertypes import BY_NAME, DRIVER_TYPES
 from builder.core.errors import EXIT_BAD_INPUT, EXIT_NEGATIVE, EXIT_OK, InputError, ProbesError
 from builder.core.files import decode_text, file_kind, read_bytes
 from builder.core.jsonio import parse_json
@@ -30,12 +31,16 @@ from builder.ui import emit, emit_json, info
 
 FALLBACK_FILES = (("debian_version", "debian"), ("centos-release", "centos"),
                   ("redhat-release", "rhel"))
-BATCH_KEYS = {"falco_version", "driver_version", "os_release", "etc_version", "uname_r",
-              "uname_v", "uname_m", "fallback", "id"}
+BATCH_KEYS = {"falco_version", "driver_version", "driver_type", "os_release", "etc_version",
+              "uname_r", "uname_v", "uname_m", "fallback", "id"}
 
 DESCRIPTION = """\
-Compute the probe file name and request path that falco-driver-loader (Falco 0.26-0.36)
-or falcoctl (Falco 0.37-0.43) asks for on a node, and look it up in the catalog.
+Compute the file name and request path that falco-driver-loader (Falco 0.26-0.36) or
+falcoctl (Falco 0.37-0.44) asks for on a node, for the eBPF probe (.o) or the kernel
+module (.ko), and look it up in the catalog. The driver type defaults to what the Falco
+release loads: the kernel module from Falco 0.44 (which has no legacy eBPF probe), the
+eBPF probe before; --driver-type chooses. When the file is there, the answer says how to
+point the loader at it (falcoctl, falco-driver-loader, the Helm chart's driver.kind).
 
 With no options it reads this node: /etc/os-release (or <--host-root>/etc/os-release,
 like the loader's HOST_ROOT), /etc/VERSION when present (minikube) and uname.
@@ -71,12 +76,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     which.add_argument("--driver-version", metavar="D",
                        help="the driver version (default: the one that Falco version loads; "
                             "with --falco-version it acts like the loader's DRIVER_VERSION)")
+    which.add_argument("--driver-type", choices=DRIVER_TYPES, default=None,
+                       help="ebpf (the legacy eBPF probe, .o) or kmod (the kernel module, "
+                            ".ko); default: kmod from Falco 0.44, ebpf before")
     parser.add_argument("--batch", metavar="FILE",
                         help="JSON lines, one node per line ('-' for stdin): keys falco_version "
                              "or driver_version, os_release (text), etc_version (optional "
                              "text), uname_r, uname_v, uname_m, optional fallback (debian, "
                              "centos or rhel: the legacy file of a node without os-release) "
-                             "and id (echoed); one JSON result per line out")
+                             "driver_type (optional: ebpf or kmod) and id (echoed); one JSON "
+                             "result per line out")
     add_catalog_option(parser)
     add_config_option(parser)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -94,11 +103,12 @@ def run(args: argparse.Namespace) -> int:
     if args.batch:
         return _run_batch(args.batch, catalog, config)
     host = _node(args)
-    falco, driver = resolve_versions(args.falco_version, args.driver_version, config)
+    falco, driver, kind = resolve_versions(args.falco_version, args.driver_version, config,
+                                           args.driver_type)
     if args.falco_version is None:
         info(f"assuming Falco {falco} (pass --falco-version to choose)")
-    catalog.ensure(catalog_files_for(host, falco, driver, config))
-    result = find(host, falco, driver, catalog, config, source="this node")
+    catalog.ensure(catalog_files_for(host, falco, driver, config, kind))
+    result = find(host, falco, driver, catalog, config, source="this node", driver_type=kind)
     if args.json:
         emit_json(result.as_dict())
     else:
@@ -135,6 +145,8 @@ def _node(args: argparse.Namespace) -> HostFacts:
 def _print(result: FindResult) -> None:
     name = result.name
     emit(f"status:        {result.status}")
+    emit(f"driver:        {result.driver_version}, {BY_NAME[result.driver_type].noun} "
+         f"({result.driver_type})")
     if name is not None:
         emit(f"file:          {name.file}")
         emit(f"request path:  {result.request_path}   ({result.client}, Falco "
@@ -151,7 +163,9 @@ def _print(result: FindResult) -> None:
             emit(f"set:           {key}={value}")
         if result.note:
             emit(f"note:          {result.note}")
-        emit(f"load test:     {loadtest_summary(result.loadtest)}")
+        emit(f"load test:     {loadtest_summary(result.loadtest, result.driver_type)}")
+        for how, command in result.loader.items():
+            emit(f"{(how + ':'):<15}{command}")
         if result.attestation:
             emit(f"attestation:   {result.attestation}")
             for how, command in result.as_dict().get("verify", {}).items():
@@ -223,15 +237,16 @@ def _batch_line(line: bytes | None, number: int, name: str, catalog: Catalog,
         raw = parse_json(decode_text(line, where, lines=False), where, lines=False)
         if isinstance(raw, dict) and "id" in raw:
             head["id"] = raw["id"]
-        host, falco, driver = _batch_inputs(raw, where, config)
-        catalog.ensure(catalog_files_for(host, falco, driver, config))
-        result = find(host, falco, driver, catalog, config, source=where)
+        host, falco, driver, kind = _batch_inputs(raw, where, config)
+        catalog.ensure(catalog_files_for(host, falco, driver, config, kind))
+        result = find(host, falco, driver, catalog, config, source=where, driver_type=kind)
     except ProbesError as exc:
         return {**head, "error": exc.message}, EXIT_BAD_INPUT
     return {**head, **result.as_dict()}, EXIT_OK if result.available else EXIT_NEGATIVE
 
 
-def _batch_inputs(raw: object, where: str, config: Config | None) -> tuple[HostFacts, Any, str]:
+def _batch_inputs(raw: object, where: str,
+                  config: Config | None) -> tuple[HostFacts, Any, str, str]:
     if not isinstance(raw, dict):
         raise InputError(f"{where}: each line must be a JSON object")
     unknown = sorted(set(raw) - BATCH_KEYS)
@@ -241,7 +256,8 @@ def _batch_inputs(raw: object, where: str, config: Config | None) -> tuple[HostF
     for key in ("uname_r", "uname_v", "uname_m"):
         if not isinstance(raw.get(key), str) or not raw[key]:
             raise InputError(f"{where}: {key!r} is required and must be a string")
-    for key in ("os_release", "etc_version", "falco_version", "driver_version", "fallback"):
+    for key in ("os_release", "etc_version", "falco_version", "driver_version", "fallback",
+                "driver_type"):
         if raw.get(key) is not None and not isinstance(raw[key], str):
             raise InputError(f"{where}: {key!r} must be a string")
     if raw.get("falco_version") is None and raw.get("driver_version") is None:
@@ -253,7 +269,10 @@ def _batch_inputs(raw: object, where: str, config: Config | None) -> tuple[HostF
     if raw.get("fallback") not in (None, "debian", "centos", "rhel"):
         raise InputError(f"{where}: fallback must be debian, centos or rhel (the legacy file "
                          "the node has instead of os-release)")
+    if raw.get("driver_type") not in (None, *DRIVER_TYPES):
+        raise InputError(f"{where}: driver_type must be {' or '.join(DRIVER_TYPES)}")
     host = host_from_inputs(raw.get("os_release"), raw["uname_r"], raw["uname_v"],
                             raw["uname_m"], raw.get("etc_version"), raw.get("fallback") or "")
-    falco, driver = resolve_versions(raw.get("falco_version"), raw.get("driver_version"), config)
-    return host, falco, driver
+    falco, driver, kind = resolve_versions(raw.get("falco_version"), raw.get("driver_version"),
+                                           config, raw.get("driver_type"))
+    return host, falco, driver, kind

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from builder.commands.common import add_apt_options, add_config_option, config_from
+from builder.core.drivertypes import KMOD
 from builder.core.errors import EXIT_NEGATIVE, EXIT_OK, InputError
 from builder.core.paths import cache_root
 from builder.core.records import LoadTest, check_kernel_release
@@ -36,12 +37,14 @@ linux-image package through apt (cached, hash-checked), boot it once in QEMU wit
 machine's root file system shared read-only (KVM when /dev/kvm works and the kernel is of
 this machine's architecture, else TCG), and load every probe built for it with our own
 loader (each program through bpf(), as libscap does; the verifier's log kept for a
-rejected one). x86_64 and aarch64 kernels boot; an aarch64 guest on an x86_64 machine
-runs Debian's arm64 Python (built once from the archive's packages, cached). Several
-kernels boot at once (--jobs). Each probe's result is written into its report as
-`loadtest`: passed, rejected (the program and the verifier's last lines) or not_tested
-(with the reason: no image for the kernel, no emulator for its architecture, a download
-or boot that failed). `publish` refuses rejected probes.
+rejected one), and every kernel module (finit_module, its /dev/falco* devices, its API
+version asked by ioctl, a capture, delete_module). x86_64 and aarch64 kernels boot; an
+aarch64 guest on an x86_64 machine runs Debian's arm64 Python (built once from the
+archive's packages, cached). Several kernels boot at once (--jobs). Each probe's result
+is written into its report as `loadtest`: passed, rejected (the program and the
+verifier's last lines; a module: the kernel's words) or not_tested (with the reason: no
+image for the kernel, no emulator for its architecture, a download or boot that failed).
+`publish` refuses rejected probes.
 Logs: logs/<driver_version>/<arch>/<uname -r>/<file>.loadtest.log.
 
 With --probe FILE, load one probe file in the Debian kernel it was built for (its
@@ -135,9 +138,11 @@ def run(args: argparse.Namespace) -> int:
         def on_probe(member: Member, test: LoadTest) -> None:
             bar.advance(task)
             state = test.status if test.passed else f"{test.status}: {test.reason[:200]}"
+            what = (f"API {test.api_version or '?'}, {test.events} events"
+                    if member.result.driver_type == KMOD.name else
+                    f"{test.accepted}/{test.total}")
             bar.console.print(f"{member.result.driver_version} {member.result.file}: "
-                              f"{test.accepted}/{test.total} {state}", markup=False,
-                              highlight=False)
+                              f"{what} {state}", markup=False, highlight=False)
 
         summary = run_loadtest(args.reports, options, kernel_filter=kernel_filter,
                                say=lambda line: bar.console.print(line, markup=False,

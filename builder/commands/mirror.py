@@ -16,6 +16,7 @@ from builder.commands.common import (
 from builder.consumers.mirror import Filters, mirror, select
 from builder.core.catalog import load_catalog
 from builder.core.config import driver_version_for, falco_releases
+from builder.core.drivertypes import DRIVER_TYPES
 from builder.core.errors import EXIT_NEGATIVE, EXIT_OK, EXIT_STORE
 from builder.core.limits import MAX_JOBS
 from builder.core.records import ARCHES
@@ -49,6 +50,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--target", default=None, metavar="T",
                         help="only this target (ubuntu-generic, debian, cos, ...)")
     parser.add_argument("--arch", default=None, choices=ARCHES, help="only this arch")
+    parser.add_argument("--driver-type", default=None, choices=DRIVER_TYPES,
+                        help="only eBPF probes (.o) or only kernel modules (.ko); default both")
     parser.add_argument("--jobs", type=int_in(1, MAX_JOBS), default=4, metavar="N",
                         help="parallel downloads (default 4)")
     add_catalog_option(parser)
@@ -66,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
             drivers.add(driver_version_for(FalcoVersion.parse(text), config))
     catalog = load_catalog(catalog_dir(args))
     records = select(catalog, Filters(frozenset(drivers) if drivers is not None else None,
-                                      args.target, args.arch))
+                                      args.target, args.arch, args.driver_type))
     if not records:
         info("no catalogued probe matches the filters")
         if args.json:

@@ -68,7 +68,9 @@ it is in the fragment). See docs/publishing.md.
 A probe whose programs the kernel's verifier rejected (`falco-probes loadtest`) is
 refused: it is not uploaded and becomes a failure line (step loadtest, category
 verifier, the verifier's message as reason), like a build failure, and the run still
-exits 0. --allow-unverified publishes it anyway, its record saying it was rejected.
+exits 0. So is a kernel module its own kernel refused to load (or that did not make its
+devices, answer its API version or unload: category refused, the kernel's words as
+reason). --allow-unverified publishes it anyway, its record saying it was rejected.
 """
 
 
@@ -84,7 +86,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_store_options(parser)
     parser.add_argument("--allow-unverified", action="store_true",
                         help="publish probes even when the load test says the verifier "
-                             "rejected them (default: record them as failures)")
+                             "rejected them (a module: its kernel refused it; default: record "
+                             "them as failures)")
     run_group = parser.add_argument_group("limits of one run")
     run_group.add_argument("--max-uploads", type=int_in(0, 10 ** 9), default=None, metavar="N",
                            help="stop cleanly after uploading N probes (default: no limit; "

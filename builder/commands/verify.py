@@ -14,8 +14,9 @@ from builder.core.records import ARCHES
 from builder.ui import emit, emit_json, info
 
 DESCRIPTION = """\
-Check each probe file's sha256 against the catalog (or a site index) and check that it
-is a Falco eBPF object. A file is found by its name (file name, alias or GitHub asset
+Check each probe or kernel module file's sha256 against the catalog (or a site index) and
+check that it is what its type must be: a Falco eBPF object (.o) or a falco.ko for its
+kernel (.ko). A file is found by its name (file name, alias or GitHub asset
 name) or by its digest, in any driver version and arch unless --driver-version or
 --arch narrow the search.
 

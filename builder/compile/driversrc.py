@@ -1,4 +1,5 @@
-"""Driver source providers: a prepared, read-only Falco driver tree per driver version.
+"""Driver source providers: a prepared, read-only Falco driver tree per driver version and
+driver type (the eBPF probe, the kernel module).
 
 A Falco eBPF probe is built from the libs `driver/` folder, prepared as
 upstream's own build (cmake, `driver/bpf/CMakeLists.txt` at that ref) does.
@@ -21,6 +22,17 @@ includes the generated `driver_config.h`:
 The oldest Makefiles (Falco 0.26-0.29) use `always += probe.o`, which kbuild
 ignores from Linux 5.11: `legacy_always` says so, and the build records those
 kernels as unsupported with that reason.
+
+The kernel module (`kmod`) has one layout in every era (`driver/CMakeLists.txt`): one
+flat folder of every top-level driver/*.c and *.h, the `Makefile` rendered from
+`Makefile.in` (@DRIVER_NAME@, or @PROBE_NAME@ up to Falco 0.31.0, and an empty
+@KBUILD_FLAGS@ as a release build has), `driver_config.h`, and from 7.1.0+driver each
+driver/configure/<MODULE>/ (kernel feature checks, the eBPF ones' twins). Its name is
+"falco" (DRIVER_NAME and DRIVER_DEVICE_NAME): libscap opens /dev/falco<cpu>, and a
+module named scap would make /dev/scap*. Debian's DKMS trees are that folder made with
+the name "scap": the two names are rewritten in Makefile and driver_config.h, and a tree
+whose Makefile then builds anything but falco.o is refused. Top-level headers no kernel
+file includes (event_stats.h, syscall_compat*.h ...) come along: harmless.
 
 Upstream keeps `driver_config.h.in`, a cmake template; we render it as cmake
 would, with the driver version, the probe and device name "falco" and the
@@ -53,6 +65,7 @@ from pathlib import Path
 
 from builder.core import limits
 from builder.core.config import DriverVersion
+from builder.core.drivertypes import BY_NAME, EBPF
 from builder.core.errors import BuildError, SourceLayoutError
 from builder.core.files import atomic_write, remove_tree, swap_tree
 from builder.core.versions import DRIVER_API
@@ -73,6 +86,12 @@ _API_DEFINE = re.compile(r"^#define\s+PPM_(API|SCHEMA)_CURRENT_VERSION_(MAJOR|MI
 _ALWAYS_LEGACY = re.compile(r"^\s*always\s*\+?=\s*probe\.o", re.MULTILINE)
 LAYOUT_PARENT = "parent"
 LAYOUT_FLAT = "flat"
+LAYOUT_KMOD = "kmod"      # the kernel module's one flat folder (every era)
+MAKEFILE = "Makefile"
+MAKEFILE_TEMPLATE = "Makefile.in"
+KMOD_SOURCE = "main.c"
+_DKMS_NAME = "scap"       # the name Debian's falcosecurity-scap-dkms builds
+_KMOD_OBJECTS = re.compile(r"^obj-m\s*[:+]?=\s*(.*?)\s*$", re.MULTILINE)
 # What cmake leaves out of the flat folder (build files of the bpf folder itself).
 _NOT_COPIED = ("CMakeLists.txt", ".gitignore")
 _HEX_COMMIT = re.compile(r"[0-9a-f]{7,40}")
@@ -88,8 +107,8 @@ class PreparedSource:
     provider: str        # libs-archive | directory | debian-package
     origin: str          # the URL, folder or package=version it came from
     digest: str          # sha256 over the sorted relative paths and bytes of driver_dir
-    driver_dir: Path     # holds driver_config.h, the shared headers and bpf/
-    bpf_dir: Path        # driver_dir / "bpf": what kbuild gets as M=
+    driver_dir: Path     # the tree: driver_config.h and the shared headers (eBPF: and bpf/)
+    bpf_dir: Path        # where kbuild builds: driver_dir / "bpf" (eBPF), driver_dir (kmod)
     commit: str = ""     # the commit written into driver_config.h (may be empty)
     config: str = ""     # "generated" from driver_config.h.in, or "shipped"
     layout: str = ""     # LAYOUT_PARENT or LAYOUT_FLAT
@@ -98,56 +117,64 @@ class PreparedSource:
     libs_version: str = ""        # DRIVER_VERSION in the tree (Debian's: the libs release)
     legacy_always: bool = False   # bpf Makefile uses `always +=`, ignored from Linux 5.11
     description: str = ""         # exactly what was compiled, for the catalog and the site
+    driver_type: str = EBPF.name  # drivertypes: what this tree builds
 
 
 def prepare_source(driver: DriverVersion, cache_dir: Path, *, base_dir: Path | None = None,
-                   apt: AptArchive | None = None) -> PreparedSource:
-    """The prepared source tree of `driver`, from the cache when the same source was seen.
+                   apt: AptArchive | None = None,
+                   driver_type: str = EBPF.name) -> PreparedSource:
+    """The prepared source tree of `driver` for `driver_type`, from the cache when the same
+    source was seen.
 
     `base_dir` resolves a relative `directory` path (the folder of probes.yaml);
     `apt` is reused for `debian-package` (default: an AptArchive under cache_dir).
     """
     kind = driver.source.kind
     if kind == "directory":
-        return from_directory(driver, cache_dir, base_dir or Path.cwd())
+        return from_directory(driver, cache_dir, base_dir or Path.cwd(), driver_type)
     if kind == "libs-archive":
-        return from_libs_archive(driver, cache_dir)
+        return from_libs_archive(driver, cache_dir, driver_type)
     if kind == "debian-package":
-        return from_debian_package(driver, cache_dir, apt)
+        return from_debian_package(driver, cache_dir, apt, driver_type)
     raise BuildError(f"driver {driver.version}: unknown source kind {kind!r}", hint=_SOURCE_HINT)
 
 
-def from_directory(driver: DriverVersion, cache_dir: Path, base_dir: Path) -> PreparedSource:
+def from_directory(driver: DriverVersion, cache_dir: Path, base_dir: Path,
+                   driver_type: str = EBPF.name) -> PreparedSource:
     folder = (base_dir / driver.source.path).resolve()
     if not folder.is_dir():
         raise BuildError(f"driver {driver.version}: source folder {folder} does not exist",
                          hint=_SOURCE_HINT)
-    return _prepare(driver, "directory", str(folder), find_driver_dir(folder), cache_dir,
-                    commit="", label=f"the folder {folder.name}")
+    return _prepare(driver, "directory", str(folder),
+                    find_driver_dir(folder, driver_type=driver_type), cache_dir,
+                    commit="", label=f"the folder {folder.name}", driver_type=driver_type)
 
 
-def from_libs_archive(driver: DriverVersion, cache_dir: Path) -> PreparedSource:
+def from_libs_archive(driver: DriverVersion, cache_dir: Path,
+                      driver_type: str = EBPF.name) -> PreparedSource:
     url = libs_archive_url(driver.source.url, driver.ref)
     archive = download(url, cache_dir / "downloads" / _archive_name(url),
                        limit=limits.DRIVER_SOURCE)
     archive_sha = sha256_file(archive)
-    cached = _cached_by_origin(cache_dir, "libs-archive", driver, f"{url}#{archive_sha}")
+    origin_key = _origin_key(f"{url}#{archive_sha}", driver_type)
+    cached = _cached_by_origin(cache_dir, "libs-archive", driver, origin_key, driver_type)
     if cached:
         return cached
     with tempfile.TemporaryDirectory(prefix="libs-", dir=_scratch(cache_dir)) as tmp:
         extract(archive, Path(tmp))
-        found = find_driver_dir(Path(tmp), origin=url)
+        found = find_driver_dir(Path(tmp), origin=url, driver_type=driver_type)
         commit = archive_commit(archive)
         label = f"falcosecurity/libs {driver.ref} source archive" + (
             f" (commit {commit[:12]})" if commit and commit != driver.ref else "")
         prepared = _prepare(driver, "libs-archive", url, found, cache_dir, commit=commit,
-                            label=label)
-    _remember_origin(cache_dir, prepared, f"{url}#{archive_sha}")
+                            label=label, driver_type=driver_type)
+    _remember_origin(cache_dir, prepared, origin_key)
     return prepared
 
 
 def from_debian_package(driver: DriverVersion, cache_dir: Path,
-                        apt: AptArchive | None = None) -> PreparedSource:
+                        apt: AptArchive | None = None,
+                        driver_type: str = EBPF.name) -> PreparedSource:
     source = driver.source
     if apt is None or source.suite:
         apt = AptArchive(cache_dir / "apt", suites=(source.suite,) if source.suite else ())
@@ -158,19 +185,27 @@ def from_debian_package(driver: DriverVersion, cache_dir: Path,
     version = origin.split("_")[1] if origin.count("_") >= 2 else source.version
     label = f"debian {source.package} {version}" + (f" from {source.suite}" if source.suite
                                                      else "")
-    cached = _cached_by_origin(cache_dir, "debian-package", driver,
-                               f"{package.url}#{package.sha256}")
+    origin_key = _origin_key(f"{package.url}#{package.sha256}", driver_type)
+    cached = _cached_by_origin(cache_dir, "debian-package", driver, origin_key,
+                              driver_type)
     if cached:
         return cached
     deb = download(package.url, cache_dir / "downloads" / _archive_name(package.url),
                    limit=limits.DRIVER_SOURCE, sha256=package.sha256, size=package.size)
     with tempfile.TemporaryDirectory(prefix="deb-", dir=_scratch(cache_dir)) as tmp:
         extract(deb, Path(tmp), kind=package.kind)
-        found = find_driver_dir(Path(tmp) / "usr" / "src", origin=origin)
+        found = find_driver_dir(Path(tmp) / "usr" / "src", origin=origin,
+                                driver_type=driver_type)
         prepared = _prepare(driver, "debian-package", origin, found, cache_dir, commit="",
-                            label=label)
-    _remember_origin(cache_dir, prepared, f"{package.url}#{package.sha256}")
+                            label=label, driver_type=driver_type)
+    _remember_origin(cache_dir, prepared, origin_key)
     return prepared
+
+
+def _origin_key(origin: str, driver_type: str) -> str:
+    """What a prepared tree is cached by: its archive, and the type it was prepared for
+    (the eBPF probe's key is the archive's alone, as before the module existed)."""
+    return origin if driver_type == EBPF.name else f"{origin}#{driver_type}"
 
 
 def libs_archive_url(template: str, ref: str) -> str:
@@ -180,15 +215,21 @@ def libs_archive_url(template: str, ref: str) -> str:
     return template.replace("{ref}", ref)
 
 
-def find_driver_dir(root: Path, *, origin: str = "") -> Path:
-    """The one folder under `root` (a few levels deep) that holds bpf/probe.c and bpf/Makefile."""
-    if (root / "probe.c").is_file() and root.name == "bpf":
+def find_driver_dir(root: Path, *, origin: str = "", driver_type: str = EBPF.name) -> Path:
+    """The one folder under `root` (a few levels deep) that holds the driver source of that
+    type: bpf/probe.c and bpf/Makefile (eBPF); main.c with Makefile.in and
+    driver_config.h.in, or a DKMS tree's Makefile and driver_config.h (kmod)."""
+    if driver_type == EBPF.name and (root / "probe.c").is_file() and root.name == "bpf":
         return root.parent
-    found = sorted(d for d in _dirs(root, _SEARCH_DEPTH) if _is_driver_dir(d))
+    is_source = _is_driver_dir if driver_type == EBPF.name else _is_kmod_dir
+    found = sorted(d for d in _dirs(root, _SEARCH_DEPTH) if is_source(d))
     where = origin or str(root)
     if not found:
-        raise BuildError(f"{where}: no Falco driver source (bpf/probe.c with bpf/Makefile)",
-                         hint="point the source at a libs checkout, its driver/ or driver/bpf")
+        what = ("bpf/probe.c with bpf/Makefile" if driver_type == EBPF.name else
+                f"{KMOD_SOURCE} with {MAKEFILE_TEMPLATE} and {TEMPLATE_FILE}, or a DKMS tree")
+        raise BuildError(f"{where}: no Falco {BY_NAME[driver_type].noun} source ({what})",
+                         hint="point the source at a libs checkout or its driver/ folder"
+                              + (", or driver/bpf" if driver_type == EBPF.name else ""))
     if len(found) > 1:
         raise BuildError(f"{where}: several driver folders: "
                          + ", ".join(str(d.relative_to(root)) for d in found),
@@ -210,6 +251,15 @@ def _dirs(root: Path, depth: int) -> Iterator[Path]:
 
 def _is_driver_dir(folder: Path) -> bool:
     return (folder / "bpf" / "probe.c").is_file() and (folder / "bpf" / "Makefile").is_file()
+
+
+def _is_kmod_dir(folder: Path) -> bool:
+    """libs' driver/ (main.c and the two templates), or a DKMS tree made from it."""
+    if not (folder / KMOD_SOURCE).is_file():
+        return False
+    templates = (folder / MAKEFILE_TEMPLATE).is_file() and (folder / TEMPLATE_FILE).is_file()
+    made = (folder / MAKEFILE).is_file() and (folder / CONFIG_FILE).is_file()
+    return templates or made
 
 
 def archive_commit(archive: Path) -> str:
@@ -272,7 +322,8 @@ def detect_layout(driver_dir: Path, origin: str) -> str:
 
 
 def _config(found: Path, layout: str) -> Path:
-    """Where the tree keeps (or gets) its driver_config.h."""
+    """Where the tree keeps (or gets) its driver_config.h: a DKMS tree ships the module's
+    at its top and the eBPF probe's in bpf/."""
     return found / "bpf" / CONFIG_FILE if layout == LAYOUT_FLAT else found / CONFIG_FILE
 
 
@@ -343,33 +394,38 @@ def _files(root: Path) -> Iterator[str]:
 
 
 def _prepare(driver: DriverVersion, provider: str, origin: str, found: Path, cache_dir: Path,
-             commit: str, label: str) -> PreparedSource:
+             commit: str, label: str, driver_type: str = EBPF.name) -> PreparedSource:
     if not commit and _HEX_COMMIT.fullmatch(driver.ref):
         commit = driver.ref
-    layout = detect_layout(found, origin)
+    layout = LAYOUT_KMOD if driver_type != EBPF.name else detect_layout(found, origin)
     ref_dir = cache_dir / "sources" / provider / _safe(driver.ref)
     ref_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=ref_dir))
     try:
         dest = staging / "driver"
-        if layout == LAYOUT_FLAT:
+        if layout == LAYOUT_KMOD:
+            config, text = _lay_out_kmod(found, dest, driver, origin, commit)
+            build_rel = Path()
+        elif layout == LAYOUT_FLAT:
             _copy_flat(found, dest / "bpf")
             config, text = _write_config(found, dest / "bpf", layout, driver, origin, commit)
+            build_rel = Path("bpf")
         else:
             _copy_parent(found, dest)
             config, text = _write_config(found, dest, layout, driver, origin, commit)
+            build_rel = Path("bpf")
         api, schema = declared_versions(text)
         check_api(driver, api, schema, origin)
         version = _VERSION_DEFINE.search(text)
         libs_version = version.group(1) if version else ""
-        makefile = (dest / "bpf" / "Makefile").read_text(errors="replace")
+        makefile = (dest / build_rel / MAKEFILE).read_text(errors="replace")
         digest = tree_digest(dest)
         final = ref_dir / digest
         prepared = PreparedSource(
             driver.version, driver.ref, provider, origin, digest, final / "driver",
-            final / "driver" / "bpf", commit, config, layout, api, schema, libs_version,
-            bool(_ALWAYS_LEGACY.search(makefile)),
-            describe(label, config, libs_version, driver.version))
+            final / "driver" / build_rel, commit, config, layout, api, schema, libs_version,
+            layout != LAYOUT_KMOD and bool(_ALWAYS_LEGACY.search(makefile)),
+            describe(label, config, libs_version, driver.version), driver_type)
         if not (final / MANIFEST_FILE).is_file():
             _write_manifest(staging / MANIFEST_FILE, prepared)
             _make_read_only(dest)
@@ -380,6 +436,66 @@ def _prepare(driver: DriverVersion, provider: str, origin: str, found: Path, cac
         if staging.exists():
             remove_tree(staging)
     return prepared
+
+
+# --- the kernel module's folder -------------------------------------------------
+
+def _lay_out_kmod(found: Path, dest: Path, driver: DriverVersion, origin: str,
+                  commit: str) -> tuple[str, str]:
+    """The module's flat folder in `dest`, as libs' driver/CMakeLists.txt makes it (or a
+    DKMS tree renamed to falco): ("generated" | "shipped", driver_config.h's text)."""
+    dest.mkdir(parents=True)
+    for entry in sorted(found.iterdir()):
+        if entry.is_file() and entry.suffix in (".c", ".h") and entry.name != CONFIG_FILE:
+            _copy_file(entry, dest / entry.name)
+    template = found / MAKEFILE_TEMPLATE
+    if template.is_file():  # a libs driver/ folder: render both templates
+        values = {**config_values(found, driver.version, commit), "KBUILD_FLAGS": ""}
+        makefile = render_config(template.read_text(), values,
+                                 f"{origin}: {MAKEFILE_TEMPLATE}")
+        _configure_modules(found / "configure", dest / "configure")
+    else:                   # a DKMS tree: made already, with another name
+        makefile = rename_dkms_makefile((found / MAKEFILE).read_text(errors="replace"))
+        if (found / "configure").is_dir():
+            _copy_tree_files(found / "configure", dest / "configure")
+    require_falco_module(makefile, origin)
+    (dest / MAKEFILE).write_text(makefile)
+    config, text = _write_config(found, dest, LAYOUT_KMOD, driver, origin, commit)
+    if config == "shipped":
+        text = rename_dkms_config(text, origin)
+        (dest / CONFIG_FILE).write_text(text)
+    return config, text
+
+
+def rename_dkms_makefile(text: str) -> str:
+    """Debian's `scap-y += ...` / `obj-m += scap.o` build falco.ko once renamed."""
+    text = re.sub(rf"^{_DKMS_NAME}-y\b", f"{PROBE_NAME}-y", text, flags=re.MULTILINE)
+    return re.sub(rf"^(obj-m\s*\+?=\s*){_DKMS_NAME}\.o\b", rf"\g<1>{PROBE_NAME}.o", text,
+                  flags=re.MULTILINE)
+
+
+def rename_dkms_config(text: str, origin: str) -> str:
+    """DRIVER_NAME and DRIVER_DEVICE_NAME "scap" -> "falco": Falco opens /dev/falco<cpu>
+    and /sys/module/falco; a tree already named falco is left as it is."""
+    for key in ("DRIVER_NAME", "DRIVER_DEVICE_NAME"):
+        pattern = re.compile(rf'^(#define\s+{key}\s+)"([^"]*)"', re.MULTILINE)
+        found = pattern.search(text)
+        if found is None:
+            raise SourceLayoutError(f"{origin}: {CONFIG_FILE} defines no {key}",
+                                    hint=_SOURCE_HINT)
+        text = pattern.sub(rf'\g<1>"{PROBE_NAME}"', text, count=1)
+    return text
+
+
+def require_falco_module(makefile: str, origin: str) -> None:
+    """The Makefile must build falco.ko and nothing else: scap.ko would not be Falco's."""
+    modules = [word.removesuffix(".o") for line in _KMOD_OBJECTS.findall(makefile)
+               for word in line.split()]
+    if modules != [PROBE_NAME]:
+        built = ", ".join(f"{m}.ko" for m in modules) or "no module"
+        raise SourceLayoutError(f"{origin}: its {MAKEFILE} builds {built}, not {PROBE_NAME}.ko",
+                                hint="the kernel module's source must be a libs driver/ folder "
+                                     "or a Debian DKMS tree of it")
 
 
 def describe(label: str, config: str, libs_version: str, driver_version: str) -> str:
@@ -462,7 +578,7 @@ def _make_read_only(root: Path) -> None:
 def _write_manifest(path: Path, prepared: PreparedSource) -> None:
     data = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(prepared).items()}
     data["driver_dir"] = "driver"
-    data["bpf_dir"] = "driver/bpf"
+    data["bpf_dir"] = Path("driver", prepared.bpf_dir.relative_to(prepared.driver_dir)).as_posix()
     atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
@@ -483,7 +599,7 @@ def _origin_file(cache_dir: Path, provider: str, ref: str, origin_key: str) -> P
 
 
 def _cached_by_origin(cache_dir: Path, provider: str, driver: DriverVersion,
-                      origin_key: str) -> PreparedSource | None:
+                      origin_key: str, driver_type: str) -> PreparedSource | None:
     """A tree prepared earlier from the very same archive bytes, if it is still whole."""
     pointer = _origin_file(cache_dir, provider, driver.ref, origin_key)
     try:
@@ -493,7 +609,7 @@ def _cached_by_origin(cache_dir: Path, provider: str, driver: DriverVersion,
     prepared = _load_manifest(pointer.parent / digest / MANIFEST_FILE)
     if prepared is None or prepared.driver_version != driver.version:
         return None
-    return prepared
+    return prepared if prepared.driver_type == driver_type else None
 
 
 def _remember_origin(cache_dir: Path, prepared: PreparedSource, origin_key: str) -> None:

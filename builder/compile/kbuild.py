@@ -41,10 +41,10 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from builder.compile.driversrc import PreparedSource
 from builder.core.errors import BuildError
@@ -60,6 +60,15 @@ KBUILD_ARCH = {"x86_64": "x86", "aarch64": "arm64"}
 CLANG_TARGET = {"x86_64": "x86_64-linux-gnu", "aarch64": "aarch64-linux-gnu"}
 _REASON_MAX = 300
 _INCLUDE_RE = re.compile(r"^\s*-?include\s+([^$\s]+)\s*$", re.MULTILINE)
+
+
+class ToolchainInfo(Protocol):
+    """What a compile says about the programs it ran (the build report's `compiler`)."""
+
+    def info(self) -> dict[str, str]: ...
+
+
+ToolT = TypeVar("ToolT", bound=ToolchainInfo)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +87,9 @@ class Toolchain:
         """`14.0.6` from `Debian clang version 14.0.6`, `19.1.7` from `... 19.1.7 (3+b1)`."""
         return version_number(self.clang_version, "clang version")
 
+    def info(self) -> dict[str, str]:
+        return {"clang": self.clang_version, "llc": self.llc_version, "make": self.make_version}
+
 
 def version_number(line: str, after: str) -> str:
     """The dotted version that follows `after` in a tool's --version line ("" if none)."""
@@ -86,15 +98,15 @@ def version_number(line: str, after: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class CompileResult:
-    """One compile: the probe or why not, and everything needed to do it again."""
+class CompileResult(Generic[ToolT]):
+    """One compile: the probe (or module) or why not, and everything needed to do it again."""
 
     ok: bool
     probe: Path | None
     duration: float
     command: tuple[str, ...]           # exactly what ran
     canonical_command: str             # the same, with canonical folders, as shell words
-    toolchain: Toolchain
+    toolchain: ToolT
     log: str                           # full make/clang/llc output, canonical folders
     step: str = ""                     # "compile" when ok is False
     reason: str = ""                   # one line: the compiler's first error, or the timeout
@@ -110,13 +122,15 @@ class CompileResult:
     kernel_dir: str = ""               # canonical headers build dir passed to make -C
     source_date_epoch: int = SOURCE_DATE_EPOCH
     environment: tuple[tuple[str, str], ...] = ()  # what the build ran with, but PATH
+    notes: tuple[tuple[str, str], ...] = ()        # more of how it was built (configure flags)
+    interface: Mapping[str, Any] = field(default_factory=dict)  # a module's, kmodiface.py
 
     def compiler_info(self) -> dict[str, str]:
         """The toolchain and the exact command, for the build report's `compiler`."""
-        return {"clang": self.toolchain.clang_version, "llc": self.toolchain.llc_version,
-                "make": self.toolchain.make_version, "command": self.canonical_command,
+        return {**self.toolchain.info(), "command": self.canonical_command,
                 "kernel_dir": self.kernel_dir,
-                "environment": " ".join(f"{k}={v}" for k, v in self.environment)}
+                "environment": " ".join(f"{k}={v}" for k, v in self.environment),
+                **dict(self.notes)}
 
     def report_fields(self) -> dict[str, Any]:
         """The BuildResult (builder.core.report) fields this compile knows, ready for **kwargs."""
@@ -127,6 +141,8 @@ class CompileResult:
             "headers": tuple({"name": h.name, "sha256": h.sha256} for h in self.headers),
             "duration": round(self.duration, 3),
         }
+        if self.interface:
+            fields["interface"] = dict(self.interface)
         if not self.ok:
             fields.update(step=self.step, reason=self.reason, category=self.category)
         return fields
@@ -191,7 +207,7 @@ def compile_probe(build_dir: Path, source: PreparedSource, out_dir: Path, *, tim
                   clang: str = "clang", llc: str = "llc", jobs: int = 1,
                   headers: Sequence[HeaderPackage] = (), kernel_root: Path | None = None,
                   work_root: Path | None = None, keep_work: bool = False,
-                  arch: str | None = None) -> CompileResult:
+                  arch: str | None = None) -> CompileResult[Toolchain]:
     """Compile `source` against the headers in `build_dir`; the probe lands in out_dir/probe.o.
 
     `headers` (the packages the sysroot came from, with digests) and the
@@ -207,21 +223,21 @@ def compile_probe(build_dir: Path, source: PreparedSource, out_dir: Path, *, tim
     root = (kernel_root or kernel_root_of(build)).resolve()
     work = Path(tempfile.mkdtemp(prefix="falco-probe-", dir=work_root)).resolve()
     try:
-        _check_folders(work, root)
-        _copy_tree(source.driver_dir, work / "driver")
+        check_folders(work, root)
+        copy_tree(source.driver_dir, work / "driver")
         bpf = work / "driver" / source.bpf_dir.relative_to(source.driver_dir)
         maps = {work / "driver": CANONICAL_DRIVER, root: CANONICAL_KERNEL}
         cross = _cross_arch(arch)
         command = _make_command(toolchain, build, bpf, maps, jobs, cross)
-        env = _environment(_cross_bin(work, toolchain, cross) if cross else None)
+        env = environment(_cross_bin(work, toolchain, cross) if cross else None)
         started = time.monotonic()
-        returncode, output, timed_out = _run(command, work, env, timeout)
+        returncode, output, timed_out = run_killable(command, work, env, timeout)
         duration = time.monotonic() - started
-        base = CompileResult(
-            False, None, duration, tuple(command), _canonical(shlex.join(command), maps),
-            toolchain, _canonical(output, maps), driver_version=source.driver_version,
+        base: CompileResult[Toolchain] = CompileResult(
+            False, None, duration, tuple(command), canonical(shlex.join(command), maps),
+            toolchain, canonical(output, maps), driver_version=source.driver_version,
             driver_ref=source.ref, source_digest=source.digest, source_provider=source.provider,
-            headers=tuple(headers), kernel_dir=_canonical(str(build), maps),
+            headers=tuple(headers), kernel_dir=canonical(str(build), maps),
             environment=tuple(sorted((k, v) for k, v in env.items() if k != "PATH")))
         built = bpf / PROBE_OBJECT
         if timed_out:
@@ -230,14 +246,14 @@ def compile_probe(build_dir: Path, source: PreparedSource, out_dir: Path, *, tim
         if returncode != 0 or not built.is_file():
             return replace(base, step="compile", reason=failure_reason(base.log, returncode),
                            category=failure_category(base.log))
-        probe, digest, size = _deliver(built, out_dir)
+        probe, digest, size = deliver(built, out_dir)
         return replace(base, ok=True, probe=probe, sha256=digest, size=size)
     finally:
         if not keep_work:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _check_folders(work: Path, root: Path) -> None:
+def check_folders(work: Path, root: Path) -> None:
     # clang 14 applies the first matching prefix map in sorted order, so nested
     # folders would be mapped by the shorter prefix; make splits flags on blanks.
     if work.is_relative_to(root) or root.is_relative_to(work):
@@ -282,7 +298,7 @@ def _cross_bin(work: Path, toolchain: Toolchain, cross: str) -> Path:
     return folder
 
 
-def _environment(first_on_path: Path | None = None) -> dict[str, str]:
+def environment(first_on_path: Path | None = None) -> dict[str, str]:
     path = os.environ.get("PATH", os.defpath)
     return {
         "PATH": f"{first_on_path}:{path}" if first_on_path else path,
@@ -293,7 +309,7 @@ def _environment(first_on_path: Path | None = None) -> dict[str, str]:
     }
 
 
-def _run(command: list[str], cwd: Path, env: dict[str, str],
+def run_killable(command: list[str], cwd: Path, env: dict[str, str],
          timeout: float) -> tuple[int, str, bool]:
     """Run in a new session; on timeout (or interrupt) kill the whole process group."""
     proc = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
@@ -321,7 +337,7 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def _copy_tree(src: Path, dest: Path) -> None:
+def copy_tree(src: Path, dest: Path) -> None:
     """Copy regular files with fresh, writable modes (the prepared source is read-only)."""
     for folder, dirs, files in os.walk(src):
         rel = Path(folder).relative_to(src)
@@ -331,7 +347,7 @@ def _copy_tree(src: Path, dest: Path) -> None:
             shutil.copyfile(Path(folder) / name, dest / rel / name)
 
 
-def _canonical(text: str, maps: dict[Path, str]) -> str:
+def canonical(text: str, maps: dict[Path, str]) -> str:
     for real, canonical in sorted(maps.items(), key=lambda item: -len(str(item[0]))):
         text = text.replace(str(real), canonical)
     return text
@@ -408,9 +424,9 @@ def failure_category(log: str) -> str:
     return "toolchain" if _TOOLCHAIN_IN_HEADERS.search(message) else "unsupported-kernel"
 
 
-def _deliver(built: Path, out_dir: Path) -> tuple[Path, str, int]:
-    """Copy the probe to out_dir atomically; return its path, sha256 and size."""
-    target = out_dir / PROBE_OBJECT
+def deliver(built: Path, out_dir: Path, name: str = PROBE_OBJECT) -> tuple[Path, str, int]:
+    """Copy the probe (or module) to out_dir/name atomically; return its path, sha256, size."""
+    target = out_dir / name
     data = built.read_bytes()
     atomic_write(target, data)
     return target, hashlib.sha256(data).hexdigest(), len(data)

@@ -23,6 +23,7 @@ from builder.compile.driversrc import PreparedSource, prepare_source
 from builder.compile.sysroot import Sysroot, prepare_sysroot
 from builder.core import limits
 from builder.core.config import Config, DriverVersion
+from builder.core.drivertypes import DEFAULT_TYPE
 from builder.core.errors import InputError, ProbesError, SourceLayoutError
 from builder.core.records import Kernel, release_numbers
 from builder.core.report import REPORT_NAME, BuildResult, write_result
@@ -60,24 +61,27 @@ def utc_now() -> str:
 
 
 class _Sources:
-    """Driver sources prepared once per run and shared by every kernel (thread-safe)."""
+    """Driver sources prepared once per run, per driver version and type, and shared by
+    every kernel (thread-safe)."""
 
     def __init__(self, config: Config, options: BuildOptions) -> None:
         self._config = config
         self._options = options
         self._lock = threading.Lock()
-        self._prepared: dict[str, PreparedSource | ProbesError] = {}
+        self._prepared: dict[tuple[str, str], PreparedSource | ProbesError] = {}
 
-    def get(self, version: str) -> PreparedSource:
+    def get(self, version: str, driver_type: str = DEFAULT_TYPE) -> PreparedSource:
+        key = (version, driver_type)
         with self._lock:
-            if version not in self._prepared:
+            if key not in self._prepared:
                 driver = self._driver(version)
                 try:
-                    self._prepared[version] = prepare_source(
-                        driver, self._options.cache, base_dir=self._options.base_dir)
+                    self._prepared[key] = prepare_source(
+                        driver, self._options.cache, base_dir=self._options.base_dir,
+                        driver_type=driver_type)
                 except ProbesError as exc:
-                    self._prepared[version] = exc
-            found = self._prepared[version]
+                    self._prepared[key] = exc
+            found = self._prepared[key]
         if isinstance(found, ProbesError):
             raise found
         return found
@@ -229,7 +233,7 @@ def _compile_one(kernel: Kernel, planned: Planned, build_dir: Path, sources: _So
     started = utc_now()
     version = planned.driver_version
     try:
-        source = sources.get(version)
+        source = sources.get(version, planned.driver_type)
     except ProbesError as exc:
         category = "source-layout" if isinstance(exc, SourceLayoutError) else "source"
         return _failure(kernel, planned, "source", exc.message, started, options,
@@ -245,7 +249,8 @@ def _compile_one(kernel: Kernel, planned: Planned, build_dir: Path, sources: _So
                         started, options, result.log,
                         "unsupported-kernel" if legacy else result.category, source.description)
     expected = kernel.host.uname_r if kernel.source == "apt" else None
-    check = compiler.check(result.probe, kernel_release=expected)
+    check = compiler.check(result.probe, kernel_release=expected, arch=kernel.arch,
+                           driver_version=version)
     if not check.ok:
         return _failure(kernel, planned, "check", check.reason, started, options, result.log,
                         source=source.description)

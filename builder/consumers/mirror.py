@@ -43,6 +43,7 @@ class Filters:
     driver_versions: frozenset[str] | None = None
     target: str | None = None
     arch: str | None = None
+    driver_type: str | None = None   # ebpf or kmod; None: both
 
 
 def select(catalog: Catalog, filters: Filters) -> list[ProbeRecord]:
@@ -50,7 +51,8 @@ def select(catalog: Catalog, filters: Filters) -> list[ProbeRecord]:
     out = [p for p in catalog.probes()
            if (filters.driver_versions is None or p.driver_version in filters.driver_versions)
            and (filters.target is None or p.target == filters.target)
-           and (filters.arch is None or p.arch == filters.arch)]
+           and (filters.arch is None or p.arch == filters.arch)
+           and (filters.driver_type is None or p.driver_type == filters.driver_type)]
     return sorted(out, key=lambda p: (natural_key(p.driver_version), p.arch, p.target,
                                       natural_key(p.kernel_release), p.kernel_version))
 

@@ -2,8 +2,9 @@
 
 A file is looked up by name (its file name, an alias, or the GitHub asset
 name) and by digest, across every driver version and arch unless they are
-given. It passes when a listed probe has its sha256 and the ELF check finds
-a Falco eBPF object.
+given. It passes when a listed probe has its sha256 and the ELF check of its type (its
+extension: `.o` an eBPF probe, `.ko` a kernel module, shared/elfcheck.py) passes for
+the driver version and arch it is listed under.
 
 The index may be the catalog or the site's `api/index.json`, whose driver
 versions link their probe lists (`probes_url`, relative to the index; only
@@ -246,6 +247,9 @@ def _verify_digest(path: Path, index: Index, driver_version: str | None,
         return Verdict(str(path), MISMATCH, f"sha256 {sha256} does not match the listed "
                        f"{listed}", sha256, tuple(named), elf.reason)
     matches = [k for k in named if k.sha256 == sha256] or same
+    if matches:  # checked as what it is listed as: a module's machine and API versions
+        elf = check_artifact(path, _kind_of(path), arch=matches[0].arch,
+                             driver_version=matches[0].driver_version)
     if not matches:
         return Verdict(str(path), UNKNOWN, f"{index.source} lists no probe named {path.name} "
                        f"or with sha256 {sha256}", sha256, (), elf.reason)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.core import limits
+from builder.core.drivertypes import BY_NAME, DRIVER_TYPES, EBPF
 from builder.core.errors import InputError, Problem, ProblemsError
 from builder.core.files import read_text
 from builder.core.limits import MAX_BACKOFF_HOURS, MAX_JOBS
@@ -25,7 +26,12 @@ from builder.core.records import (
     check_target,
 )
 from builder.core.schema import Field, Schema, Where, each, in_range, matches, one_of, short
-from builder.core.versions import BUILTIN_RELEASES, FalcoReleases, FalcoVersion
+from builder.core.versions import (
+    BUILTIN_RELEASES,
+    FalcoReleases,
+    FalcoVersion,
+    driver_types_of,
+)
 from builder.core.yamlio import compose_with_lines
 
 DEFAULT_MIN_KERNEL = {"x86_64": "4.14", "aarch64": "4.17"}
@@ -62,6 +68,15 @@ class DriverVersion:
     ref: str
     falco: tuple[str, ...]
     source: DriverSource
+    # What to build of it (drivertypes.DRIVER_TYPES): default_types() unless listed.
+    types: tuple[str, ...] = (EBPF.name,)
+
+
+def default_types(version: str) -> tuple[str, ...]:
+    """What a driver version builds when probes.yaml lists no `types`: the legacy eBPF
+    probe where its source has one (what this repository always built), else the kernel
+    module (10.0.0+driver on have no driver/bpf)."""
+    return (EBPF.name,) if EBPF.name in driver_types_of(version) else driver_types_of(version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +177,26 @@ def _falco_list(value: Any) -> str | None:
     return None
 
 
+def _types_list(value: Any) -> str | None:
+    if not value:
+        return f"must list at least one driver type ({' or '.join(DRIVER_TYPES)})"
+    for item in value:
+        if item not in DRIVER_TYPES:
+            return f"{item!r} is not a driver type; use {' or '.join(DRIVER_TYPES)}"
+    if len(set(value)) != len(value):
+        return "lists a driver type twice"
+    return None
+
+
+def _types_problem(version: str, types: tuple[str, ...]) -> str | None:
+    """A type the driver version's source does not have (10.x: no eBPF probe)."""
+    missing = [t for t in types if t not in driver_types_of(version)]
+    if not missing:
+        return None
+    return (f"driver {version} has no {BY_NAME[missing[0]].noun} source (libs removed "
+            f"driver/bpf in 10.0.0+driver): build {', '.join(driver_types_of(version))} only")
+
+
 TOP_SCHEMA = Schema("probes.yaml", [
     Field("schema_version", int, check=one_of(1)),
     Field("site_url", str, required=False, default="",
@@ -175,6 +210,7 @@ DRIVER_SCHEMA = Schema("driver version", [
     Field("version", str, check=check_driver_version, coerce_str=True),
     Field("ref", str, required=False, check=check_ref, coerce_str=True),
     Field("falco", list, required=False, default=[], check=_falco_list),
+    Field("types", list, required=False, default=None, check=_types_list),
     Field("source", dict),
 ])
 SOURCE_SCHEMA = Schema("driver source", [
@@ -267,8 +303,13 @@ def load_config(path: Path) -> Config:
             continue
         if source.kind == "libs-archive" and not source.url:
             source = DriverSource(source.kind, url=DEFAULT_LIBS_ARCHIVE)
+        types = tuple(clean["types"] or default_types(clean["version"]))
+        wrong = _types_problem(clean["version"], types)
+        if wrong:
+            problems.append(w.problem(wrong, "types", lines.get("types")))
+            continue
         drivers.append(DriverVersion(clean["version"], clean["ref"] or clean["version"],
-                                     tuple(str(f) for f in clean["falco"]), source))
+                                     tuple(str(f) for f in clean["falco"]), source, types))
     _check_unique(drivers, "version", name, problems)
     _check_falco_claims(drivers, name, problems)
 

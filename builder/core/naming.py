@@ -1,4 +1,4 @@
-"""What falco-driver-loader (Falco 0.26-0.36) and falcoctl (0.37-0.43) request.
+"""What falco-driver-loader (Falco 0.26-0.36) and falcoctl (0.37-0.44) request.
 
 From what the loader reads on a host (os-release, /etc/VERSION, uname -r,
 -v, -m) and a Falco version, compute the probe's name parts and the request
@@ -24,7 +24,7 @@ from builder.core.records import (
     unique_aliases,
     validate_name_parts,
 )
-from builder.core.versions import FalcoVersion, v
+from builder.core.versions import LAST_EBPF, FalcoVersion, v
 
 CLIENT_SHELL = "falco-driver-loader"
 CLIENT_FALCOCTL = "falcoctl"
@@ -36,8 +36,28 @@ LATEST_RULES = v("0.43.0")
 OVERRIDE_RELEASES = tuple(v(x) for x in ("0.33.0", "0.34.0", "0.35.0", "0.35.1", "0.36.0",
                                          "0.37.0", "0.37.1", "0.38.0", "0.39.0", "0.43.0"))
 
+# ... and for the kernel module, whose loaders Falco 0.44 (falcoctl 0.13) adds.
+OVERRIDE_RELEASES_KMOD = (*OVERRIDE_RELEASES, v("0.44.0"))
+
 # Minimum kernels for legacy eBPF probes (driverkit; enforced by falcoctl >= 0.8).
 MIN_KERNEL = {"x86_64": (4, 14, 0), "aarch64": (4, 17, 0)}
+# ... and for the kernel module (driverkit's moduleMinKernelVersion: 2.6 on x86_64 until
+# driverkit 0.23, falcoctl 0.13, Falco 0.44, which raised it to 3.10).
+MIN_KERNEL_KMOD = {"x86_64": (2, 6, 0), "aarch64": (3, 16, 0)}
+MIN_KERNEL_KMOD_044 = {"x86_64": (3, 10, 0), "aarch64": (3, 16, 0)}
+
+
+def override_releases(driver_type: str = DEFAULT_TYPE) -> tuple[FalcoVersion, ...]:
+    """One release of each naming era that can be pointed at a driver version of that type
+    (the kernel module's include Falco 0.44, which has no legacy eBPF probe)."""
+    return OVERRIDE_RELEASES_KMOD if driver_type == KMOD.name else OVERRIDE_RELEASES
+
+
+def min_kernel(driver_type: str, falco: FalcoVersion, arch: str) -> tuple[int, int, int]:
+    """The oldest kernel falcoctl (Falco 0.38+) takes a driver of that type for."""
+    if driver_type == EBPF.name:
+        return MIN_KERNEL[arch]
+    return (MIN_KERNEL_KMOD_044 if falco >= v("0.44.0") else MIN_KERNEL_KMOD)[arch]
 
 
 class NoRequest(Exception):
@@ -297,6 +317,11 @@ _KR_R2 = re.compile(_KR_HEAD + r"(?P<fullextraversion>[-.+](?P<extraversion>[0-9
 _KR_R3 = re.compile(_KR_HEAD + r"(?P<fullextraversion>[-.+](?P<extraversion>[0-9]+|"
                     r"[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)?([.+~]([0-9]+|"
                     r"[0-9]*[a-zA-Z-][0-9a-zA-Z-_]*))*)?" + _KR_TAIL)
+# driverkit 0.23 (falcoctl 0.13, Falco 0.44): the patch level became optional.
+_KR_R4 = re.compile(r"(?P<fullversion>^(?P<version>0|[1-9][0-9]*)(?:\.(?P<patchlevel>0|[1-9][0-9]*)"
+                    r"[.+]?(?P<sublevel>0|[1-9][0-9]*)?)?)(?P<fullextraversion>[-.+]"
+                    r"(?P<extraversion>[0-9]+|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)?([.+~]([0-9]+|"
+                    r"[0-9]*[a-zA-Z-][0-9a-zA-Z-_]*))*)?" + _KR_TAIL)
 _FLATCAR_SEMVER = re.compile(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
                              r"(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?")
 
@@ -315,7 +340,9 @@ def _falcoctl_pattern(falco: FalcoVersion) -> re.Pattern[str]:
         return _KR_R1   # falcoctl 0.7.x
     if falco < v("0.39.0"):
         return _KR_R2   # falcoctl 0.8.0 / 0.9.0
-    return _KR_R3       # falcoctl 0.10.0+
+    if falco < v("0.44.0"):
+        return _KR_R3   # falcoctl 0.10.0 - 0.12.x
+    return _KR_R4       # falcoctl 0.13.0+
 
 
 def parse_release(release: str, falco: FalcoVersion) -> ParsedRelease:
@@ -323,7 +350,7 @@ def parse_release(release: str, falco: FalcoVersion) -> ParsedRelease:
     if match is None:
         return ParsedRelease("", "", (0, 0, 0))
     full = match.group("fullversion") + (match.group("fullextraversion") or "")
-    numbers = (int(match.group("version")), int(match.group("patchlevel")),
+    numbers = (int(match.group("version")), int(match.group("patchlevel") or 0),
                int(match.group("sublevel") or 0))
     return ParsedRelease(full, match.group("fullextraversion") or "", numbers)
 
@@ -370,10 +397,13 @@ def falcoctl_name(host: HostFacts, falco: FalcoVersion,
         release = host.version_id
     elif os_id == "cos":
         _require(host.build_id, "BUILD_ID", os_id)
-    if driver_type == EBPF.name and falco >= v("0.38.0") and parsed.numbers < MIN_KERNEL[arch]:
-        minimum = ".".join(map(str, MIN_KERNEL[arch][:2]))
-        raise NoRequest(f"falcoctl (Falco {falco}) refuses eBPF below kernel {minimum} on "
-                        f"{arch}: no supported driver", ProbeName(target, release, version, arch))
+    floor = min_kernel(driver_type, falco, arch)
+    if falco >= v("0.38.0") and parsed.numbers < floor:
+        minimum = ".".join(map(str, floor[:2]))
+        noun = "eBPF" if driver_type == EBPF.name else "the kernel module"
+        raise NoRequest(f"falcoctl (Falco {falco}) refuses {noun} below kernel {minimum} on "
+                        f"{arch}: no supported driver",
+                        ProbeName(target, release, version, arch, driver_type))
     # An unparsable release gives an empty one: falcoctl really requests
     # falco_<target>__<version>.o, which names no kernel (callers say so).
     return ProbeName(target, release, version, arch, driver_type)
@@ -424,6 +454,10 @@ def probe_name(host: HostFacts, falco: FalcoVersion,
                driver_type: str = DEFAULT_TYPE) -> ProbeName:
     """The name parts Falco `falco`'s loader computes for a driver of that type; NoRequest if
     it requests nothing."""
+    if driver_type == EBPF.name and falco > LAST_EBPF:
+        raise NoRequest(f"Falco {falco} has no legacy eBPF probe (removed in 0.44): it loads "
+                        "the kernel module (falcoctl driver install --type kmod) or the modern "
+                        "eBPF probe built into Falco")
     if falco >= FIRST_FALCOCTL:
         return falcoctl_name(host, falco, driver_type)
     return replace(shell_name(host, falco), driver_type=driver_type)
@@ -452,10 +486,11 @@ def names_for_driver(host: HostFacts, falco_versions: Iterable[FalcoVersion],
 
     A driver version that no Falco release loads by default is named with the
     newest rules, and aliased for every release that can be pointed at it
-    (OVERRIDE_RELEASES). Names a loader cannot really use (it requests nothing,
-    or a name without a kernel release) are not aliases.
+    (override_releases: OVERRIDE_RELEASES, and Falco 0.44 for the kernel module).
+    Names a loader cannot really use (it requests nothing, or a name without a
+    kernel release) are not aliases.
     """
-    versions = sorted(set(falco_versions)) or list(OVERRIDE_RELEASES)
+    versions = sorted(set(falco_versions)) or list(override_releases(driver_type))
     names: list[ProbeName] = []
     for falco in reversed(versions):
         try:

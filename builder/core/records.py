@@ -143,6 +143,7 @@ def check_line(max_len: int) -> Check:
 
 
 check_optional_url = check_log
+check_semver = matches(r"[0-9]{1,7}\.[0-9]{1,7}\.[0-9]{1,8}", "a version like 8.0.4", 30)
 
 
 _RELEASE_NUMBERS = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
@@ -269,15 +270,18 @@ LOADTEST_STATES = ("passed", "rejected", "not_tested")
 
 @dataclass(frozen=True, slots=True)
 class LoadTest:
-    """Whether a probe loaded in its own kernel (`falco-probes loadtest`)."""
+    """Whether a probe (or module) loaded in its own kernel (`falco-probes loadtest`)."""
 
     status: str            # passed | rejected | not_tested
     kernel: str = ""       # `uname -r` of the kernel booted
-    accepted: int = 0      # programs the verifier accepted
+    accepted: int = 0      # programs the verifier accepted (a module has none)
     total: int = 0         # programs in the probe
     events: int = 0        # system call events captured with the probe (0: none or not tried)
     date: str = ""         # UTC time of the test
-    reason: str = ""       # rejected: the program and the verifier's last line; not_tested: why
+    reason: str = ""       # rejected: the program and the verifier's last line (a module:
+                           # why the kernel refused it); not_tested: why
+    api_version: str = ""  # a module: the API and schema versions it answered by ioctl
+    schema_version: str = ""
 
     @property
     def passed(self) -> bool:
@@ -361,10 +365,12 @@ FAILURE_STEPS = ("download", "extract", "source", "compile", "check", "loadtest"
 # source              the driver source could not be fetched or is not what it claims
 # check               the object is not a valid probe (ELF check)
 # verifier            the kernel's eBPF verifier rejected a program (loadtest)
+# refused             the kernel refused the module, or it misbehaved once loaded (loadtest)
 # publish             the store refused it
 # unknown             none of the above could be told from the log
 FAILURE_CATEGORIES = ("unsupported-kernel", "source-layout", "toolchain", "timeout", "download",
-                      "extract", "source", "check", "verifier", "publish", "unknown")
+                      "extract", "source", "check", "verifier", "publish", "unknown",
+                      "refused")
 
 # Keys kept in the catalog file header rather than on every line.
 FILE_KEYS = ("driver_version", "arch", "target")
@@ -421,6 +427,10 @@ LOADTEST_SCHEMA = Schema("loadtest", [
     Field("date", str, required=False, default="",
           check=lambda v: None if v == "" else check_timestamp(v)),
     Field("reason", str, required=False, default="", check=check_line(2000)),
+    Field("api_version", str, required=False, default="",
+          check=lambda v: None if v == "" else check_semver(v)),
+    Field("schema_version", str, required=False, default="",
+          check=lambda v: None if v == "" else check_semver(v)),
 ])
 
 

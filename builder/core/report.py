@@ -92,6 +92,10 @@ class BuildResult:
     package_version: str = ""
     root: str = ""                    # where it is published: "" = the default path
     twins: tuple[Twin, ...] = ()      # the other kernels whose loaders request the file
+    # A kernel module's device interface, read from its source at build time (ioctl
+    # numbers, tracepoint order, capture protocol: compile/kmodiface.py): what the load
+    # test asks it with. Empty for an eBPF probe.
+    interface: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> ProbeName:
@@ -179,6 +183,7 @@ _SCHEMA = Schema("build result", [
     Field("root", str, required=False, default="",
           check=lambda v: None if v == "" else check_root(v)),
     Field("twins", list, required=False, default=[], check=check_twins),
+    Field("interface", dict, required=False, default={}),
 ])
 
 
@@ -188,6 +193,8 @@ def result_to_dict(result: BuildResult) -> dict[str, Any]:
     data["aliases"] = list(result.aliases)
     data["headers"] = list(result.headers)
     data["twins"] = twins_to_list(result.twins)
+    if not data["interface"]:  # an eBPF probe's lines stay as they were
+        del data["interface"]
     return data
 
 

@@ -1,4 +1,5 @@
-"""Falco versions, and which driver version each Falco release loads by default.
+"""Falco versions, which driver version each Falco release loads by default, and which
+types of driver (drivertypes.py) a release and a driver version have.
 
 The table below is the built-in fact base (read from the Falco release
 tags, 0.26 to 0.36); `probes.yaml` extends it for newer releases and can
@@ -12,6 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from builder.core.drivertypes import BY_NAME, EBPF, KMOD
 from builder.core.errors import InputError
 
 _VERSION_RE = re.compile(r"v?([0-9]{1,4})\.([0-9]{1,4})(?:\.([0-9]{1,4}))?")  # ASCII digits
@@ -40,10 +42,19 @@ def v(text: str) -> FalcoVersion:
     return FalcoVersion.parse(text)
 
 
-# Oldest and newest Falco releases whose loaders we reproduce (legacy eBPF
-# was removed in 0.44).
+# Oldest and newest Falco releases whose loaders we reproduce, per driver type: Falco 0.44
+# removed the legacy eBPF probe and loads the kernel module (or the modern eBPF probe
+# built into Falco itself, which nobody downloads).
 FIRST_SUPPORTED = v("0.26.0")
-LAST_SUPPORTED = v("0.43.99")
+LAST_SUPPORTED = v("0.44.99")
+LAST_EBPF = v("0.43.99")
+LAST_OF_TYPE = {EBPF.name: LAST_EBPF, KMOD.name: LAST_SUPPORTED}
+# The first Falco release whose default driver is the kernel module (falcoctl's own
+# default before was its preference order, but no release after 0.43 has a legacy probe).
+FIRST_KMOD_ONLY = v("0.44.0")
+# libs removed driver/bpf in 10.0.0+driver: the driver versions from it are modules only.
+FIRST_WITHOUT_EBPF = (10, 0, 0)
+_TAGGED_DRIVER = re.compile(r"([0-9]+)\.([0-9]+)\.([0-9]+)\+driver")
 
 # Falco release -> default DRIVER_VERSION, as (first, last) inclusive ranges.
 BUILTIN_DRIVER_VERSIONS: tuple[tuple[FalcoVersion, FalcoVersion, str], ...] = (
@@ -131,7 +142,26 @@ DRIVER_API: dict[str, tuple[str, str]] = {
     "8.1.0+driver": ("8.0.3", "3.6.1"),
     "9.0.0+driver": ("8.0.4", "4.0.1"),
     "9.1.0+driver": ("8.0.4", "4.1.0"),
+    "10.0.0+driver": ("10.0.0", "4.3.0"),
+    "10.1.0+driver": ("10.0.0", "4.5.0"),
+    "10.2.0+driver": ("10.1.0", "4.5.1"),
 }
+
+
+def driver_types_of(driver_version: str) -> tuple[str, ...]:
+    """The driver types whose source a driver version holds: every one has the kernel
+    module; the legacy eBPF probe (driver/bpf) exists up to 9.1.0+driver, and in every
+    commit-hash version and Debian snapshot before it."""
+    tagged = _TAGGED_DRIVER.fullmatch(driver_version)
+    if tagged and tuple(int(n) for n in tagged.groups()) >= FIRST_WITHOUT_EBPF:
+        return (KMOD.name,)
+    return (EBPF.name, KMOD.name)
+
+
+def default_driver_type(falco: FalcoVersion) -> str:
+    """The driver type a Falco release loads when nobody says: its kernel module from 0.44,
+    which has no legacy eBPF probe; the eBPF probe before (what this repository serves)."""
+    return KMOD.name if falco >= FIRST_KMOD_ONLY else EBPF.name
 
 
 def builtin_driver_version(falco: FalcoVersion) -> str | None:
@@ -141,11 +171,19 @@ def builtin_driver_version(falco: FalcoVersion) -> str | None:
     return None
 
 
-def check_supported(falco: FalcoVersion) -> None:
-    if not FIRST_SUPPORTED <= falco <= LAST_SUPPORTED:
-        raise InputError(
-            f"Falco {falco} is outside the supported range 0.26 to 0.43",
-            hint="legacy eBPF probes were removed in Falco 0.44; older loaders are not modelled")
+def check_supported(falco: FalcoVersion, driver_type: str = EBPF.name) -> None:
+    """Refuse a release whose loader we do not reproduce for that type of driver."""
+    last = LAST_OF_TYPE[driver_type]
+    if FIRST_SUPPORTED <= falco <= last:
+        return
+    noun = BY_NAME[driver_type].noun
+    if driver_type == EBPF.name and falco <= LAST_SUPPORTED:
+        hint = (f"Falco {falco.major}.{falco.minor} has no legacy eBPF probe (removed in 0.44): "
+                "ask for its kernel module (--driver-type kmod)")
+    else:
+        hint = "older and newer loaders are not modelled"
+    raise InputError(f"Falco {falco} is outside the supported range 0.26 to "
+                     f"{last.major}.{last.minor} for the {noun}", hint=hint)
 
 
 BUILTIN_RELEASES = FalcoReleases.from_lists()

@@ -34,7 +34,7 @@ import shutil
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -43,6 +43,7 @@ from typing import Any, TypeVar, cast
 import elftools
 
 import builder
+from builder.core.drivertypes import KMOD
 from builder.core.errors import ProbesError
 from builder.core.records import LoadTest, check_kernel_release
 from builder.core.report import REPORT_NAME, BuildResult, iter_reports, read_report, replace_report
@@ -50,6 +51,7 @@ from builder.loadtest.events import capture_recipe
 from builder.loadtest.guestroot import HOST_AT, guest_root
 from builder.loadtest.initramfs import build_initramfs, static_busybox
 from builder.loadtest.kernelimage import KernelImage, fetch_image, headers_version
+from builder.loadtest.kmodtest import job_entry, module_loadtest, module_log
 from builder.loadtest.vm import (
     MACHINES,
     Boot,
@@ -306,7 +308,9 @@ class LoadTester:
             image = self.image(group.release, group.version, group.arch)
             self.say(f"booting {image.package} for {len(group.members)} probe(s)")
             boot, raw = self.boot(image, [("|".join(m.key), m.probe, m.source)
-                                          for m in group.members])
+                                          for m in group.members],
+                                  {"|".join(m.key): m.result.interface for m in group.members
+                                   if m.result.driver_type == KMOD.name})
         except ProbesError as exc:  # no image, no emulator, apt, the cache, the guest's root
             return Attempt(date, why_not=exc.message)
         return Attempt(date, boot, raw)
@@ -325,17 +329,22 @@ class LoadTester:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def boot(self, image: KernelImage, probes: list[tuple[str, Path, str]],
+             modules: Mapping[str, Mapping[str, Any]] | None = None,
              ) -> tuple[Boot, dict[str, dict[str, Any]]]:
         """Boot `image` once and load `probes` in it; results by key.
 
         Each probe is (key, path, source): `source` names what it was compiled
         from, so the capture recipe is read from one probe of each source.
+        `modules` holds the kernel modules' device interfaces by key (kmodtest.py).
         """
+        modules = modules or {}
         space = self.space(image.arch)
         work = Path(tempfile.mkdtemp(prefix="falco-probes-loadtest-"))
         try:
             results = work / "results.jsonl"
-            job = {"probes": [{"key": key, "path": space.sees(path),
+            job = {"probes": [job_entry(key, space.sees(path), modules[key])
+                              if key in modules else
+                              {"key": key, "path": space.sees(path),
                                "recipe": self.recipe(path, source or str(path))}
                               for key, path, source in probes],
                    "results": space.sees(results)}
@@ -444,8 +453,10 @@ def finish_group(group: KernelGroup, attempt: Attempt, summary: LoadTestSummary,
     out = {}
     for member in group.members:
         line = attempt.raw.get("|".join(member.key))
-        test = loadtest_of(line, group.release, boot, attempt.date, attempt.why_not)
-        _write_log(member, probe_log(line, test, boot))
+        kmod = member.result.driver_type == KMOD.name
+        test = (module_loadtest if kmod else loadtest_of)(line, group.release, boot,
+                                                          attempt.date, attempt.why_not)
+        _write_log(member, (module_log if kmod else probe_log)(line, test, boot))
         summary.add(member, test, float(line.get("seconds", 0)) if line else 0.0)
         out[member.key] = test
         if on_probe is not None:

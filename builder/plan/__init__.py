@@ -103,9 +103,9 @@ def plan_probe(kernel: Kernel, driver_version: str, releases: FalcoReleases,
 
 
 def plan_job(kernel: Kernel, driver_versions: Sequence[str], releases: FalcoReleases,
-             attempts: Sequence[int] = ()) -> Job:
+             attempts: Sequence[int] = (), driver_type: str = DEFAULT_TYPE) -> Job:
     tries = list(attempts) or [1] * len(driver_versions)
-    return Job(kernel, tuple(plan_probe(kernel, d, releases, a)
+    return Job(kernel, tuple(plan_probe(kernel, d, releases, a, driver_type)
                              for d, a in zip(driver_versions, tries, strict=True)))
 
 
@@ -131,13 +131,15 @@ def backoff_until(failure: FailureRecord, hours: Sequence[int]) -> dt.datetime |
 
 def make_plan(config: Config, kernels: Iterable[Kernel], catalog: Catalog, now: dt.datetime,
               *, driver_versions: Sequence[str] | None = None) -> Plan:
-    """Jobs for every (kernel, driver version) the catalog does not hold yet, each probe
-    placed at the loader's default path or, for a twin kernel, under its root."""
+    """Jobs for every (kernel, driver version, driver type) the catalog does not hold yet,
+    each file placed at the loader's default path or, for a twin kernel, under its root
+    (a module by the same rule as a probe: its name differs only by its extension)."""
     wanted = [d for d in config.driver_versions
               if driver_versions is None or d.version in driver_versions]
     failures = {(f.driver_version, f.arch, f.file, f.root): f for f in catalog.failures()}
     ordered = sorted(set(kernels), key=_kernel_order)
-    named = {kernel.key: [plan_probe(kernel, d.version, config.releases) for d in wanted]
+    named = {kernel.key: [plan_probe(kernel, d.version, config.releases, driver_type=kind)
+                          for d in wanted for kind in d.types]
              for kernel in ordered}
     placements = _placements(config, ordered, named, catalog)
     jobs: list[Job] = []

@@ -39,7 +39,7 @@ from builder.core.catalog import (
     read_fragments,
     unambiguous_aliases,
 )
-from builder.core.drivertypes import BY_NAME
+from builder.core.drivertypes import BY_NAME, KMOD
 from builder.core.errors import ConflictError, InputError, Problem, ProblemsError, StoreError
 from builder.core.files import fsync_path
 from builder.core.records import (
@@ -115,7 +115,8 @@ def load_reports(paths: Iterable[Path], provenance: Provenance,
 
     Each artifact carries its log file and the first of `bundles` attesting its sha256.
     A probe the kernel's verifier rejected (`falco-probes loadtest`) is not an artifact
-    but a failure (step loadtest, category verifier), unless `allow_unverified`.
+    but a failure (step loadtest, category verifier), nor is a module its kernel refused
+    (category refused), unless `allow_unverified`.
     """
     problems: list[Problem] = []
     artifacts: dict[RecordKey, Artifact] = {}
@@ -189,7 +190,8 @@ def _artifact(folder: Path, result: BuildResult, provenance: Provenance, where: 
     if sha256 != result.sha256:
         problem(f"{result.path} has sha256 {sha256}, the report says {result.sha256}", "sha256")
         return None
-    checked = check_artifact(path, result.driver_type)
+    checked = check_artifact(path, result.driver_type, arch=result.arch,
+                             driver_version=result.driver_version)
     if not checked.ok:
         problem(f"{result.path} is not a valid {BY_NAME[result.driver_type].noun}: "
                 f"{checked.reason}", "path")
@@ -199,8 +201,16 @@ def _artifact(folder: Path, result: BuildResult, provenance: Provenance, where: 
 
 
 def _refused(result: BuildResult, test: LoadTest, provenance: Provenance) -> FailureRecord:
-    """A probe the verifier rejected, as the failure publish records instead of it."""
+    """A probe the verifier rejected (a module its kernel refused), as the failure publish
+    records instead of it."""
     failure = _failure(result, provenance)
+    if result.driver_type == KMOD.name:
+        built_by = result.compiler.get("gcc", "")
+        reason = f"the {test.kernel or 'kernel'} kernel refused the module" \
+                 f"{f' (built by {built_by})' if built_by else ''}: " \
+                 f"{test.reason or 'no reason recorded'}"
+        return replace(failure, step="loadtest", category="refused",
+                       reason=one_line(reason, MAX_REASON))
     # The compiler is half of the answer: the same source can load when an older clang
     # builds it (docs/loadtest.md, "Rejected by the verifier").
     built_by = result.compiler.get("clang", "")

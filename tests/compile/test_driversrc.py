@@ -60,8 +60,6 @@ from builder.core.errors import BuildError, ProbesError
 from builder.core.records import HostFacts, Kernel
 from builder.shared.elfcheck import check_probe
 
-pytestmark = pytest.mark.slow
-
 # Made up for the test archive: libs e5c53d64 padded to a full 40-hex commit id.
 LIBS_COMMIT = "e5c53d64" + "0" * 32
 TEMPLATE = """\
@@ -154,6 +152,7 @@ def from_http(http_base: str, tmp_path_factory: pytest.TempPathFactory) -> Prepa
     return prepare_source(libs_driver(http_base + "/archive/{ref}.tar.gz"), cache)
 
 
+@pytest.mark.slow
 def test_libs_archive_over_http(from_http: PreparedSource, http_base: str) -> None:
     prepared = from_http
     assert (prepared.provider, prepared.ref, prepared.commit, prepared.config) == (
@@ -172,6 +171,7 @@ def test_libs_archive_over_http(from_http: PreparedSource, http_base: str) -> No
     assert all(not p.stat().st_mode & 0o222 for p in prepared.driver_dir.rglob("*"))
 
 
+@pytest.mark.slow
 def test_libs_archive_is_cached(from_http: PreparedSource, http_base: str,
                                 tmp_path: Path) -> None:
     cache = from_http.driver_dir.parent.parent.parent.parent.parent
@@ -182,6 +182,7 @@ def test_libs_archive_is_cached(from_http: PreparedSource, http_base: str,
         from_http.digest]
 
 
+@pytest.mark.slow
 def test_libs_archive_from_file_url(served: Path, from_http: PreparedSource,
                                     tmp_path: Path) -> None:
     url = (served / "archive").as_uri() + "/{ref}.tar.gz"
@@ -190,6 +191,7 @@ def test_libs_archive_from_file_url(served: Path, from_http: PreparedSource,
     assert prepared.origin.startswith("file://")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["", "driver", "driver/bpf"],
                          ids=["checkout", "driver folder", "bpf folder"])
 def test_directory_provider(checkout: Path, from_http: PreparedSource, tmp_path: Path,
@@ -201,12 +203,14 @@ def test_directory_provider(checkout: Path, from_http: PreparedSource, tmp_path:
         "directory", "generated", LIBS_COMMIT)
 
 
+@pytest.mark.slow
 def test_directory_relative_to_probes_yaml(checkout: Path, from_http: PreparedSource,
                                            tmp_path: Path) -> None:
     driver = libs_driver(checkout.name, kind="directory")
     assert prepare_source(driver, tmp_path, base_dir=checkout.parent).digest == from_http.digest
 
 
+@pytest.mark.slow
 def test_debian_package_provider() -> None:
     prepared = debian_source()
     assert (prepared.provider, prepared.ref, prepared.config, prepared.commit) == (
@@ -220,6 +224,7 @@ def test_debian_package_provider() -> None:
     assert again == prepared
 
 
+@pytest.mark.slow
 def test_generated_config_compiles(from_http: PreparedSource,
                                    tmp_path_factory: pytest.TempPathFactory,
                                    tmp_path: Path) -> None:
@@ -260,7 +265,7 @@ def _fake_driver(folder: Path, *, config: str | None = None,
 
 ERROR_CASES = [
     ("missing folder", lambda root: root / "nope", "source folder {root}/nope does not exist"),
-    ("no driver", lambda root: root, "{root}: no Falco driver source (bpf/probe.c with "
+    ("no driver", lambda root: root, "{root}: no Falco eBPF probe source (bpf/probe.c with "
      "bpf/Makefile)"),
     ("two drivers", lambda root: (_fake_driver(root / "a" / "driver"),
                                   _fake_driver(root / "b" / "driver"), root)[-1],
@@ -283,6 +288,7 @@ ERROR_CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("case", "make", "message"), ERROR_CASES, ids=[c[0] for c in ERROR_CASES])
 def test_directory_errors(tmp_path: Path, case: str, make: object, message: str) -> None:
     root = tmp_path / "src"
@@ -296,6 +302,7 @@ def test_directory_errors(tmp_path: Path, case: str, make: object, message: str)
     assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
 
 
+@pytest.mark.slow
 def test_a_source_must_declare_its_driver_versions_api(tmp_path: Path) -> None:
     folder = _fake_driver(tmp_path / "src" / "driver", template=(
         "#define PPM_API_CURRENT_VERSION_MAJOR 1\n#define PPM_API_CURRENT_VERSION_MINOR 0\n"
@@ -311,6 +318,7 @@ def test_a_source_must_declare_its_driver_versions_api(tmp_path: Path) -> None:
         "schema 4.1.0: it would not be 9.1.0+driver")
 
 
+@pytest.mark.slow
 def test_url_template_needs_ref(tmp_path: Path) -> None:
     with pytest.raises(BuildError, match=r"has no \{ref\} placeholder"):
         prepare_source(libs_driver("http://127.0.0.1:9/libs.tar.gz"), tmp_path)
@@ -323,6 +331,7 @@ def test_url_template_needs_ref(tmp_path: Path) -> None:
     ('#define PROBE_COMMIT "${GIT_COMMIT}"', '#define PROBE_COMMIT "abc1234"'),
     ("/* no variables */", "/* no variables */"),
 ])
+@pytest.mark.slow
 def test_render_config(template: str, rendered: str, tmp_path: Path) -> None:
     from builder.compile.driversrc import config_values
 
@@ -330,12 +339,14 @@ def test_render_config(template: str, rendered: str, tmp_path: Path) -> None:
     assert render_config(template, values, "t") == rendered
 
 
+@pytest.mark.slow
 def test_find_driver_dir_in_a_deb_layout(tmp_path: Path) -> None:
     driver = _fake_driver(tmp_path / "usr" / "src" / "scap-1.0")
     assert find_driver_dir(tmp_path) == driver
     assert find_driver_dir(driver / "bpf") == driver
 
 
+@pytest.mark.slow
 def test_tree_digest_covers_names_and_bytes(tmp_path: Path) -> None:
     a = _fake_driver(tmp_path / "a")
     b = _fake_driver(tmp_path / "b")
@@ -347,6 +358,7 @@ def test_tree_digest_covers_names_and_bytes(tmp_path: Path) -> None:
     assert tree_digest(a) != tree_digest(b)
 
 
+@pytest.mark.slow
 def test_unknown_ref_names_the_url(http_base: str, tmp_path: Path) -> None:
     template = http_base + "/archive/{ref}.tar.gz"
     with pytest.raises(ProbesError) as caught:
@@ -361,6 +373,7 @@ TRIXIE = DriverSource("debian-package", package="falcosecurity-scap-dkms", suite
 
 # --- Debian's DKMS tree: the flat folder, shipped ------------------------------------
 
+@pytest.mark.slow
 def test_debian_sid_source_is_9_1_0_and_says_exactly_what_it_is() -> None:
     source = sid_source()
     assert (source.layout, source.config, source.api, source.schema, source.libs_version) == (
@@ -371,6 +384,7 @@ def test_debian_sid_source_is_9_1_0_and_says_exactly_what_it_is() -> None:
                                                                           "RSS_STAT_ARRAY"}
 
 
+@pytest.mark.slow
 def test_a_source_of_another_api_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BuildError) as caught:
         prepare_source(sid_as("9.1.0+driver", TRIXIE), tmp_path)
@@ -432,6 +446,7 @@ def dkms_root() -> Path:
     return next((dest / "usr" / "src").iterdir())
 
 
+@pytest.mark.slow
 def test_flat_layout_is_prepared_as_cmake_does(tmp_path: Path) -> None:
     driver = upstream_layout(dkms_root(), tmp_path / "libs")
     ours = prepare_source(DriverVersion("9.1.0+driver", "9.1.0+driver", (),
@@ -453,6 +468,7 @@ def test_flat_layout_is_prepared_as_cmake_does(tmp_path: Path) -> None:
     assert '#define DRIVER_NAME "falco"' in config
 
 
+@pytest.mark.slow
 def test_flat_layout_from_upstream_builds_for_debian_12s_6_12(
         tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
     """9.1.0+driver, laid out as upstream's tree, on the newest Debian 12 kernel (6.12)."""
@@ -471,11 +487,13 @@ def test_flat_layout_from_upstream_builds_for_debian_12s_6_12(
 
 # --- the parent layout and its oldest Makefiles ----------------------------------------
 
+@pytest.mark.slow
 def test_parent_layout_is_the_2022_snapshot() -> None:
     source = debian_source()
     assert (source.layout, source.legacy_always) == (LAYOUT_PARENT, False)
 
 
+@pytest.mark.slow
 def test_always_plus_equals_makefile_cannot_build_for_5_11_and_says_why(
         tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
     tree = tmp_path / "driver"
@@ -501,3 +519,206 @@ def test_always_plus_equals_makefile_cannot_build_for_5_11_and_says_why(
     assert why is not None and "kbuild ignores from Linux 5.11" in why
     old = Kernel("debian", HostFacts("debian", "5.10.0-1-amd64", "#1", "x86_64"))
     assert _legacy_always_reason(old, source) is None
+
+
+# --- the kernel module's folder, in every era (small trees in the real files' shapes) ---------
+
+MAKEFILE_OLD = """@PROBE_NAME@-y += main.o dynamic_params_table.o ppm_events.o
+obj-m += @PROBE_NAME@.o
+ccflags-y := @KBUILD_FLAGS@
+
+KERNELDIR ?= /lib/modules/$(shell uname -r)/build
+TOP := $(shell pwd)
+all:
+\t$(MAKE) -C $(KERNELDIR) M=$(TOP) modules
+"""
+CONFIG_OLD = """#pragma once
+#define PROBE_VERSION "${PROBE_VERSION}"
+#define PROBE_NAME "${PROBE_NAME}"
+#define PROBE_DEVICE_NAME "${PROBE_DEVICE_NAME}"
+"""
+MAKEFILE_NEW = MAKEFILE_OLD.replace("@PROBE_NAME@", "@DRIVER_NAME@") + """
+ifeq ($(FIRST_MAKEFILE_DIRNAME)/$(FIRST_MAKEFILE_FILENAME), scripts/Makefile.build)
+MAKEFILE_INC_FILES := $(shell find $(MODULE_MAKEFILE_DIR)/configure -type f -name Makefile.inc)
+include $(MAKEFILE_INC_FILES)
+endif
+"""
+CONFIG_NEW = """#pragma once
+#define PPM_API_CURRENT_VERSION_MAJOR ${PPM_API_CURRENT_VERSION_MAJOR}
+#define PPM_API_CURRENT_VERSION_MINOR ${PPM_API_CURRENT_VERSION_MINOR}
+#define PPM_API_CURRENT_VERSION_PATCH ${PPM_API_CURRENT_VERSION_PATCH}
+#define PPM_SCHEMA_CURRENT_VERSION_MAJOR ${PPM_SCHEMA_CURRENT_VERSION_MAJOR}
+#define PPM_SCHEMA_CURRENT_VERSION_MINOR ${PPM_SCHEMA_CURRENT_VERSION_MINOR}
+#define PPM_SCHEMA_CURRENT_VERSION_PATCH ${PPM_SCHEMA_CURRENT_VERSION_PATCH}
+#define DRIVER_VERSION "${DRIVER_VERSION}"
+#define DRIVER_NAME "${DRIVER_NAME}"
+#define DRIVER_DEVICE_NAME "${DRIVER_DEVICE_NAME}"
+#define DRIVER_COMMIT "${GIT_COMMIT}"
+"""
+MAKEFILE_INC_IN = """HAS_@CONFIGURE_MODULE@ := $(shell env -i CC="$(CC)" PATH="$(PATH)" \
+KERNELDIR="$(KERNELDIR)" sh $(MODULE_MAKEFILE_DIR)/build.sh ; echo $$?)
+ifeq ($(HAS_@CONFIGURE_MODULE@),0)
+ccflags-y += -DHAS_@CONFIGURE_MODULE@
+else
+HAS_@CONFIGURE_MODULE@_OUT := $(subst @@NEWLINE@@,$(newline),x)
+endif
+"""
+
+
+def libs_tree(folder: Path, era: str, api: tuple[str, str] = ("8.0.4", "4.1.0")) -> Path:
+    """A libs driver/ folder of an era: `old` (Falco 0.26-0.31.0: PROBE_NAME), `new`
+    (DRIVER_NAME, API versions), `configure` (7.1.0+: configure/), `10` (no bpf/)."""
+    folder.mkdir(parents=True)
+    for name in ("main.c", "ppm_events.c", "ppm.h", "ppm_events_public.h", "event_stats.h"):
+        (folder / name).write_text(f"/* {name} */\n")
+    (folder / "CMakeLists.txt").write_text("# cmake\n")
+    (folder / "dkms.conf.in").write_text("PACKAGE_NAME=@DRIVER_NAME@\n")
+    old = era == "old"
+    (folder / "Makefile.in").write_text(MAKEFILE_OLD if old else MAKEFILE_NEW)
+    (folder / "driver_config.h.in").write_text(CONFIG_OLD if old else CONFIG_NEW)
+    if not old:
+        (folder / "API_VERSION").write_text(api[0] + "\n")
+        (folder / "SCHEMA_VERSION").write_text(api[1] + "\n")
+    if era in ("configure", "10"):
+        configure = folder / "configure"
+        for module in ("0__SANITY", "ACCESS_OK_2"):
+            (configure / module).mkdir(parents=True)
+            (configure / module / "test.c").write_text(f"/* {module} */\n")
+        (configure / "Makefile").write_text("obj-m += testmod.o\n")
+        (configure / "build.sh").write_text("make -C ${SCRIPT_DIR}\n")
+        (configure / "Makefile.inc.in").write_text(MAKEFILE_INC_IN)
+    if era != "10":
+        (folder / "bpf").mkdir()
+        (folder / "bpf" / "probe.c").write_text('#include "../driver_config.h"\n')
+        (folder / "bpf" / "Makefile").write_text("always += probe.o\n")
+    return folder
+
+
+def dkms_tree(folder: Path, makefile: str = "scap-y += main.o ppm_events.o\n"
+                                               "obj-m += scap.o\nccflags-y := \n",
+              names: str = 'DRIVER_NAME "scap"\n#define DRIVER_DEVICE_NAME "scap"') -> Path:
+    """Debian's /usr/src/scap-0.23.2: the folder cmake made, named scap, with bpf/."""
+    folder.mkdir(parents=True)
+    for name in ("main.c", "ppm_events.c", "ppm.h", "ppm_events_public.h"):
+        (folder / name).write_text(f"/* {name} */\n")
+    (folder / "Makefile").write_text(makefile)
+    (folder / "dkms.conf").write_text('PACKAGE_NAME="scap"\n')
+    (folder / "driver_config.h").write_text(
+        "#pragma once\n#define PPM_API_CURRENT_VERSION_MAJOR 8\n"
+        "#define PPM_API_CURRENT_VERSION_MINOR 0\n#define PPM_API_CURRENT_VERSION_PATCH 4\n"
+        "#define PPM_SCHEMA_CURRENT_VERSION_MAJOR 4\n"
+        "#define PPM_SCHEMA_CURRENT_VERSION_MINOR 1\n"
+        "#define PPM_SCHEMA_CURRENT_VERSION_PATCH 0\n"
+        f'#define DRIVER_VERSION "0.23.2"\n#define {names}\n#define DRIVER_COMMIT ""\n')
+    (folder / "configure" / "ACCESS_OK_2").mkdir(parents=True)
+    (folder / "configure" / "ACCESS_OK_2" / "Makefile.inc").write_text("HAS_ACCESS_OK_2 := 0\n")
+    (folder / "bpf").mkdir()
+    (folder / "bpf" / "probe.c").write_text('#include "driver_config.h"\n')
+    return folder
+
+
+def as_module(folder: Path, version: str, tmp_path: Path) -> PreparedSource:
+    driver = DriverVersion(version, version, (), DriverSource("directory", path=str(folder)))
+    return prepare_source(driver, tmp_path / "cache", driver_type="kmod")
+
+
+def files_of(prepared: PreparedSource) -> list[str]:
+    return sorted(p.relative_to(prepared.driver_dir).as_posix()
+                  for p in prepared.driver_dir.rglob("*") if p.is_file())
+
+
+def test_the_oldest_era_probe_name_becomes_falco(tmp_path: Path) -> None:
+    commit = "2aa88dcf6243982697811df4c1b484bcbe9488a2"
+    prepared = as_module(libs_tree(tmp_path / "driver", "old"), commit, tmp_path)
+    assert (prepared.layout, prepared.driver_type, prepared.config) == ("kmod", "kmod",
+                                                                       "generated")
+    assert prepared.bpf_dir == prepared.driver_dir        # make runs in the folder itself
+    assert files_of(prepared) == ["Makefile", "driver_config.h", "event_stats.h", "main.c",
+                                  "ppm.h", "ppm_events.c", "ppm_events_public.h"]
+    makefile = (prepared.driver_dir / "Makefile").read_text()
+    assert makefile.startswith("falco-y += main.o dynamic_params_table.o ppm_events.o\n"
+                               "obj-m += falco.o\nccflags-y := \n")
+    config = (prepared.driver_dir / "driver_config.h").read_text()
+    assert f'#define PROBE_VERSION "{commit}"' in config
+    assert '#define PROBE_NAME "falco"' in config and '#define PROBE_DEVICE_NAME "falco"' in config
+    assert (prepared.api, prepared.schema, prepared.legacy_always) == ("", "", False)
+
+
+def test_the_driver_name_era_renders_its_api_and_commit(tmp_path: Path) -> None:
+    prepared = as_module(libs_tree(tmp_path / "driver", "new", ("8.0.1", "2.14.0")),
+                         "7.0.0+driver", tmp_path)
+    config = (prepared.driver_dir / "driver_config.h").read_text()
+    for line in ("#define PPM_API_CURRENT_VERSION_MAJOR 8", '#define DRIVER_NAME "falco"',
+                 '#define DRIVER_DEVICE_NAME "falco"', '#define DRIVER_VERSION "7.0.0+driver"',
+                 '#define DRIVER_COMMIT ""'):
+        assert line in config
+    assert (prepared.api, prepared.schema) == ("8.0.1", "2.14.0")
+    assert "falco-y += " in (prepared.driver_dir / "Makefile").read_text()
+
+
+@pytest.mark.parametrize("era", ["configure", "10"])
+def test_the_configure_era_copies_each_check_with_its_makefile_rendered(
+        tmp_path: Path, era: str) -> None:
+    version = "9.1.0+driver" if era == "configure" else "10.2.0+driver"
+    api = ("8.0.4", "4.1.0") if era == "configure" else ("10.1.0", "4.5.1")
+    prepared = as_module(libs_tree(tmp_path / "driver", era, api), version, tmp_path)
+    assert [f for f in files_of(prepared) if f.startswith("configure/")] == [
+        f"configure/{m}/{f}" for m in ("0__SANITY", "ACCESS_OK_2")
+        for f in ("Makefile", "Makefile.inc", "build.sh", "test.c")]
+    inc = (prepared.driver_dir / "configure" / "ACCESS_OK_2" / "Makefile.inc").read_text()
+    assert "HAS_ACCESS_OK_2 := $(shell env -i" in inc and "ccflags-y += -DHAS_ACCESS_OK_2" in inc
+    assert "@" + "@NEWLINE@" + "@" not in inc and "$(subst @@,$(newline),x)" in inc
+    assert not (prepared.driver_dir / "bpf").exists()
+
+
+def test_a_10_x_source_has_no_ebpf_probe_to_prepare(tmp_path: Path) -> None:
+    folder = libs_tree(tmp_path / "driver", "10", ("10.1.0", "4.5.1"))
+    driver = DriverVersion("10.2.0+driver", "10.2.0+driver", (),
+                           DriverSource("directory", path=str(folder)))
+    with pytest.raises(BuildError, match=r"no Falco eBPF probe source \(bpf/probe.c"):
+        prepare_source(driver, tmp_path / "cache")
+
+
+def test_a_debian_dkms_tree_is_renamed_falco(tmp_path: Path) -> None:
+    prepared = as_module(dkms_tree(tmp_path / "scap-0.23.2"), "0.23.2", tmp_path)
+    assert prepared.config == "shipped"
+    makefile = (prepared.driver_dir / "Makefile").read_text()
+    assert makefile == "falco-y += main.o ppm_events.o\nobj-m += falco.o\nccflags-y := \n"
+    config = (prepared.driver_dir / "driver_config.h").read_text()
+    assert '#define DRIVER_NAME "falco"' in config
+    assert '#define DRIVER_DEVICE_NAME "falco"' in config and '"scap"' not in config
+    assert files_of(prepared) == ["Makefile", "configure/ACCESS_OK_2/Makefile.inc",
+                                  "driver_config.h", "main.c", "ppm.h", "ppm_events.c",
+                                  "ppm_events_public.h"]     # no bpf/, no dkms.conf
+    assert (prepared.api, prepared.schema, prepared.libs_version) == ("8.0.4", "4.1.0",
+                                                                      "0.23.2")
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda root: dkms_tree(root, makefile="scap-y += main.o\nobj-m += scap.o other.o\n"),
+     "its Makefile builds falco.ko, other.ko, not falco.ko"),
+    (lambda root: dkms_tree(root, makefile="obj-m += other.o\nobj-m += scap.o\n"),
+     "its Makefile builds other.ko, falco.ko, not falco.ko"),
+    (lambda root: dkms_tree(root, names='DRIVER_NAME "scap"'),
+     "driver_config.h defines no DRIVER_DEVICE_NAME"),
+    (lambda root: root, "no Falco kernel module source (main.c with Makefile.in and "
+                        "driver_config.h.in, or a DKMS tree)"),
+], ids=["two objects on a line", "two modules", "no device name", "nothing"])
+def test_a_tree_that_would_not_make_falco_ko_is_refused(tmp_path: Path, make: object,
+                                                        message: str) -> None:
+    folder = make(tmp_path / "scap-0.23.2")  # type: ignore[operator]
+    folder.mkdir(parents=True, exist_ok=True)
+    with pytest.raises(BuildError, match=re.escape(message)):
+        as_module(folder, "0.23.2", tmp_path)
+
+
+def test_each_type_has_its_own_cached_tree(tmp_path: Path) -> None:
+    folder = libs_tree(tmp_path / "driver", "configure")
+    driver = DriverVersion("9.1.0+driver", "9.1.0+driver", (),
+                           DriverSource("directory", path=str(folder)))
+    probe = prepare_source(driver, tmp_path / "cache")
+    module = prepare_source(driver, tmp_path / "cache", driver_type="kmod")
+    again = prepare_source(driver, tmp_path / "cache", driver_type="kmod")
+    assert (probe.driver_type, probe.layout) == ("ebpf", "parent")
+    assert module.digest != probe.digest and again.digest == module.digest
+    assert module.driver_dir == again.driver_dir and (module.driver_dir / "Makefile").is_file()

@@ -22,7 +22,7 @@ from builder.cli import main
 from builder.consumers.find import twin_settings
 from builder.core.catalog import fragment_line, load_catalog, merge_into
 from builder.core.naming import host_from_inputs, probe_name
-from builder.core.records import FailureRecord, ProbeRecord, Twin
+from builder.core.records import FailureRecord, LoadTest, ProbeRecord, Twin
 from builder.core.versions import BUILTIN_RELEASES, FalcoVersion
 from builder.publish.stores.directory import DirectoryStore
 
@@ -401,6 +401,137 @@ def test_find_answers_with_the_attestation_and_how_to_verify_it(
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert f"verify (online): gh attestation verify {record.file} --repo acme/probes" in printed
+
+
+# --- the kernel module -----------------------------------------------------------------
+
+NODE_6_1 = ["--uname-r", "6.1.0-57-amd64", "--uname-v",
+             "#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3 (2026-11-02)", "--uname-m", "x86_64"]
+MODULE_CONFIG = """\
+schema_version: 1
+driver_versions:
+  - {version: 10.2.0+driver, falco: [0.44.0, 0.44.1], types: [kmod],
+     source: {kind: libs-archive}}
+  - {version: 9.1.0+driver, falco: [0.43.0, 0.43.1], types: [ebpf, kmod],
+     source: {kind: libs-archive}}
+targets:
+  - {name: debian, kernels: apt}
+"""
+
+
+def module(driver: str, loadtest: LoadTest | None = None, digit: str = "e") -> ProbeRecord:
+    return ProbeRecord(driver, "x86_64", "debian", "6.1.192-3-amd64", "1", digit * 64, 1105600,
+                       f"http://127.0.0.1:8000/store/{driver.replace('+', '%2B')}/x86_64/"
+                       "falco_debian_6.1.192-3-amd64_1.ko", driver_type="kmod",
+                       uname_r="6.1.0-57-amd64", loadtest=loadtest)
+
+
+@pytest.fixture
+def modules(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """(catalog, config, os-release): 9.1.0's probe and module, 10.2.0's module."""
+    passed = LoadTest("passed", "6.1.0-57-amd64", events=65, date="2026-12-08T00:22:24Z",
+                      api_version="8.0.4", schema_version="4.1.0")
+    probe = ProbeRecord("9.1.0+driver", "x86_64", "debian", "6.1.192-3-amd64", "1", "a" * 64,
+                        3766544, "http://127.0.0.1:8000/store/9.1.0%2Bdriver/x86_64/"
+                        "falco_debian_6.1.192-3-amd64_1.o", uname_r="6.1.0-57-amd64")
+    root = catalog_with(tmp_path, [probe, module("9.1.0+driver", passed),
+                                   module("10.2.0+driver", digit="f")])
+    config = tmp_path / "probes.yaml"
+    config.write_text(MODULE_CONFIG)
+    return root, config, os_release(tmp_path)
+
+
+def test_the_kernel_module_is_found_with_how_to_load_it(
+        modules: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    root, config, release = modules
+    base = ["find", "--catalog", str(root), "--config", str(config), "--os-release",
+            str(release), *NODE_6_1]
+    code, out, _ = run_cli([*base, "--falco-version", "0.43.1", "--driver-type", "kmod",
+                            "--json"], capsys)
+    doc = json.loads(out)
+    assert code == 0 and doc["available"] and doc["driver_type"] == "kmod"
+    assert doc["file"] == "falco_debian_6.1.192-3-amd64_1.ko"
+    assert doc["request_path"] == "9.1.0%2Bdriver/x86_64/falco_debian_6.1.192-3-amd64_1.ko"
+    assert doc["sha256"] == "e" * 64
+    assert doc["loader"] == {
+        "falcoctl": "FALCOCTL_DRIVER_REPOS=http://127.0.0.1:8000/store falcoctl driver "
+                    "install --type kmod",
+        "helm": "--set driver.kind=kmod"}
+    assert doc["loadtest"]["api_version"] == "8.0.4"
+    code, out, _ = run_cli([*base, "--falco-version", "0.43.1", "--driver-type", "kmod"],
+                           capsys)
+    assert "driver:        9.1.0+driver, kernel module (kmod)" in out
+    assert "load test:     passed in 6.1.0-57-amd64 on 2026-12-08 (loaded and unloaded, " \
+           "API 8.0.4, 65 events captured)" in out
+    assert "falcoctl:      FALCOCTL_DRIVER_REPOS=http://127.0.0.1:8000/store falcoctl " \
+           "driver install --type kmod" in out
+    code, out, _ = run_cli([*base, "--falco-version", "0.43.1", "--json"], capsys)
+    assert json.loads(out)["file"].endswith(".o")       # 0.43 loads the eBPF probe by default
+
+
+def test_0_44_asks_for_its_module_by_default_and_has_no_probe(
+        modules: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    root, config, release = modules
+    base = ["find", "--catalog", str(root), "--config", str(config), "--os-release",
+            str(release), *NODE_6_1]
+    code, out, _ = run_cli([*base, "--json"], capsys)          # the newest release: 0.44.1
+    doc = json.loads(out)
+    assert code == 0 and (doc["falco_version"], doc["driver_type"]) == ("0.44.1", "kmod")
+    assert doc["falcoctl_request_path"] == \
+        "10.2.0%2Bdriver/x86_64/falco_debian_6.1.192-3-amd64_1.ko"
+    assert doc["sha256"] == "f" * 64 and doc["load_tested"] is False
+    code, _, err = run_cli([*base, "--falco-version", "0.44.0", "--driver-type", "ebpf"],
+                           capsys)
+    assert code == 2
+    assert "Falco 0.44.0 is outside the supported range 0.26 to 0.43 for the eBPF probe" in err
+    assert "ask for its kernel module (--driver-type kmod)" in err
+
+
+def test_the_shell_loader_takes_the_module_without_bpf(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    rec = ProbeRecord("5.0.1+driver", "x86_64", "debian", "6.1.55-1-cloud-amd64", "1", "d" * 64,
+                      7, "https://mirror.example/5.0.1%2Bdriver/x86_64/"
+                      "falco_debian_6.1.55-1-cloud-amd64_1.ko", driver_type="kmod")
+    root = catalog_with(tmp_path, [rec])
+    code, out, _ = run_cli(["find", "--catalog", str(root), "--json", "--falco-version",
+                            "0.35.1", "--driver-type", "kmod", "--os-release",
+                            str(os_release(tmp_path)), "--uname-r", "6.1.0-13-cloud-amd64",
+                            "--uname-v", "#1 SMP Debian 6.1.55-1 (2023-09-29)",
+                            "--uname-m", "x86_64"], capsys)
+    doc = json.loads(out)
+    assert code == 0 and doc["client"] == "falco-driver-loader"
+    assert doc["loader"]["falco-driver-loader"] == \
+        "DRIVERS_REPO=https://mirror.example falco-driver-loader"
+
+
+def test_a_refused_module_and_a_missing_one_say_so(
+        modules: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    root, config, release = modules
+    code, out, _ = run_cli(["find", "--catalog", str(root), "--config", str(config),
+                            "--os-release", str(release), "--falco-version", "0.43.1",
+                            "--driver-type", "kmod", "--uname-r", "6.1.0-56-amd64",
+                            "--uname-v", "#1 SMP PREEMPT_DYNAMIC Debian 6.1.190-1",
+                            "--uname-m", "x86_64"], capsys)
+    assert code == 1
+    assert "not available: no kernel module for falco_debian_6.1.190-1-amd64_1.ko in the " \
+           "catalog for driver 9.1.0+driver (x86_64): not built yet" in out
+
+
+def test_a_batch_line_may_ask_for_the_module(modules: tuple[Path, Path, Path],
+                                             capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    root, config, _ = modules
+    node: dict[str, str] = {"uname_r": "6.1.0-57-amd64", "uname_v": NODE_6_1[3],
+                            "uname_m": "x86_64",
+            "os_release": "ID=debian\nVERSION_ID=12\n", "falco_version": "0.43.1"}
+    lines = [{**node, "driver_type": "kmod"}, node, {**node, "driver_type": "modern_ebpf"}]
+    code, out, _ = run_cli(["find", "--catalog", str(root), "--config", str(config),
+                            "--batch", "-"], capsys,
+                           "".join(json.dumps(line) + "\n" for line in lines), monkeypatch)
+    results = [json.loads(line) for line in out.splitlines()]
+    assert [r.get("file") for r in results[:2]] == ["falco_debian_6.1.192-3-amd64_1.ko",
+                                                    "falco_debian_6.1.192-3-amd64_1.o"]
+    assert results[2]["error"] == "-:3: driver_type must be ebpf or kmod" and code == 2
 
 
 # --- twin kernels: one file name, two kernels, each answered with its own file ------------

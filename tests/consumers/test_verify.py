@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from attestations import bundle_for
-from buildreports import build_with_logs, specs, write_report
+from buildreports import Spec, build_with_logs, specs, write_report
 from catalogfiles import write_catalog
 from commandline import MAX_RSS_MB, cli, measured
 from fakegithub import FakeGitHub
@@ -243,3 +243,32 @@ def test_verify_fetches_the_bundle_a_record_links(fake: FakeGitHub, tmp_path: Pa
                  str(tmp_path / "dl" / probes[0].file)]) == 0
     files = json.loads(capsys.readouterr().out)["files"]
     assert files[0]["attestation"]["attested"] is True
+
+
+def test_a_kernel_module_is_verified_with_the_modules_check(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]
+                                                            ) -> None:
+    """A .ko is checked as a module (machine, name, vermagic, the API versions of the driver
+    version it is listed under), never as an eBPF object."""
+    write_report(tmp_path / "build", [
+        Spec("6.1.0-57-amd64", driver_version="9.1.0+driver", target="debian",
+             driver_type="kmod")])
+    store = DirectoryStore(tmp_path / "store", BUILTIN_RELEASES.falco_for)
+    items, _ = load_reports([tmp_path / "build"], Provenance())
+    with FragmentFile(tmp_path / "f.jsonl") as fragment:
+        publish(items, [], store, fragment)
+    merge_into(tmp_path / "catalog", [tmp_path / "f.jsonl"])
+    module = tmp_path / "store/9.1.0+driver/x86_64/falco_debian_6.1.0-57-amd64_1.ko"
+    index = index_from_catalog(load_catalog(tmp_path / "catalog"))
+    verdict = verify_file(module, index)
+    assert verdict.ok, verdict.message
+    assert main(["verify", "--catalog", str(tmp_path / "catalog"), str(module)]) == 0
+    # the same bytes listed as 8.0.0+driver's module: its API versions are not 8.0.0's
+    line = json.loads((tmp_path / "f.jsonl").read_text().splitlines()[0])
+    line["driver_version"] = "8.0.0+driver"
+    (tmp_path / "g.jsonl").write_text(json.dumps(line) + "\n")
+    merge_into(tmp_path / "other", [tmp_path / "g.jsonl"])
+    other = verify_file(module, index_from_catalog(load_catalog(tmp_path / "other")))
+    assert other.status == "not_a_probe"
+    assert other.elf_reason == (".modinfo api_version 8.0.4 and schema_version 4.1.0 are not "
+                                "driver 8.0.0+driver's (8.0.3 and 3.5.0)")

@@ -67,6 +67,36 @@ def test_probes_yaml_lists_every_legacy_driver_version_with_its_releases() -> No
 def test_the_embedded_demo_config_is_valid() -> None:
     config = load_config(ROOT / "builder" / "demo.yaml")
     assert [t.name for t in config.targets] == ["debian"]
+    assert {d.version: d.types for d in config.driver_versions} == {
+        "9.1.0+driver": ("ebpf", "kmod"), "8.0.0+driver": ("ebpf", "kmod"),
+        "0.1.1dev+git20220316.e5c53d64": ("ebpf",)}
+
+
+def test_probes_yaml_builds_every_type_each_version_has() -> None:
+    """Both types where both exist, the module alone for 10.x, which Falco 0.44 loads."""
+    config = load_config(ROOT / "probes.yaml")
+    types = {d.version: d.types for d in config.driver_versions}
+    assert {v for v, t in types.items() if t == ("kmod",)} == {
+        "10.0.0+driver", "10.1.0+driver", "10.2.0+driver"}
+    assert all(t == ("ebpf", "kmod") for v, t in types.items() if not v.startswith("10."))
+    assert config.releases.falco_for("10.2.0+driver") == (v("0.44.0"), v("0.44.1"))
+    assert config.releases.falco_for("10.1.0+driver") == ()   # no Falco release loaded it
+    assert config.releases.falco_for("10.0.0+driver") == ()
+
+
+@pytest.mark.parametrize(("version", "listed", "built"), [
+    ("9.1.0+driver", "", ("ebpf",)),                 # what this repository always built
+    ("10.0.0+driver", "", ("kmod",)),                # libs 10.x has no driver/bpf
+    ("2aa88dcf6243982697811df4c1b484bcbe9488a2", "", ("ebpf",)),
+    ("9.1.0+driver", "types: [kmod]\n    ", ("kmod",)),
+    ("9.1.0+driver", "types: [kmod, ebpf]\n    ", ("kmod", "ebpf")),
+])
+def test_types_default_to_what_the_source_has(tmp_path: Path, version: str, listed: str,
+                                              built: tuple[str, ...]) -> None:
+    path = tmp_path / "probes.yaml"
+    path.write_text(GOOD.replace("6.0.1+driver", version).replace("falco:", listed + "falco:"))
+    driver = load_config(path).driver(version)
+    assert driver is not None and driver.types == built
 
 
 def test_defaults(tmp_path: Path) -> None:
@@ -105,6 +135,17 @@ MISTAKES = [
      "must be between 1 and 1000"),
     ("schema version", GOOD.replace("schema_version: 1", "schema_version: 2"), 1,
      "2 is not allowed; use one of: 1"),
+    ("unknown driver type", GOOD.replace("falco:", "types: [modern_ebpf]\n    falco:"), 4,
+     "field 'types': 'modern_ebpf' is not a driver type; use ebpf or kmod"),
+    ("a type twice", GOOD.replace("falco:", "types: [kmod, kmod]\n    falco:"), 4,
+     "field 'types': lists a driver type twice"),
+    ("no type", GOOD.replace("falco:", "types: []\n    falco:"), 4,
+     "field 'types': must list at least one driver type (ebpf or kmod)"),
+    ("eBPF of a module-only version",
+     GOOD.replace("6.0.1+driver", "10.2.0+driver").replace("falco:", "types: [ebpf, kmod]\n"
+                                                            "    falco:"), 4,
+     "field 'types': driver 10.2.0+driver has no eBPF probe source (libs removed driver/bpf "
+     "in 10.0.0+driver): build kmod only"),
 ]
 
 

@@ -3,11 +3,12 @@ the edges."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 import yaml
-from testpaths import NAMING_CASES
+from testpaths import NAMING_CASES, NAMING_CASES_KMOD
 
 from builder.core.naming import (
     NoRequest,
@@ -127,3 +128,46 @@ def test_parse_os_release_is_shells_reading_in_linear_time() -> None:
     assert parse_os_release("ID='unclosed\n") == {"ID": "unclosed"}
     huge = parse_os_release("ID=" + "a" * 4_000_000 + "\nVERSION_ID=" + "b " * 1_000_000)
     assert len(huge["ID"]) == 4_000_000 and huge["VERSION_ID"] == "b"
+
+
+# --- the kernel module ----------------------------------------------------------------------
+
+KMOD_CASES: list[dict[str, Any]] = yaml.safe_load(NAMING_CASES_KMOD.read_text())
+
+
+@pytest.mark.parametrize("case", KMOD_CASES, ids=[c["case"] for c in KMOD_CASES])
+def test_the_kernel_modules_names_and_paths(case: dict[str, Any]) -> None:
+    host = host_of(case)
+    falco = FalcoVersion.parse(case["falco"])
+    expect = case["expect"]
+    if expect.get("requested") is False:
+        with pytest.raises(NoRequest, match=re.escape(expect["reason"])):
+            probe_name(host, falco, case["driver_type"])
+        return
+    name = probe_name(host, falco, case["driver_type"])
+    assert (name.target, name.kernel_release, name.kernel_version, name.file) == (
+        expect["target"], expect["kernel_release"], expect["kernel_version"], expect["file"])
+    assert request_path(case["driver_version"], name, falco) == expect["request_path"]
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c["expect"].get("requested") is not False
+                                  and c["falco"] != "0.32.1"], ids=lambda c: c["case"])
+def test_every_probe_name_is_the_modules_with_o(case: dict[str, Any]) -> None:
+    """Up to Falco 0.43 a module is requested exactly as the probe, but for its extension
+    (and the shell loader's arch folder of 0.32.1, the module's first: case k4)."""
+    host, falco = host_of(case), FalcoVersion.parse(case["falco"])
+    try:
+        module = probe_name(host, falco, "kmod")
+    except NoRequest:  # below the eBPF floor the module may still be requested: not here
+        pytest.fail("the module's floor is lower than the probe's")
+    assert module.file == case["expect"]["file"].removesuffix(".o") + ".ko"
+    assert request_path(case["driver_version"], module, falco) == \
+        case["expect"]["request_path"].removesuffix(".o") + ".ko"
+
+
+def test_a_driver_no_release_loads_is_named_by_0_44_for_the_module() -> None:
+    host = host_from_inputs("ID=custom\n", "6-custom", "#5 SMP", "x86_64")
+    name, aliases = names_for_driver(host, (), "kmod")
+    assert name.file == "falco_custom_6-custom_5.ko" and aliases == ()
+    with pytest.raises(NoRequest):  # no eBPF loader parses that release: the shell fallback
+        probe_name(host, v("0.43.0"))

@@ -11,6 +11,8 @@ from builder.core.versions import (
     FalcoVersion,
     builtin_driver_version,
     check_supported,
+    default_driver_type,
+    driver_types_of,
     v,
 )
 
@@ -76,3 +78,37 @@ def test_supported_releases_are_those_with_legacy_ebpf(falco: str, supported: bo
     else:
         with pytest.raises(InputError, match="outside the supported range 0.26 to 0.43"):
             check_supported(v(falco))
+
+
+@pytest.mark.parametrize(("falco", "supported"), [("0.25.9", False), ("0.26.0", True),
+                                                  ("0.44.1", True), ("0.45.0", False)])
+def test_the_kernel_module_is_supported_up_to_0_44(falco: str, supported: bool) -> None:
+    if supported:
+        check_supported(v(falco), "kmod")
+    else:
+        with pytest.raises(InputError, match=r"outside the supported range 0\.26 to 0\.44 "
+                                             "for the kernel module"):
+            check_supported(v(falco), "kmod")
+
+
+def test_0_44_asked_for_an_ebpf_probe_is_pointed_at_the_module() -> None:
+    with pytest.raises(InputError) as info:
+        check_supported(v("0.44.0"))
+    assert info.value.hint == ("Falco 0.44 has no legacy eBPF probe (removed in 0.44): ask for "
+                               "its kernel module (--driver-type kmod)")
+
+
+@pytest.mark.parametrize(("driver", "types"), [
+    ("9.1.0+driver", ("ebpf", "kmod")), ("2.0.0+driver", ("ebpf", "kmod")),
+    ("2aa88dcf6243982697811df4c1b484bcbe9488a2", ("ebpf", "kmod")),
+    ("0.1.1dev+git20220316.e5c53d64", ("ebpf", "kmod")),
+    ("10.0.0+driver", ("kmod",)), ("10.2.0+driver", ("kmod",)), ("11.0.1+driver", ("kmod",)),
+])
+def test_which_types_a_driver_versions_source_has(driver: str, types: tuple[str, ...]) -> None:
+    assert driver_types_of(driver) == types
+
+
+@pytest.mark.parametrize(("falco", "kind"), [("0.26.0", "ebpf"), ("0.43.1", "ebpf"),
+                                             ("0.44.0", "kmod"), ("0.44.1", "kmod")])
+def test_a_release_loads_the_module_by_default_from_0_44(falco: str, kind: str) -> None:
+    assert default_driver_type(v(falco)) == kind

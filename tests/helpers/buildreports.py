@@ -1,5 +1,5 @@
-"""Build output folders as `falco-probes build` writes them, with fast fake probes
-(and, for the sidecar tests, real-looking compile logs and a CI job link)."""
+"""Build output folders as `falco-probes build` writes them, with fast fake probes and
+modules (and, for the sidecar tests, real-looking compile logs and a CI job link)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from fakeprobe import make_fake_probe
+from fakeprobe import make_fake_module, make_fake_probe
 
 from builder.core.records import Twin
 from builder.core.report import BuildResult, result_to_dict
@@ -28,6 +28,7 @@ class Spec:
     target: str = "ubuntu-generic"
     aliases: tuple[str, ...] = ()
     payload: str = ""
+    driver_type: str = "ebpf"       # kmod: a fake falco.ko (API 8.0.4, schema 4.1.0)
     uname_r: str = ""            # the kernel the bytes are for (twins share a file name)
     package_version: str = ""
     root: str = ""               # twin root: "" = the loader's default path
@@ -48,12 +49,13 @@ def write_report(folder: Path, probes: Iterable[Spec], failures: Iterable[Spec] 
         draft = BuildResult(True, spec.driver_version, spec.arch, spec.target,
                             spec.kernel_release, spec.kernel_version, uname_r=spec.uname_r,
                             package_version=spec.package_version, root=spec.root,
-                            twins=spec.twins)
+                            twins=spec.twins, driver_type=spec.driver_type)
         kernel = spec.uname_r or spec.kernel_release
         rel = f"probes/{spec.driver_version}/{spec.arch}/{kernel}/{draft.file}"
-        path = make_fake_probe(_mkdir(folder / rel),
-                               spec.payload or f"{spec.driver_version} {kernel} {draft.file}",
-                               kernel_release=kernel)
+        make = make_fake_module if spec.driver_type == "kmod" else make_fake_probe
+        path = make(_mkdir(folder / rel),
+                    spec.payload or f"{spec.driver_version} {kernel} {draft.file}",
+                    kernel_release=kernel)
         data = path.read_bytes()
         results.append(replace(draft, aliases=spec.aliases, path=rel,
                                sha256=hashlib.sha256(data).hexdigest(), size=len(data),

@@ -1,4 +1,5 @@
-"""Build reports for the load-test tests: probes (real or fake) filed under a kernel."""
+"""Build reports for the load-test tests: probes and modules (real or fake) filed under a
+kernel."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from elftools.elf.elffile import ELFFile
-from fakeprobe import make_fake_probe
+from fakeprobe import make_fake_module, make_fake_probe
 
 from builder.core.report import REPORT_NAME, BuildResult, read_report, replace_report
 
@@ -32,6 +33,8 @@ class Built:
     kernel_release: str = ""       # the loader's name; default: uname_r
     probe: Path | None = None      # a real probe file to use; default: a fake one
     loadtest: dict[str, Any] | None = None
+    driver_type: str = "ebpf"      # kmod: a module (with the interface its build read)
+    interface: dict[str, Any] | None = None
 
 
 def write_built(folder: Path, items: Iterable[Built], failed: Iterable[Built] = ()
@@ -46,8 +49,8 @@ def write_built(folder: Path, items: Iterable[Built], failed: Iterable[Built] = 
         if item.probe is not None:
             shutil.copyfile(item.probe, path)
         else:
-            make_fake_probe(path, f"{item.driver_version} {draft.file}",
-                            kernel_release=item.uname_r)
+            make = make_fake_module if item.driver_type == "kmod" else make_fake_probe
+            make(path, f"{item.driver_version} {draft.file}", kernel_release=item.uname_r)
         data = path.read_bytes()
         results.append(BuildResult(**{**_fields(draft), "path": rel,
                                       "sha256": hashlib.sha256(data).hexdigest(),
@@ -70,7 +73,8 @@ def _result(item: Built, ok: bool) -> BuildResult:
                                   f"{item.package_version}",
                        # the raw mapping a report line holds (malformed on purpose in some
                        # tests, for publish to refuse): asdict writes it as it is
-                       headers=headers, loadtest=item.loadtest)  # type: ignore[arg-type]
+                       headers=headers, loadtest=item.loadtest,  # type: ignore[arg-type]
+                       driver_type=item.driver_type, interface=item.interface or {})
 
 
 def _fields(result: BuildResult) -> dict[str, Any]:
@@ -84,6 +88,23 @@ def by_file(folder: Path) -> dict[str, BuildResult]:
 def by_driver(folder: Path, arch: str = "x86_64") -> dict[str, BuildResult]:
     """The results of one architecture's probes, by driver version."""
     return {r.driver_version: r for r in read_report(folder / REPORT_NAME) if r.arch == arch}
+
+
+def wrong_crc_copy(module: Path, dest: Path) -> Path:
+    """A copy of a real module whose first imported symbol's CRC (in __versions:
+    struct modversion_info {unsigned long crc; char name[56]}) is not the kernel's: what a
+    twin kernel's module looks like to the kernel, which refuses it."""
+    shutil.copyfile(module, dest)
+    with module.open("rb") as stream:
+        found = ELFFile(stream).get_section_by_name("__versions")
+        assert found is not None, f"{module} has no __versions (no CONFIG_MODVERSIONS?)"
+        offset = found["sh_offset"]
+    with dest.open("r+b") as out:
+        out.seek(offset)
+        crc = struct.unpack("<Q", out.read(8))[0]
+        out.seek(offset)
+        out.write(struct.pack("<Q", crc ^ 0xFFFF))
+    return dest
 
 
 def broken_copy(probe: Path, dest: Path, section: str = "raw_tracepoint/sys_enter") -> Path:

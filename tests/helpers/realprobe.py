@@ -17,6 +17,7 @@ from realkernel import BOOKWORM, archive, cache_dir, debian_headers_or_skip
 
 from builder.compile.driversrc import PreparedSource, prepare_source
 from builder.compile.kbuild import CompileResult, Toolchain, compile_probe
+from builder.compile.kmod import GccToolchain, compile_module
 from builder.compile.sysroot import prepare_sysroot
 from builder.core.config import DriverSource, DriverVersion
 from builder.core.records import HeaderPackage
@@ -95,7 +96,7 @@ def sysroot(base: Path, name: str) -> Path:
 
 
 @functools.cache
-def compiled_probe(base: Path) -> CompileResult:
+def compiled_probe(base: Path) -> CompileResult[Toolchain]:
     """The Debian driver source compiled against the real headers, once per test session."""
     out = Path(tempfile.mkdtemp(prefix="probe-out-", dir=base))
     result = compile_probe(sysroot(base, "a"), debian_source(), out, timeout=COMPILE_TIMEOUT,
@@ -112,7 +113,7 @@ def snapshot_loads_with(toolchain: Toolchain) -> bool:
 
 
 @functools.cache
-def trixie_probe(base: Path) -> CompileResult:
+def trixie_probe(base: Path) -> CompileResult[Toolchain]:
     """Debian 13's 8.0.0+driver source compiled against the real headers, once."""
     driver = DriverVersion(TRIXIE_DRIVER_VERSION, TRIXIE_DRIVER_VERSION, (), TRIXIE_SOURCE)
     source = prepare_source(driver, shared_cache() / "driversrc")
@@ -146,8 +147,26 @@ def headers(base: Path, release: str, suites: tuple[str, ...], arch: str) -> tup
 
 
 def compile_ok(build_dir: Path, source: PreparedSource, out: Path,
-               arch: str | None = None) -> CompileResult:
+               arch: str | None = None) -> CompileResult[Toolchain]:
     result = compile_probe(build_dir, source, out, timeout=COMPILE_TIMEOUT, arch=arch)
+    assert result.ok, f"{result.category}: {result.reason}\n{result.log[-3000:]}"
+    return result
+
+
+@functools.cache
+def sid_module_source() -> PreparedSource:
+    """sid's driver source (9.1.0+driver's driver/) prepared as the kernel module."""
+    return prepare_source(sid_as("9.1.0+driver"), shared_cache() / "driversrc",
+                          driver_type="kmod")
+
+
+@functools.cache
+def compiled_module(base: Path) -> CompileResult[GccToolchain]:
+    """sid's 9.1.0+driver source compiled as falco.ko against the real 6.1 headers with
+    the kernel's own gcc, once per test session."""
+    out = Path(tempfile.mkdtemp(prefix="module-out-", dir=base))
+    result = compile_module(sysroot(base, "a"), sid_module_source(), out,
+                            timeout=COMPILE_TIMEOUT, headers=real_kernel().headers)
     assert result.ok, f"{result.category}: {result.reason}\n{result.log[-3000:]}"
     return result
 
@@ -157,7 +176,7 @@ ARM64_RELEASE = r"6\.1\.0-\d+-arm64"
 
 @dataclass(frozen=True)
 class CrossBuilt:
-    result: CompileResult
+    result: CompileResult[Toolchain]
     uname_r: str
     package_version: str
 

@@ -9,3 +9,4 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
 NAMING_CASES = DATA / "naming_cases.yaml"   # what each Falco release's loader requests
+NAMING_CASES_KMOD = DATA / "naming_cases_kmod.yaml"   # where the kernel module differs

@@ -29,6 +29,7 @@ from builder.core.naming import names_for_driver
 from builder.core.records import FailureRecord, HeaderPackage, HostFacts, Kernel, ProbeRecord
 from builder.plan import (
     MAX_SHARDS,
+    Plan,
     backoff_until,
     make_plan,
     matrix,
@@ -286,3 +287,74 @@ def test_a_bad_plan_is_refused_before_anything_is_built(
     assert code == 2
     assert f"error: {plan}" in err and message in err, err
     assert not (tmp_path / "out").exists()
+
+
+# --- both driver types, and twins of each ------------------------------------------------
+
+BOTH = """\
+schema_version: 1
+driver_versions:
+  - {version: 9.1.0+driver, falco: [0.43.0, 0.43.1], types: [ebpf, kmod],
+     source: {kind: libs-archive}}
+  - {version: 10.2.0+driver, falco: [0.44.0, 0.44.1], types: [kmod],
+     source: {kind: libs-archive}}
+targets:
+  - {name: debian, kernels: apt}
+"""
+
+
+def twin(uname_r: str, package_version: str, version_id: str) -> Kernel:
+    return Kernel("debian", HostFacts("debian", uname_r, f"#1 SMP Debian {package_version}",
+                                      "x86_64", version_id=version_id),
+                  (HeaderPackage(f"{uname_r}.deb", f"file:///{uname_r}.deb"),), "apt",
+                  "amd64", package_version)
+
+
+BACKPORT, NATIVE = (twin("6.12.48+deb12-amd64", "6.12.48-1~deb12u1", "12"),
+                    twin("6.12.48+deb13-amd64", "6.12.48-1", "13"))
+
+
+def planned_paths(plan_: Plan) -> dict[tuple[str, str], str]:
+    """(uname -r, store path) -> driver type, for every planned file."""
+    return {(job.kernel.host.uname_r, p.store_path): p.driver_type
+            for job in plan_.jobs for p in job.probes}
+
+
+def test_each_type_is_planned_and_placed_like_a_probe(tmp_path: Path) -> None:
+    path = tmp_path / "probes.yaml"
+    path.write_text(BOTH)
+    config = load_config(path)
+    plan_ = make_plan(config, [BACKPORT, NATIVE], Catalog(tmp_path), NOW)
+    file = "falco_debian_6.12.48-1-amd64_1"
+    assert planned_paths(plan_) == {
+        ("6.12.48+deb13-amd64", f"9.1.0+driver/x86_64/{file}.o"): "ebpf",
+        ("6.12.48+deb13-amd64", f"9.1.0+driver/x86_64/{file}.ko"): "kmod",
+        ("6.12.48+deb13-amd64", f"10.2.0+driver/x86_64/{file}.ko"): "kmod",
+        ("6.12.48+deb12-amd64", f"twins/debian-12/9.1.0+driver/x86_64/{file}.o"): "ebpf",
+        ("6.12.48+deb12-amd64", f"twins/debian-12/9.1.0+driver/x86_64/{file}.ko"): "kmod",
+        ("6.12.48+deb12-amd64", f"twins/debian-12/10.2.0+driver/x86_64/{file}.ko"): "kmod",
+    }
+    module = next(p for job in plan_.jobs for p in job.probes
+                  if p.store_path == f"9.1.0+driver/x86_64/{file}.ko")
+    assert module.twins[0].uname_r == "6.12.48+deb12-amd64"
+    again = plan_from_dict(json.loads(json.dumps(plan_to_dict(plan_))), "plan.json")
+    assert planned_paths(again) == planned_paths(plan_)
+
+
+def test_a_module_served_at_the_default_path_keeps_it_per_type(tmp_path: Path) -> None:
+    """The catalog serves deb12's module at the default path (built before deb13 existed):
+    that module stays there; the probe of the same name still follows the owner rule."""
+    path = tmp_path / "probes.yaml"
+    path.write_text(BOTH)
+    config = load_config(path)
+    held = ProbeRecord("9.1.0+driver", "x86_64", "debian", "6.12.48-1-amd64", "1", "b" * 64, 1,
+                       "https://e.org/x.ko", driver_type="kmod", uname_r="6.12.48+deb12-amd64")
+    catalog = Catalog(tmp_path, {("9.1.0+driver", "x86_64", "debian"): CatalogFile(
+        "9.1.0+driver", "x86_64", "debian", (held,), ())})
+    plan_ = make_plan(config, [BACKPORT, NATIVE], catalog, NOW)
+    file = "falco_debian_6.12.48-1-amd64_1"
+    paths = planned_paths(plan_)
+    assert ("6.12.48+deb13-amd64", f"twins/debian-13/9.1.0+driver/x86_64/{file}.ko") in paths
+    assert ("6.12.48+deb13-amd64", f"9.1.0+driver/x86_64/{file}.o") in paths
+    assert not any(p.endswith(f"9.1.0+driver/x86_64/{file}.ko") and u == "6.12.48+deb12-amd64"
+                   for u, p in paths)          # built already: not planned again

@@ -436,3 +436,57 @@ def test_a_rerun_adds_the_attestation_an_earlier_publish_lacked(fake: FakeGitHub
     for probe in load_catalog(tmp_path / "catalog").probes():
         assert probe.attestation.endswith(".sigstore.json")
         assert replace(probe, attestation="") == before[probe.file]
+
+
+# --- the kernel module ---------------------------------------------------------------------
+
+def test_a_module_is_published_beside_its_probe_and_a_refused_one_is_not(
+        tmp_path: Path) -> None:
+    """The .ko lands next to the .o (the loaders' own paths), its record says kmod; one
+    its kernel refused is a failure (category refused, the kernel's words, the gcc that
+    built it), unless --allow-unverified."""
+    out = tmp_path / "build"
+    specs_ = [Spec("6.1.0-57-amd64", driver_version="9.1.0+driver", target="debian"),
+              Spec("6.1.0-57-amd64", driver_version="9.1.0+driver", target="debian",
+                   driver_type="kmod"),
+              Spec("6.1.0-56-amd64", driver_version="9.1.0+driver", target="debian",
+                   driver_type="kmod")]
+    results = write_report(out, specs_)
+    refused = {"status": "rejected", "kernel": "6.1.0-56-amd64",
+               "date": "2026-12-08T00:00:00Z",
+               "reason": "insmod refused: Invalid argument (falco: disagrees about version of "
+                         "symbol _printk)"}
+    gcc = "gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0"
+    rewrite_report(out, [*results[:2], replace(results[2], compiler={"gcc": gcc},
+                                               loadtest=refused)])  # type: ignore[arg-type]
+    fragment = tmp_path / "fragment.jsonl"
+    store = tmp_path / "store"
+    assert main(["publish", str(out), "--store", "directory", "--path", str(store),
+                 "--fragment", str(fragment)]) == 0
+    assert sorted(p.name for p in (store / "9.1.0+driver" / "x86_64").iterdir()) == [
+        "falco_debian_6.1.0-57-amd64_1.ko", "falco_debian_6.1.0-57-amd64_1.o"]
+    probes, failures = fragment_records(fragment)
+    assert sorted(p.driver_type for p in probes) == ["ebpf", "kmod"]
+    (failure,) = failures
+    assert (failure.step, failure.category, failure.driver_type, failure.file) == (
+        "loadtest", "refused", "kmod", "falco_debian_6.1.0-56-amd64_1.ko")
+    assert failure.reason == (
+        f"the 6.1.0-56-amd64 kernel refused the module (built by {gcc}): insmod refused: "
+        "Invalid argument (falco: disagrees about version of symbol _printk)")
+    again = tmp_path / "again.jsonl"
+    assert main(["publish", str(out), "--store", "directory", "--path", str(tmp_path / "s2"),
+                 "--fragment", str(again), "--allow-unverified"]) == 0
+    probes, failures = fragment_records(again)
+    assert (len(probes), failures) == (3, [])
+
+
+def test_a_module_that_is_not_one_is_refused_before_anything_is_published(
+        tmp_path: Path) -> None:
+    out = tmp_path / "build"
+    (result,) = write_report(out, [Spec("6.1.0-57-amd64", driver_version="8.0.0+driver",
+                                        target="debian", driver_type="kmod")])
+    with pytest.raises(ProblemsError) as info:   # the fake module says API 8.0.4: 9.x's
+        load_reports([out], Provenance())
+    assert f"{result.path} is not a valid kernel module: .modinfo api_version 8.0.4 and " \
+           "schema_version 4.1.0 are not driver 8.0.0+driver's (8.0.3 and 3.5.0)" in \
+           str(info.value.problems[0])

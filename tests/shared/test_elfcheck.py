@@ -1,4 +1,5 @@
-"""shared/elfcheck.py: real objects from clang, fake probes, broken files, exact reasons."""
+"""shared/elfcheck.py: real objects from clang, fake probes and modules, broken files, exact
+reasons (the real module's check runs on a real falco.ko in tests/compile/test_kmod.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from fakeprobe import EM_X86_64, fake_probe_bytes, make_fake_probe
+from fakeprobe import (
+    EM_AARCH64,
+    EM_X86_64,
+    fake_module_bytes,
+    fake_probe_bytes,
+    make_fake_module,
+    make_fake_probe,
+)
 
-from builder.shared.elfcheck import check_probe
+from builder.shared.elfcheck import check_artifact, check_module, check_probe
 
 TINY_BPF = r"""
 #define SEC(name) __attribute__((section(name), used))
@@ -172,3 +180,77 @@ def test_truncated_real_object(objects: dict[str, Path], tmp_path: Path) -> None
     cut.write_bytes(data[: len(data) // 2])
     reason = check_probe(cut).reason
     assert reason.startswith("truncated: section headers end at byte "), reason
+
+
+# --- the kernel module -------------------------------------------------------------------
+
+MODULE = fake_module_bytes(kernel_release="6.1.0-57-amd64")
+# (case, bytes, what the check is told: kernel release, arch, driver version; reason)
+MODULE_CASES: list[tuple[str, bytes, tuple[str | None, str | None, str | None], str]] = [
+    ("good", MODULE, ("6.1.0-57-amd64", "x86_64", "9.1.0+driver"), ""),
+    ("good, nothing known", MODULE, (None, None, None), ""),
+    ("arm64", fake_module_bytes(kernel_release="6.1.0-57-arm64", machine=EM_AARCH64),
+     ("6.1.0-57-arm64", "aarch64", "9.1.0+driver"), ""),
+    ("a driver without API versions (Falco 0.26)",
+     fake_module_bytes(omit=("modinfo:api_version", "modinfo:schema_version")),
+     (None, None, "2aa88dcf6243982697811df4c1b484bcbe9488a2"), ""),
+    ("another kernel", MODULE, ("6.1.0-56-amd64", "x86_64", None),
+     "vermagic is for '6.1.0-57-amd64', expected '6.1.0-56-amd64'"),
+    ("another arch", MODULE, (None, "aarch64", None),
+     "wrong machine EM_X86_64, expected EM_AARCH64 for aarch64"),
+    ("Debian's name", fake_module_bytes(name="scap"), (None, None, None),
+     ".modinfo name is 'scap', not 'falco': Falco opens /dev/falco* and /sys/module/falco"),
+    ("another driver version's API", MODULE, (None, None, "8.0.0+driver"),
+     ".modinfo api_version 8.0.4 and schema_version 4.1.0 are not driver 8.0.0+driver's "
+     "(8.0.3 and 3.5.0)"),
+    ("no API where one is due", fake_module_bytes(omit=("modinfo:api_version",)),
+     (None, None, "9.1.0+driver"),
+     ".modinfo api_version none and schema_version 4.1.0 are not driver 9.1.0+driver's "
+     "(8.0.4 and 4.1.0)"),
+    ("no vermagic", fake_module_bytes(omit=("modinfo:vermagic",)), (None, None, None),
+     ".modinfo has no vermagic: no kernel would load it"),
+    ("no struct module", fake_module_bytes(omit=(".gnu.linkonce.this_module",)),
+     (None, None, None), "no .gnu.linkonce.this_module section: not a loadable kernel module"),
+    ("no modinfo", fake_module_bytes(omit=(".modinfo",)), (None, None, None),
+     "no .modinfo section: not a kernel module"),
+    ("an eBPF probe", FAKE, (None, None, None),
+     "wrong machine EM_BPF, expected EM_AARCH64 or EM_X86_64"),
+    ("shared object", _patched(0x10, "<H", 3)(MODULE), (None, None, None),
+     "not a relocatable object (e_type ET_DYN)"),
+    ("cut", MODULE[:-10], (None, None, None),
+     f"truncated: section headers end at byte {len(MODULE)}, the file has "
+     f"{len(MODULE) - 10} bytes"),
+]
+
+
+@pytest.mark.parametrize(("case", "data", "told", "reason"), MODULE_CASES,
+                         ids=[c[0] for c in MODULE_CASES])
+def test_check_module(tmp_path: Path, case: str, data: bytes,
+                      told: tuple[str | None, str | None, str | None], reason: str) -> None:
+    path = tmp_path / "falco.ko"
+    path.write_bytes(data)
+    release, arch, driver = told
+    checked = check_artifact(path, "kmod", kernel_release=release, arch=arch,
+                             driver_version=driver)
+    assert (checked.ok, checked.reason) == (reason == "", reason)
+
+
+def test_a_module_says_what_it_is(tmp_path: Path) -> None:
+    path = make_fake_module(tmp_path / "falco.ko", kernel_release="6.12.118+deb12-amd64",
+                            api="10.1.0", schema="4.5.1")
+    checked = check_module(path)
+    assert (checked.kernel_release, checked.api, checked.schema, checked.module_name,
+            checked.machine, checked.driver_version, checked.license) == (
+        "6.12.118+deb12-amd64", "10.1.0", "4.5.1", "falco", "EM_X86_64", "9.1.0+driver",
+        "Dual MIT/GPL")
+    assert {".modinfo", ".gnu.linkonce.this_module"} <= set(checked.sections)
+
+
+def test_each_type_has_its_check(tmp_path: Path) -> None:
+    module = make_fake_module(tmp_path / "falco.ko")
+    probe = make_fake_probe(tmp_path / "probe.o")
+    assert check_artifact(module, "kmod").ok and check_artifact(probe, "ebpf").ok
+    assert check_artifact(module, "ebpf").reason == "wrong machine EM_X86_64, expected EM_BPF"
+    assert not check_artifact(probe, "kmod").ok
+    assert check_artifact(probe, "modern_ebpf").reason == \
+        "no check for modern_ebpf files in this version"

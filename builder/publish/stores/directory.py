@@ -43,8 +43,8 @@ from pathlib import Path
 from builder.core.errors import ConflictError, InputError, StoreError
 from builder.core.files import NO_HARD_LINKS, creating, fsync_path, require_inside
 from builder.core.naming import (
-    OVERRIDE_RELEASES,
     falcoctl_request_path,
+    override_releases,
     shell_request_path,
 )
 from builder.core.records import (
@@ -86,7 +86,7 @@ def request_paths(probe: ProbeRecord, falco_versions: Sequence[FalcoVersion]) ->
     """
     name = probe.name  # naming's own fallback: a driver version no release loads by default
     folders: set[tuple[str, bool]] = set()  # (folder, file name sent with %2B)
-    for falco in falco_versions or OVERRIDE_RELEASES:
+    for falco in falco_versions or override_releases(probe.driver_type):
         shell = shell_request_path(probe.driver_version, name, falco)
         folders.add((_folder(shell, name.file.replace("+", "%2B")), True))
         folders.add((_folder(falcoctl_request_path(probe.driver_version, name), name.file), False))
