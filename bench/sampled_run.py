@@ -189,8 +189,9 @@ def run_sample(args: argparse.Namespace) -> dict[str, Any]:
                                           str(out / "plan.json"), "--out", str(build),
                                           "--jobs", str(args.jobs), *cache], allowed=(0, 1)))
     vms = ["--jobs", str(args.vms)] if args.vms > 1 else []
+    only = ["--kernel", args.loadtest_kernels] if args.loadtest_kernels else []
     stages.append(run_stage("loadtest", ["loadtest", "--config", str(sampled), str(build),
-                                         *vms, *cache], allowed=(0, 1)))
+                                         *vms, *only, *cache], allowed=(0, 1)))
     fragment = out / "fragment.jsonl"
     stages.append(run_stage("publish", ["publish", "--config", str(sampled), "--store",
                                         "directory", "--path", str(store), "--base-url",
@@ -226,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="compiles at once")
     parser.add_argument("--vms", type=int, default=1, help="load-test VMs at once")
     parser.add_argument("--plan-only", action="store_true")
+    parser.add_argument("--loadtest-kernels", default="", metavar="REGEX",
+                        help="load-test only the kernels whose uname -r matches (a TCG boot "
+                             "and its probes take minutes each; the rest stay not_tested)")
     parser.add_argument("--reuse-build", action="store_true",
                         help="load-test, publish and merge the build already in --out "
                              "(its figures were taken when it ran)"),
