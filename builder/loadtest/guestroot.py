@@ -29,9 +29,15 @@ The root is built in a staging folder and moved into place with one rename, as
 (name, version, architecture) and sha256: new packages, a new root; the same packages,
 the same root on any machine. Its `PACKAGES` file lists them.
 
-Python 3.N is the archive's of this machine's minor version when it has one (the guest
-then runs the interpreter version tested here, and this machine's .pyc files of this
-package fit), else the newest it has; the loader needs 3.11 or newer.
+Every package comes from one Debian release, this machine's own (`guest_suites`: its
+codename with `-updates` and `-security`), whatever suites the targets read: the newest of
+each package across bullseye, bookworm and trixie put bookworm's Python on trixie's libc6
+and busybox-static, a root that cannot start (measured with the repository's probes.yaml:
+no /lib/ld-linux-aarch64.so.1, no static busybox at /bin: trixie ships them under /usr
+and leaves the /lib and /bin links to other packages). Python 3.N is the archive's of this
+machine's minor version when it has one (the guest then runs the interpreter version
+tested here, and this machine's .pyc files of this package fit), else the newest it has;
+the loader needs 3.11 or newer.
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ from elftools.elf.segments import InterpSegment
 from builder.core import limits
 from builder.core.errors import ProbesError
 from builder.core.files import remove_tree, swap_tree
+from builder.core.naming import parse_os_release
 from builder.core.records import HeaderPackage
 from builder.loadtest.initramfs import is_static_for
 from builder.shared.apt import AptArchive
@@ -74,6 +81,7 @@ PYTHON_PACKAGES = ("python3.{minor}-minimal", "libpython3.{minor}-minimal",
                    "libpython3.{minor}-stdlib")
 LIBRARIES = ("libc6", "zlib1g", "libexpat1", "libffi8", "busybox-static")
 OLDEST_MINOR = 11           # the loader's floor, as this package's
+SUITE_NAME = re.compile(r"[a-z]{2,20}")  # a Debian codename: bookworm, trixie
 # The extension modules the guest imports (guest.py, loader, bpf, events and pyelftools,
 # listed with `python -X importtime -m builder.loadtest.guest`); built-in ones have no file.
 EXTENSIONS = ("_ctypes", "_json", "_typing", "mmap", "resource")
@@ -130,6 +138,22 @@ def root_packages(found: dict[str, HeaderPackage], arch: str,
                                    "(the guest's user space needs it)",
                                    hint="check the suites the load test reads (--suite)")
     return minor, [found[name] for name in names]
+
+
+def guest_suites(os_release: Path = Path("/etc/os-release")) -> tuple[str, ...]:
+    """The suites of this machine's own Debian release (`bookworm`, its `-updates` and
+    `-security`): a root whose packages all come from one release fits together, and
+    its Python is this machine's minor version. () when this is not a Debian release
+    (sid, another distribution): then the load test's own suites are read."""
+    try:
+        fields = parse_os_release(os_release.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return ()
+    codename = fields.get("VERSION_CODENAME", "")
+    if fields.get("ID") != "debian" or not SUITE_NAME.fullmatch(codename) or \
+            not fields.get("VERSION_ID"):
+        return ()
+    return (codename, f"{codename}-updates", f"{codename}-security")
 
 
 def root_key(packages: Sequence[HeaderPackage]) -> tuple[str, tuple[str, ...]]:

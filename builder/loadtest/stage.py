@@ -48,7 +48,7 @@ from builder.core.errors import ProbesError
 from builder.core.records import LoadTest, check_kernel_release
 from builder.core.report import REPORT_NAME, BuildResult, iter_reports, read_report, replace_report
 from builder.loadtest.events import capture_recipe
-from builder.loadtest.guestroot import HOST_AT, guest_root
+from builder.loadtest.guestroot import HOST_AT, guest_root, guest_suites
 from builder.loadtest.initramfs import build_initramfs, static_busybox
 from builder.loadtest.kernelimage import KernelImage, fetch_image, headers_version
 from builder.loadtest.kmodtest import job_entry, module_loadtest, module_log
@@ -271,6 +271,26 @@ class LoadTester:
 
         return self._once(f"apt {arch}", make)
 
+    def root_archive(self, arch: str) -> AptArchive:
+        """Where the guest root's packages come from: one Debian release, this machine's
+        own (guest_suites), never the newest of each package across the targets' suites:
+        a bookworm Python on trixie's libc, which keeps its loader in /usr/lib only,
+        cannot start. Without a Debian release here (or with --sources): the archive the
+        images come from."""
+        suites = guest_suites()
+        if not suites or self.options.sources is not None:
+            return self.apt(arch)
+
+        def make() -> AptArchive:
+            options = self.options
+            apt = AptArchive(options.cache / "apt", None, options.keyring, arch, suites,
+                             options.mirror)
+            if not apt.index_files():
+                apt.update()
+            return apt
+
+        return self._once(f"root apt {arch}", make)
+
     def space(self, arch: str) -> GuestSpace:
         """Where the guest runs: this machine's root for its own architecture, else a root of
         Debian's packages of `arch` (built once, cached)."""
@@ -278,7 +298,7 @@ class LoadTester:
             if arch == host_arch():
                 return GuestSpace(static_busybox(arch=arch), sys.executable)
             self.say(f"preparing the {arch} guest's user space (Debian's Python for {arch})")
-            root = guest_root(arch, self.apt(arch), self.downloads,
+            root = guest_root(arch, self.root_archive(arch), self.downloads,
                               self.options.cache / "guestroot")
             return GuestSpace(root.busybox, root.python, HOST_AT, root.path)
 

@@ -22,6 +22,7 @@ from builder.loadtest.guestroot import (
     PACKAGES_FILE,
     GuestRootUnavailable,
     guest_root,
+    guest_suites,
     python_minor,
     root_key,
     root_packages,
@@ -173,3 +174,28 @@ def test_the_key_changes_with_any_package_and_only_then() -> None:
     rebuilt = [packages[0], HeaderPackage("zlib1g_1_arm64.deb", "file:///z", "1" * 64)]
     assert len({key, root_key(newer)[0], root_key(rebuilt)[0]}) == 3
     assert key == hashlib.sha256("\n".join((FORMAT, *lines)).encode()).hexdigest()[:20]
+
+
+# --- one release: the guest's packages fit together ----------------------------------------
+
+@pytest.mark.parametrize(("os_release", "suites"), [
+    ('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\n'
+     'VERSION_ID="12"\nVERSION_CODENAME=bookworm\nID=debian\n',
+     ("bookworm", "bookworm-updates", "bookworm-security")),
+    ('ID=debian\nVERSION_ID="13"\nVERSION_CODENAME=trixie\n',
+     ("trixie", "trixie-updates", "trixie-security")),
+    # sid names no VERSION_ID (its codename is the next release's): the load test's suites
+    ('ID=debian\nVERSION_CODENAME=forky\n', ()),
+    ('ID=ubuntu\nVERSION_ID="24.04"\nVERSION_CODENAME=noble\n', ()),
+    ('ID=debian\nVERSION_ID="12"\nVERSION_CODENAME="../../etc"\n', ()),
+    ('', ()),
+])
+def test_the_guest_root_reads_this_machines_own_release(
+        os_release: str, suites: tuple[str, ...], tmp_path: Path) -> None:
+    path = tmp_path / "os-release"
+    path.write_text(os_release)
+    assert guest_suites(path) == suites
+
+
+def test_no_os_release_means_the_load_tests_own_suites(tmp_path: Path) -> None:
+    assert guest_suites(tmp_path / "absent") == ()
