@@ -51,8 +51,16 @@ def matches(pattern: list[str], argv: list[str]) -> bool:
         return not argv
     if pattern[0] == ANY:
         return any(matches(pattern[1:], argv[i:]) for i in range(len(argv) + 1))
-    return bool(argv) and ANY not in argv[0] and pattern[0] == argv[0] and \
+    return bool(argv) and ANY not in argv[0] and word_matches(pattern[0], argv[0]) and \
         matches(pattern[1:], argv[1:])
+
+
+def word_matches(pattern: str, word: str) -> bool:
+    """A literal word, or one with a variable inside (`"$PWD/site"`: any text there)."""
+    if ANY not in pattern:
+        return pattern == word
+    parts = (re.escape(part) for part in pattern.split(ANY))
+    return re.fullmatch(".*".join(parts), word, re.S) is not None
 
 
 # --- without a rehearsal ---------------------------------------------------------------------
@@ -101,6 +109,13 @@ def test_a_variable_matches_any_number_of_words() -> None:
     assert matches(pattern, ["publish", "--fragment", "f.jsonl", "--attestations", "x", "r"])
     assert not matches(pattern, ["publish", "--fragment", "other.jsonl", "r"])
     assert not matches(pattern, ["publish", "--max-uploads", "9", "--fragment", "f.jsonl"])
+
+
+def test_a_variable_inside_a_word_matches_any_text_there() -> None:
+    pattern = ["build", "--site-dir", f"{ANY}/site"]     # --site-dir "$PWD/site"
+    assert matches(pattern, ["build", "--site-dir", "/work/checkout/site"])
+    assert not matches(pattern, ["build", "--site-dir", "/work/checkout/other"])
+    assert not matches(pattern, ["build", "--site-dir", "/a/site", "extra"])
 
 
 # --- one rehearsal ---------------------------------------------------------------------------

@@ -236,6 +236,12 @@ def test_every_control_shows_its_focus(open_page: Any) -> None:
 def test_on_a_phone_nothing_off_screen_comes_before_the_find_box(open_page: Any) -> None:
     page = open_page(width=PHONE)
     page.wait_for_selector("#fp-find[data-fp-ready]")
+    # The theme's script loads on the first key press (tables.js, themeOnDemand); until it
+    # has run, its palette switch is a focusable input with nothing to show. Wake it and
+    # wait, so that the Tab order measured is the page's, not a race with that load.
+    page.keyboard.press("Shift")
+    page.wait_for_function("""() => Array.from(document.querySelectorAll(
+        '[data-md-component=palette] label')).some(l => l.getBoundingClientRect().width > 0)""")
     for stop in range(1, 40):
         page.keyboard.press("Tab")
         # a visually hidden toggle (the theme's palette switch) is seen through what holds it
