@@ -207,7 +207,8 @@ def run_sample(args: argparse.Namespace) -> dict[str, Any]:
     report = jsonl(build / "report.jsonl")
     summary.update(build=build_outcomes(report), loadtest=loadtest_outcomes(report),
                    published=len(jsonl(fragment)),
-                   find={r["id"]: {k: r.get(k) for k in ("status", "path", "set", "root")}
+                   find={r["id"]: {k: r.get(k) for k in ("status", "built_for", "root",
+                                                         "settings", "sha256")}
                          for r in jsonl(out / "find.jsonl")})
     return summary
 
