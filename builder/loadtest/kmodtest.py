@@ -15,7 +15,7 @@ from typing import Any
 
 from builder.core.drivertypes import KMOD
 from builder.core.records import LoadTest
-from builder.loadtest.vm import Boot
+from builder.loadtest.vm import Boot, log_head
 
 MAX_REASON = 2000
 # What the guest may be sent: names are C identifiers, numbers fit an ioctl request.
@@ -68,11 +68,7 @@ def module_loadtest(raw: dict[str, Any] | None, release: str, boot: Boot | None,
 
 def module_log(raw: dict[str, Any] | None, test: LoadTest, boot: Boot | None) -> str:
     """The human-readable story of one module's load test."""
-    lines = [f"load test: {test.status}", f"kernel: {test.kernel}", f"date: {test.date}"]
-    if boot is not None:
-        lines.append(f"boot: {boot.accel}, {boot.share}, {boot.seconds:.1f} s")
-    if test.reason:
-        lines.append(f"reason: {test.reason}")
+    lines = log_head(test, boot)
     if raw is not None:
         lines += [f"insmod: {raw.get('insmod_seconds', '?')} s, devices: "
                   f"{', '.join(raw.get('devices', [])) or 'none'}",

@@ -60,6 +60,7 @@ from builder.loadtest.vm import (
     default_jobs,
     find_qemu,
     host_arch,
+    log_head,
     machine_for,
     shares_here,
 )
@@ -435,11 +436,7 @@ def loadtest_of(raw: dict[str, Any] | None, release: str, boot: Boot | None, dat
 
 def probe_log(raw: dict[str, Any] | None, test: LoadTest, boot: Boot | None) -> str:
     """The human-readable story of one probe's load test."""
-    lines = [f"load test: {test.status}", f"kernel: {test.kernel}", f"date: {test.date}"]
-    if boot is not None:
-        lines.append(f"boot: {boot.accel}, {boot.share}, {boot.seconds:.1f} s")
-    if test.reason:
-        lines.append(f"reason: {test.reason}")
+    lines = log_head(test, boot)
     if raw is not None:
         lines.append(f"programs accepted: {raw.get('accepted')}/{raw.get('total')}, "
                      f"attached: {raw.get('attached')}, load time: "

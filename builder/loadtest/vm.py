@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.core.errors import BuildError, InputError
+from builder.core.records import LoadTest
 from builder.loadtest.initramfs import GUEST_TAG, HOST_TAG, MARK, WORK_TAG
 
 ACCELS = ("auto", "kvm", "tcg")
@@ -92,6 +93,16 @@ class Boot:
     finished: bool                  # the guest command ran to its end and the VM powered off
     reason: str = ""                # why not, when not finished
     console: str = ""               # the serial console, as written
+
+
+def log_head(test: LoadTest, boot: Boot | None) -> list[str]:
+    """The lines every load-test log starts with, probe or module: verdict, kernel, boot."""
+    lines = [f"load test: {test.status}", f"kernel: {test.kernel}", f"date: {test.date}"]
+    if boot is not None:
+        lines.append(f"boot: {boot.accel}, {boot.share}, {boot.seconds:.1f} s")
+    if test.reason:
+        lines.append(f"reason: {test.reason}")
+    return lines
 
 
 def check_settings(settings: VmSettings) -> VmSettings:

@@ -101,6 +101,19 @@ def _header_problem(head: bytes, size: int) -> str:
     return ""
 
 
+def _section_names(elf: ELFFile, size: int) -> tuple[tuple[str, ...], str]:
+    """The named sections, or why the file is cut short (a section ending past its end)."""
+    names = []
+    for section in elf.iter_sections():
+        end = section["sh_offset"] + section["sh_size"]
+        if section["sh_type"] != "SHT_NOBITS" and end > size:
+            return (), (f"truncated: section {section.name!r} ends at byte {end}, the file "
+                        f"has {size} bytes")
+        if section.name:
+            names.append(section.name)
+    return tuple(names), ""
+
+
 def _check_elf(elf: ELFFile, name: str, size: int, kernel_release: str | None,
                driver_version: str | None) -> ProbeCheck:
     if elf["e_type"] != "ET_REL":
@@ -108,15 +121,9 @@ def _check_elf(elf: ELFFile, name: str, size: int, kernel_release: str | None,
     if elf["e_machine"] != "EM_BPF":
         return ProbeCheck(name, False,
                           f"wrong machine {elf['e_machine']}, expected EM_BPF", size)
-    sections = []
-    for section in elf.iter_sections():
-        end = section["sh_offset"] + section["sh_size"]
-        if section["sh_type"] != "SHT_NOBITS" and end > size:
-            return ProbeCheck(name, False, f"truncated: section {section.name!r} ends at byte "
-                              f"{end}, the file has {size} bytes", size)
-        if section.name:
-            sections.append(section.name)
-    found = tuple(sections)
+    found, truncated = _section_names(elf, size)
+    if truncated:
+        return ProbeCheck(name, False, truncated, size)
     programs = tuple(s for s in found if s.startswith(PROGRAM_PREFIXES))
     facts = {key: _c_string(elf, key) for key in ("license", "kernel_version", "probe_version")}
     result = ProbeCheck(name, True, "", size, found, programs, facts["license"],
@@ -205,17 +212,12 @@ def _read_module(elf: ELFFile, name: str, size: int) -> ProbeCheck:
     if elf["e_machine"] not in machines:
         return ProbeCheck(name, False, f"wrong machine {elf['e_machine']}, expected "
                           f"{' or '.join(sorted(machines))}", size)
-    sections = []
-    for section in elf.iter_sections():
-        end = section["sh_offset"] + section["sh_size"]
-        if section["sh_type"] != "SHT_NOBITS" and end > size:
-            return ProbeCheck(name, False, f"truncated: section {section.name!r} ends at byte "
-                              f"{end}, the file has {size} bytes", size)
-        if section.name:
-            sections.append(section.name)
+    sections, truncated = _section_names(elf, size)
+    if truncated:
+        return ProbeCheck(name, False, truncated, size)
     info = modinfo(elf)
     release = info.get("vermagic", "").split(" ", 1)[0]
-    return ProbeCheck(name, True, "", size, tuple(sections), (), info.get("license", ""),
+    return ProbeCheck(name, True, "", size, sections, (), info.get("license", ""),
                       release, info.get("version", ""), info.get("api_version", ""),
                       info.get("schema_version", ""), elf["e_machine"], info.get("name", ""))
 
