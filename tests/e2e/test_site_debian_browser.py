@@ -48,10 +48,11 @@ SIX_ONE = "6.1.0-57-amd64"
 
 
 def _probe(release: str, uname_r: str, arch: str = "x86_64", root: str = "",
-           n: int = 1) -> ProbeRecord:
+           n: int = 1, driver_type: str = "ebpf") -> ProbeRecord:
     prefix = f"/store/twins/{root}" if root else "/store"
     record = ProbeRecord(DRIVER, arch, "debian", release, "1", f"{n:02x}" * 32, 3_000_000 + n,
                          "", built="2026-12-01T03:00:00Z", uname_r=uname_r, root=root,
+                         driver_type=driver_type,
                          loadtest=LoadTest("passed", uname_r, 170, 170, 1200,
                                            "2026-12-01T04:00:00Z"))
     # the store's port is known once the server is up: {port} is filled in then (_at)
@@ -64,6 +65,7 @@ def catalog() -> Fixture:
         _probe("6.1.192-3-amd64", SIX_ONE, n=1),
         _probe("6.1.192-3-cloud-amd64", "6.1.0-57-cloud-amd64", n=2),
         _probe("6.1.192-3-arm64", "6.1.0-57-arm64", arch="aarch64", n=3),
+        _probe("6.1.192-3-arm64", "6.1.0-57-arm64", arch="aarch64", n=6, driver_type="kmod"),
         # twins: one name, two kernels, each its own file (docs/twins.md)
         _probe("6.12.118-1-amd64", "6.12.118+deb13-amd64", n=4),
         _probe("6.12.118-1-amd64", "6.12.118+deb12-amd64", root="debian-12", n=5),
@@ -167,6 +169,15 @@ def test_bare_uname_r_lists_what_was_built_for_that_kernel(open_page: Any, width
     assert "cloud-amd64" not in got["text"] and "arm64" not in got["text"]
     arm = type_release(open_page(width=width), "6.1.0-57-arm64")
     assert "falco_debian_6.1.192-3-arm64_1.o" in arm["text"]
+
+
+def test_a_kernel_module_is_listed_and_fetched_under_its_own_name(open_page: Any) -> None:
+    page = open_page()
+    got = type_release(page, "6.1.0-57-arm64")
+    assert "falco_debian_6.1.192-3-arm64_1.o" in got["text"]
+    assert "falco_debian_6.1.192-3-arm64_1.ko" in got["text"], got["text"]
+    module = page.locator(".fp-probe", has_text="_1.ko")
+    assert module.locator("a").get_attribute("href", timeout=5000).endswith("_1.ko")
 
 
 def test_twins_are_each_answered_with_their_own_file(open_page: Any) -> None:

@@ -453,7 +453,7 @@
         var log = httpUrl(failure.log);
         list.appendChild(el("li", { "class": "fp-failed-item" }, [
           el("span", { "class": "fp-file", text: N.probeFileName(failure.target, failure.kernel_release,
-            failure.kernel_version) }),
+            failure.kernel_version, failure.driver_type) }),
           el("span", { "class": "fp-meta", text: "build failed at " + failure.step +
             (failure.category ? " (" + failure.category + ")" : "") + ", " + failure.arch + " " }),
           log ? el("a", { href: log, text: "log" }) : null]));
@@ -469,7 +469,9 @@
   };
 
   Finder.prototype.probeItem = function (probe) {
-    var file = N.probeFileName(probe.target, probe.kernel_release, probe.kernel_version);
+    // A kernel module is a .ko of the same name: the name shown and saved says which.
+    var file = N.probeFileName(probe.target, probe.kernel_release, probe.kernel_version,
+      probe.driver_type);
     var curl = "curl -fLo " + shellQuote(file) + " " + shellQuote(probe.url) + " && echo \"" +
       probe.sha256 + "  " + file + "\" | sha256sum -c";
     return el("li", { "class": "fp-probe" }, [
